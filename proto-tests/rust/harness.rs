@@ -1,0 +1,413 @@
+//! Shared helpers: cluster addresses from the environment, connection options, and
+//! `TestRouter`, a dbrouter process of the test's own with a tailored config.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+/// Password of the `app` account in every router config used here.
+pub const APP_PASSWORD: &str = "app-secret";
+
+/// Reads a variable exported by `scripts/dev-cluster env`.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the proto tests through ./scripts/test (or eval \"$(scripts/dev-cluster env)\" with a cluster up)")
+    })
+}
+
+/// `host:port` of shard 1's master.
+pub fn master_addr() -> String {
+    env("DBR_S1_MASTER")
+}
+
+/// `host:port` of the router started by the cluster scripts.
+pub fn cluster_router_addr() -> String {
+    env("DBR_ROUTER")
+}
+
+fn split(addr: &str) -> (String, u16) {
+    let (h, p) = addr.rsplit_once(':').expect("host:port");
+    (h.to_string(), p.parse().expect("port"))
+}
+
+/// Options for the `app` account through a router at `addr`.
+pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
+    let (host, port) = split(addr);
+    OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .user(Some("app"))
+        .pass(Some(APP_PASSWORD))
+        .db_name(db)
+        .prefer_socket(false)
+}
+
+/// Options for the service account directly on shard 1's master.
+pub fn direct_opts(db: Option<&str>) -> OptsBuilder {
+    let (host, port) = split(&master_addr());
+    OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .user(Some("dbrouter"))
+        .pass(Some("dbrouter-secret"))
+        .db_name(db)
+        .prefer_socket(false)
+}
+
+/// A direct admin connection to shard 1's master.
+pub async fn direct(db: Option<&str>) -> Conn {
+    Conn::new(Opts::from(direct_opts(db)))
+        .await
+        .expect("direct connection to the master")
+}
+
+/// Creates (or empties) a database for one test, directly on the master.
+pub async fn fresh_database(name: &str) {
+    let mut c = direct(None).await;
+    c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+}
+
+/// Creates a backend service account private to one test (so its connections can be
+/// counted in the process list without interference from other tests).
+pub async fn fresh_service_user(name: &str) {
+    let mut c = direct(None).await;
+    c.query_drop(format!("DROP USER IF EXISTS '{name}'@'%'"))
+        .await
+        .unwrap();
+    c.query_drop(format!(
+        "CREATE USER '{name}'@'%' IDENTIFIED BY 'svc-secret'"
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!("GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%'"))
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+}
+
+/// Number of backend connections the master has for `user`.
+pub async fn backend_connections(user: &str) -> i64 {
+    let mut c = direct(None).await;
+    let n: Option<i64> = c
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?",
+            (user,),
+        )
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    n.unwrap_or(0)
+}
+
+/// Waits up to 10 s for the backend connection count of `user` to become `expected`.
+pub async fn wait_backend_connections(user: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = backend_connections(user).await;
+        if n == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} has {n} backend connections, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Settings of a test router; `Default` gives a working single-shard config.
+pub struct RouterSettings {
+    /// Backend service account.
+    pub service_user: String,
+    /// Its password.
+    pub service_password: String,
+    /// Master address (default: shard 1's master).
+    pub master: String,
+    /// Extra lines for the `[server]` table.
+    pub server_extra: String,
+    /// Lines for the `[timeouts]` table.
+    pub timeouts: String,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        Self {
+            service_user: "dbrouter".into(),
+            service_password: "dbrouter-secret".into(),
+            master: master_addr(),
+            server_extra: String::new(),
+            timeouts: String::new(),
+        }
+    }
+}
+
+/// A dbrouter process owned by one test; killed when dropped.
+pub struct TestRouter {
+    child: Child,
+    /// `127.0.0.1:port` it listens on.
+    pub addr: String,
+    /// Its log file.
+    pub log: PathBuf,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "dbrouter-test-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ rand_u64()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestRouter {
+    /// Writes a config and starts `dbrouter serve`; waits until it accepts connections.
+    pub fn start(settings: RouterSettings) -> Self {
+        let router = Self::spawn(settings);
+        router.wait_listening(Duration::from_secs(30));
+        router
+    }
+
+    /// Starts the process without waiting for it to listen.
+    pub fn spawn(settings: RouterSettings) -> Self {
+        let dir = TempDir::new("router");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = format!(
+            r#"
+[server]
+listen = "{addr}"
+{server_extra}
+
+[timeouts]
+{timeouts}
+
+[backend]
+user = "{user}"
+password = "{password}"
+
+[[shards]]
+name = "shard1"
+master = "{master}"
+
+[[users]]
+name = "app"
+mysql_native_password = "{app_native}"
+caching_sha2_password = "{app_sha2}"
+
+[[users]]
+name = "native_only"
+mysql_native_password = "{native_only}"
+
+[[users]]
+name = "sha2_only"
+caching_sha2_password = "{sha2_only}"
+
+[[users]]
+name = "nopass"
+password = ""
+"#,
+            server_extra = settings.server_extra,
+            timeouts = settings.timeouts,
+            user = settings.service_user,
+            password = settings.service_password,
+            master = settings.master,
+            app_native = dbrouter::protocol::auth::native_hash_string(APP_PASSWORD),
+            app_sha2 = dbrouter::protocol::auth::sha2_hash_string(APP_PASSWORD),
+            native_only = dbrouter::protocol::auth::native_hash_string("native-secret"),
+            sha2_only = dbrouter::protocol::auth::sha2_hash_string("sha2-secret"),
+        );
+        let config_path = dir.0.join("dbrouter.toml");
+        std::fs::File::create(&config_path)
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .unwrap();
+        let log = dir.0.join("dbrouter.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("DBROUTER_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn dbrouter");
+        TestRouter {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the port accepts TCP connections; panics with the log otherwise.
+    pub fn wait_listening(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "router did not listen on {} in time; log:\n{}",
+            self.addr,
+            self.log_text()
+        );
+    }
+
+    /// The router's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (graceful drain).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code (None if still running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Asserts the process is still running (it did not crash).
+    pub fn assert_alive(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "router exited; log:\n{}",
+            self.log_text()
+        );
+        assert!(
+            !self.log_text().contains("panicked"),
+            "router panicked; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Options for the `app` account through this router.
+    pub fn app_opts(&self, db: Option<&str>) -> OptsBuilder {
+        app_opts(&self.addr, db)
+    }
+
+    /// A connection as `app` through this router.
+    pub async fn app_conn(&self, db: Option<&str>) -> Conn {
+        Conn::new(Opts::from(self.app_opts(db)))
+            .await
+            .expect("connect through router")
+    }
+}
+
+impl Drop for TestRouter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The (code, SQLSTATE, message) of a server error, or a panic describing what came instead.
+pub fn server_error(err: mysql_async::Error) -> (u16, String, String) {
+    match err {
+        mysql_async::Error::Server(e) => (e.code, e.state, e.message),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+/// A TCP forwarder between the router and a MariaDB server that a test can cut, to
+/// simulate a backend that dies or a network that fails mid-conversation.
+pub struct CutProxy {
+    /// `127.0.0.1:port` to give the router as the master address.
+    pub addr: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl CutProxy {
+    /// Starts forwarding from `127.0.0.1:port` to `target`.
+    pub async fn start_at(port: u16, target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut stop = watch.clone();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { return };
+                        let target = target.clone();
+                        let mut stop = watch.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                _ = stop.wait_for(|c| *c) => {}
+                            }
+                        });
+                    }
+                    _ = stop.wait_for(|c| *c) => return,
+                }
+            }
+        });
+        CutProxy { addr, cut }
+    }
+
+    /// Starts forwarding from a fresh port to `target`.
+    pub async fn start(target: String) -> Self {
+        Self::start_at(0, target).await
+    }
+
+    /// Closes every forwarded connection and stops listening.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}

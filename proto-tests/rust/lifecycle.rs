@@ -1,0 +1,151 @@
+//! The router process: readiness before listening, connection limits, timeouts, and the
+//! graceful drain on SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn does_not_listen_before_the_backend_is_ready() {
+    let backend_port = free_port();
+    let router = TestRouter::spawn(RouterSettings {
+        master: format!("127.0.0.1:{backend_port}"),
+        timeouts: "startup_ms = 20000".into(),
+        ..Default::default()
+    });
+    // Backend absent: the router must not accept clients.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        TcpStream::connect(&router.addr).await.is_err(),
+        "router listens although its backend is unreachable"
+    );
+    // The backend appears: the router becomes ready and serves.
+    let _proxy = CutProxy::start_at(backend_port, master_addr()).await;
+    router.wait_listening(Duration::from_secs(15));
+    let mut c = router.app_conn(None).await;
+    let v: Option<i64> = c.query_first("SELECT 3").await.unwrap();
+    assert_eq!(v, Some(3));
+}
+
+#[tokio::test]
+async fn gives_up_when_the_backend_never_comes() {
+    let mut router = TestRouter::spawn(RouterSettings {
+        master: format!("127.0.0.1:{}", free_port()),
+        timeouts: "startup_ms = 1500".into(),
+        ..Default::default()
+    });
+    let code = router
+        .wait_exit(Duration::from_secs(15))
+        .expect("router must exit");
+    assert_ne!(code, 0);
+    assert!(
+        router.log_text().contains("backend not ready"),
+        "{}",
+        router.log_text()
+    );
+}
+
+#[tokio::test]
+async fn connection_limit_answers_too_many_connections() {
+    let router = TestRouter::start(RouterSettings {
+        server_extra: "max_connections = 2".into(),
+        ..Default::default()
+    });
+    let a = router.app_conn(None).await;
+    let _b = router.app_conn(None).await;
+    let err = Conn::new(Opts::from(router.app_opts(None)))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(server_error(err).0, 1040);
+    // The refusal comes instead of a greeting, with its SQLSTATE (as MySQL sends it).
+    let mut s = TcpStream::connect(&router.addr).await.unwrap();
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).await.unwrap();
+    let err = dbrouter::protocol::packets::parse_err(&bytes[4..]).expect("an ERR packet");
+    assert_eq!((err.code, err.sql_state.as_str()), (1040, "08004"));
+    assert!(err.message.contains("max_connections"), "{}", err.message);
+    a.disconnect().await.unwrap();
+    // The slot is released.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Conn::new(Opts::from(router.app_opts(None))).await {
+            Ok(_) => break,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("slot not released: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_handshake_timeouts_close_connections() {
+    let router = TestRouter::start(RouterSettings {
+        timeouts: "idle_ms = 700\nhandshake_ms = 700".into(),
+        ..Default::default()
+    });
+    let mut c = router.app_conn(None).await;
+    c.query_drop("SELECT 1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        c.query_drop("SELECT 1").await.is_err(),
+        "idle connection was not closed"
+    );
+
+    // A client that never answers the greeting is dropped after handshake_ms.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(&router.addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("handshake timeout must close the socket")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(buf[4], 10, "the greeting came first");
+}
+
+#[tokio::test]
+async fn sigterm_drains_open_transactions_then_exits() {
+    fresh_database("t_drain").await;
+    let mut d = direct(Some("t_drain")).await;
+    d.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let mut router = TestRouter::start(RouterSettings {
+        timeouts: "drain_ms = 20000".into(),
+        ..Default::default()
+    });
+    let mut idle = router.app_conn(Some("t_drain")).await;
+    idle.query_drop("SELECT 1").await.unwrap();
+    let mut busy = router.app_conn(Some("t_drain")).await;
+    busy.query_drop("BEGIN").await.unwrap();
+    busy.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+
+    router.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No new clients while draining.
+    assert!(
+        TcpStream::connect(&router.addr).await.is_err(),
+        "still accepting while draining"
+    );
+    // The idle client was let go.
+    assert!(
+        idle.query_drop("SELECT 1").await.is_err(),
+        "idle connection survived the drain"
+    );
+    // The open transaction may finish.
+    busy.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    busy.query_drop("COMMIT").await.unwrap();
+    let code = router
+        .wait_exit(Duration::from_secs(10))
+        .expect("router exits once drained");
+    assert_eq!(code, 0, "{}", router.log_text());
+    let rows: Vec<i32> = d.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    assert_eq!(rows, vec![1, 2]);
+}

@@ -1,0 +1,15 @@
+//! End-to-end protocol tests: real clients (mysql_async, and a raw packet client for the
+//! commands drivers rarely send) through a real dbrouter against the real MariaDB cluster
+//! started by `scripts/test` (`scripts/dev-cluster`), compared with the same statements
+//! sent directly to MariaDB where that makes the test stronger.
+//!
+//! They need the cluster's environment (`eval "$(scripts/dev-cluster env)"`); without it
+//! they fail with a message saying so.
+
+mod auth;
+mod bad_input;
+mod harness;
+mod lifecycle;
+mod prepared;
+mod queries;
+mod raw;

@@ -1,0 +1,374 @@
+//! COM_QUERY and the other non-prepared commands, through the router and directly.
+
+use futures_util::StreamExt;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, Row, Value};
+
+use crate::harness::*;
+use crate::raw::*;
+use dbrouter::protocol::response::ResponseKind;
+
+/// Rows as plain values plus column names and types, for comparison.
+type Table = (Vec<(String, u8)>, Vec<Vec<Value>>);
+
+async fn run_all(conn: &mut Conn, sql: &str) -> Vec<Table> {
+    let mut result = conn
+        .query_iter(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut tables = Vec::new();
+    while !result.is_empty() {
+        let columns = result
+            .columns()
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| (c.name_str().into_owned(), c.column_type() as u8))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows: Vec<Row> = result.collect().await.unwrap();
+        tables.push((columns, rows.into_iter().map(|r| r.unwrap()).collect()));
+    }
+    tables
+}
+
+async fn both(db: &str) -> (Conn, Conn) {
+    let router = Conn::new(Opts::from(app_opts(&cluster_router_addr(), Some(db))))
+        .await
+        .unwrap();
+    let direct = direct(Some(db)).await;
+    (router, direct)
+}
+
+#[tokio::test]
+async fn text_results_match_direct() {
+    fresh_database("t_text").await;
+    let (mut r, mut d) = both("t_text").await;
+    d.query_drop(
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2), born DATE, \
+         data BLOB, note TEXT, f DOUBLE, u BIGINT UNSIGNED)",
+    )
+    .await
+    .unwrap();
+    d.query_drop(
+        "INSERT INTO t VALUES (1,'alice',9.99,'2001-02-03',x'00ff10',NULL,1.5,18446744073709551615), \
+         (2,'bøb ☃',NULL,NULL,'',repeat('x',1000),-0.25,0), (3,NULL,0,'1999-12-31',NULL,'',NULL,NULL)",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "SELECT * FROM t ORDER BY id",
+        "SELECT 1, 'a', NULL, 2.5, x'41', NOW() IS NOT NULL",
+        "SELECT id, HEX(data), LENGTH(note) FROM t WHERE id > 1 ORDER BY id DESC",
+        "SELECT seq, seq * 2 FROM seq_1_to_2000",
+        "SELECT * FROM t WHERE 1 = 0",
+        "SHOW COLUMNS FROM t",
+        "SELECT @@sql_mode, @@autocommit, DATABASE()",
+    ] {
+        assert_eq!(
+            run_all(&mut r, sql).await,
+            run_all(&mut d, sql).await,
+            "{sql}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn multi_statements_and_procedures_return_every_result() {
+    fresh_database("t_multi").await;
+    let (mut r, mut d) = both("t_multi").await;
+    d.query_drop(
+        "CREATE PROCEDURE two_results() BEGIN SELECT 1 AS a; SELECT 'x' AS b, 2 AS c; END",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "SELECT 1; SELECT 2, 3; DO 1; SELECT 'last'",
+        "CALL two_results()",
+        "CREATE TEMPORARY TABLE tmp (a INT); INSERT INTO tmp VALUES (1),(2); SELECT SUM(a) FROM tmp",
+    ] {
+        let got = run_all(&mut r, sql).await;
+        assert!(got.len() >= 2, "{sql}: expected several results, got {got:?}");
+        assert_eq!(got, run_all(&mut d, sql).await, "{sql}");
+    }
+    // The connection is still in step after multi-results.
+    let one: Option<i64> = r.query_first("SELECT 42").await.unwrap();
+    assert_eq!(one, Some(42));
+}
+
+#[tokio::test]
+async fn errors_pass_through_unchanged() {
+    fresh_database("t_errors").await;
+    let (mut r, mut d) = both("t_errors").await;
+    for sql in [
+        "SELECT * FROM no_such_table",
+        "SELEKT 1",
+        "SELECT 1; SELECT * FROM nope",
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'custom failure', MYSQL_ERRNO = 1644",
+    ] {
+        let via_router = server_error(r.query_drop(sql).await.unwrap_err());
+        let direct = server_error(d.query_drop(sql).await.unwrap_err());
+        assert_eq!(via_router, direct, "{sql}");
+        // The session continues after an error.
+        let v: Option<i64> = r.query_first("SELECT 7").await.unwrap();
+        assert_eq!(v, Some(7));
+    }
+}
+
+#[tokio::test]
+async fn warnings_are_reported() {
+    let (mut r, mut d) = both("app").await;
+    r.query_drop("SELECT CAST('abc' AS SIGNED)").await.unwrap();
+    d.query_drop("SELECT CAST('abc' AS SIGNED)").await.unwrap();
+    assert_eq!(r.get_warnings(), 1);
+    assert_eq!(r.get_warnings(), d.get_warnings());
+    let w_r: Vec<(String, u32, String)> = r.query("SHOW WARNINGS").await.unwrap();
+    let w_d: Vec<(String, u32, String)> = d.query("SHOW WARNINGS").await.unwrap();
+    assert_eq!(w_r, w_d);
+    assert_eq!(w_r[0].1, 1292);
+}
+
+#[tokio::test]
+async fn transactions_commit_and_roll_back() {
+    fresh_database("t_tx").await;
+    let (mut r, mut d) = both("t_tx").await;
+    d.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    r.query_drop("BEGIN").await.unwrap();
+    r.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+    let seen: Vec<i32> = d.query("SELECT id FROM t").await.unwrap();
+    assert!(seen.is_empty(), "uncommitted row visible");
+    r.query_drop("COMMIT").await.unwrap();
+    r.query_drop("START TRANSACTION; INSERT INTO t VALUES (2); ROLLBACK")
+        .await
+        .unwrap();
+    r.query_drop("SET autocommit = 0").await.unwrap();
+    r.query_drop("INSERT INTO t VALUES (3)").await.unwrap();
+    r.query_drop("ROLLBACK").await.unwrap();
+    let rows: Vec<i32> = d.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    assert_eq!(rows, vec![1]);
+}
+
+#[tokio::test]
+async fn local_infile_uploads_through_the_router() {
+    fresh_database("t_infile").await;
+    let (mut r, mut d) = both("t_infile").await;
+    d.query_drop("CREATE TABLE t (id INT, name VARCHAR(20))")
+        .await
+        .unwrap();
+    let data: String = (0..5000).map(|i| format!("{i}\tname{i}\n")).collect();
+    let expected = data.len();
+    r.set_infile_handler(async move {
+        let chunks: Vec<std::io::Result<bytes::Bytes>> = data
+            .into_bytes()
+            .chunks(7000)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+            .collect();
+        Ok(futures_util::stream::iter(chunks).boxed())
+    });
+    r.query_drop("LOAD DATA LOCAL INFILE 'ignored.tsv' INTO TABLE t")
+        .await
+        .unwrap();
+    assert_eq!(r.affected_rows(), 5000);
+    let (n, sum): (i64, i64) = d
+        .query_first("SELECT COUNT(*), SUM(id) FROM t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((n, sum), (5000, (0..5000).sum::<i64>()));
+    assert!(expected > 50_000);
+    // Still in step.
+    let v: Option<i64> = r.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(v, Some(5000));
+}
+
+#[tokio::test]
+async fn large_packets_cross_the_16mib_boundary_both_ways() {
+    fresh_database("t_large").await;
+    let (mut r, mut d) = both("t_large").await;
+    d.query_drop("CREATE TABLE t (id INT PRIMARY KEY, b LONGBLOB)")
+        .await
+        .unwrap();
+    // A 20 MiB statement: the client splits it into continuation packets.
+    let size = 20 * 1024 * 1024;
+    let hex: String = "ab".repeat(size / 2);
+    r.query_drop(format!("INSERT INTO t VALUES (1, x'{hex}')"))
+        .await
+        .unwrap();
+    let (len, sha): (i64, String) = d
+        .query_first("SELECT LENGTH(b), SHA1(b) FROM t WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(len as usize, size / 2);
+    // A 20 MiB row back through the router (text and binary protocol).
+    let blob: Option<Vec<u8>> = r
+        .query_first("SELECT CONCAT(b, b) FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    let blob = blob.unwrap();
+    assert_eq!(blob.len(), size);
+    assert!(blob.iter().all(|b| *b == 0xab));
+    let via_exec: Option<Vec<u8>> = r
+        .exec_first("SELECT CONCAT(b, b) FROM t WHERE id = ?", (1,))
+        .await
+        .unwrap();
+    assert_eq!(via_exec.unwrap().len(), size);
+    let sha_router: Option<String> = r
+        .query_first("SELECT SHA1(b) FROM t WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(sha_router.unwrap(), sha);
+}
+
+#[tokio::test]
+async fn many_concurrent_clients() {
+    let addr = cluster_router_addr();
+    let mut tasks = Vec::new();
+    for i in 0..16i64 {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::new(Opts::from(app_opts(&addr, Some("app"))))
+                .await
+                .unwrap();
+            for j in 0..100i64 {
+                let v: Option<i64> = c.exec_first("SELECT ? + ?", (i, j)).await.unwrap();
+                assert_eq!(v, Some(i + j));
+                let s: Option<String> = c.query_first(format!("SELECT 'c{i}q{j}'")).await.unwrap();
+                assert_eq!(s.unwrap(), format!("c{i}q{j}"));
+            }
+            c.disconnect().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn raw_commands_match_direct_byte_for_byte() {
+    fresh_database("t_raw").await;
+    let mut d0 = direct(Some("t_raw")).await;
+    d0.query_drop("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10) DEFAULT 'x')")
+        .await
+        .unwrap();
+    d0.query_drop("INSERT INTO t SELECT seq, CONCAT('n', seq) FROM seq_1_to_25")
+        .await
+        .unwrap();
+    let mut r =
+        RawClient::connect(&cluster_router_addr(), "app", APP_PASSWORD, Some("t_raw")).await;
+    let mut d =
+        RawClient::connect(&master_addr(), "dbrouter", "dbrouter-secret", Some("t_raw")).await;
+
+    // COM_FIELD_LIST
+    let cmd = b"\x04t\x00".to_vec();
+    let fl = r.command(&cmd, ResponseKind::FieldList).await;
+    assert_eq!(fl.len(), 3, "two column definitions and an EOF");
+    assert_eq!(fl, d.command(&cmd, ResponseKind::FieldList).await);
+
+    // COM_INIT_DB, good and bad
+    for db in ["t_raw", "no_such_db"] {
+        let mut cmd = vec![0x02];
+        cmd.extend_from_slice(db.as_bytes());
+        assert_eq!(
+            r.command(&cmd, ResponseKind::Single).await,
+            d.command(&cmd, ResponseKind::Single).await
+        );
+    }
+
+    // Cursor: execute with CURSOR_TYPE_READ_ONLY, then fetch in batches, then reset/close.
+    let p = r
+        .command(
+            &prepare("SELECT id, name FROM t ORDER BY id"),
+            ResponseKind::Prepare,
+        )
+        .await;
+    let pd = d
+        .command(
+            &prepare("SELECT id, name FROM t ORDER BY id"),
+            ResponseKind::Prepare,
+        )
+        .await;
+    assert_eq!(p.len(), pd.len());
+    let (rid, did) = (stmt_id(&p[0]), stmt_id(&pd[0]));
+    let meta = r.command(&execute(rid, true), ResponseKind::Execute).await;
+    assert_eq!(
+        meta,
+        d.command(&execute(did, true), ResponseKind::Execute).await
+    );
+    let mut fetched = 0;
+    loop {
+        let rows = r.command(&fetch(rid, 10), ResponseKind::Fetch).await;
+        assert_eq!(rows, d.command(&fetch(did, 10), ResponseKind::Fetch).await);
+        fetched += rows.len() - 1;
+        let status = u16::from_le_bytes([rows.last().unwrap()[3], rows.last().unwrap()[4]]);
+        if status & 0x0080 != 0 {
+            break;
+        }
+        assert!(fetched <= 25);
+    }
+    assert_eq!(fetched, 25);
+    let mut reset = vec![0x1a];
+    reset.extend_from_slice(&rid.to_le_bytes());
+    let rr = r.command(&reset, ResponseKind::Single).await;
+    assert_eq!(rr[0][0], 0x00, "COM_STMT_RESET answers OK");
+    let mut close = vec![0x19];
+    close.extend_from_slice(&rid.to_le_bytes());
+    r.send(&close).await;
+
+    // COM_SET_OPTION: multi-statements off, then a multi-statement fails like directly.
+    let off = vec![0x1b, 1, 0];
+    assert_eq!(
+        r.command(&off, ResponseKind::Single).await,
+        d.command(&off, ResponseKind::Single).await
+    );
+    let q = b"\x03SELECT 1; SELECT 2".to_vec();
+    let rq = r.command(&q, ResponseKind::Query).await;
+    assert_eq!(rq[0][0], 0xff);
+    assert_eq!(rq, d.command(&q, ResponseKind::Query).await);
+
+    // COM_STATISTICS: one string packet.
+    let st = r.command(&[0x09], ResponseKind::Single).await;
+    assert!(
+        String::from_utf8_lossy(&st[0]).starts_with("Uptime:"),
+        "{st:?}"
+    );
+
+    // COM_PING
+    assert_eq!(r.command(&[0x0e], ResponseKind::Single).await[0][0], 0x00);
+
+    // COM_RESET_CONNECTION clears user variables.
+    r.command(b"\x03SET @v = 5", ResponseKind::Query).await;
+    assert_eq!(r.command(&[0x1f], ResponseKind::Single).await[0][0], 0x00);
+    let v = r
+        .command(b"\x03SELECT @v IS NULL", ResponseKind::Query)
+        .await;
+    assert_eq!(
+        v[3], b"\x011",
+        "user variable survived COM_RESET_CONNECTION: {v:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_unsupported_commands_get_errors_and_the_connection_lives_on() {
+    let mut r = RawClient::connect(&cluster_router_addr(), "app", APP_PASSWORD, None).await;
+    for (cmd, needle) in [
+        (vec![0x42], "Unknown command"),
+        (vec![0x08], "COM_SHUTDOWN"),
+        (vec![0x0c, 1, 0, 0, 0], "COM_PROCESS_KILL"),
+        (vec![0x12, 0, 0, 0, 0], "COM_BINLOG_DUMP"),
+        (vec![0x00], "Unknown command"),
+    ] {
+        let resp = r.command(&cmd, ResponseKind::Single).await;
+        let err = dbrouter::protocol::packets::parse_err(&resp[0]).expect("an ERR packet");
+        assert_eq!(
+            (err.code, err.sql_state.as_str()),
+            (1047, "08S01"),
+            "{cmd:?}"
+        );
+        assert!(err.message.contains(needle), "{}", err.message);
+        let pong = r.command(&[0x0e], ResponseKind::Single).await;
+        assert_eq!(pong[0][0], 0x00, "connection unusable after {cmd:?}");
+    }
+}

@@ -1,0 +1,94 @@
+//! A raw protocol client for commands drivers rarely send (COM_FIELD_LIST, cursors and
+//! COM_STMT_FETCH, COM_STMT_RESET, COM_SET_OPTION, COM_STATISTICS, unknown commands):
+//! it logs in with dbrouter's own backend handshake code and returns response packets
+//! as bytes, so router and direct answers can be compared byte for byte.
+
+use dbrouter::backend::{connect, LoginOptions};
+use dbrouter::net::PacketConn;
+use dbrouter::protocol::handshake::offered_capabilities;
+use dbrouter::protocol::response::{ResponseKind, ResponseTracker, Step};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// A logged-in raw connection.
+pub struct RawClient {
+    /// The framed socket.
+    pub io: PacketConn<TcpStream>,
+}
+
+impl RawClient {
+    /// Logs in to `addr`.
+    pub async fn connect(addr: &str, user: &str, password: &str, db: Option<&str>) -> Self {
+        let opts = LoginOptions {
+            user: user.into(),
+            password: password.into(),
+            database: db.map(Into::into),
+            collation: None,
+            capabilities: offered_capabilities(),
+            attributes: None,
+        };
+        let conn = connect(addr, &opts, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("raw login to {addr} failed: {e}"));
+        RawClient { io: conn.io }
+    }
+
+    /// Sends a command and collects its whole response (payloads, in order).
+    pub async fn command(&mut self, payload: &[u8], kind: ResponseKind) -> Vec<Vec<u8>> {
+        self.send(payload).await;
+        self.read_response(kind).await
+    }
+
+    /// Sends a command that has no response.
+    pub async fn send(&mut self, payload: &[u8]) {
+        self.io.queue(0, payload);
+        self.io.flush().await.unwrap();
+    }
+
+    /// Reads one response.
+    pub async fn read_response(&mut self, kind: ResponseKind) -> Vec<Vec<u8>> {
+        let mut tracker = ResponseTracker::new(kind);
+        let mut packets = Vec::new();
+        loop {
+            let (_, p) =
+                tokio::time::timeout(Duration::from_secs(10), self.io.read_logical(1 << 30, None))
+                    .await
+                    .expect("response in time")
+                    .expect("response packet");
+            let step = tracker.feed(&p, p.len()).expect("well-formed response");
+            packets.push(p.to_vec());
+            if let Step::Done { .. } = step {
+                return packets;
+            }
+        }
+    }
+}
+
+/// A COM_STMT_PREPARE payload.
+pub fn prepare(sql: &str) -> Vec<u8> {
+    let mut p = vec![0x16];
+    p.extend_from_slice(sql.as_bytes());
+    p
+}
+
+/// The statement id of a prepare-OK payload.
+pub fn stmt_id(prepare_ok: &[u8]) -> u32 {
+    u32::from_le_bytes(prepare_ok[1..5].try_into().unwrap())
+}
+
+/// A COM_STMT_EXECUTE payload without parameters.
+pub fn execute(id: u32, cursor: bool) -> Vec<u8> {
+    let mut p = vec![0x17];
+    p.extend_from_slice(&id.to_le_bytes());
+    p.push(u8::from(cursor));
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p
+}
+
+/// A COM_STMT_FETCH payload.
+pub fn fetch(id: u32, rows: u32) -> Vec<u8> {
+    let mut p = vec![0x1c];
+    p.extend_from_slice(&id.to_le_bytes());
+    p.extend_from_slice(&rows.to_le_bytes());
+    p
+}

@@ -1,0 +1,297 @@
+//! One backend connection: TCP connect, the handshake as a client (service credentials,
+//! the client's database, collation, capabilities and connection attributes), and
+//! `mysql_native_password` / `caching_sha2_password` (fast path) authentication.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use mysql_common::proto::{MyDeserialize, MySerialize};
+use mysql_common::scramble::{scramble_native, scramble_sha256};
+use tokio::net::TcpStream;
+
+use crate::net::{NetError, PacketConn};
+use crate::protocol::command::COM_QUIT;
+use crate::protocol::handshake::offered_capabilities;
+use crate::protocol::packets::{parse_err, ServerErrorInfo, ERR_HEADER, OK_HEADER};
+
+/// Largest packet accepted during a backend handshake.
+const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
+
+/// The max_packet_size dbrouter announces to backends: the protocol maximum (1 GiB);
+/// client packets are limited by `server.max_packet_size` before they get here.
+const BACKEND_MAX_PACKET: u32 = 1 << 30;
+
+/// Why a backend connection could not be established.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// TCP connect failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Backend address.
+        addr: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// Connect plus handshake took longer than `timeouts.connect_ms`.
+    #[error("connecting to {addr} timed out after {after:?}")]
+    Timeout {
+        /// Backend address.
+        addr: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection broke during the handshake.
+    #[error("handshake with {addr} failed: {source}")]
+    Net {
+        /// Backend address.
+        addr: String,
+        /// The framing error.
+        source: NetError,
+    },
+    /// The server answered with an ERR packet (relayed to the client as is).
+    #[error("{addr} refused the login: ERROR {} ({}): {}", .error.code, .error.sql_state, .error.message)]
+    Server {
+        /// Backend address.
+        addr: String,
+        /// The decoded error.
+        error: ServerErrorInfo,
+        /// The raw ERR payload, to relay unchanged.
+        payload: Vec<u8>,
+    },
+    /// The server spoke something dbrouter does not understand.
+    #[error("protocol error with {addr}: {message}")]
+    Protocol {
+        /// Backend address.
+        addr: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// What to log in with.
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// Service account.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// Initial default database.
+    pub database: Option<String>,
+    /// Collation id; `None` keeps the server's default.
+    pub collation: Option<u16>,
+    /// Capabilities the client negotiated with dbrouter (intersected with the server's).
+    pub capabilities: CapabilityFlags,
+    /// Connection attributes to pass on.
+    pub attributes: Option<HashMap<String, String>>,
+}
+
+/// An authenticated connection to a MariaDB server.
+#[derive(Debug)]
+pub struct BackendConn {
+    /// The framed socket.
+    pub io: PacketConn<TcpStream>,
+    /// `host:port` dialled.
+    pub addr: String,
+    /// The server's thread id for this connection.
+    pub connection_id: u32,
+    /// The server's version string.
+    pub server_version: String,
+    /// The server's default collation id.
+    pub server_collation: u8,
+    /// Capabilities in force on this connection.
+    pub capabilities: CapabilityFlags,
+}
+
+impl BackendConn {
+    /// Says goodbye politely (COM_QUIT) and closes.
+    pub async fn quit(mut self) {
+        self.io.queue(0, &[COM_QUIT]);
+        self.io.shutdown().await;
+    }
+}
+
+/// Capabilities dbrouter always needs on a backend connection.
+fn required_capabilities() -> CapabilityFlags {
+    CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | CapabilityFlags::CLIENT_LONG_PASSWORD
+}
+
+/// Connects and logs in, all within `timeout`.
+pub async fn connect(
+    addr: &str,
+    opts: &LoginOptions,
+    timeout: Duration,
+) -> Result<BackendConn, BackendError> {
+    match tokio::time::timeout(timeout, connect_inner(addr, opts)).await {
+        Ok(result) => result,
+        Err(_) => Err(BackendError::Timeout {
+            addr: addr.to_string(),
+            after: timeout,
+        }),
+    }
+}
+
+async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, BackendError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| BackendError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    // Statements are small and latency-bound: never wait to coalesce.
+    let _ = stream.set_nodelay(true);
+    let mut io = PacketConn::new(stream);
+    let net = |source| BackendError::Net {
+        addr: addr.to_string(),
+        source,
+    };
+    let protocol = |message: String| BackendError::Protocol {
+        addr: addr.to_string(),
+        message,
+    };
+
+    let (seq, greeting) = io
+        .read_logical(HANDSHAKE_PACKET_LIMIT, Some(0))
+        .await
+        .map_err(net)?;
+    if greeting.first() == Some(&ERR_HEADER) {
+        return Err(server_error(addr, &greeting));
+    }
+    let handshake = HandshakePacket::deserialize((), &mut ParseBuf(&greeting))
+        .map_err(|e| protocol(format!("bad greeting: {e}")))?;
+    let server_caps = handshake.capabilities();
+    if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
+        return Err(protocol("server does not speak protocol 4.1".into()));
+    }
+    let nonce = handshake.nonce();
+    let mut caps = (opts.capabilities & offered_capabilities()) | required_capabilities();
+    caps &= server_caps | CapabilityFlags::CLIENT_LONG_PASSWORD;
+    let plugin_name = handshake
+        .auth_plugin_name_ref()
+        .unwrap_or(b"mysql_native_password")
+        .to_vec();
+    let (plugin, token) = auth_token(&plugin_name, &nonce, opts.password.as_bytes())
+        .ok_or_else(|| {
+            protocol(format!(
+                "the service account uses plugin {:?}; dbrouter supports mysql_native_password and caching_sha2_password",
+                String::from_utf8_lossy(&plugin_name)
+            ))
+        })?;
+    let response = HandshakeResponse::new(
+        Some(token),
+        handshake.server_version_parsed().unwrap_or((10, 0, 0)),
+        Some(opts.user.as_bytes()),
+        opts.database.as_deref().map(str::as_bytes),
+        Some(plugin),
+        caps,
+        opts.attributes.clone(),
+        BACKEND_MAX_PACKET,
+    );
+    let mut payload = Vec::with_capacity(128);
+    response.serialize(&mut payload);
+    // The handshake response carries a one-byte collation at offset 8 (after the
+    // capability flags and max packet size); HandshakeResponse has no setter for it.
+    let collation = opts
+        .collation
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(handshake.default_collation());
+    if let Some(slot) = payload.get_mut(8) {
+        *slot = collation;
+    }
+    let mut seq = io.queue(seq.wrapping_add(1), &payload);
+    io.flush().await.map_err(net)?;
+
+    loop {
+        let (got_seq, packet) = io
+            .read_logical(HANDSHAKE_PACKET_LIMIT, Some(seq))
+            .await
+            .map_err(net)?;
+        seq = got_seq.wrapping_add(1);
+        match packet.first() {
+            Some(&OK_HEADER) => break,
+            Some(&ERR_HEADER) => return Err(server_error(addr, &packet)),
+            Some(0xfe) => {
+                let switch = AuthSwitchRequest::deserialize((), &mut ParseBuf(&packet))
+                    .map_err(|e| protocol(format!("bad auth switch request: {e}")))?;
+                let name = switch.auth_plugin().as_bytes().to_vec();
+                let data = switch.plugin_data();
+                // The nonce is sent NUL-terminated.
+                let nonce = data.strip_suffix(&[0]).unwrap_or(data);
+                let (_, token) = auth_token(&name, nonce, opts.password.as_bytes())
+                    .ok_or_else(|| {
+                        protocol(format!(
+                            "server asked to switch to unsupported plugin {:?}",
+                            String::from_utf8_lossy(&name)
+                        ))
+                    })?;
+                seq = io.queue(seq, &token);
+                io.flush().await.map_err(net)?;
+            }
+            Some(0x01) => match packet.get(1) {
+                // caching_sha2_password fast path succeeded: an OK follows.
+                Some(0x03) => {}
+                Some(0x04) => {
+                    return Err(protocol(
+                        "the backend wants caching_sha2_password full authentication, which needs TLS; \
+                         give the service account mysql_native_password or log in once directly to fill the server's cache"
+                            .into(),
+                    ))
+                }
+                _ => return Err(protocol("unexpected auth-more-data packet".into())),
+            },
+            _ => return Err(protocol("unexpected packet during authentication".into())),
+        }
+    }
+
+    Ok(BackendConn {
+        io,
+        addr: addr.to_string(),
+        connection_id: handshake.connection_id(),
+        server_version: handshake.server_version_str().into_owned(),
+        server_collation: handshake.default_collation(),
+        capabilities: caps,
+    })
+}
+
+fn auth_token(
+    plugin: &[u8],
+    nonce: &[u8],
+    password: &[u8],
+) -> Option<(AuthPlugin<'static>, Vec<u8>)> {
+    match plugin {
+        b"mysql_native_password" => Some((
+            AuthPlugin::MysqlNativePassword,
+            scramble_native(nonce, password)
+                .map(|t| t.to_vec())
+                .unwrap_or_default(),
+        )),
+        b"caching_sha2_password" => Some((
+            AuthPlugin::CachingSha2Password,
+            scramble_sha256(nonce, password)
+                .map(|t| t.to_vec())
+                .unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+fn server_error(addr: &str, payload: &[u8]) -> BackendError {
+    match parse_err(payload) {
+        Some(error) => BackendError::Server {
+            addr: addr.to_string(),
+            error,
+            payload: payload.to_vec(),
+        },
+        None => BackendError::Protocol {
+            addr: addr.to_string(),
+            message: "malformed ERR packet".into(),
+        },
+    }
+}

@@ -1,0 +1,7 @@
+//! Connections to MariaDB servers: dialing, the client side of the handshake with the
+//! router's service account, and the connection type the relay writes statements to.
+//! (Pooling per shard master arrives with sharding; see docs/architecture.md.)
+
+pub mod connection;
+
+pub use connection::{connect, BackendConn, BackendError, LoginOptions};

@@ -1,0 +1,430 @@
+//! The TOML configuration file: listener, timeouts, backend service credentials, shards
+//! and client accounts. Parsing rejects unknown fields (a typo is an error, not a silent
+//! default) and validation names the offending field; see docs/configuration.md.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::protocol::auth::{AuthMethod, Credentials};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown/mistyped fields (the message has the line).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid config file {path}: field `{field}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the field, e.g. `shards[1].master`.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The client-facing listener.
+    pub server: ServerConfig,
+    /// Timeouts of every kind.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The service account dbrouter uses on every backend.
+    pub backend: BackendConfig,
+    /// The shards; for now every statement goes to the first shard's master.
+    pub shards: Vec<ShardConfig>,
+    /// Accounts that clients log in with.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(skip)]
+    accounts: HashMap<String, Credentials>,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address clients connect to, e.g. `127.0.0.1:6033`.
+    pub listen: String,
+    /// Concurrent client connections; more get ERR 1040.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Largest client packet (a statement, a LOAD DATA chunk) in bytes.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: usize,
+    /// The plugin named in the greeting; clients may be switched per account.
+    #[serde(default = "default_auth_plugin")]
+    pub default_auth_plugin: String,
+    /// Server version in the greeting; default: the first shard master's own.
+    #[serde(default)]
+    pub server_version: Option<String>,
+}
+
+/// The `[timeouts]` table; all values in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TCP connect plus handshake with a backend.
+    pub connect_ms: u64,
+    /// A client's whole connection phase (greeting to OK).
+    pub handshake_ms: u64,
+    /// A client idle between statements (like wait_timeout).
+    pub idle_ms: u64,
+    /// Silence from a backend while a response is due (a long query sends nothing).
+    pub backend_read_ms: u64,
+    /// A client that does not accept the bytes we write it.
+    pub client_write_ms: u64,
+    /// On SIGTERM: how long open transactions may take to finish.
+    pub drain_ms: u64,
+    /// At start-up: how long to wait for the backend before giving up.
+    pub startup_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 3_000,
+            handshake_ms: 10_000,
+            idle_ms: 28_800_000,
+            backend_read_ms: 600_000,
+            client_write_ms: 60_000,
+            drain_ms: 30_000,
+            startup_ms: 60_000,
+        }
+    }
+}
+
+impl Timeouts {
+    /// `connect_ms` as a duration.
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    /// `handshake_ms` as a duration.
+    pub fn handshake(&self) -> Duration {
+        Duration::from_millis(self.handshake_ms)
+    }
+    /// `idle_ms` as a duration.
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+    /// `backend_read_ms` as a duration.
+    pub fn backend_read(&self) -> Duration {
+        Duration::from_millis(self.backend_read_ms)
+    }
+    /// `client_write_ms` as a duration.
+    pub fn client_write(&self) -> Duration {
+        Duration::from_millis(self.client_write_ms)
+    }
+    /// `drain_ms` as a duration.
+    pub fn drain(&self) -> Duration {
+        Duration::from_millis(self.drain_ms)
+    }
+    /// `startup_ms` as a duration.
+    pub fn startup(&self) -> Duration {
+        Duration::from_millis(self.startup_ms)
+    }
+}
+
+/// The `[backend]` table: dbrouter's own account on the MariaDB servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Account name.
+    pub user: String,
+    /// Password in the file (development).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password (production).
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(skip)]
+    resolved_password: String,
+}
+
+impl BackendConfig {
+    /// The service password, from the file or the environment.
+    pub fn password(&self) -> &str {
+        &self.resolved_password
+    }
+}
+
+/// One `[[shards]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    /// Unique shard name.
+    pub name: String,
+    /// `host:port` of the master.
+    pub master: String,
+    /// `host:port` of each hot standby (monitored, never queried).
+    #[serde(default)]
+    pub standbys: Vec<String>,
+}
+
+/// One `[[users]]` entry: an account clients log in with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Account name.
+    pub name: String,
+    /// `*` + 40 hex digits, as MySQL's PASSWORD() (`dbrouter ctl hash-password`).
+    #[serde(default)]
+    pub mysql_native_password: Option<String>,
+    /// 64 hex digits: SHA256(SHA256(password)) (`dbrouter ctl hash-password`).
+    #[serde(default)]
+    pub caching_sha2_password: Option<String>,
+    /// Plaintext password; accepted for development, prefer the hashes.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_packet_size() -> usize {
+    64 * 1024 * 1024
+}
+fn default_auth_plugin() -> String {
+    AuthMethod::Native.plugin_name().to_string()
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// The verifiers of a client account.
+    pub fn account(&self, name: &str) -> Option<&Credentials> {
+        self.accounts.get(name)
+    }
+
+    /// The greeting's default plugin.
+    pub fn default_auth_method(&self) -> AuthMethod {
+        AuthMethod::from_plugin_name(self.server.default_auth_plugin.as_bytes())
+            .unwrap_or(AuthMethod::Native)
+    }
+
+    /// The shard every statement goes to until sharding is configured.
+    pub fn primary_shard(&self) -> &ShardConfig {
+        // validate() guarantees at least one shard.
+        &self.shards[0]
+    }
+
+    fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.listen".into(), format!("{e}; expected ip:port")))?;
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.server.max_packet_size < 1024 || self.server.max_packet_size > 1 << 30 {
+            return Err(invalid(
+                "server.max_packet_size".into(),
+                "must be between 1024 and 1073741824 bytes".into(),
+            ));
+        }
+        if AuthMethod::from_plugin_name(self.server.default_auth_plugin.as_bytes()).is_none() {
+            return Err(invalid(
+                "server.default_auth_plugin".into(),
+                "must be mysql_native_password or caching_sha2_password".into(),
+            ));
+        }
+        let t = &self.timeouts;
+        for (name, value) in [
+            ("connect_ms", t.connect_ms),
+            ("handshake_ms", t.handshake_ms),
+            ("idle_ms", t.idle_ms),
+            ("backend_read_ms", t.backend_read_ms),
+            ("client_write_ms", t.client_write_ms),
+            ("startup_ms", t.startup_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    format!("timeouts.{name}"),
+                    "must be greater than 0".into(),
+                ));
+            }
+        }
+        self.backend.resolved_password = match (&self.backend.password, &self.backend.password_env)
+        {
+            (Some(p), None) => p.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                invalid(
+                    "backend.password_env".into(),
+                    format!("environment variable {var} is not set"),
+                )
+            })?,
+            _ => {
+                return Err(invalid(
+                    "backend.password".into(),
+                    "set exactly one of `password` and `password_env`".into(),
+                ))
+            }
+        };
+        if self.shards.is_empty() {
+            return Err(invalid(
+                "shards".into(),
+                "at least one [[shards]] entry is required".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            if shard.name.is_empty() || !names.insert(shard.name.clone()) {
+                return Err(invalid(
+                    format!("shards[{i}].name"),
+                    format!("shard name {:?} is empty or used twice", shard.name),
+                ));
+            }
+            for (field, addr) in std::iter::once(("master".to_string(), &shard.master)).chain(
+                shard
+                    .standbys
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| (format!("standbys[{j}]"), a)),
+            ) {
+                check_host_port(addr).map_err(|m| invalid(format!("shards[{i}].{field}"), m))?;
+            }
+        }
+        let mut accounts = HashMap::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let creds = match (&user.password, &user.mysql_native_password, &user.caching_sha2_password) {
+                (Some(p), None, None) => Credentials::from_plaintext(p),
+                (None, None, None) => {
+                    return Err(invalid(
+                        format!("users[{i}]"),
+                        "give mysql_native_password and/or caching_sha2_password (see `dbrouter ctl hash-password`), or password".into(),
+                    ))
+                }
+                (Some(_), _, _) => {
+                    return Err(invalid(
+                        format!("users[{i}].password"),
+                        "give either a plaintext password or hashes, not both".into(),
+                    ))
+                }
+                (None, native, sha2) => Credentials::from_hashes(native.as_deref(), sha2.as_deref())
+                    .map_err(|e| invalid(format!("users[{i}]"), e.to_string()))?,
+            };
+            if accounts.insert(user.name.clone(), creds).is_some() {
+                return Err(invalid(
+                    format!("users[{i}].name"),
+                    format!("account {:?} is defined twice", user.name),
+                ));
+            }
+        }
+        self.accounts = accounts;
+        Ok(())
+    }
+}
+
+fn check_host_port(addr: &str) -> Result<(), String> {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(format!("{addr:?} is not host:port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:6033"
+[backend]
+user = "dbrouter"
+password = "x"
+[[shards]]
+name = "s1"
+master = "127.0.0.1:3311"
+standbys = ["127.0.0.1:3312"]
+[[users]]
+name = "app"
+password = "secret"
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let c = Config::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.timeouts.connect_ms, 3_000);
+        assert!(c.account("app").is_some());
+        assert_eq!(c.primary_shard().name, "s1");
+        assert_eq!(c.backend.password(), "x");
+    }
+
+    #[test]
+    fn unknown_field_names_line() {
+        let text = MINIMAL.replace("listen =", "lissen =");
+        let err = Config::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("lissen"), "{err}");
+    }
+
+    #[test]
+    fn bad_master_address_names_field() {
+        let text = MINIMAL.replace("127.0.0.1:3311", "nowhere");
+        let err = Config::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shards[0].master"), "{err}");
+    }
+
+    #[test]
+    fn bad_hash_names_user() {
+        let text = MINIMAL.replace("password = \"secret\"", "mysql_native_password = \"abc\"");
+        let err = Config::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("users[0]"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Every error dbrouter itself reports to a client, and the one place where each becomes
+//! a MySQL ERR packet (code, SQLSTATE, message). docs/errors.md lists them with what the
+//! client should do; keep the two in step. Errors that come from a backend are relayed
+//! unchanged and never pass through here.
+
+use std::time::Duration;
+
+use crate::protocol::command;
+use crate::protocol::packets::err_packet;
+
+/// An error the router answers a client with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Unknown account or wrong password.
+    #[error("Access denied for user '{user}'@'{host}' (using password: {})", if *.using_password { "YES" } else { "NO" })]
+    AccessDenied {
+        /// Account name the client gave.
+        user: String,
+        /// Client address.
+        host: String,
+        /// Whether the client sent a non-empty password.
+        using_password: bool,
+    },
+    /// The client asked for an authentication method dbrouter cannot complete.
+    #[error("Client does not support authentication protocol requested by server; {0}")]
+    AuthNotSupported(String),
+    /// The handshake response was malformed or asked for something not offered.
+    #[error("Bad handshake: {0}")]
+    BadHandshake(String),
+    /// A command byte the server does not know.
+    #[error("Unknown command 0x{0:02x}")]
+    UnknownCommand(u8),
+    /// A command dbrouter knows but does not relay, with the reason.
+    #[error("dbrouter does not support {name} through the router: {why}")]
+    UnsupportedCommand {
+        /// Protocol name of the command.
+        name: &'static str,
+        /// Why, and what to do instead.
+        why: &'static str,
+    },
+    /// A client packet larger than `server.max_packet_size`.
+    #[error("Got a packet bigger than 'max_allowed_packet' bytes (dbrouter limit: {limit} bytes, server.max_packet_size)")]
+    PacketTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A client packet with the wrong sequence id.
+    #[error("Got packets out of order")]
+    PacketsOutOfOrder,
+    /// `server.max_connections` reached.
+    #[error(
+        "Too many connections (dbrouter limit: {0}); retry later or raise server.max_connections"
+    )]
+    TooManyConnections(usize),
+    /// The router is draining for shutdown.
+    #[error("Server shutdown in progress: this dbrouter is draining; reconnect (retryable)")]
+    ShuttingDown,
+    /// A backend could not be reached or refused dbrouter's service login.
+    #[error(
+        "dbrouter: shard '{shard}' master {addr} is unavailable: {detail} (retryable: retry in 1s)"
+    )]
+    BackendUnavailable {
+        /// Shard name.
+        shard: String,
+        /// Master address.
+        addr: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The backend connection broke while a response was due.
+    #[error("dbrouter: lost the connection to shard '{shard}' during the statement ({detail}); its outcome is unknown, reconnect and check before retrying")]
+    BackendLost {
+        /// Shard name.
+        shard: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The backend sent nothing for `timeouts.backend_read_ms` while a response was due.
+    #[error("dbrouter: shard '{shard}' did not answer within {after:?} (timeouts.backend_read_ms); its outcome is unknown, reconnect and check before retrying")]
+    BackendTimeout {
+        /// Shard name.
+        shard: String,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// A bug or an impossible state; the message says what.
+    #[error("dbrouter internal error: {0}")]
+    Internal(String),
+}
+
+impl ClientError {
+    /// The MySQL error code.
+    pub fn code(&self) -> u16 {
+        match self {
+            ClientError::AccessDenied { .. } => 1045,
+            ClientError::AuthNotSupported(_) => 1251,
+            ClientError::BadHandshake(_) => 1043,
+            ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. } => 1047,
+            ClientError::PacketTooLarge { .. } => 1153,
+            ClientError::PacketsOutOfOrder => 1156,
+            ClientError::TooManyConnections(_) => 1040,
+            ClientError::ShuttingDown | ClientError::BackendUnavailable { .. } => 1053,
+            ClientError::BackendLost { .. } => 1158,
+            ClientError::BackendTimeout { .. } => 1159,
+            ClientError::Internal(_) => 1105,
+        }
+    }
+
+    /// The SQLSTATE.
+    pub fn sql_state(&self) -> &'static [u8; 5] {
+        match self {
+            ClientError::AccessDenied { .. } => b"28000",
+            ClientError::AuthNotSupported(_) | ClientError::TooManyConnections(_) => b"08004",
+            ClientError::Internal(_) => b"HY000",
+            _ => b"08S01",
+        }
+    }
+
+    /// Whether the client may simply retry (on a new connection where it was closed).
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::TooManyConnections(_)
+                | ClientError::ShuttingDown
+                | ClientError::BackendUnavailable { .. }
+        )
+    }
+
+    /// Whether the client connection must be closed after sending this error.
+    pub fn closes_connection(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. }
+        )
+    }
+
+    /// A short stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::AccessDenied { .. } => "access_denied",
+            ClientError::AuthNotSupported(_) => "auth_not_supported",
+            ClientError::BadHandshake(_) => "bad_handshake",
+            ClientError::UnknownCommand(_) => "unknown_command",
+            ClientError::UnsupportedCommand { .. } => "unsupported_command",
+            ClientError::PacketTooLarge { .. } => "packet_too_large",
+            ClientError::PacketsOutOfOrder => "packets_out_of_order",
+            ClientError::TooManyConnections(_) => "too_many_connections",
+            ClientError::ShuttingDown => "shutting_down",
+            ClientError::BackendUnavailable { .. } => "backend_unavailable",
+            ClientError::BackendLost { .. } => "backend_lost",
+            ClientError::BackendTimeout { .. } => "backend_timeout",
+            ClientError::Internal(_) => "internal",
+        }
+    }
+
+    /// The ERR packet payload.
+    pub fn to_packet(&self) -> Vec<u8> {
+        err_packet(self.code(), self.sql_state(), &self.to_string())
+    }
+
+    /// The error for a command byte the router will not relay, if it is one of those.
+    pub fn for_command(cmd: u8) -> Option<Self> {
+        use command::*;
+        let unsupported = |why| {
+            Some(ClientError::UnsupportedCommand {
+                name: command::name(cmd),
+                why,
+            })
+        };
+        match cmd {
+            COM_SHUTDOWN => unsupported("shut backends down through their own admin access"),
+            COM_PROCESS_KILL => unsupported(
+                "connection ids differ between router and backend; use KILL QUERY with the id from SELECT CONNECTION_ID()",
+            ),
+            COM_PROCESS_INFO => unsupported("use SHOW PROCESSLIST"),
+            COM_DEBUG | COM_REFRESH => unsupported("run it on the backend with an admin account"),
+            COM_CREATE_DB | COM_DROP_DB => unsupported("use CREATE DATABASE / DROP DATABASE"),
+            COM_BINLOG_DUMP | COM_BINLOG_DUMP_GTID | COM_REGISTER_SLAVE => {
+                unsupported("replicate from a shard's master directly, not through the router")
+            }
+            COM_STMT_BULK_EXECUTE => unsupported("the bulk capability is not offered; execute row by row"),
+            COM_QUIT | COM_INIT_DB | COM_QUERY | COM_FIELD_LIST | COM_STATISTICS | COM_PING
+            | COM_CHANGE_USER | COM_STMT_PREPARE | COM_STMT_EXECUTE | COM_STMT_SEND_LONG_DATA
+            | COM_STMT_CLOSE | COM_STMT_RESET | COM_SET_OPTION | COM_STMT_FETCH
+            | COM_RESET_CONNECTION => None,
+            _ => Some(ClientError::UnknownCommand(cmd)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::packets::parse_err;
+
+    #[test]
+    fn access_denied_matches_mysql_text() {
+        let e = ClientError::AccessDenied {
+            user: "app".into(),
+            host: "127.0.0.1".into(),
+            using_password: true,
+        };
+        let p = parse_err(&e.to_packet()).unwrap();
+        assert_eq!(p.code, 1045);
+        assert_eq!(p.sql_state, "28000");
+        assert_eq!(
+            p.message,
+            "Access denied for user 'app'@'127.0.0.1' (using password: YES)"
+        );
+    }
+
+    #[test]
+    fn command_classification() {
+        assert_eq!(ClientError::for_command(command::COM_QUERY), None);
+        assert_eq!(
+            ClientError::for_command(0x42),
+            Some(ClientError::UnknownCommand(0x42))
+        );
+        let e = ClientError::for_command(command::COM_SHUTDOWN).unwrap();
+        assert_eq!(e.code(), 1047);
+        assert!(!e.closes_connection());
+    }
+}

@@ -1,0 +1,173 @@
+//! The client listener: waits until the backend answers before it binds (never accept a
+//! client it cannot serve), bounds concurrent connections, and on SIGTERM/SIGINT stops
+//! accepting, lets sessions finish their statement or open transaction for up to
+//! `timeouts.drain_ms`, then exits.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::backend::{self, BackendError, LoginOptions};
+use crate::config::Config;
+use crate::error::ClientError;
+use crate::net::PacketConn;
+
+use super::session::{self, SessionContext};
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The backend never became reachable within `timeouts.startup_ms`.
+    #[error("backend not ready after {after:?}: {last}")]
+    NotReady {
+        /// The start-up timeout.
+        after: Duration,
+        /// The last failure.
+        last: BackendError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Facts learned from the backend before accepting clients.
+struct BackendFacts {
+    server_version: String,
+    collation: u8,
+}
+
+/// Waits until the primary shard's master accepts the service login.
+async fn wait_until_ready(config: &Config) -> Result<BackendFacts, ServeError> {
+    let shard = config.primary_shard();
+    let opts = LoginOptions {
+        user: config.backend.user.clone(),
+        password: config.backend.password().to_string(),
+        ..LoginOptions::default()
+    };
+    let deadline = tokio::time::Instant::now() + config.timeouts.startup();
+    loop {
+        match backend::connect(&shard.master, &opts, config.timeouts.connect()).await {
+            Ok(conn) => {
+                let facts = BackendFacts {
+                    server_version: conn.server_version.clone(),
+                    collation: conn.server_collation,
+                };
+                conn.quit().await;
+                return Ok(facts);
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(ServeError::NotReady {
+                    after: config.timeouts.startup(),
+                    last: e,
+                })
+            }
+            Err(e) => {
+                warn!(shard = %shard.name, error = %e, "backend not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let facts = wait_until_ready(&config).await?;
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ctx = Arc::new(SessionContext {
+        config: Arc::clone(&config),
+        server_version: config
+            .server
+            .server_version
+            .clone()
+            .unwrap_or(facts.server_version),
+        server_collation: facts.collation,
+        shutdown: shutdown_rx,
+    });
+    info!(listen = %config.server.listen, shard = %config.primary_shard().name, "ready; accepting clients");
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServeError::Signals)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(ServeError::Signals)?;
+    let limit = Arc::new(Semaphore::new(config.server.max_connections));
+    let next_id = AtomicU32::new(1);
+    let mut sessions = JoinSet::new();
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Usually EMFILE: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                match Arc::clone(&limit).try_acquire_owned() {
+                    Ok(permit) => {
+                        let ctx = Arc::clone(&ctx);
+                        let span = info_span!("conn", id, %peer);
+                        sessions.spawn(async move {
+                            session::run(stream, peer, id, ctx).await;
+                            drop(permit);
+                        }.instrument(span));
+                    }
+                    Err(_) => {
+                        sessions.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
+                    }
+                }
+            }
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    info!(open = sessions.len(), drain = ?config.timeouts.drain(), "draining");
+    let drained = tokio::time::timeout(config.timeouts.drain(), async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            open = sessions.len(),
+            "drain timeout reached; closing remaining connections"
+        );
+        sessions.abort_all();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Answers a connection that cannot be served with an ERR instead of a greeting, as
+/// MySQL does when it is out of connections.
+async fn refuse(stream: TcpStream, err: ClientError) {
+    let mut conn = PacketConn::new(stream);
+    conn.queue(0, &err.to_packet());
+    conn.shutdown().await;
+}

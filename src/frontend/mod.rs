@@ -1,0 +1,9 @@
+//! The client side: the listener (readiness, connection limit, graceful drain) and the
+//! per-connection session (handshake, authentication, the command loop and the relay of
+//! responses back to the client).
+
+pub mod listener;
+pub mod relay;
+pub mod session;
+
+pub use listener::{serve, ServeError};

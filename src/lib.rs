@@ -1,0 +1,14 @@
+//! dbrouter: a MySQL wire-protocol sharding proxy.
+//!
+//! A statement flows one way: client socket ([`frontend`]) → session state machine →
+//! routing → backend connection ([`backend`]) → back to the client socket. Framing lives
+//! in [`net`], packet layouts and authentication in [`protocol`], configuration in
+//! [`config`], and every MySQL error the router itself sends is built in [`error`].
+
+pub mod backend;
+pub mod config;
+pub mod ctl;
+pub mod error;
+pub mod frontend;
+pub mod net;
+pub mod protocol;

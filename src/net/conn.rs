@@ -1,0 +1,242 @@
+//! A buffered packet connection: reads whole physical or logical packets out of a
+//! `BytesMut` read buffer (a partial packet never allocates more than its declared
+//! length, and that length is checked against a limit first) and queues outgoing packets
+//! in a write buffer that is flushed with one write.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
+
+/// Initial capacity of a read buffer: enough for typical statements and small results.
+const INITIAL_READ_CAPACITY: usize = 16 * 1024;
+
+/// Why reading or writing packets failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The socket failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// A packet (logical, with continuations) is larger than the configured limit.
+    #[error("packet of at least {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Bytes announced so far.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A packet arrived with an unexpected sequence id.
+    #[error("packets out of order: expected sequence id {expected}, got {got}")]
+    OutOfOrder {
+        /// The sequence id the protocol requires here.
+        expected: u8,
+        /// The one that arrived.
+        got: u8,
+    },
+    /// The peer did not send or accept data in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// A byte stream with MySQL packet framing on top.
+#[derive(Debug)]
+pub struct PacketConn<S> {
+    stream: S,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
+    /// Wraps a connected stream.
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            rbuf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
+            wbuf: BytesMut::with_capacity(1024),
+        }
+    }
+
+    /// The bytes read from the peer but not consumed yet.
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.rbuf
+    }
+
+    /// The underlying stream, for raw writes of relayed bytes.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Whether unconsumed bytes are waiting in the read buffer.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    /// Reads more bytes from the peer into the read buffer.
+    pub async fn fill(&mut self) -> Result<usize, NetError> {
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(INITIAL_READ_CAPACITY);
+        }
+        let n = self.stream.read_buf(&mut self.rbuf).await?;
+        if n == 0 {
+            return Err(NetError::Closed);
+        }
+        Ok(n)
+    }
+
+    /// Reads one physical packet whose payload may be at most `limit` bytes.
+    /// Returns its sequence id and payload.
+    pub async fn read_physical(&mut self, limit: usize) -> Result<(u8, BytesMut), NetError> {
+        loop {
+            if let Some((len, seq)) = parse_header(&self.rbuf) {
+                if len > limit {
+                    return Err(NetError::TooLarge { size: len, limit });
+                }
+                let total = HEADER_LEN + len;
+                if self.rbuf.len() >= total {
+                    let mut packet = self.rbuf.split_to(total);
+                    packet.advance(HEADER_LEN);
+                    return Ok((seq, packet));
+                }
+                self.rbuf.reserve(total - self.rbuf.len());
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads one logical packet (joining continuation packets) of at most `limit` bytes.
+    /// The first packet must carry sequence id `first_seq` when given, and continuations
+    /// must follow in order. Returns the last sequence id seen and the payload.
+    pub async fn read_logical(
+        &mut self,
+        limit: usize,
+        first_seq: Option<u8>,
+    ) -> Result<(u8, BytesMut), NetError> {
+        let (mut seq, mut payload) = self.read_physical(limit).await?;
+        if let Some(expected) = first_seq {
+            if seq != expected {
+                return Err(NetError::OutOfOrder { expected, got: seq });
+            }
+        }
+        let mut last_len = payload.len();
+        while last_len == MAX_PAYLOAD_LEN {
+            let remaining = limit.saturating_sub(payload.len());
+            let (next_seq, more) = match self.read_physical(remaining).await {
+                Err(NetError::TooLarge { size, .. }) => {
+                    return Err(NetError::TooLarge {
+                        size: payload.len() + size,
+                        limit,
+                    })
+                }
+                other => other?,
+            };
+            let expected = seq.wrapping_add(1);
+            if next_seq != expected {
+                return Err(NetError::OutOfOrder {
+                    expected,
+                    got: next_seq,
+                });
+            }
+            seq = next_seq;
+            last_len = more.len();
+            payload.unsplit(more);
+        }
+        Ok((seq, payload))
+    }
+
+    /// Queues one logical packet for sending; returns the next sequence id.
+    pub fn queue(&mut self, seq: u8, payload: &[u8]) -> u8 {
+        write_packet(&mut self.wbuf, seq, payload)
+    }
+
+    /// Bytes queued but not sent yet.
+    pub fn pending_write_len(&self) -> usize {
+        self.wbuf.len()
+    }
+
+    /// Queues already framed bytes for sending.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.wbuf.extend_from_slice(bytes);
+    }
+
+    /// Sends everything queued.
+    pub async fn flush(&mut self) -> Result<(), NetError> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends already framed bytes after anything queued.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), NetError> {
+        self.flush().await?;
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Shuts the write side down, ignoring errors (the peer may be gone already).
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn reads_packets_split_across_writes() {
+        let (mut a, b) = duplex(64);
+        let mut conn = PacketConn::new(b);
+        tokio::spawn(async move {
+            a.write_all(&[3, 0, 0]).await.unwrap();
+            a.write_all(&[0, b'a', b'b']).await.unwrap();
+            a.write_all(b"c").await.unwrap();
+        });
+        let (seq, payload) = conn.read_logical(100, Some(0)).await.unwrap();
+        assert_eq!(seq, 0);
+        assert_eq!(&payload[..], b"abc");
+    }
+
+    #[tokio::test]
+    async fn rejects_oversized_header_before_body() {
+        let (mut a, b) = duplex(64);
+        let mut conn = PacketConn::new(b);
+        a.write_all(&[0xff, 0xff, 0x00, 0]).await.unwrap();
+        let err = conn.read_logical(1000, Some(0)).await.unwrap_err();
+        assert!(matches!(err, NetError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn rejects_wrong_sequence() {
+        let (mut a, b) = duplex(64);
+        let mut conn = PacketConn::new(b);
+        a.write_all(&[1, 0, 0, 5, 0x0e]).await.unwrap();
+        let err = conn.read_logical(1000, Some(0)).await.unwrap_err();
+        assert!(matches!(
+            err,
+            NetError::OutOfOrder {
+                expected: 0,
+                got: 5
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn truncated_packet_reports_closed() {
+        let (mut a, b) = duplex(64);
+        let mut conn = PacketConn::new(b);
+        a.write_all(&[10, 0, 0, 0, 1, 2]).await.unwrap();
+        drop(a);
+        let err = conn.read_logical(1000, Some(0)).await.unwrap_err();
+        assert!(matches!(err, NetError::Closed));
+    }
+}

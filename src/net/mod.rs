@@ -1,0 +1,9 @@
+//! Framing of MySQL packets over byte streams: the 4-byte header (3-byte little-endian
+//! payload length + sequence id), continuation packets for payloads of 16 MiB - 1 and
+//! more, and a buffered packet connection used by both the client and the backend side.
+
+pub mod conn;
+pub mod packet;
+
+pub use conn::{NetError, PacketConn};
+pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
