@@ -5,6 +5,8 @@
 //! in [`net`], packet layouts and authentication in [`protocol`], configuration in
 //! [`config`], and every MySQL error the router itself sends is built in [`error`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod backend;
 pub mod config;
 pub mod ctl;

@@ -24,7 +24,7 @@ async fn assert_works(addr: &str, user: &str, pass: &str) {
 }
 
 fn assert_denied(result: Result<Conn, mysql_async::Error>, user: &str) {
-    let err = result.err().expect("login must fail");
+    let err = result.expect_err("login must fail");
     let (code, state, msg) = server_error(err);
     assert_eq!(code, 1045);
     assert_eq!(state, "28000");

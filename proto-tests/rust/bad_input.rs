@@ -203,7 +203,7 @@ async fn backend_dying_mid_result_gives_a_clear_error() {
     )
     .await
     .expect("no hang");
-    let (code, state, msg) = server_error(login.err().expect("login must fail"));
+    let (code, state, msg) = server_error(login.expect_err("login must fail"));
     assert_eq!((code, state.as_str()), (1053, "08S01"));
     assert!(msg.contains("retryable"), "{msg}");
     router.assert_alive();
