@@ -428,3 +428,36 @@ password = "secret"
         assert!(err.contains("users[0]"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    /// Every field the example config uses must be documented in docs/configuration.md.
+    #[test]
+    fn every_example_field_is_documented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = std::fs::read_to_string(root.join("config/dbrouter.toml")).unwrap();
+        let docs = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+        let value: toml::Table = toml::from_str(&example).unwrap();
+        let mut missing = Vec::new();
+        for (section, v) in &value {
+            let tables: Vec<&toml::Table> = match v {
+                toml::Value::Table(t) => vec![t],
+                toml::Value::Array(a) => a.iter().filter_map(|x| x.as_table()).collect(),
+                _ => vec![],
+            };
+            let header = if v.is_array() { format!("`[[{section}]]`") } else { format!("`[{section}]`") };
+            if !docs.contains(&header) {
+                missing.push(header);
+            }
+            for key in tables.iter().flat_map(|t| t.keys()) {
+                if !docs.contains(&format!("`{key}`")) {
+                    missing.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented config fields: {missing:?}");
+        Config::parse(&example, Path::new("config/dbrouter.toml")).unwrap();
+    }
+}
