@@ -35,7 +35,8 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 /// A text result set of `rows` rows of about 40 bytes, as a backend sends it.
 fn result_set(rows: usize) -> Vec<u8> {
     let mut out = BytesMut::new();
-    let coldef = b"\x03def\x03app\x01t\x01t\x02id\x02id\x0c\x3f\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00\x00";
+    let coldef =
+        b"\x03def\x03app\x01t\x01t\x02id\x02id\x0c\x3f\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00\x00";
     let mut seq = write_packet(&mut out, 1, &[2]);
     seq = write_packet(&mut out, seq, coldef);
     seq = write_packet(&mut out, seq, coldef);
@@ -63,7 +64,11 @@ fn bench_scan(c: &mut Criterion) {
         // Zero allocations per scan, whatever the number of packets.
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         assert_eq!(scan_all(&stream), Some(Step::Done { status: Some(0x22) }));
-        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "scanning allocated");
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed),
+            before,
+            "scanning allocated"
+        );
 
         let mut group = c.benchmark_group("scan_result_set");
         group.throughput(Throughput::Elements(rows as u64 + 5));

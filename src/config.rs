@@ -53,8 +53,17 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// The service account dbrouter uses on every backend.
     pub backend: BackendConfig,
-    /// The shards; for now every statement goes to the first shard's master.
+    /// The shards, in ring order (their position is their `ShardId`).
     pub shards: Vec<ShardConfig>,
+    /// Which tables are sharded by which key column, and where global tables live.
+    #[serde(default)]
+    pub sharding: ShardingConfig,
+    /// Users placed on a shard explicitly (moved by ops), checked before the ring.
+    #[serde(default)]
+    pub overrides: Vec<OverrideConfig>,
+    /// Backend connection pools.
+    #[serde(default)]
+    pub pool: PoolConfig,
     /// Accounts that clients log in with.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -181,6 +190,95 @@ pub struct ShardConfig {
     /// `host:port` of each hot standby (monitored, never queried).
     #[serde(default)]
     pub standbys: Vec<String>,
+    /// Virtual nodes on the ring; 0 = takes no new users (overridden users stay).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// The `[sharding]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingConfig {
+    /// Key column of every sharded table that does not name its own.
+    pub key_column: String,
+    /// Shard holding the global (unsharded) tables and serving keyless statements.
+    pub global_shard: Option<String>,
+    /// Unsharded tables, all on `global_shard`.
+    pub global_tables: Vec<String>,
+    /// Sharded tables, each with its key column (default `key_column`).
+    pub tables: Vec<ShardedTableConfig>,
+    /// Tables in neither list: `"sharded"` (need the key; the safe default) or
+    /// `"global"` (live on `global_shard`).
+    pub unlisted_tables: UnlistedTables,
+}
+
+/// How tables named in neither `sharding.tables` nor `sharding.global_tables` are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnlistedTables {
+    /// Sharded by `key_column`: a statement without the key is refused.
+    Sharded,
+    /// Global: on `global_shard`.
+    Global,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        Self {
+            key_column: "userid".into(),
+            global_shard: None,
+            global_tables: Vec::new(),
+            tables: Vec::new(),
+            unlisted_tables: UnlistedTables::Sharded,
+        }
+    }
+}
+
+/// One `[[sharding.tables]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardedTableConfig {
+    /// Table name.
+    pub name: String,
+    /// Its shard-key column (default: `sharding.key_column`).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// One `[[overrides]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideConfig {
+    /// The user id (an integer or a string).
+    pub user: toml::Value,
+    /// The shard name.
+    pub shard: String,
+}
+
+/// The `[pool]` table: backend connections per shard master.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Most backend connections per shard master (in use plus idle).
+    pub max_per_shard: usize,
+    /// Idle connections kept per shard master for reuse.
+    pub max_idle_per_shard: usize,
+    /// How long a statement waits for a free connection before a retryable error.
+    pub wait_ms: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_per_shard: 1000,
+            max_idle_per_shard: 100,
+            wait_ms: 2000,
+        }
+    }
+}
+
+fn default_weight() -> u32 {
+    256
 }
 
 /// One `[[users]]` entry: an account clients log in with.
@@ -241,10 +339,15 @@ impl Config {
             .unwrap_or(AuthMethod::Native)
     }
 
-    /// The shard every statement goes to until sharding is configured.
-    pub fn primary_shard(&self) -> &ShardConfig {
-        // validate() guarantees at least one shard.
-        &self.shards[0]
+    /// The shard of global tables and keyless statements (`sharding.global_shard`, else
+    /// the first shard).
+    pub fn global_shard(&self) -> &ShardConfig {
+        let name = self.sharding.global_shard.as_deref();
+        // validate() guarantees at least one shard and that global_shard names one.
+        self.shards
+            .iter()
+            .find(|s| Some(s.name.as_str()) == name)
+            .unwrap_or(&self.shards[0])
     }
 
     fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
@@ -331,6 +434,69 @@ impl Config {
                 check_host_port(addr).map_err(|m| invalid(format!("shards[{i}].{field}"), m))?;
             }
         }
+        if self.shards.iter().all(|s| s.weight == 0) {
+            return Err(invalid(
+                "shards".into(),
+                "every shard has weight 0: at least one must take new users".into(),
+            ));
+        }
+        if self.shards.len() > 65_535 {
+            return Err(invalid("shards".into(), "at most 65535 shards".into()));
+        }
+        let known = |name: &str| self.shards.iter().any(|s| s.name == name);
+        if let Some(g) = &self.sharding.global_shard {
+            if !known(g) {
+                return Err(invalid(
+                    "sharding.global_shard".into(),
+                    format!("no shard is named {g:?}"),
+                ));
+            }
+        }
+        if self.sharding.key_column.is_empty() {
+            return Err(invalid(
+                "sharding.key_column".into(),
+                "must not be empty".into(),
+            ));
+        }
+        for (i, t) in self.sharding.tables.iter().enumerate() {
+            if t.name.is_empty() || t.key.as_deref() == Some("") {
+                return Err(invalid(
+                    format!("sharding.tables[{i}]"),
+                    "name and key must not be empty".into(),
+                ));
+            }
+            if self
+                .sharding
+                .global_tables
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(&t.name))
+            {
+                return Err(invalid(
+                    format!("sharding.tables[{i}].name"),
+                    format!("{:?} is also a global table", t.name),
+                ));
+            }
+        }
+        for (i, o) in self.overrides.iter().enumerate() {
+            if override_key(&o.user).is_none() {
+                return Err(invalid(
+                    format!("overrides[{i}].user"),
+                    "must be a non-negative integer or a string".into(),
+                ));
+            }
+            if !known(&o.shard) {
+                return Err(invalid(
+                    format!("overrides[{i}].shard"),
+                    format!("no shard is named {:?}", o.shard),
+                ));
+            }
+        }
+        if self.pool.max_per_shard == 0 {
+            return Err(invalid(
+                "pool.max_per_shard".into(),
+                "must be at least 1".into(),
+            ));
+        }
         let mut accounts = HashMap::new();
         for (i, user) in self.users.iter().enumerate() {
             let creds = match (&user.password, &user.mysql_native_password, &user.caching_sha2_password) {
@@ -359,6 +525,15 @@ impl Config {
         }
         self.accounts = accounts;
         Ok(())
+    }
+}
+
+/// The canonical key bytes of an override's user id (decimal for integers).
+pub fn override_key(user: &toml::Value) -> Option<Vec<u8>> {
+    match user {
+        toml::Value::Integer(i) if *i >= 0 => Some(i.to_string().into_bytes()),
+        toml::Value::String(s) => Some(crate::router::canonical_key_text(s.as_bytes())),
+        _ => None,
     }
 }
 
@@ -396,7 +571,7 @@ password = "secret"
         assert_eq!(c.server.max_connections, 10_000);
         assert_eq!(c.timeouts.connect_ms, 3_000);
         assert!(c.account("app").is_some());
-        assert_eq!(c.primary_shard().name, "s1");
+        assert_eq!(c.global_shard().name, "s1");
         assert_eq!(c.backend.password(), "x");
     }
 
@@ -447,7 +622,11 @@ mod doc_tests {
                 toml::Value::Array(a) => a.iter().filter_map(|x| x.as_table()).collect(),
                 _ => vec![],
             };
-            let header = if v.is_array() { format!("`[[{section}]]`") } else { format!("`[{section}]`") };
+            let header = if v.is_array() {
+                format!("`[[{section}]]`")
+            } else {
+                format!("`[{section}]`")
+            };
             if !docs.contains(&header) {
                 missing.push(header);
             }
@@ -457,7 +636,10 @@ mod doc_tests {
                 }
             }
         }
-        assert!(missing.is_empty(), "undocumented config fields: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "undocumented config fields: {missing:?}"
+        );
         Config::parse(&example, Path::new("config/dbrouter.toml")).unwrap();
     }
 }

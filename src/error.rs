@@ -83,6 +83,56 @@ pub enum ClientError {
         /// The configured timeout.
         after: Duration,
     },
+    /// Every backend connection of a shard master is in use.
+    #[error("dbrouter: shard '{shard}' is busy: all {max} connections to {addr} are in use and none came free within {waited:?} (retryable: retry in 1s)")]
+    PoolExhausted {
+        /// Shard name.
+        shard: String,
+        /// Master address.
+        addr: String,
+        /// `pool.max_per_shard`.
+        max: usize,
+        /// How long the statement waited.
+        waited: Duration,
+    },
+    /// The session's state could not be restored on a newly opened shard connection.
+    #[error("dbrouter: could not restore this session's state (SET statements, database) on shard '{shard}': {detail}")]
+    StateReplay {
+        /// Shard name.
+        shard: String,
+        /// The backend's error.
+        detail: String,
+    },
+    /// The statement cannot be routed to one shard.
+    #[error("dbrouter: {0}")]
+    Route(#[from] crate::router::RouteError),
+    /// A statement inside a transaction needs another shard than the transaction's.
+    #[error("dbrouter: this transaction runs on shard '{tx_shard}' but the statement needs shard '{shard}' (another user); the transaction has been rolled back. Keep each transaction to the data of one user")]
+    CrossShardTransaction {
+        /// The transaction's shard.
+        tx_shard: String,
+        /// The statement's shard.
+        shard: String,
+    },
+    /// A prepared statement's shard-key parameter cannot be used.
+    #[error("dbrouter: the shard-key parameter (#{index}) of this prepared statement {problem}")]
+    KeyParameter {
+        /// 1-based parameter position.
+        index: u16,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A statement id the client never prepared (or closed).
+    #[error("Unknown prepared statement handler ({id}) given to {command}")]
+    UnknownStatement {
+        /// The id.
+        id: u32,
+        /// The command it came with.
+        command: &'static str,
+    },
+    /// A client packet whose layout is wrong.
+    #[error("Malformed communication packet: {0}")]
+    MalformedPacket(String),
     /// A bug or an impossible state; the message says what.
     #[error("dbrouter internal error: {0}")]
     Internal(String),
@@ -102,7 +152,13 @@ impl ClientError {
             ClientError::ShuttingDown | ClientError::BackendUnavailable { .. } => 1053,
             ClientError::BackendLost { .. } => 1158,
             ClientError::BackendTimeout { .. } => 1159,
-            ClientError::Internal(_) => 1105,
+            ClientError::PoolExhausted { .. } => 1040,
+            ClientError::Route(_)
+            | ClientError::CrossShardTransaction { .. }
+            | ClientError::KeyParameter { .. } => 1235,
+            ClientError::UnknownStatement { .. } => 1243,
+            ClientError::MalformedPacket(_) => 1835,
+            ClientError::StateReplay { .. } | ClientError::Internal(_) => 1105,
         }
     }
 
@@ -110,8 +166,16 @@ impl ClientError {
     pub fn sql_state(&self) -> &'static [u8; 5] {
         match self {
             ClientError::AccessDenied { .. } => b"28000",
-            ClientError::AuthNotSupported(_) | ClientError::TooManyConnections(_) => b"08004",
-            ClientError::Internal(_) => b"HY000",
+            ClientError::AuthNotSupported(_)
+            | ClientError::TooManyConnections(_)
+            | ClientError::PoolExhausted { .. } => b"08004",
+            ClientError::Route(_)
+            | ClientError::CrossShardTransaction { .. }
+            | ClientError::KeyParameter { .. } => b"42000",
+            ClientError::UnknownStatement { .. }
+            | ClientError::MalformedPacket(_)
+            | ClientError::StateReplay { .. }
+            | ClientError::Internal(_) => b"HY000",
             _ => b"08S01",
         }
     }
@@ -123,6 +187,7 @@ impl ClientError {
             ClientError::TooManyConnections(_)
                 | ClientError::ShuttingDown
                 | ClientError::BackendUnavailable { .. }
+                | ClientError::PoolExhausted { .. }
         )
     }
 
@@ -130,7 +195,15 @@ impl ClientError {
     pub fn closes_connection(&self) -> bool {
         !matches!(
             self,
-            ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. }
+            ClientError::UnknownCommand(_)
+                | ClientError::UnsupportedCommand { .. }
+                | ClientError::PoolExhausted { .. }
+                | ClientError::Route(_)
+                | ClientError::CrossShardTransaction { .. }
+                | ClientError::KeyParameter { .. }
+                | ClientError::UnknownStatement { .. }
+                | ClientError::MalformedPacket(_)
+                | ClientError::StateReplay { .. }
         )
     }
 
@@ -149,6 +222,13 @@ impl ClientError {
             ClientError::BackendUnavailable { .. } => "backend_unavailable",
             ClientError::BackendLost { .. } => "backend_lost",
             ClientError::BackendTimeout { .. } => "backend_timeout",
+            ClientError::PoolExhausted { .. } => "pool_exhausted",
+            ClientError::StateReplay { .. } => "state_replay",
+            ClientError::Route(_) => "route",
+            ClientError::CrossShardTransaction { .. } => "cross_shard_transaction",
+            ClientError::KeyParameter { .. } => "key_parameter",
+            ClientError::UnknownStatement { .. } => "unknown_statement",
+            ClientError::MalformedPacket(_) => "malformed_packet",
             ClientError::Internal(_) => "internal",
         }
     }

@@ -14,3 +14,4 @@ pub mod error;
 pub mod frontend;
 pub mod net;
 pub mod protocol;
+pub mod router;

@@ -46,6 +46,14 @@ enum CtlCommand {
         /// Account name.
         user: String,
     },
+    /// Show the shard a user id is routed to, its master, and why.
+    Route {
+        /// The user id.
+        user: String,
+        /// Path of the TOML config file.
+        #[arg(long, short, default_value = "config/dbrouter.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +64,16 @@ fn main() -> ExitCode {
             CtlCommand::CheckConfig { config } => match ctl::check_config(&config) {
                 Ok(summary) => {
                     println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            CtlCommand::Route { user, config } => match ctl::route(&config, &user) {
+                Ok(text) => {
+                    print!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -29,14 +29,18 @@ async fn read_all_packets(stream: &mut TcpStream) -> Vec<Vec<u8>> {
     packets
 }
 
+/// A router whose backend connections are the only ones of a private service account,
+/// and which keeps no idle connections: every backend connection it has is in use.
 async fn router_with_private_user(tag: &str, extra: &str) -> (TestRouter, String) {
     let user = format!("svc_{tag}");
     fresh_service_user(&user).await;
+    let defaults = RouterSettings::default();
     let router = TestRouter::start(RouterSettings {
         service_user: user.clone(),
         service_password: "svc-secret".into(),
         server_extra: extra.into(),
-        ..Default::default()
+        sharding: format!("{}\n[pool]\nmax_idle_per_shard = 0\n", defaults.sharding),
+        ..defaults
     });
     (router, user)
 }

@@ -138,6 +138,10 @@ pub struct RouterSettings {
     pub server_extra: String,
     /// Lines for the `[timeouts]` table.
     pub timeouts: String,
+    /// Shards as (name, master); default: shard 1 alone.
+    pub shards: Vec<(String, String)>,
+    /// The `[sharding]` table and anything after it (overrides, pool).
+    pub sharding: String,
 }
 
 impl Default for RouterSettings {
@@ -148,7 +152,23 @@ impl Default for RouterSettings {
             master: master_addr(),
             server_extra: String::new(),
             timeouts: String::new(),
+            shards: Vec::new(),
+            // Relay tests use tables of any name: unlisted tables are global (shard 1).
+            sharding: "[sharding]\nunlisted_tables = \"global\"\n".into(),
         }
+    }
+}
+
+/// Settings for a router over both shards of the cluster with the given `[sharding]`
+/// table (and anything after it).
+pub fn two_shards(sharding: &str) -> RouterSettings {
+    RouterSettings {
+        shards: vec![
+            ("shard1".into(), master_addr()),
+            ("shard2".into(), env("DBR_S2_MASTER")),
+        ],
+        sharding: sharding.into(),
+        ..Default::default()
     }
 }
 
@@ -159,6 +179,8 @@ pub struct TestRouter {
     pub addr: String,
     /// Its log file.
     pub log: PathBuf,
+    /// Its config file.
+    pub config_path: PathBuf,
     _dir: TempDir,
 }
 
@@ -200,7 +222,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+fn shard_tables(settings: &RouterSettings) -> String {
+    let shards = if settings.shards.is_empty() {
+        vec![("shard1".to_string(), settings.master.clone())]
+    } else {
+        settings.shards.clone()
+    };
+    shards
+        .iter()
+        .map(|(name, master)| format!("[[shards]]\nname = \"{name}\"\nmaster = \"{master}\"\n"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl TestRouter {
+    /// The routing table of this router's config, computed by the library.
+    pub fn routing(&self) -> dbrouter::router::RoutingTable {
+        let config = dbrouter::config::Config::load(&self.config_path).unwrap();
+        dbrouter::router::RoutingTable::from_config(&config).unwrap()
+    }
+
     /// Writes a config and starts `dbrouter serve`; waits until it accepts connections.
     pub fn start(settings: RouterSettings) -> Self {
         let router = Self::spawn(settings);
@@ -226,9 +267,9 @@ listen = "{addr}"
 user = "{user}"
 password = "{password}"
 
-[[shards]]
-name = "shard1"
-master = "{master}"
+{shards}
+
+{sharding}
 
 [[users]]
 name = "app"
@@ -251,7 +292,8 @@ password = ""
             timeouts = settings.timeouts,
             user = settings.service_user,
             password = settings.service_password,
-            master = settings.master,
+            shards = shard_tables(&settings),
+            sharding = settings.sharding,
             app_native = dbrouter::protocol::auth::native_hash_string(APP_PASSWORD),
             app_sha2 = dbrouter::protocol::auth::sha2_hash_string(APP_PASSWORD),
             native_only = dbrouter::protocol::auth::native_hash_string("native-secret"),
@@ -274,6 +316,7 @@ password = ""
             child,
             addr,
             log,
+            config_path,
             _dir: dir,
         }
     }

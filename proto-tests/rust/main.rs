@@ -15,3 +15,4 @@ mod lifecycle;
 mod prepared;
 mod queries;
 mod raw;
+mod sharding;

@@ -12,10 +12,14 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::backend::{self, BackendError, LoginOptions};
+use arc_swap::ArcSwap;
+
+use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::PacketConn;
+use crate::router::ring::RingError;
+use crate::router::RoutingTable;
 
 use super::session::{self, SessionContext};
 
@@ -41,6 +45,9 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The shard ring could not be built.
+    #[error("invalid sharding configuration: {0}")]
+    Ring(#[from] RingError),
 }
 
 /// Facts learned from the backend before accepting clients.
@@ -49,9 +56,9 @@ struct BackendFacts {
     collation: u8,
 }
 
-/// Waits until the primary shard's master accepts the service login.
+/// Waits until the global shard's master accepts the service login.
 async fn wait_until_ready(config: &Config) -> Result<BackendFacts, ServeError> {
-    let shard = config.primary_shard();
+    let shard = config.global_shard();
     let opts = LoginOptions {
         user: config.backend.user.clone(),
         password: config.backend.password().to_string(),
@@ -85,7 +92,15 @@ async fn wait_until_ready(config: &Config) -> Result<BackendFacts, ServeError> {
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::from_config(&config)?));
     let facts = wait_until_ready(&config).await?;
+    let pools = Pools::new(PoolLimits {
+        max_per_master: config.pool.max_per_shard,
+        max_idle_per_master: config.pool.max_idle_per_shard,
+        wait: Duration::from_millis(config.pool.wait_ms),
+        idle_timeout: Duration::from_secs(300),
+        connect_timeout: config.timeouts.connect(),
+    });
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -95,6 +110,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
+        routing,
+        pools,
         server_version: config
             .server
             .server_version
@@ -103,7 +120,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         server_collation: facts.collation,
         shutdown: shutdown_rx,
     });
-    info!(listen = %config.server.listen, shard = %config.primary_shard().name, "ready; accepting clients");
+    info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signals)?;

@@ -2,7 +2,10 @@
 //! per-connection session (handshake, authentication, the command loop and the relay of
 //! responses back to the client).
 
+pub mod backends;
 pub mod listener;
+pub mod local;
+pub mod prepared;
 pub mod relay;
 pub mod session;
 

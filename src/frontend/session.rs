@@ -1,17 +1,20 @@
 //! One client connection from greeting to goodbye: the connection phase (greeting,
-//! authentication against the configured accounts, backend login with the client's
-//! database, collation, capabilities and attributes), then the command loop that forwards
-//! each command to the backend and relays the response back.
+//! authentication against the configured accounts, the first backend connection with the
+//! client's database, collation, capabilities and attributes), then the command loop:
+//! each statement is routed (see [`crate::router`]) to one shard's master, within the
+//! session's transaction, and its response relayed back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use bytes::BytesMut;
 use mysql_common::constants::CapabilityFlags;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::backend::{self, BackendConn, BackendError, LoginOptions};
+use crate::backend::Pools;
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::{NetError, PacketConn};
@@ -21,19 +24,30 @@ use crate::protocol::handshake::{
     auth_switch, greeting, offered_capabilities, parse_change_user, parse_handshake_response,
     ClientLogin, LoginParseError,
 };
-use crate::protocol::packets::ok_packet;
+use crate::protocol::packets::{ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
+use crate::protocol::resultset::text_result_set;
+use crate::router::key::{self, StatementKind};
+use crate::router::ring::ShardId;
+use crate::router::{canonical_key_text, Route, RouteError, RoutingTable, Why};
 
+use super::backends::{read_response, BackendFailure, LoginState, SessionBackends};
+use super::local;
+use super::prepared::Statements;
 use super::relay::{relay_response, RelayError, RelayTimeouts};
 
 /// Largest packet accepted during the connection phase.
 const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
 
-/// What every session shares: configuration and facts learned at start-up.
-#[derive(Debug)]
+/// What every session shares: configuration, the routing snapshot, the pools, and facts
+/// learned at start-up.
 pub struct SessionContext {
     /// The loaded configuration.
     pub config: Arc<Config>,
+    /// The current routing snapshot (swapped whole when the topology changes).
+    pub routing: Arc<ArcSwap<RoutingTable>>,
+    /// Backend connection pools.
+    pub pools: Arc<Pools>,
     /// Server version announced in the greeting.
     pub server_version: String,
     /// Default collation announced in the greeting.
@@ -44,33 +58,45 @@ pub struct SessionContext {
 
 /// Why a session ended (for the log line at its end).
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The client said COM_QUIT or closed the socket between commands.
     ClientQuit,
     /// An error was reported to the client (or could not be) and the connection closed.
     Error(ClientError),
     /// The client connection failed; nothing could be sent.
     ClientGone(NetError),
-    /// Idle for longer than `timeouts.idle_ms`, or drained at shutdown.
+    /// Idle for longer than `timeouts.idle_ms`, drained at shutdown, or refused by a backend.
     Closed(&'static str),
 }
 
+/// The session's transaction, as far as routing is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Tx {
+    /// No transaction open.
+    None,
+    /// BEGIN / START TRANSACTION was answered locally; it is sent (this exact
+    /// statement) to the shard of the first statement that needs one.
+    Pending(Vec<u8>),
+    /// A transaction is open on this shard (the backend's SERVER_STATUS_IN_TRANS says so).
+    Open(ShardId),
+}
+
 /// A session in its command phase.
-struct Session {
-    client: PacketConn<TcpStream>,
-    backend: BackendConn,
-    ctx: Arc<SessionContext>,
+pub(super) struct Session {
+    pub(super) client: PacketConn<TcpStream>,
+    pub(super) ctx: Arc<SessionContext>,
+    pub(super) backends: SessionBackends,
     peer: SocketAddr,
-    /// Capabilities negotiated with the client.
-    capabilities: CapabilityFlags,
-    /// The nonce of the greeting (COM_CHANGE_USER answers are computed with it).
     scramble: [u8; SCRAMBLE_LEN],
-    /// The client's collation, kept for COM_CHANGE_USER without one.
-    collation: u16,
-    /// Connection attributes from the handshake, passed on to new backend connections.
-    attributes: Option<std::collections::HashMap<String, String>>,
-    /// Last known SERVER_STATUS_IN_TRANS from the backend's status flags.
-    in_transaction: bool,
+    /// The shard of the last statement: keyless statements (`SELECT LAST_INSERT_ID()`)
+    /// go there.
+    pub(super) current: ShardId,
+    pub(super) tx: Tx,
+    /// Canonical key of the session pin (`SET @dbrouter_userid = …`).
+    pin: Option<Vec<u8>>,
+    /// Status flags of the last backend response (for locally answered OKs).
+    pub(super) status: u16,
+    pub(super) statements: Statements,
 }
 
 /// Runs one client connection to its end. Never panics on client input; every failure
@@ -84,12 +110,12 @@ pub async fn run(
     let _ = stream.set_nodelay(true);
     let mut client = PacketConn::new(stream);
     let handshake_timeout = ctx.config.timeouts.handshake();
-    let session = match tokio::time::timeout(
+    let phase = tokio::time::timeout(
         handshake_timeout,
         connection_phase(&mut client, peer, connection_id, &ctx),
     )
-    .await
-    {
+    .await;
+    let (backends, scramble, current) = match phase {
         Ok(Ok(parts)) => parts,
         Ok(Err(end)) => {
             log_end(&end);
@@ -102,25 +128,24 @@ pub async fn run(
             return;
         }
     };
-    let (backend, login, capabilities, scramble) = session;
+    let max_packet = ctx.config.server.max_packet_size;
     let mut session = Session {
         client,
-        backend,
         ctx,
+        backends,
         peer,
-        capabilities,
         scramble,
-        collation: login.collation,
-        attributes: login.attributes,
-        in_transaction: false,
+        current,
+        tx: Tx::None,
+        pin: None,
+        status: SERVER_STATUS_AUTOCOMMIT,
+        statements: Statements::new(max_packet),
     };
     let end = session.command_loop().await;
     log_end(&end);
-    match end {
-        End::ClientQuit | End::Closed(_) => session.backend.quit().await,
-        // The backend may be mid-response: dropping it closes the socket.
-        End::Error(_) | End::ClientGone(_) => drop(session.backend),
-    }
+    // Connections not mid-response go back to the pool, which resets them.
+    let clean = matches!(end, End::ClientQuit | End::Closed(_));
+    session.backends.release_all(clean);
     session.client.shutdown().await;
 }
 
@@ -133,19 +158,12 @@ fn log_end(end: &End) {
     }
 }
 
-type LoggedIn = (
-    BackendConn,
-    ClientLogin,
-    CapabilityFlags,
-    [u8; SCRAMBLE_LEN],
-);
-
 async fn connection_phase(
     client: &mut PacketConn<TcpStream>,
     peer: SocketAddr,
     connection_id: u32,
     ctx: &SessionContext,
-) -> Result<LoggedIn, End> {
+) -> Result<(SessionBackends, [u8; SCRAMBLE_LEN], ShardId), End> {
     let config = &ctx.config;
     let scramble = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
     let method = config.default_auth_method();
@@ -167,7 +185,7 @@ async fn connection_phase(
             return Err(send_error(client, 2, net_to_client_error(e, HANDSHAKE_PACKET_LIMIT)).await)
         }
     };
-    let mut seq = seq.wrapping_add(1);
+    let seq = seq.wrapping_add(1);
     let mut login = match parse_handshake_response(&payload) {
         Ok(login) => login,
         Err(e @ LoginParseError::OldProtocol) => {
@@ -177,77 +195,32 @@ async fn connection_phase(
             return Err(send_error(client, seq, ClientError::BadHandshake(e.to_string())).await)
         }
     };
-    let capabilities = login.capabilities & offered_capabilities();
-    login.capabilities = capabilities;
-    seq = authenticate(client, config, &login, &scramble, seq, peer).await?;
+    login.capabilities &= offered_capabilities();
+    let seq = authenticate(client, config, &login, &scramble, seq, peer).await?;
 
-    let backend = match connect_backend(ctx, &login).await {
-        Ok(b) => b,
-        Err(refusal) => return Err(send_refusal(client, seq, refusal).await),
-    };
+    // The first backend connection: on the global shard, which also checks the database.
+    let table = ctx.routing.load_full();
+    let global = table.global_shard();
+    let mut backends = SessionBackends::new(
+        Arc::clone(&ctx.pools),
+        Arc::clone(&ctx.config),
+        login_state(&login),
+    );
+    if let Err(failure) = backends.connection(&table, global).await {
+        return Err(send_failure(client, seq, failure).await);
+    }
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
-    debug!(user = %login.user, db = ?login.database, backend_id = backend.connection_id, "client logged in");
-    Ok((backend, login, capabilities, scramble))
+    debug!(user = %login.user, db = ?login.database, "client logged in");
+    Ok((backends, scramble, global))
 }
 
-/// Why a backend connection for a client could not be opened.
-enum Refusal {
-    /// The backend answered the login with an ERR about the client's request (unknown
-    /// database, …): relay it unchanged.
-    Relay(Vec<u8>),
-    /// The backend is unreachable or refused the service account: report it ourselves.
-    Unavailable(ClientError),
-}
-
-/// Opens the backend connection for a logged-in client.
-async fn connect_backend(
-    ctx: &SessionContext,
-    login: &ClientLogin,
-) -> Result<BackendConn, Refusal> {
-    let config = &ctx.config;
-    let shard = config.primary_shard();
-    let opts = LoginOptions {
-        user: config.backend.user.clone(),
-        password: config.backend.password().to_string(),
-        database: login.database.clone(),
-        collation: Some(login.collation),
+fn login_state(login: &ClientLogin) -> LoginState {
+    LoginState {
         capabilities: login.capabilities,
+        collation: login.collation,
+        database: login.database.clone(),
         attributes: login.attributes.clone(),
-    };
-    match backend::connect(&shard.master, &opts, config.timeouts.connect()).await {
-        Ok(conn) => Ok(conn),
-        // Errors about the client's own request pass through; errors about the service
-        // account or server limits (1040, 1045, 1129, 1130, 1203, 1226) are ours to report.
-        Err(BackendError::Server { payload, error, .. })
-            if !matches!(error.code, 1040 | 1045 | 1129 | 1130 | 1203 | 1226) =>
-        {
-            Err(Refusal::Relay(payload))
-        }
-        Err(e) => {
-            warn!(shard = %shard.name, error = %e, "backend unavailable");
-            Err(Refusal::Unavailable(ClientError::BackendUnavailable {
-                shard: shard.name.clone(),
-                addr: shard.master.clone(),
-                detail: e.to_string(),
-            }))
-        }
-    }
-}
-
-/// Tells the client why its backend connection could not be opened.
-async fn send_refusal(client: &mut PacketConn<TcpStream>, seq: u8, refusal: Refusal) -> End {
-    match refusal {
-        Refusal::Relay(payload) => {
-            client.queue(seq, &payload);
-            match client.flush().await {
-                Ok(()) => {
-                    End::Closed("the backend refused the client's request (its error was relayed)")
-                }
-                Err(e) => End::ClientGone(e),
-            }
-        }
-        Refusal::Unavailable(err) => send_error(client, seq, err).await,
     }
 }
 
@@ -282,21 +255,19 @@ async fn authenticate(
                 .capabilities
                 .contains(CapabilityFlags::CLIENT_PLUGIN_AUTH)
             {
-                return Err(send_error(
-                    client,
-                    seq,
-                    ClientError::AuthNotSupported(
-                        "the account needs caching_sha2_password and the client cannot switch plugins".into(),
-                    ),
-                )
-                .await);
+                let err = ClientError::AuthNotSupported(
+                    "the account needs caching_sha2_password and the client cannot switch plugins"
+                        .into(),
+                );
+                return Err(send_error(client, seq, err).await);
             }
             let target = account.map_or(config.default_auth_method(), |c| c.preferred_method());
             nonce = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
             client.queue(seq, &auth_switch(target.plugin_name(), &nonce));
             client.flush().await.map_err(End::ClientGone)?;
+            let expected = seq.wrapping_add(1);
             let (got, answer) = match client
-                .read_logical(HANDSHAKE_PACKET_LIMIT, Some(seq.wrapping_add(1)))
+                .read_logical(HANDSHAKE_PACKET_LIMIT, Some(expected))
                 .await
             {
                 Ok(p) => p,
@@ -309,8 +280,7 @@ async fn authenticate(
             (target, answer.to_vec())
         }
     };
-    let ok = account.is_some_and(|creds| creds.verify(method, &nonce, &token));
-    if !ok {
+    if !account.is_some_and(|creds| creds.verify(method, &nonce, &token)) {
         let err = ClientError::AccessDenied {
             user: login.user.clone(),
             host: peer.ip().to_string(),
@@ -334,24 +304,27 @@ async fn send_error(client: &mut PacketConn<TcpStream>, seq: u8, err: ClientErro
     }
 }
 
+/// Tells the client why no backend connection could be had, ending the session.
+async fn send_failure(client: &mut PacketConn<TcpStream>, seq: u8, failure: BackendFailure) -> End {
+    match failure {
+        BackendFailure::Relay(payload) => {
+            client.queue(seq, &payload);
+            match client.flush().await {
+                Ok(()) => {
+                    End::Closed("the backend refused the client's request (its error was relayed)")
+                }
+                Err(e) => End::ClientGone(e),
+            }
+        }
+        BackendFailure::Error(err) => send_error(client, seq, err).await,
+    }
+}
+
 fn net_to_client_error(e: NetError, limit: usize) -> ClientError {
     match e {
         NetError::TooLarge { .. } => ClientError::PacketTooLarge { limit },
         NetError::OutOfOrder { .. } => ClientError::PacketsOutOfOrder,
         other => ClientError::BadHandshake(other.to_string()),
-    }
-}
-
-/// The response shape of a relayed command; `None` for commands without a response.
-fn response_kind(cmd: u8) -> Option<ResponseKind> {
-    match cmd {
-        COM_QUERY => Some(ResponseKind::Query),
-        COM_STMT_EXECUTE => Some(ResponseKind::Execute),
-        COM_STMT_PREPARE => Some(ResponseKind::Prepare),
-        COM_FIELD_LIST => Some(ResponseKind::FieldList),
-        COM_STMT_FETCH => Some(ResponseKind::Fetch),
-        COM_STMT_CLOSE | COM_STMT_SEND_LONG_DATA => None,
-        _ => Some(ResponseKind::Single),
     }
 }
 
@@ -362,7 +335,7 @@ impl Session {
         let idle = self.ctx.config.timeouts.idle();
         loop {
             let draining = *shutdown.borrow();
-            if draining && !self.in_transaction && !self.client.has_buffered_input() {
+            if draining && self.tx == Tx::None && !self.client.has_buffered_input() {
                 return End::Closed("router draining");
             }
             let read = tokio::select! {
@@ -379,88 +352,362 @@ impl Session {
                 }
                 Ok(Err(e)) => return End::ClientGone(e),
             };
-            let Some(&cmd) = payload.first() else {
-                let err = ClientError::UnknownCommand(COM_SLEEP);
-                if let End::ClientGone(e) =
-                    send_error(&mut self.client, seq.wrapping_add(1), err).await
-                {
-                    return End::ClientGone(e);
-                }
-                continue;
-            };
-            if let Some(err) = ClientError::for_command(cmd) {
-                let closes = err.closes_connection();
-                let end = send_error(&mut self.client, seq.wrapping_add(1), err).await;
-                if closes || matches!(end, End::ClientGone(_)) {
-                    return end;
-                }
-                continue;
-            }
-            match cmd {
-                COM_QUIT => return End::ClientQuit,
-                COM_CHANGE_USER => {
-                    if let Err(end) = self.change_user(&payload, seq).await {
-                        return end;
-                    }
-                }
-                _ => {
-                    if let Err(end) = self.forward(cmd, seq, &payload).await {
-                        return end;
-                    }
-                }
+            if let Err(end) = self.dispatch(seq, payload).await {
+                return end;
             }
         }
     }
 
-    /// Sends a command to the backend and relays its response.
-    async fn forward(&mut self, cmd: u8, seq: u8, payload: &[u8]) -> Result<(), End> {
-        let shard = &self.ctx.config.primary_shard().name;
-        // Re-framing from sequence 0 reproduces the client's packet split exactly.
-        self.backend.io.queue(0, payload);
-        if let Err(e) = self.backend.io.flush().await {
-            let err = ClientError::BackendLost {
-                shard: shard.clone(),
-                detail: e.to_string(),
-            };
-            return Err(send_error(&mut self.client, seq.wrapping_add(1), err).await);
-        }
-        let Some(kind) = response_kind(cmd) else {
-            return Ok(());
+    async fn dispatch(&mut self, seq: u8, mut payload: BytesMut) -> Result<(), End> {
+        let Some(&cmd) = payload.first() else {
+            return self
+                .reply_error(seq, ClientError::UnknownCommand(COM_SLEEP))
+                .await;
         };
-        let timeouts = self.relay_timeouts();
-        match relay_response(&mut self.client, &mut self.backend.io, kind, seq, timeouts).await {
-            Ok(status) => {
-                if let Some(status) = status {
-                    self.in_transaction = status & SERVER_STATUS_IN_TRANS != 0;
-                }
+        if let Some(err) = ClientError::for_command(cmd) {
+            return self.reply_error(seq, err).await;
+        }
+        let table = self.ctx.routing.load_full();
+        match cmd {
+            COM_QUIT => Err(End::ClientQuit),
+            COM_QUERY => self.query(&table, &payload, seq).await,
+            COM_CHANGE_USER => self.change_user(&table, &payload, seq).await,
+            COM_INIT_DB | COM_SET_OPTION | COM_RESET_CONNECTION => {
+                self.broadcast(&table, &payload, seq, ResponseKind::Single)
+                    .await
+            }
+            COM_PING | COM_STATISTICS | COM_FIELD_LIST => {
+                let kind = if cmd == COM_FIELD_LIST {
+                    ResponseKind::FieldList
+                } else {
+                    ResponseKind::Single
+                };
+                let shard = self.session_shard();
+                self.run_on(&table, shard, &payload, seq, kind, false)
+                    .await
+                    .map(drop)
+            }
+            COM_STMT_PREPARE => self.prepare(&table, &payload, seq).await,
+            COM_STMT_EXECUTE => self.execute(&table, &mut payload, seq).await,
+            COM_STMT_SEND_LONG_DATA => {
+                self.statements.add_long_data(payload);
                 Ok(())
             }
-            Err((err, position)) => {
-                let client_err = match err {
-                    RelayError::Client(e) => return Err(End::ClientGone(e)),
-                    RelayError::Backend(e) => ClientError::BackendLost {
-                        shard: shard.clone(),
-                        detail: e.to_string(),
-                    },
-                    RelayError::BackendTimeout(after) => ClientError::BackendTimeout {
-                        shard: shard.clone(),
-                        after,
-                    },
-                    RelayError::Protocol(v) => ClientError::Internal(v.to_string()),
-                };
-                warn!(command = command::name(cmd), error = %client_err, "relay failed");
-                if position.mid_packet {
-                    // Part of a packet reached the client: an ERR would be garbage now.
-                    return Err(End::Error(client_err));
-                }
-                Err(send_error(
-                    &mut self.client,
-                    position.last_seq.wrapping_add(1),
-                    client_err,
-                )
-                .await)
+            COM_STMT_FETCH => self.fetch(&table, &mut payload, seq).await,
+            COM_STMT_RESET => self.reset_statement(&table, &payload, seq).await,
+            COM_STMT_CLOSE => self.close_statement(&payload).await,
+            other => {
+                self.reply_error(seq, ClientError::UnknownCommand(other))
+                    .await
             }
         }
+    }
+
+    /// Canonical key of the session pin, if set.
+    pub(super) fn pin_key(&self) -> Option<&[u8]> {
+        self.pin.as_deref()
+    }
+
+    /// The shard for statements that name no user: the transaction's, else the last one.
+    pub(super) fn session_shard(&self) -> ShardId {
+        match self.tx {
+            Tx::Open(shard) => shard,
+            _ => self.current,
+        }
+    }
+
+    /// Sends an ERR answering the command that ended with `seq`; closes the session if
+    /// the error requires it.
+    pub(super) async fn reply_error(&mut self, seq: u8, err: ClientError) -> Result<(), End> {
+        debug!(kind = err.kind(), error = %err, "statement refused");
+        let closes = err.closes_connection();
+        match send_error(&mut self.client, seq.wrapping_add(1), err).await {
+            End::Error(err) if closes => Err(End::Error(err)),
+            End::Error(_) => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    /// Reports a backend failure for the command that ended with `seq`.
+    pub(super) async fn reply_failure(
+        &mut self,
+        seq: u8,
+        failure: BackendFailure,
+    ) -> Result<(), End> {
+        match failure {
+            BackendFailure::Relay(payload) => self.send_packets(seq, &[payload]).await,
+            BackendFailure::Error(err) => self.reply_error(seq, err).await,
+        }
+    }
+
+    /// Sends whole response packets answering the command that ended with `seq`.
+    pub(super) async fn send_packets<P: AsRef<[u8]>>(
+        &mut self,
+        seq: u8,
+        packets: &[P],
+    ) -> Result<(), End> {
+        let mut s = seq.wrapping_add(1);
+        for p in packets {
+            s = self.client.queue(s, p.as_ref());
+        }
+        self.client.flush().await.map_err(End::ClientGone)
+    }
+
+    async fn query(&mut self, table: &RoutingTable, payload: &[u8], seq: u8) -> Result<(), End> {
+        let sql = payload.get(1..).unwrap_or_default();
+        if let Some(user) = local::route_query(sql) {
+            return self.show_route(table, &user, seq).await;
+        }
+        let scan = key::scan(sql, table.key_columns());
+        if scan.kind == StatementKind::Set {
+            if let Some(pin) = local::session_pin(sql) {
+                self.pin = pin.map(|p| canonical_key_text(&p));
+            }
+        }
+        let routed = table.route(&scan, sql);
+        let keyless = scan.keys().is_empty() && !scan.from_hint;
+        let pin_shard = self.pin.as_ref().map(|p| table.shard_for_key(p).0);
+        let route = match (routed, pin_shard) {
+            (Ok(Some(Route::Session)), Some(p)) if keyless => Route::Shard(p),
+            (Err(RouteError::NoKey { .. } | RouteError::Undecidable(_)), Some(p)) if keyless => {
+                Route::Shard(p)
+            }
+            (Ok(Some(route)), _) => route,
+            // `?` in a text statement: the server will answer with its syntax error.
+            (Ok(None), _) => Route::Session,
+            (Err(e), _) => return self.reply_error(seq, e.into()).await,
+        };
+        match route {
+            Route::Shard(shard) => self
+                .run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                .await
+                .map(drop),
+            Route::Session => {
+                let shard = self.session_shard();
+                self.run_on(table, shard, payload, seq, ResponseKind::Query, false)
+                    .await
+                    .map(drop)
+            }
+            Route::Broadcast => {
+                self.broadcast(table, payload, seq, ResponseKind::Query)
+                    .await
+            }
+            Route::Transaction(kind) => self.transaction(table, kind, payload, seq).await,
+        }
+    }
+
+    /// BEGIN is answered locally and sent lazily with the transaction's first statement;
+    /// COMMIT / ROLLBACK go where the transaction is.
+    async fn transaction(
+        &mut self,
+        table: &RoutingTable,
+        kind: StatementKind,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<(), End> {
+        let sql = payload.get(1..).unwrap_or_default();
+        match (kind, &self.tx) {
+            (StatementKind::Begin, _) => {
+                if let Tx::Open(shard) = self.tx {
+                    // BEGIN inside a transaction commits it first, as on MySQL.
+                    if !self.run_internal(table, shard, b"\x03COMMIT", seq).await? {
+                        return Ok(());
+                    }
+                }
+                self.tx = Tx::Pending(payload.to_vec());
+                let status = (self.status | SERVER_STATUS_IN_TRANS)
+                    & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS;
+                self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
+            }
+            (StatementKind::Commit | StatementKind::Rollback, Tx::Pending(_))
+                if local::is_plain_end(sql) =>
+            {
+                self.tx = Tx::None;
+                let status = self.status & !SERVER_STATUS_IN_TRANS;
+                self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
+            }
+            _ => {
+                let shard = self.session_shard();
+                self.run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// Runs a statement silently (answer consumed). Returns false when it failed: its ERR
+    /// was relayed as the answer to the client's command, which must go no further.
+    async fn run_internal(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<bool, End> {
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let io = match self.backends.connection(table, shard).await {
+            Ok(io) => io,
+            Err(f) => {
+                self.reply_failure(seq, f).await?;
+                return Ok(false);
+            }
+        };
+        io.queue(0, payload);
+        let result = match io.flush().await {
+            Ok(()) => read_response(io, ResponseKind::Query, timeout)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
+                self.tx = Tx::None;
+                self.send_packets(seq, &packets).await?;
+                Ok(false)
+            }
+            Ok(_) => Ok(true),
+            Err(detail) => Err(self.backend_lost(table, shard, seq, detail, false).await),
+        }
+    }
+
+    /// Forwards a command to one shard and relays its answer. With `binds`, the
+    /// statement belongs to the session's transaction: a pending BEGIN is sent first, and
+    /// a statement for another shard than the open transaction's rolls it back and fails.
+    pub(super) async fn run_on(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+        kind: ResponseKind,
+        binds: bool,
+    ) -> Result<Option<u16>, End> {
+        if let Tx::Open(tx_shard) = self.tx {
+            if tx_shard != shard && binds {
+                return self
+                    .cross_shard_transaction(table, tx_shard, shard, seq)
+                    .await
+                    .map(|_| None);
+            }
+        }
+        if binds {
+            if let Tx::Pending(begin) = &self.tx {
+                let begin = begin.clone();
+                if !self.run_internal(table, shard, &begin, seq).await? {
+                    return Ok(None);
+                }
+                self.tx = Tx::Open(shard);
+            }
+        }
+        let timeouts = self.relay_timeouts();
+        let io = match self.backends.connection(table, shard).await {
+            Ok(io) => io,
+            Err(failure) => {
+                self.reply_failure(seq, failure).await?;
+                return Ok(None);
+            }
+        };
+        // Re-framing from sequence 0 reproduces the client's packet split exactly.
+        io.queue(0, payload);
+        if let Err(e) = io.flush().await {
+            return Err(self
+                .backend_lost(table, shard, seq, e.to_string(), false)
+                .await);
+        }
+        self.current = shard;
+        match relay_response(&mut self.client, io, kind, seq, timeouts).await {
+            Ok(status) => {
+                if let Some(status) = status {
+                    self.note_status(shard, status);
+                }
+                Ok(status)
+            }
+            Err((RelayError::Client(e), _)) => {
+                self.backends.discard(shard);
+                Err(End::ClientGone(e))
+            }
+            Err((err, position)) => {
+                let detail = err.to_string();
+                let timeout = matches!(err, RelayError::BackendTimeout(_));
+                warn!(shard = table.shard_name(shard), command = command::name(payload.first().copied().unwrap_or(0)), error = %detail, "relay failed");
+                if position.mid_packet {
+                    // Part of a packet reached the client: an ERR would be garbage now.
+                    self.backends.discard(shard);
+                    return Err(End::Error(ClientError::BackendLost {
+                        shard: table.shard_name(shard).to_string(),
+                        detail,
+                    }));
+                }
+                Err(self
+                    .backend_lost(table, shard, position.last_seq, detail, timeout)
+                    .await)
+            }
+        }
+    }
+
+    /// Updates the transaction state from a backend's final status flags.
+    pub(super) fn note_status(&mut self, shard: ShardId, status: u16) {
+        self.status = status;
+        if status & SERVER_STATUS_IN_TRANS != 0 {
+            self.tx = Tx::Open(shard);
+        } else if self.tx == Tx::Open(shard) {
+            self.tx = Tx::None;
+        }
+    }
+
+    /// The backend connection of `shard` broke: report it (answering the command that
+    /// ended with `seq`), drop the connection, end the session (its state is gone).
+    pub(super) async fn backend_lost(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        seq: u8,
+        detail: String,
+        timeout: bool,
+    ) -> End {
+        self.backends.discard(shard);
+        let name = table.shard_name(shard).to_string();
+        let err = if timeout {
+            ClientError::BackendTimeout {
+                shard: name,
+                after: self.ctx.config.timeouts.backend_read(),
+            }
+        } else {
+            ClientError::BackendLost {
+                shard: name,
+                detail,
+            }
+        };
+        send_error(&mut self.client, seq.wrapping_add(1), err).await
+    }
+
+    async fn cross_shard_transaction(
+        &mut self,
+        table: &RoutingTable,
+        tx_shard: ShardId,
+        shard: ShardId,
+        seq: u8,
+    ) -> Result<(), End> {
+        if let Some(io) = self.backends.get(tx_shard) {
+            io.queue(0, b"\x03ROLLBACK");
+            let timeout = self.ctx.config.timeouts.backend_read();
+            let ok = match io.flush().await {
+                Ok(()) => read_response(io, ResponseKind::Query, timeout)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
+            if !ok {
+                self.backends.discard(tx_shard);
+            }
+        }
+        self.tx = Tx::None;
+        self.status &= !SERVER_STATUS_IN_TRANS;
+        let err = ClientError::CrossShardTransaction {
+            tx_shard: table.shard_name(tx_shard).to_string(),
+            shard: table.shard_name(shard).to_string(),
+        };
+        self.reply_error(seq, err).await
     }
 
     fn relay_timeouts(&self) -> RelayTimeouts {
@@ -472,24 +719,150 @@ impl Session {
         }
     }
 
-    /// COM_CHANGE_USER: re-authenticates against dbrouter's accounts, then replaces the
-    /// backend connection with a fresh one (new database, collation and attributes), so
-    /// no session state survives, exactly as on a MySQL server.
-    async fn change_user(&mut self, payload: &[u8], seq: u8) -> Result<(), End> {
-        let reply_seq = seq.wrapping_add(1);
-        let mut login = match parse_change_user(payload, self.capabilities, self.collation) {
-            Ok(login) => login,
-            Err(e) => {
-                return Err(send_error(
-                    &mut self.client,
-                    reply_seq,
-                    ClientError::BadHandshake(e.to_string()),
-                )
-                .await)
+    /// Session state (`SET`, `USE`, COM_INIT_DB, COM_SET_OPTION, COM_RESET_CONNECTION):
+    /// sent to every open backend connection, answered with the first error or the last
+    /// OK, and remembered for connections opened later.
+    async fn broadcast(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        seq: u8,
+        kind: ResponseKind,
+    ) -> Result<(), End> {
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let shards: Vec<ShardId> = self.backends.open_shards().collect();
+        let mut answer: Option<Vec<BytesMut>> = None;
+        let mut failed = false;
+        for shard in shards {
+            let Some(io) = self.backends.get(shard) else {
+                continue;
+            };
+            io.queue(0, payload);
+            let result = match io.flush().await {
+                Ok(()) => read_response(io, kind, timeout)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let packets = match result {
+                Ok(p) => p,
+                Err(detail) => {
+                    return Err(self.backend_lost(table, shard, seq, detail, false).await)
+                }
+            };
+            let is_err = packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER);
+            if !is_err {
+                if let Some(status) = final_status(&packets) {
+                    self.note_status(shard, status);
+                }
             }
+            if !failed {
+                failed = is_err;
+                answer = Some(packets);
+            }
+        }
+        if !failed {
+            self.record_state(payload);
+        }
+        match answer {
+            Some(packets) => self.send_packets(seq, &packets).await,
+            None => {
+                self.reply_error(
+                    seq,
+                    ClientError::Internal("no backend connection to apply session state on".into()),
+                )
+                .await
+            }
+        }
+    }
+
+    fn record_state(&mut self, payload: &[u8]) {
+        match payload.first().copied() {
+            Some(COM_INIT_DB) => self
+                .backends
+                .record_database(String::from_utf8_lossy(&payload[1..]).into_owned()),
+            Some(COM_SET_OPTION) => self.backends.record_set_option(payload),
+            Some(COM_RESET_CONNECTION) => {
+                self.backends.clear_state();
+                self.statements.clear();
+                self.tx = Tx::None;
+                self.pin = None;
+            }
+            Some(COM_QUERY) => {
+                let sql = &payload[1..];
+                match local::use_database(sql) {
+                    Some(db) => self.backends.record_database(db),
+                    None => self.backends.record_set(payload),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `SHOW DBROUTER ROUTE FOR <user>`: where a user's statements go, and why.
+    async fn show_route(&mut self, table: &RoutingTable, user: &[u8], seq: u8) -> Result<(), End> {
+        let canonical = canonical_key_text(user);
+        let (shard, why) = table.shard_for_key(&canonical);
+        let info = table.shard(shard);
+        let (reason, key_hash, vnode) = match why {
+            Why::Override => ("override".to_string(), None, None),
+            Why::Ring {
+                key_hash,
+                vnode_hash,
+            } => (
+                "ring".to_string(),
+                Some(format!("{key_hash:016x}")),
+                Some(format!("{vnode_hash:016x}")),
+            ),
         };
+        let row = vec![
+            Some(String::from_utf8_lossy(&canonical).into_owned()),
+            info.map(|s| s.name.clone()),
+            info.map(|s| s.master.clone()),
+            Some(reason),
+            key_hash,
+            vnode,
+        ];
+        let packets = text_result_set(
+            &[
+                "userid",
+                "shard",
+                "master",
+                "reason",
+                "key_hash",
+                "vnode_hash",
+            ],
+            &[row],
+            self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
+        );
+        self.send_packets(seq, &packets).await
+    }
+
+    /// COM_CHANGE_USER: re-authenticates against dbrouter's accounts, then starts over
+    /// with fresh backend state (connections go back to the pool and are reset there),
+    /// exactly as a MySQL server resets the session.
+    async fn change_user(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<(), End> {
+        let reply_seq = seq.wrapping_add(1);
+        let login_now = self.backends.login().clone();
+        let mut login =
+            match parse_change_user(payload, login_now.capabilities, login_now.collation) {
+                Ok(login) => login,
+                Err(e) => {
+                    return Err(send_error(
+                        &mut self.client,
+                        reply_seq,
+                        ClientError::BadHandshake(e.to_string()),
+                    )
+                    .await)
+                }
+            };
         if login.attributes.is_none() {
-            login.attributes = self.attributes.clone();
+            login.attributes = login_now.attributes.clone();
         }
         let next = authenticate(
             &mut self.client,
@@ -500,19 +873,30 @@ impl Session {
             self.peer,
         )
         .await?;
-        let fresh = match connect_backend(&self.ctx, &login).await {
-            Ok(conn) => conn,
-            Err(refusal) => return Err(send_refusal(&mut self.client, next, refusal).await),
-        };
-        let old = std::mem::replace(&mut self.backend, fresh);
-        old.quit().await;
-        self.collation = login.collation;
-        self.attributes = login.attributes;
-        self.in_transaction = false;
+        self.backends.relogin(login_state(&login));
+        self.statements.clear();
+        self.tx = Tx::None;
+        self.pin = None;
+        self.status = SERVER_STATUS_AUTOCOMMIT;
+        let global = table.global_shard();
+        self.current = global;
+        if let Err(failure) = self.backends.connection(table, global).await {
+            return Err(send_failure(&mut self.client, next, failure).await);
+        }
         self.client
             .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
         self.client.flush().await.map_err(End::ClientGone)?;
         debug!(user = %login.user, "user changed");
         Ok(())
+    }
+}
+
+/// The status flags of the last OK or EOF of a collected response.
+pub(super) fn final_status(packets: &[BytesMut]) -> Option<u16> {
+    let last = packets.last()?;
+    match last.first()? {
+        0x00 => crate::protocol::packets::ok_status(last),
+        0xfe if last.len() < 9 => crate::protocol::packets::eof_status(last),
+        _ => None,
     }
 }

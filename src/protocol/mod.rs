@@ -7,9 +7,11 @@
 
 pub mod auth;
 pub mod command;
+pub mod execute;
 pub mod handshake;
 pub mod packets;
 pub mod response;
+pub mod resultset;
 pub mod scanner;
 
 /// Randomised robustness tests: every decoder that sees network bytes, fed garbage,

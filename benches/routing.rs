@@ -1,0 +1,142 @@
+//! Routing's per-statement cost: the shard-key scanner over realistic statements, then
+//! scan + canonical key bytes + xxh3 (the hash the ring is built on). A counting
+//! allocator checks first that scanning allocates nothing.
+//!
+//! Run: `cargo bench --bench routing` (docs/benchmarks.md has recent numbers).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dbrouter::router::key::{scan, KeyColumns, KeyRef, KeyValue};
+
+/// Counts heap allocations so the bench can assert the scanner makes none.
+struct CountingAlloc;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarding the caller's layout to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: ptr was allocated by System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// A ~2 KB statement whose key comes last: a long IN list and a long string before it.
+fn long_statement() -> String {
+    let mut sql = String::from("SELECT id, title, body, created FROM posts WHERE id IN (");
+    for i in 0..250 {
+        sql.push_str(&format!("{},", 100_000 + i));
+    }
+    sql.push_str("0) AND body <> '");
+    while sql.len() < 1950 {
+        sql.push_str("lorem ipsum, (dolor) sit amet; ");
+    }
+    sql.push_str("' AND userid = 12345");
+    sql
+}
+
+/// (name, statement, whether it has a key).
+fn statements() -> Vec<(&'static str, String, bool)> {
+    vec![
+        (
+            "point_select",
+            "SELECT id, name, email FROM users WHERE userid = 12345 AND active = 1".into(),
+            true,
+        ),
+        (
+            "join_with_hint",
+            "/* userid=12345 */ SELECT p.id, p.title, c.body FROM posts p JOIN comments c \
+             ON c.post_id = p.id LEFT JOIN likes l ON l.post_id = p.id WHERE p.created > \
+             NOW() - INTERVAL 7 DAY ORDER BY p.id DESC LIMIT 20"
+                .into(),
+            true,
+        ),
+        (
+            "update",
+            "UPDATE users SET last_login = NOW(), login_count = login_count + 1 \
+             WHERE userid = 12345"
+                .into(),
+            true,
+        ),
+        (
+            "delete",
+            "DELETE FROM sessions WHERE userid = 12345 AND expires < NOW()".into(),
+            true,
+        ),
+        (
+            "insert_3_rows",
+            "INSERT INTO events (userid, kind, payload, created) VALUES \
+             (12345, 'click', '{\"x\":1}', NOW()), (12345, 'view', 'a,b)', NOW()), \
+             (12345, 'buy', CONCAT('a', 'b'), NOW())"
+                .into(),
+            true,
+        ),
+        (
+            "prepared_select",
+            "SELECT id, name, email FROM users WHERE userid = ? AND status = ? LIMIT 1".into(),
+            true,
+        ),
+        ("long_2kb_key_last", long_statement(), true),
+        ("keyless_select_1", "SELECT 1".into(), false),
+    ]
+}
+
+/// Scan, then hash the first key's canonical bytes as the ring would.
+fn route(sql: &[u8], cols: &KeyColumns) -> Option<u64> {
+    let s = scan(sql, cols);
+    if s.problem.is_some() {
+        return None;
+    }
+    let mut buf = [0u8; 20];
+    match s.keys().first()? {
+        KeyRef::Literal(v) => Some(xxhash_rust::xxh3::xxh3_64(v.canonical(&mut buf))),
+        // A prepared statement's key arrives with COM_STMT_EXECUTE.
+        KeyRef::Param(_) => {
+            Some(xxhash_rust::xxh3::xxh3_64(KeyValue::Int(12345).canonical(&mut buf)))
+        }
+    }
+}
+
+fn bench_scan(c: &mut Criterion) {
+    let cols = KeyColumns::new(["userid"]);
+    let mut group = c.benchmark_group("scan");
+    for (name, sql, keyed) in statements() {
+        // Zero allocations per scan, and the scan finds what it should.
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let s = scan(sql.as_bytes(), &cols);
+        let found = s.keys().len();
+        let problem = s.problem;
+        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "{name}: scan allocated");
+        assert_eq!(problem, None, "{name}");
+        assert_eq!(found > 0, keyed, "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| scan(black_box(sql.as_bytes()), &cols).keys().len())
+        });
+    }
+    group.finish();
+}
+
+fn bench_scan_and_hash(c: &mut Criterion) {
+    // TODO: replace xxh3 by `Ring::lookup` once `dbrouter::router::ring` has landed.
+    let cols = KeyColumns::new(["userid"]);
+    let mut group = c.benchmark_group("scan_canonical_xxh3");
+    for (name, sql, keyed) in statements().into_iter().filter(|s| s.2) {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        assert_eq!(route(sql.as_bytes(), &cols).is_some(), keyed, "{name}");
+        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "{name}: routing allocated");
+        group.bench_function(name, |b| b.iter(|| route(black_box(sql.as_bytes()), &cols)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_scan, bench_scan_and_hash);
+criterion_main!(benches);

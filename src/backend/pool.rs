@@ -1,0 +1,262 @@
+//! Backend connection pools, one per shard master, shared by every session.
+//!
+//! A session borrows a connection per shard it touches and keeps it until it ends
+//! (session-pinned pooling, like pgbouncer's session mode): the pool saves the connect
+//! and login round trips of short-lived clients and bounds the connections per master.
+//! Connections carry session state, so a returned connection is reset before anyone
+//! else may have it: COM_RESET_CONNECTION (variables, user variables, temporary tables,
+//! locks, prepared statements, open transaction), then the database and collation of its
+//! pool key are restored. A connection that cannot be reset cleanly is closed instead.
+//! Idle connections are keyed by everything a login fixes: master address, capability
+//! flags, collation and initial database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::connection::{connect, BackendConn, BackendError, LoginOptions};
+use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
+use crate::protocol::packets::OK_HEADER;
+
+/// What a pooled connection was logged in with; only equal keys may share connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    /// Master address.
+    pub addr: String,
+    /// Capability flags negotiated at login.
+    pub capabilities: u32,
+    /// Collation id at login.
+    pub collation: u16,
+    /// Initial database.
+    pub database: Option<String>,
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Every connection of this master is in use and none came free in time.
+    #[error("all {max} connections to {addr} are in use (pool.max_per_shard); none came free within {waited:?}")]
+    Exhausted {
+        /// The master.
+        addr: String,
+        /// The limit.
+        max: usize,
+        /// How long the session waited.
+        waited: Duration,
+    },
+    /// Dialling or logging in failed.
+    #[error(transparent)]
+    Connect(#[from] BackendError),
+}
+
+/// Pool limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    /// Connections per master, in use plus idle.
+    pub max_per_master: usize,
+    /// Idle connections kept per master.
+    pub max_idle_per_master: usize,
+    /// How long a checkout waits for a free slot.
+    pub wait: Duration,
+    /// Idle connections older than this are closed instead of reused.
+    pub idle_timeout: Duration,
+    /// Connect plus login timeout.
+    pub connect_timeout: Duration,
+}
+
+/// A connection lent to a session.
+#[derive(Debug)]
+pub struct PooledConn {
+    /// The connection.
+    pub conn: BackendConn,
+    key: PoolKey,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Idle {
+    conn: BackendConn,
+    since: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
+struct MasterPool {
+    slots: Arc<Semaphore>,
+    idle: HashMap<PoolKey, Vec<Idle>>,
+    idle_count: usize,
+}
+
+/// All pools of this process.
+pub struct Pools {
+    limits: PoolLimits,
+    masters: Mutex<HashMap<String, MasterPool>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Pools {
+    /// Empty pools with these limits.
+    pub fn new(limits: PoolLimits) -> Arc<Self> {
+        Arc::new(Pools {
+            limits,
+            masters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn with_master<T>(&self, addr: &str, f: impl FnOnce(&mut MasterPool) -> T) -> T {
+        let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = masters
+            .entry(addr.to_string())
+            .or_insert_with(|| MasterPool {
+                slots: Arc::new(Semaphore::new(self.limits.max_per_master)),
+                idle: HashMap::new(),
+                idle_count: 0,
+            });
+        f(pool)
+    }
+
+    /// Lends a connection for `key`: an idle one if there is one, else a new login with
+    /// `login` (whose database, collation and capabilities must match the key).
+    pub async fn checkout(
+        &self,
+        key: PoolKey,
+        login: &LoginOptions,
+    ) -> Result<PooledConn, PoolError> {
+        let now = Instant::now();
+        let reused = self.with_master(&key.addr, |pool| {
+            let list = pool.idle.get_mut(&key)?;
+            while let Some(idle) = list.pop() {
+                pool.idle_count -= 1;
+                if now.duration_since(idle.since) < self.limits.idle_timeout {
+                    return Some(idle);
+                }
+            }
+            None
+        });
+        if let Some(idle) = reused {
+            return Ok(PooledConn {
+                conn: idle.conn,
+                key,
+                _permit: idle.permit,
+            });
+        }
+        let permit = self.acquire_slot(&key.addr).await?;
+        let conn = connect(&key.addr, login, self.limits.connect_timeout).await?;
+        Ok(PooledConn {
+            conn,
+            key,
+            _permit: permit,
+        })
+    }
+
+    /// A slot for a new connection: free, or freed by closing an idle connection of
+    /// another key, or waited for up to `wait`.
+    async fn acquire_slot(&self, addr: &str) -> Result<OwnedSemaphorePermit, PoolError> {
+        let slots = self.with_master(addr, |pool| Arc::clone(&pool.slots));
+        if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        // Close one idle connection (of any key) to make room.
+        let evicted = self.with_master(addr, |pool| {
+            let list = pool.idle.values_mut().find(|l| !l.is_empty())?;
+            let idle = list.pop()?;
+            pool.idle_count -= 1;
+            Some(idle.permit)
+        });
+        if let Some(permit) = evicted {
+            return Ok(permit);
+        }
+        match tokio::time::timeout(self.limits.wait, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(PoolError::Exhausted {
+                addr: addr.to_string(),
+                max: self.limits.max_per_master,
+                waited: self.limits.wait,
+            }),
+        }
+    }
+
+    /// Takes a connection back. A `clean` one (not mid-response) is reset in the
+    /// background and kept for reuse if the reset succeeds; anything else is closed.
+    pub fn checkin(self: &Arc<Self>, conn: PooledConn, clean: bool) {
+        if !clean {
+            return; // dropping closes the socket and frees the slot
+        }
+        let pools = Arc::clone(self);
+        tokio::spawn(async move {
+            let PooledConn {
+                mut conn,
+                key,
+                _permit: permit,
+            } = conn;
+            if reset(&mut conn, &key).await.is_err() {
+                return;
+            }
+            let addr = key.addr.clone();
+            pools.with_master(&addr, |pool| {
+                if pool.idle_count >= pools.limits.max_idle_per_master {
+                    return;
+                }
+                pool.idle_count += 1;
+                pool.idle.entry(key).or_default().push(Idle {
+                    conn,
+                    since: Instant::now(),
+                    permit,
+                });
+            });
+        });
+    }
+
+    /// Closes every idle connection to `addr` (e.g. after it stopped being a master).
+    pub fn drain_master(&self, addr: &str) {
+        self.with_master(addr, |pool| {
+            pool.idle.clear();
+            pool.idle_count = 0;
+        });
+    }
+
+    /// Idle connections to `addr` right now.
+    pub fn idle_count(&self, addr: &str) -> usize {
+        self.with_master(addr, |pool| pool.idle_count)
+    }
+}
+
+/// Restores a returned connection to the state of a fresh login with its key, in one
+/// round trip (three pipelined commands).
+async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
+    let io = &mut conn.io;
+    let mut expected = 1;
+    io.queue(0, &[COM_RESET_CONNECTION]);
+    if let Some(db) = &key.database {
+        let mut cmd = vec![COM_INIT_DB];
+        cmd.extend_from_slice(db.as_bytes());
+        io.queue(0, &cmd);
+        expected += 1;
+    }
+    let c = key.collation;
+    let set = format!(
+        "{}SET character_set_client = {c}, character_set_results = {c}, collation_connection = {c}",
+        char::from(COM_QUERY)
+    );
+    io.queue(0, set.as_bytes());
+    expected += 1;
+    let deadline = Duration::from_secs(5);
+    let work = async {
+        io.flush().await.map_err(|_| ())?;
+        for _ in 0..expected {
+            let (_, reply) = io.read_logical(1 << 16, None).await.map_err(|_| ())?;
+            if reply.first() != Some(&OK_HEADER) {
+                return Err(());
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(deadline, work).await.map_err(|_| ())?
+}

@@ -1,0 +1,296 @@
+//! The backend side of one client session: at most one pooled connection per shard
+//! master, opened when a statement first needs that shard, and the session state that
+//! must be true on every one of them — current database, `SET` statements (session and
+//! user variables, character set), COM_SET_OPTION — replayed on each connection the
+//! session opens later. Connections go back to the pool (and are reset there) when the
+//! session ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use mysql_common::constants::CapabilityFlags;
+use tokio::net::TcpStream;
+
+use crate::backend::{BackendError, LoginOptions, PoolError, PoolKey, PooledConn, Pools};
+use crate::config::Config;
+use crate::error::ClientError;
+use crate::net::{NetError, PacketConn};
+use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
+use crate::protocol::packets::{ERR_HEADER, OK_HEADER};
+use crate::protocol::response::{ProtocolViolation, ResponseKind, ResponseTracker, Step};
+use crate::router::ring::ShardId;
+use crate::router::RoutingTable;
+
+/// Largest internal response (prepare metadata, OK/ERR of a replayed command) we collect.
+const INTERNAL_RESPONSE_LIMIT: usize = 1 << 24;
+
+/// How the client logged in: what every backend connection of the session starts from.
+#[derive(Debug, Clone)]
+pub struct LoginState {
+    /// Capabilities negotiated with the client.
+    pub capabilities: CapabilityFlags,
+    /// Collation from the handshake (or COM_CHANGE_USER).
+    pub collation: u16,
+    /// Database from the handshake (or COM_CHANGE_USER).
+    pub database: Option<String>,
+    /// Connection attributes, passed on to new backend logins.
+    pub attributes: Option<HashMap<String, String>>,
+}
+
+/// Why a backend connection for the session could not be had or used.
+#[derive(Debug)]
+pub enum BackendFailure {
+    /// The backend answered a login or replayed command with this ERR: relay it.
+    Relay(Vec<u8>),
+    /// Report this error.
+    Error(ClientError),
+}
+
+/// A session's backend connections and replayable state.
+pub struct SessionBackends {
+    pools: Arc<Pools>,
+    config: Arc<Config>,
+    login: LoginState,
+    conns: Vec<(ShardId, PooledConn)>,
+    /// Database chosen by USE / COM_INIT_DB since login.
+    current_db: Option<String>,
+    /// `SET …` statements (COM_QUERY payloads) in the order the client ran them.
+    replay: Vec<Vec<u8>>,
+    /// The last COM_SET_OPTION payload, if any.
+    set_option: Option<Vec<u8>>,
+}
+
+impl SessionBackends {
+    /// No connections yet.
+    pub fn new(pools: Arc<Pools>, config: Arc<Config>, login: LoginState) -> Self {
+        SessionBackends {
+            pools,
+            config,
+            login,
+            conns: Vec::new(),
+            current_db: None,
+            replay: Vec::new(),
+            set_option: None,
+        }
+    }
+
+    /// The login state.
+    pub fn login(&self) -> &LoginState {
+        &self.login
+    }
+
+    /// Shards with an open connection.
+    pub fn open_shards(&self) -> impl Iterator<Item = ShardId> + '_ {
+        self.conns.iter().map(|(s, _)| *s)
+    }
+
+    /// The open connection to a shard, if any.
+    pub fn get(&mut self, shard: ShardId) -> Option<&mut PacketConn<TcpStream>> {
+        self.conns
+            .iter_mut()
+            .find(|(s, _)| *s == shard)
+            .map(|(_, c)| &mut c.conn.io)
+    }
+
+    /// The connection to a shard, opened (from the pool) and brought to the session's
+    /// state if needed.
+    pub async fn connection(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<&mut PacketConn<TcpStream>, BackendFailure> {
+        if !self.conns.iter().any(|(s, _)| *s == shard) {
+            let conn = self.open(table, shard).await?;
+            self.conns.push((shard, conn));
+        }
+        self.get(shard).ok_or_else(|| {
+            BackendFailure::Error(ClientError::Internal("backend connection vanished".into()))
+        })
+    }
+
+    async fn open(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<PooledConn, BackendFailure> {
+        let info = table.shard(shard).ok_or_else(|| {
+            BackendFailure::Error(ClientError::Internal(format!("unknown shard id {shard}")))
+        })?;
+        let login = LoginOptions {
+            user: self.config.backend.user.clone(),
+            password: self.config.backend.password().to_string(),
+            database: self.login.database.clone(),
+            collation: Some(self.login.collation),
+            capabilities: self.login.capabilities,
+            attributes: self.login.attributes.clone(),
+        };
+        let key = PoolKey {
+            addr: info.master.clone(),
+            capabilities: self.login.capabilities.bits(),
+            collation: self.login.collation,
+            database: self.login.database.clone(),
+        };
+        let mut conn = match self.pools.checkout(key, &login).await {
+            Ok(c) => c,
+            Err(PoolError::Connect(BackendError::Server { payload, error, .. }))
+                if !matches!(error.code, 1040 | 1045 | 1129 | 1130 | 1203 | 1226) =>
+            {
+                // About the client's own request (e.g. unknown database): relay.
+                return Err(BackendFailure::Relay(payload));
+            }
+            Err(PoolError::Exhausted { addr, max, waited }) => {
+                return Err(BackendFailure::Error(ClientError::PoolExhausted {
+                    shard: info.name.clone(),
+                    addr,
+                    max,
+                    waited,
+                }))
+            }
+            Err(PoolError::Connect(e)) => {
+                tracing::warn!(shard = %info.name, error = %e, "backend unavailable");
+                return Err(BackendFailure::Error(ClientError::BackendUnavailable {
+                    shard: info.name.clone(),
+                    addr: info.master.clone(),
+                    detail: e.to_string(),
+                }));
+            }
+        };
+        // Bring the new connection to the session's state, in one pipelined round trip.
+        let mut commands: Vec<(Vec<u8>, ResponseKind)> = Vec::new();
+        if let Some(db) = &self.current_db {
+            let mut cmd = vec![COM_INIT_DB];
+            cmd.extend_from_slice(db.as_bytes());
+            commands.push((cmd, ResponseKind::Single));
+        }
+        if let Some(opt) = &self.set_option {
+            commands.push((opt.clone(), ResponseKind::Single));
+        }
+        for stmt in &self.replay {
+            commands.push((stmt.clone(), ResponseKind::Query));
+        }
+        if !commands.is_empty() {
+            let io = &mut conn.conn.io;
+            for (cmd, _) in &commands {
+                io.queue(0, cmd);
+            }
+            let timeout = self.config.timeouts.backend_read();
+            let shard_name = info.name.clone();
+            let lost = |detail: String| {
+                BackendFailure::Error(ClientError::BackendLost {
+                    shard: shard_name.clone(),
+                    detail,
+                })
+            };
+            io.flush().await.map_err(|e| lost(e.to_string()))?;
+            for (_, kind) in &commands {
+                let packets = read_response(io, *kind, timeout)
+                    .await
+                    .map_err(|e| lost(e.to_string()))?;
+                if let Some(err) = packets.iter().find(|p| p.first() == Some(&ERR_HEADER)) {
+                    let detail = crate::protocol::packets::parse_err(err).map_or_else(
+                        || "an error".to_string(),
+                        |e| format!("ERROR {}: {}", e.code, e.message),
+                    );
+                    return Err(BackendFailure::Error(ClientError::StateReplay {
+                        shard: info.name.clone(),
+                        detail,
+                    }));
+                }
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Records a successful `USE` / COM_INIT_DB.
+    pub fn record_database(&mut self, db: String) {
+        self.current_db = Some(db);
+    }
+
+    /// Records a successful `SET …` statement (its COM_QUERY payload).
+    pub fn record_set(&mut self, payload: &[u8]) {
+        self.replay.push(payload.to_vec());
+    }
+
+    /// Records a successful COM_SET_OPTION.
+    pub fn record_set_option(&mut self, payload: &[u8]) {
+        debug_assert_eq!(payload.first(), Some(&COM_SET_OPTION));
+        self.set_option = Some(payload.to_vec());
+    }
+
+    /// Forgets replayable state (after COM_RESET_CONNECTION).
+    pub fn clear_state(&mut self) {
+        self.current_db = None;
+        self.replay.clear();
+        self.set_option = None;
+    }
+
+    /// Closes a connection whose stream may be out of step (not returned to the pool).
+    pub fn discard(&mut self, shard: ShardId) {
+        self.conns.retain(|(s, _)| *s != shard);
+    }
+
+    /// Returns every connection to the pool (reset there), or closes them if `clean` is false.
+    pub fn release_all(&mut self, clean: bool) {
+        for (_, conn) in self.conns.drain(..) {
+            self.pools.checkin(conn, clean);
+        }
+    }
+
+    /// Replaces the login state (COM_CHANGE_USER): connections go back to the pool.
+    pub fn relogin(&mut self, login: LoginState) {
+        self.release_all(true);
+        self.clear_state();
+        self.login = login;
+    }
+}
+
+impl Drop for SessionBackends {
+    fn drop(&mut self) {
+        // A session that ends without release_all (a panic or an abort) must not hand
+        // connections in an unknown state to others: close them.
+        self.conns.clear();
+    }
+}
+
+/// Reads one whole response (for internal exchanges, never for relayed results).
+pub async fn read_response(
+    io: &mut PacketConn<TcpStream>,
+    kind: ResponseKind,
+    timeout: std::time::Duration,
+) -> Result<Vec<BytesMut>, ExchangeError> {
+    let mut tracker = ResponseTracker::new(kind);
+    let mut packets = Vec::new();
+    loop {
+        let (_, packet) =
+            tokio::time::timeout(timeout, io.read_logical(INTERNAL_RESPONSE_LIMIT, None))
+                .await
+                .map_err(|_| ExchangeError::Net(NetError::Timeout(timeout)))??;
+        let step = tracker.feed(&packet, packet.len())?;
+        packets.push(packet);
+        match step {
+            Step::Continue => {}
+            Step::Done { .. } => return Ok(packets),
+            Step::LocalInfile => return Err(ExchangeError::UnexpectedInfile),
+        }
+    }
+}
+
+/// Why an internal exchange with a backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The backend's answer made no sense.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolViolation),
+    /// A LOCAL INFILE request where none can be served.
+    #[error("unexpected LOCAL INFILE request")]
+    UnexpectedInfile,
+}
+
+/// Whether a response (as collected by [`read_response`]) is a plain OK.
+pub fn is_ok(packets: &[BytesMut]) -> bool {
+    packets.first().and_then(|p| p.first()) == Some(&OK_HEADER)
+}

@@ -1,0 +1,181 @@
+//! Statements dbrouter recognises itself before routing, with tiny dedicated parsers:
+//! `SHOW DBROUTER ROUTE FOR <user id>` (answered locally), the session pin
+//! `SET @dbrouter_userid = <user id> | NULL`, the database of `USE <db>`, and whether a
+//! COMMIT/ROLLBACK is plain (no `TO SAVEPOINT`, `AND CHAIN`, `RELEASE`).
+
+/// Splits SQL into words: runs of identifier characters, backtick-quoted names, quoted
+/// strings (kept with their quotes) and single punctuation bytes; whitespace and
+/// comments are skipped. Enough for the fixed statement shapes handled here.
+fn words(sql: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0;
+    std::iter::from_fn(move || loop {
+        let rest = sql.get(pos..)?;
+        let first = *rest.first()?;
+        if first.is_ascii_whitespace() || first == b';' {
+            pos += 1;
+            continue;
+        }
+        if rest.starts_with(b"/*") {
+            pos += rest
+                .windows(2)
+                .skip(2)
+                .position(|w| w == b"*/")
+                .map_or(rest.len(), |i| i + 4);
+            continue;
+        }
+        let len = if first == b'`' || first == b'\'' || first == b'"' {
+            rest.iter()
+                .skip(1)
+                .position(|b| *b == first)
+                .map_or(rest.len(), |i| i + 2)
+        } else if first.is_ascii_alphanumeric() || first == b'_' || first == b'@' || first == b'$' {
+            rest.iter()
+                .position(|b| {
+                    !(b.is_ascii_alphanumeric()
+                        || *b == b'_'
+                        || *b == b'@'
+                        || *b == b'$'
+                        || *b == b'.')
+                })
+                .unwrap_or(rest.len())
+        } else {
+            1
+        };
+        pos += len;
+        return Some(&rest[..len]);
+    })
+}
+
+fn unquote(word: &[u8]) -> &[u8] {
+    match (word.first(), word.last()) {
+        (Some(b'\''), Some(b'\'')) | (Some(b'"'), Some(b'"')) | (Some(b'`'), Some(b'`'))
+            if word.len() >= 2 =>
+        {
+            &word[1..word.len() - 1]
+        }
+        _ => word,
+    }
+}
+
+/// The user id of `SHOW DBROUTER ROUTE FOR <id>`, if the statement is that.
+pub fn route_query(sql: &[u8]) -> Option<Vec<u8>> {
+    let mut w = words(sql);
+    for expected in [&b"show"[..], b"dbrouter", b"route", b"for"] {
+        if !w.next()?.eq_ignore_ascii_case(expected) {
+            return None;
+        }
+    }
+    let id = unquote(w.next()?).to_vec();
+    w.next().is_none().then_some(id)
+}
+
+/// The session pin: `SET @dbrouter_userid = <id>` → `Some(Some(id))`, `= NULL` →
+/// `Some(None)`; any other statement → `None`.
+pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
+    let mut w = words(sql);
+    if !w.next()?.eq_ignore_ascii_case(b"set") {
+        return None;
+    }
+    if !w.next()?.eq_ignore_ascii_case(b"@dbrouter_userid") {
+        return None;
+    }
+    let op = w.next()?;
+    if op != b"=" && op != b":" {
+        return None;
+    }
+    let mut value = w.next()?;
+    if value == b"=" {
+        value = w.next()?; // `:=`
+    }
+    if w.next().is_some() {
+        return None;
+    }
+    if value.eq_ignore_ascii_case(b"null") {
+        return Some(None);
+    }
+    Some(Some(unquote(value).to_vec()))
+}
+
+/// The database of `USE <db>`.
+pub fn use_database(sql: &[u8]) -> Option<String> {
+    let mut w = words(sql);
+    if !w.next()?.eq_ignore_ascii_case(b"use") {
+        return None;
+    }
+    let db = unquote(w.next()?);
+    Some(String::from_utf8_lossy(db).into_owned())
+}
+
+/// Whether a COMMIT / ROLLBACK has no modifier (`TO SAVEPOINT`, `AND CHAIN`, `RELEASE`).
+pub fn is_plain_end(sql: &[u8]) -> bool {
+    let mut w = words(sql);
+    let Some(first) = w.next() else { return false };
+    if !(first.eq_ignore_ascii_case(b"commit") || first.eq_ignore_ascii_case(b"rollback")) {
+        return false;
+    }
+    w.all(|word| word.eq_ignore_ascii_case(b"work"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_queries() {
+        assert_eq!(
+            route_query(b"SHOW DBROUTER ROUTE FOR 123"),
+            Some(b"123".to_vec())
+        );
+        assert_eq!(
+            route_query(b"  show dbrouter route for 'abc';"),
+            Some(b"abc".to_vec())
+        );
+        assert_eq!(route_query(b"SHOW DBROUTER ROUTE FOR"), None);
+        assert_eq!(route_query(b"SHOW TABLES"), None);
+        assert_eq!(route_query(b"SHOW DBROUTER ROUTE FOR 1 2"), None);
+    }
+
+    #[test]
+    fn pins() {
+        assert_eq!(
+            session_pin(b"SET @dbrouter_userid = 42"),
+            Some(Some(b"42".to_vec()))
+        );
+        assert_eq!(
+            session_pin(b"set @DBROUTER_USERID:='7'"),
+            Some(Some(b"7".to_vec()))
+        );
+        assert_eq!(session_pin(b"SET @dbrouter_userid = NULL"), Some(None));
+        assert_eq!(session_pin(b"SET @other = 1"), None);
+        assert_eq!(session_pin(b"SET @dbrouter_userid = 1, @x = 2"), None);
+    }
+
+    #[test]
+    fn use_and_plain_end() {
+        assert_eq!(use_database(b"USE `my db`").as_deref(), Some("my db"));
+        assert_eq!(use_database(b"use app;").as_deref(), Some("app"));
+        assert!(is_plain_end(b"COMMIT"));
+        assert!(is_plain_end(b"rollback work;"));
+        assert!(!is_plain_end(b"ROLLBACK TO SAVEPOINT a"));
+        assert!(!is_plain_end(b"COMMIT AND CHAIN"));
+    }
+
+    #[test]
+    fn never_panics() {
+        for s in [
+            &b""[..],
+            b"`",
+            b"'",
+            b"/*",
+            b"SET @dbrouter_userid",
+            b"SHOW DBROUTER ROUTE FOR '",
+        ] {
+            let _ = (
+                route_query(s),
+                session_pin(s),
+                use_database(s),
+                is_plain_end(s),
+            );
+        }
+    }
+}

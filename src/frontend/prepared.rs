@@ -1,0 +1,504 @@
+//! Prepared statements across shards. The client sees one statement id per PREPARE;
+//! behind it the statement is prepared lazily on each shard an EXECUTE needs (with that
+//! shard's own id, rewritten in every packet). The shard of an EXECUTE comes from a
+//! literal key in the SQL, else from the shard-key parameter's value (read from the
+//! execute packet, or from buffered COM_STMT_SEND_LONG_DATA), else from the session.
+//! Long data is buffered until the EXECUTE says which shard gets it.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+
+use crate::error::ClientError;
+use crate::protocol::command::{COM_STMT_CLOSE, COM_STMT_RESET};
+use crate::protocol::execute::{param_value, parse_head, set_stmt_id, stmt_id, ParamValue};
+use crate::protocol::packets::{ok_packet, ERR_HEADER};
+use crate::protocol::response::{ResponseKind, SERVER_STATUS_CURSOR_EXISTS};
+use crate::router::key::{self, KeyRef};
+use crate::router::ring::ShardId;
+use crate::router::{canonical_key_text, Route, RouteError, RoutingTable};
+
+use super::backends::read_response;
+use super::session::{End, Session};
+
+/// One shard's copy of a statement.
+#[derive(Debug, Clone, Copy)]
+struct BackendStmt {
+    shard: ShardId,
+    id: u32,
+    /// Parameter types were sent to this copy (a later EXECUTE may omit them).
+    types_sent: bool,
+}
+
+/// A statement as the client prepared it.
+#[derive(Debug)]
+struct Prepared {
+    /// The COM_STMT_PREPARE payload, to prepare it on further shards.
+    prepare: Vec<u8>,
+    params: u16,
+    /// Placeholders that bind the shard key.
+    key_params: Vec<u16>,
+    /// A shard fixed by the SQL itself (literal key, global tables).
+    shard: Option<ShardId>,
+    backends: Vec<BackendStmt>,
+    /// Parameter types of the last EXECUTE that sent them.
+    types: Option<Vec<u8>>,
+    /// COM_STMT_SEND_LONG_DATA payloads since the last EXECUTE.
+    long_data: Vec<BytesMut>,
+    long_data_size: usize,
+    /// Where the last EXECUTE opened a cursor.
+    cursor_shard: Option<ShardId>,
+}
+
+impl Prepared {
+    fn backend(&self, shard: ShardId) -> Option<BackendStmt> {
+        self.backends.iter().copied().find(|b| b.shard == shard)
+    }
+
+    /// The long data sent for parameter `index`, joined.
+    fn long_data_of(&self, index: u16) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for chunk in &self.long_data {
+            if chunk.get(5..7) == Some(&index.to_le_bytes()[..]) {
+                out.get_or_insert_with(Vec::new)
+                    .extend_from_slice(&chunk[7..]);
+            }
+        }
+        out
+    }
+
+    fn has_long_data(&self, index: u16) -> bool {
+        self.long_data
+            .iter()
+            .any(|c| c.get(5..7) == Some(&index.to_le_bytes()[..]))
+    }
+}
+
+/// The session's prepared statements.
+#[derive(Debug)]
+pub struct Statements {
+    next_id: u32,
+    max_long_data: usize,
+    map: HashMap<u32, Prepared>,
+}
+
+impl Statements {
+    /// No statements; long data per statement is capped at `max_long_data` bytes.
+    pub fn new(max_long_data: usize) -> Self {
+        Statements {
+            next_id: 1,
+            max_long_data,
+            map: HashMap::new(),
+        }
+    }
+
+    /// Forgets every statement (COM_RESET_CONNECTION, COM_CHANGE_USER): the backend
+    /// copies die with the reset of their connections.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    /// Buffers a COM_STMT_SEND_LONG_DATA payload (it has no response). Data for an
+    /// unknown statement is dropped, as the server does; data over the cap is dropped and
+    /// the next EXECUTE fails.
+    pub fn add_long_data(&mut self, payload: BytesMut) {
+        let Some(id) = stmt_id(&payload) else { return };
+        let max = self.max_long_data;
+        if let Some(stmt) = self.map.get_mut(&id) {
+            stmt.long_data_size = stmt.long_data_size.saturating_add(payload.len());
+            if stmt.long_data_size <= max {
+                stmt.long_data.push(payload);
+            }
+        }
+    }
+}
+
+/// Where one EXECUTE goes and what must happen first.
+struct ExecPlan {
+    shard: ShardId,
+    backend: Option<BackendStmt>,
+    prepare: Vec<u8>,
+    long_data: Vec<BytesMut>,
+    types: Option<Vec<u8>>,
+    sent_types: bool,
+}
+
+impl Session {
+    /// COM_STMT_PREPARE: routed like the statement would be; prepared on that shard
+    /// (or the session's, when a parameter holds the key) for its metadata.
+    pub(super) async fn prepare(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<(), End> {
+        let sql = payload.get(1..).unwrap_or_default();
+        let scan = key::scan(sql, table.key_columns());
+        let key_params: Vec<u16> = scan
+            .keys()
+            .iter()
+            .filter_map(|k| match *k {
+                KeyRef::Param(i) => Some(i),
+                KeyRef::Literal(_) => None,
+            })
+            .collect();
+        let keyless = scan.keys().is_empty() && !scan.from_hint;
+        let shard = match table.route(&scan, sql) {
+            Ok(Some(Route::Shard(s))) => Some(s),
+            Ok(_) => None,
+            Err(RouteError::NoKey { .. } | RouteError::Undecidable(_))
+                if keyless && self.pinned_shard(table).is_some() =>
+            {
+                self.pinned_shard(table)
+            }
+            Err(e) => return self.reply_error(seq, e.into()).await,
+        };
+        let target = shard.unwrap_or_else(|| self.session_shard());
+        let Some((backend_id, mut packets)) = self.prepare_on(table, target, payload, seq).await?
+        else {
+            return Ok(());
+        };
+        let params = packets
+            .first()
+            .and_then(|p| p.get(7..9))
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+        if !key_params.is_empty() && scan.placeholders != params {
+            self.close_on(table, target, backend_id).await;
+            let err = ClientError::KeyParameter {
+                index: key_params[0] + 1,
+                problem: "could not be located reliably (the server counts a different number of placeholders); name the key with a literal or a /* userid=… */ hint",
+            };
+            return self.reply_error(seq, err).await;
+        }
+        let id = self.statements.next_id;
+        self.statements.next_id = self.statements.next_id.wrapping_add(1).max(1);
+        if let Some(first) = packets.first_mut() {
+            set_stmt_id(first, id);
+        }
+        self.statements.map.insert(
+            id,
+            Prepared {
+                prepare: payload.to_vec(),
+                params,
+                key_params,
+                shard,
+                backends: vec![BackendStmt {
+                    shard: target,
+                    id: backend_id,
+                    types_sent: false,
+                }],
+                types: None,
+                long_data: Vec::new(),
+                long_data_size: 0,
+                cursor_shard: None,
+            },
+        );
+        self.send_packets(seq, &packets).await
+    }
+
+    fn pinned_shard(&self, table: &RoutingTable) -> Option<ShardId> {
+        self.pin_key().map(|k| table.shard_for_key(k).0)
+    }
+
+    /// Prepares on one shard; `None` when the backend refused (its ERR was relayed).
+    async fn prepare_on(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<Option<(u32, Vec<BytesMut>)>, End> {
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let io = match self.backends.connection(table, shard).await {
+            Ok(io) => io,
+            Err(f) => {
+                self.reply_failure(seq, f).await?;
+                return Ok(None);
+            }
+        };
+        io.queue(0, payload);
+        let result = match io.flush().await {
+            Ok(()) => read_response(io, ResponseKind::Prepare, timeout)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let packets = match result {
+            Ok(p) => p,
+            Err(detail) => return Err(self.backend_lost(table, shard, seq, detail, false).await),
+        };
+        if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) {
+            self.send_packets(seq, &packets).await?;
+            return Ok(None);
+        }
+        let id = packets.first().and_then(|p| stmt_id(p)).unwrap_or(0);
+        Ok(Some((id, packets)))
+    }
+
+    async fn close_on(&mut self, table: &RoutingTable, shard: ShardId, backend_id: u32) {
+        let mut close = vec![COM_STMT_CLOSE];
+        close.extend_from_slice(&backend_id.to_le_bytes());
+        if let Ok(io) = self.backends.connection(table, shard).await {
+            io.queue(0, &close);
+            let _ = io.flush().await;
+        }
+    }
+
+    /// Decides where an EXECUTE goes (pure: no I/O).
+    fn plan_execute(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        client_id: u32,
+    ) -> Result<ExecPlan, ClientError> {
+        let session_shard = self.session_shard();
+        let max = self.statements.max_long_data;
+        let stmt =
+            self.statements
+                .map
+                .get_mut(&client_id)
+                .ok_or(ClientError::UnknownStatement {
+                    id: client_id,
+                    command: "mysqld_stmt_execute",
+                })?;
+        if stmt.long_data_size > max {
+            stmt.long_data.clear();
+            stmt.long_data_size = 0;
+            return Err(ClientError::PacketTooLarge { limit: max });
+        }
+        let head = parse_head(payload, stmt.params)
+            .map_err(|e| ClientError::MalformedPacket(e.to_string()))?;
+        if let Some(types) = head.new_types {
+            stmt.types = Some(types.to_vec());
+        }
+        let shard = match stmt.shard {
+            Some(s) => s,
+            None if stmt.key_params.is_empty() => session_shard,
+            None => {
+                let types = stmt.types.clone().ok_or(ClientError::KeyParameter {
+                    index: stmt.key_params[0] + 1,
+                    problem: "arrived without parameter types",
+                })?;
+                let mut chosen: Option<(ShardId, Vec<u8>)> = None;
+                for &index in &stmt.key_params {
+                    let problem = |problem| ClientError::KeyParameter {
+                        index: index + 1,
+                        problem,
+                    };
+                    let value =
+                        param_value(payload, &head, &types, index, |i| stmt.has_long_data(i))
+                            .map_err(|e| ClientError::MalformedPacket(e.to_string()))?;
+                    let canonical = match value {
+                        ParamValue::Int(v) if v >= 0 => v.to_string().into_bytes(),
+                        ParamValue::Int(_) => {
+                            return Err(problem("is negative; user ids are non-negative"))
+                        }
+                        ParamValue::Bytes(b) => canonical_key_text(b),
+                        ParamValue::LongData => {
+                            canonical_key_text(&stmt.long_data_of(index).unwrap_or_default())
+                        }
+                        ParamValue::Null => return Err(problem("is NULL")),
+                        ParamValue::Other => return Err(problem("must be an integer or a string")),
+                    };
+                    let shard = table.shard_for_key(&canonical).0;
+                    match &chosen {
+                        None => chosen = Some((shard, canonical)),
+                        Some((first_shard, first)) if *first_shard != shard => {
+                            return Err(ClientError::Route(RouteError::CrossShard {
+                                first: String::from_utf8_lossy(first).into_owned(),
+                                first_shard: table.shard_name(*first_shard).to_string(),
+                                second: String::from_utf8_lossy(&canonical).into_owned(),
+                                second_shard: table.shard_name(shard).to_string(),
+                            }))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                chosen.map_or(session_shard, |(s, _)| s)
+            }
+        };
+        stmt.long_data_size = 0;
+        Ok(ExecPlan {
+            shard,
+            backend: stmt.backend(shard),
+            prepare: stmt.prepare.clone(),
+            long_data: std::mem::take(&mut stmt.long_data),
+            types: stmt.types.clone(),
+            sent_types: head.new_types.is_some(),
+        })
+    }
+
+    /// COM_STMT_EXECUTE.
+    pub(super) async fn execute(
+        &mut self,
+        table: &RoutingTable,
+        payload: &mut BytesMut,
+        seq: u8,
+    ) -> Result<(), End> {
+        let client_id = stmt_id(payload).unwrap_or(0);
+        let plan = match self.plan_execute(table, payload, client_id) {
+            Ok(p) => p,
+            Err(e) => return self.reply_error(seq, e).await,
+        };
+        let shard = plan.shard;
+        let backend = match plan.backend {
+            Some(b) => b,
+            None => {
+                let Some((id, _)) = self.prepare_on(table, shard, &plan.prepare, seq).await? else {
+                    return Ok(());
+                };
+                let b = BackendStmt {
+                    shard,
+                    id,
+                    types_sent: false,
+                };
+                if let Some(stmt) = self.statements.map.get_mut(&client_id) {
+                    stmt.backends.push(b);
+                }
+                b
+            }
+        };
+        // Long data first, then the execute, both with the shard's statement id.
+        if !plan.long_data.is_empty() {
+            match self.backends.connection(table, shard).await {
+                Ok(io) => {
+                    for mut chunk in plan.long_data {
+                        set_stmt_id(&mut chunk, backend.id);
+                        io.queue(0, &chunk);
+                    }
+                }
+                Err(f) => return self.reply_failure(seq, f).await,
+            }
+        }
+        set_stmt_id(payload, backend.id);
+        let rebuilt;
+        let mut body: &[u8] = payload;
+        if !plan.sent_types && !backend.types_sent {
+            // This shard's copy never saw the types the client sent to another copy.
+            if let (Some(types), Some(stmt)) = (&plan.types, self.statements.map.get(&client_id)) {
+                rebuilt = with_types(payload, stmt.params, types);
+                body = &rebuilt;
+            }
+        }
+        let status = self
+            .run_on(table, shard, body, seq, ResponseKind::Execute, true)
+            .await?;
+        if let Some(stmt) = self.statements.map.get_mut(&client_id) {
+            if let Some(b) = stmt.backends.iter_mut().find(|b| b.shard == shard) {
+                b.types_sent |= plan.types.is_some();
+            }
+            if let Some(status) = status {
+                stmt.cursor_shard = (status & SERVER_STATUS_CURSOR_EXISTS != 0).then_some(shard);
+            }
+        }
+        Ok(())
+    }
+
+    /// COM_STMT_FETCH: to the shard holding the statement's cursor.
+    pub(super) async fn fetch(
+        &mut self,
+        table: &RoutingTable,
+        payload: &mut BytesMut,
+        seq: u8,
+    ) -> Result<(), End> {
+        let client_id = stmt_id(payload).unwrap_or(0);
+        let target = self.statements.map.get(&client_id).and_then(|s| {
+            let shard = s
+                .cursor_shard
+                .or_else(|| s.backends.first().map(|b| b.shard))?;
+            Some((shard, s.backend(shard)?.id))
+        });
+        let Some((shard, backend_id)) = target else {
+            let err = ClientError::UnknownStatement {
+                id: client_id,
+                command: "mysqld_stmt_fetch",
+            };
+            return self.reply_error(seq, err).await;
+        };
+        set_stmt_id(payload, backend_id);
+        self.run_on(table, shard, payload, seq, ResponseKind::Fetch, false)
+            .await
+            .map(drop)
+    }
+
+    /// COM_STMT_RESET: on every shard copy; answered with the first error or an OK.
+    pub(super) async fn reset_statement(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<(), End> {
+        let client_id = stmt_id(payload).unwrap_or(0);
+        let Some(stmt) = self.statements.map.get_mut(&client_id) else {
+            let err = ClientError::UnknownStatement {
+                id: client_id,
+                command: "mysqld_stmt_reset",
+            };
+            return self.reply_error(seq, err).await;
+        };
+        stmt.long_data.clear();
+        stmt.long_data_size = 0;
+        stmt.cursor_shard = None;
+        let copies = stmt.backends.clone();
+        let timeout = self.ctx.config.timeouts.backend_read();
+        for b in copies {
+            let mut cmd = vec![COM_STMT_RESET];
+            cmd.extend_from_slice(&b.id.to_le_bytes());
+            let Some(io) = self.backends.get(b.shard) else {
+                continue;
+            };
+            io.queue(0, &cmd);
+            let result = match io.flush().await {
+                Ok(()) => read_response(io, ResponseKind::Single, timeout)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
+                    return self.send_packets(seq, &packets).await;
+                }
+                Ok(_) => {}
+                Err(detail) => {
+                    return Err(self.backend_lost(table, b.shard, seq, detail, false).await)
+                }
+            }
+        }
+        self.send_packets(seq, &[ok_packet(0, 0, self.status, 0)])
+            .await
+    }
+
+    /// COM_STMT_CLOSE: on every shard copy (no response, as on MySQL).
+    pub(super) async fn close_statement(&mut self, payload: &[u8]) -> Result<(), End> {
+        let client_id = stmt_id(payload).unwrap_or(0);
+        let Some(stmt) = self.statements.map.remove(&client_id) else {
+            return Ok(());
+        };
+        for b in stmt.backends {
+            let mut cmd = vec![COM_STMT_CLOSE];
+            cmd.extend_from_slice(&b.id.to_le_bytes());
+            if let Some(io) = self.backends.get(b.shard) {
+                io.queue(0, &cmd);
+                // A failure here shows on the next command to that shard.
+                let _ = io.flush().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An execute payload with `types` inserted and the new-params-bound flag set.
+fn with_types(payload: &[u8], params: u16, types: &[u8]) -> Vec<u8> {
+    let flag_at = 10 + usize::from(params).div_ceil(8);
+    let mut out = Vec::with_capacity(payload.len() + types.len());
+    match payload.get(..flag_at) {
+        Some(head) if payload.len() > flag_at => {
+            out.extend_from_slice(head);
+            out.push(1);
+            out.extend_from_slice(types);
+            out.extend_from_slice(&payload[flag_at + 1..]);
+            out
+        }
+        _ => payload.to_vec(),
+    }
+}

@@ -1,0 +1,336 @@
+//! The routing table: one immutable snapshot of shards, ring, overrides and table rules,
+//! and the routing decision for a scanned statement. Sessions hold an `Arc` of it; a
+//! topology change builds a new one and swaps it in whole.
+
+use std::collections::HashSet;
+
+use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
+use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
+use crate::config::{override_key, Config, UnlistedTables};
+
+/// One shard as the router sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// Shard name.
+    pub name: String,
+    /// `host:port` of the master: the only server that gets application statements.
+    pub master: String,
+    /// `host:port` of the hot standbys.
+    pub standbys: Vec<String>,
+    /// Ring weight.
+    pub weight: u32,
+}
+
+/// Why a user id maps to its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// An explicit per-user override.
+    Override,
+    /// Its position on the ring.
+    Ring {
+        /// xxh3 of the canonical key bytes.
+        key_hash: u64,
+        /// Position of the owning virtual node.
+        vnode_hash: u64,
+    },
+}
+
+/// Where a statement goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The master of this shard (the statement names its user, or touches global tables).
+    Shard(ShardId),
+    /// A keyless statement that is harmless anywhere (`SELECT 1`, `SHOW …`,
+    /// `SELECT LAST_INSERT_ID()`): the session's current shard.
+    Session,
+    /// Session state (`SET`, `USE`): every backend connection of the session, and
+    /// remembered for the ones it opens later.
+    Broadcast,
+    /// BEGIN / START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT: the session's
+    /// transaction logic decides.
+    Transaction(StatementKind),
+}
+
+/// Why a statement cannot be routed; each becomes an ERR packet that says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// A sharded table without its key.
+    #[error("statement on sharded table `{table}` has no shard key: add `{column} = <user id>` to its WHERE clause (or the `{column}` column to the INSERT), or prefix the statement with /* {column}=<user id> */")]
+    NoKey {
+        /// The table.
+        table: String,
+        /// Its key column.
+        column: String,
+    },
+    /// Keys of users on different shards in one statement.
+    #[error("statement needs several shards (user {first} is on {first_shard}, user {second} on {second_shard}); dbrouter runs each statement on one shard: split it per user")]
+    CrossShard {
+        /// First key value.
+        first: String,
+        /// Its shard.
+        first_shard: String,
+        /// A key on another shard.
+        second: String,
+        /// That shard.
+        second_shard: String,
+    },
+    /// The key is mentioned in a way the scanner cannot decide.
+    #[error("cannot route this statement by its shard key: {0}")]
+    Undecidable(&'static str),
+    /// DDL on a sharded table.
+    #[error("DDL on sharded table `{0}` is refused through the router: schema changes must reach every shard, so apply them to each shard's master directly (see docs/sharding.md)")]
+    DdlRefused(String),
+}
+
+/// The immutable routing snapshot.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    /// Shards in `ShardId` order.
+    pub shards: Vec<ShardInfo>,
+    ring: Ring,
+    overrides: Overrides,
+    global_shard: ShardId,
+    key_columns: KeyColumns,
+    default_key_column: String,
+    table_keys: Vec<(String, String)>,
+    global_tables: HashSet<Vec<u8>>,
+    unlisted_global: bool,
+}
+
+impl RoutingTable {
+    /// Builds the snapshot from a validated config.
+    pub fn from_config(config: &Config) -> Result<Self, RingError> {
+        let weights: Vec<(&str, u32)> = config
+            .shards
+            .iter()
+            .map(|s| (s.name.as_str(), s.weight))
+            .collect();
+        let ring = Ring::build(&weights)?;
+        let id_of = |name: &str| {
+            config
+                .shards
+                .iter()
+                .position(|s| s.name == name)
+                .map(|i| i as ShardId)
+        };
+        let mut overrides = Overrides::default();
+        for o in &config.overrides {
+            if let (Some(key), Some(shard)) = (override_key(&o.user), id_of(&o.shard)) {
+                overrides.insert(&key, shard);
+            }
+        }
+        let global_shard = id_of(&config.global_shard().name).unwrap_or(0);
+        let sharding = &config.sharding;
+        let key_of = |t: &crate::config::ShardedTableConfig| {
+            t.key.clone().unwrap_or_else(|| sharding.key_column.clone())
+        };
+        let key_columns = KeyColumns::new(
+            std::iter::once(sharding.key_column.clone()).chain(sharding.tables.iter().map(key_of)),
+        );
+        Ok(RoutingTable {
+            shards: config
+                .shards
+                .iter()
+                .map(|s| ShardInfo {
+                    name: s.name.clone(),
+                    master: s.master.clone(),
+                    standbys: s.standbys.clone(),
+                    weight: s.weight,
+                })
+                .collect(),
+            ring,
+            overrides,
+            global_shard,
+            key_columns,
+            default_key_column: sharding.key_column.clone(),
+            table_keys: sharding
+                .tables
+                .iter()
+                .map(|t| (t.name.to_ascii_lowercase(), key_of(t)))
+                .collect(),
+            unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
+            global_tables: sharding
+                .global_tables
+                .iter()
+                .map(|t| t.to_ascii_lowercase().into_bytes())
+                .collect(),
+        })
+    }
+
+    /// The key columns the scanner looks for.
+    pub fn key_columns(&self) -> &KeyColumns {
+        &self.key_columns
+    }
+
+    /// The shard of global tables and first connections.
+    pub fn global_shard(&self) -> ShardId {
+        self.global_shard
+    }
+
+    /// The shard info of an id.
+    pub fn shard(&self, id: ShardId) -> Option<&ShardInfo> {
+        self.shards.get(usize::from(id))
+    }
+
+    /// The name of a shard, for messages.
+    pub fn shard_name(&self, id: ShardId) -> &str {
+        self.shard(id).map_or("?", |s| s.name.as_str())
+    }
+
+    /// The shard of a user id given as canonical key bytes, and why.
+    #[inline]
+    pub fn shard_for_key(&self, canonical: &[u8]) -> (ShardId, Why) {
+        if let Some(shard) = self.overrides.get(canonical) {
+            return (shard, Why::Override);
+        }
+        let p = self.ring.lookup(key_hash(canonical));
+        (
+            p.shard,
+            Why::Ring {
+                key_hash: p.key_hash,
+                vnode_hash: p.vnode_hash,
+            },
+        )
+    }
+
+    /// The shard of a key value.
+    #[inline]
+    pub fn shard_for_value(&self, value: &KeyValue<'_>) -> ShardId {
+        let mut buf = [0u8; 20];
+        self.shard_for_key(value.canonical(&mut buf)).0
+    }
+
+    /// Whether a table (as the scanner returned it) is global.
+    fn is_global(&self, table: &[u8]) -> bool {
+        // Table names are short: lower-case into a stack buffer, never allocate.
+        let mut buf = [0u8; 64];
+        if table.len() > buf.len() {
+            return self.unlisted_global;
+        }
+        let lower = &mut buf[..table.len()];
+        lower.copy_from_slice(table);
+        lower.make_ascii_lowercase();
+        if self.global_tables.contains(&lower[..]) {
+            return true;
+        }
+        self.unlisted_global
+            && !self
+                .table_keys
+                .iter()
+                .any(|(name, _)| name.as_bytes() == &lower[..])
+    }
+
+    fn key_column_of(&self, table: &[u8]) -> &str {
+        self.table_keys
+            .iter()
+            .find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(table))
+            .map_or(self.default_key_column.as_str(), |(_, key)| key.as_str())
+    }
+
+    /// The routing decision for a scanned statement. `Param` keys (prepared statements)
+    /// are the caller's to resolve once their values are known; here they make the
+    /// statement keyed but do not pick a shard (`Ok(None)` is returned for them).
+    pub fn route(&self, scan: &Scan<'_>, sql: &[u8]) -> Result<Option<Route>, RouteError> {
+        let mut keyed: Option<(ShardId, KeyValue<'_>)> = None;
+        let mut has_param = false;
+        for key in scan.keys() {
+            match *key {
+                KeyRef::Param(_) => has_param = true,
+                KeyRef::Literal(value) => {
+                    let shard = self.shard_for_value(&value);
+                    match keyed {
+                        None => keyed = Some((shard, value)),
+                        Some((first_shard, first)) if first_shard != shard => {
+                            return Err(RouteError::CrossShard {
+                                first: display_key(&first),
+                                first_shard: self.shard_name(first_shard).to_string(),
+                                second: display_key(&value),
+                                second_shard: self.shard_name(shard).to_string(),
+                            })
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if let (Some(problem), false) = (scan.problem, scan.from_hint) {
+            if self.all_tables_global(scan) {
+                return Ok(Some(Route::Shard(self.global_shard)));
+            }
+            return Err(RouteError::Undecidable(problem_message(problem)));
+        }
+        if let Some((shard, _)) = keyed {
+            return Ok(Some(Route::Shard(shard)));
+        }
+        if has_param {
+            return Ok(None);
+        }
+        if scan.kind == StatementKind::Ddl && is_temporary_table_ddl(sql) {
+            // Temporary tables belong to the session: they live where it runs.
+            return Ok(Some(Route::Session));
+        }
+        Ok(Some(self.route_keyless(scan)?))
+    }
+
+    fn all_tables_global(&self, scan: &Scan<'_>) -> bool {
+        let mut any = false;
+        for t in scan.tables() {
+            if !self.is_global(t) {
+                return false;
+            }
+            any = true;
+        }
+        any && !scan.tables_truncated
+    }
+
+    fn first_sharded_table<'a>(&self, scan: &Scan<'a>) -> Option<&'a [u8]> {
+        scan.tables().iter().copied().find(|t| !self.is_global(t))
+    }
+
+    fn route_keyless(&self, scan: &Scan<'_>) -> Result<Route, RouteError> {
+        use StatementKind::*;
+        match scan.kind {
+            Begin | Commit | Rollback | Savepoint => return Ok(Route::Transaction(scan.kind)),
+            Set | Use => return Ok(Route::Broadcast),
+            Show | Explain => return Ok(Route::Session),
+            _ => {}
+        }
+        if self.all_tables_global(scan) {
+            return Ok(Route::Shard(self.global_shard));
+        }
+        match self.first_sharded_table(scan) {
+            None => Ok(Route::Session),
+            Some(table) if scan.kind == Ddl => Err(RouteError::DdlRefused(
+                String::from_utf8_lossy(table).into_owned(),
+            )),
+            Some(table) => Err(RouteError::NoKey {
+                table: String::from_utf8_lossy(table).into_owned(),
+                column: self.key_column_of(table).to_string(),
+            }),
+        }
+    }
+}
+
+/// Whether a DDL statement is `CREATE TEMPORARY TABLE` or `DROP TEMPORARY TABLE`.
+fn is_temporary_table_ddl(sql: &[u8]) -> bool {
+    let mut words = sql
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .take(2);
+    let first = words.next().unwrap_or_default();
+    let second = words.next().unwrap_or_default();
+    (first.eq_ignore_ascii_case(b"create") || first.eq_ignore_ascii_case(b"drop"))
+        && second.eq_ignore_ascii_case(b"temporary")
+}
+
+/// A key value as the user wrote it, for messages.
+pub fn display_key(value: &KeyValue<'_>) -> String {
+    match value {
+        KeyValue::Int(n) => n.to_string(),
+        KeyValue::Str(s) => format!("'{}'", String::from_utf8_lossy(s)),
+    }
+}
+
+fn problem_message(problem: KeyProblem) -> &'static str {
+    problem.message()
+}
