@@ -378,6 +378,15 @@ async fn pooled_connections_never_leak_state_between_clients() {
             "temporary table survived the hand-over"
         );
         third.disconnect().await.unwrap();
+        // The current database does not survive a hand-over either.
+        let mut no_db = router.app_conn(None).await;
+        no_db.query_drop("USE app").await.unwrap();
+        no_db.disconnect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut next = router.app_conn(None).await;
+        let db: Option<Option<String>> = next.query_first("SELECT DATABASE()").await.unwrap();
+        assert_eq!(db, Some(None), "the previous client's USE leaked");
+        next.disconnect().await.unwrap();
     }
 }
 

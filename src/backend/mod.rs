@@ -3,6 +3,7 @@
 //! (Pooling per shard master arrives with sharding; see docs/architecture.md.)
 
 pub mod connection;
+pub mod exchange;
 pub mod pool;
 
 pub use connection::{connect, BackendConn, BackendError, LoginOptions};

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
+use super::exchange::read_response;
+use crate::protocol::response::ResponseKind;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 use crate::protocol::packets::OK_HEADER;
 
@@ -229,30 +231,45 @@ impl Pools {
 }
 
 /// Restores a returned connection to the state of a fresh login with its key, in one
-/// round trip (three pipelined commands).
+/// round trip of pipelined commands. COM_RESET_CONNECTION keeps the current database, so
+/// it is set again (or, for a key without one, checked to be none: a connection that
+/// cannot be brought back is closed).
 async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
     let io = &mut conn.io;
-    let mut expected = 1;
+    let mut expected = vec![ResponseKind::Single];
     io.queue(0, &[COM_RESET_CONNECTION]);
     if let Some(db) = &key.database {
         let mut cmd = vec![COM_INIT_DB];
         cmd.extend_from_slice(db.as_bytes());
         io.queue(0, &cmd);
-        expected += 1;
+        expected.push(ResponseKind::Single);
     }
     let c = key.collation;
-    let set = format!(
-        "{}SET character_set_client = {c}, character_set_results = {c}, collation_connection = {c}",
-        char::from(COM_QUERY)
+    let mut set = vec![COM_QUERY];
+    set.extend_from_slice(
+        format!("SET character_set_client = {c}, character_set_results = {c}, collation_connection = {c}")
+            .as_bytes(),
     );
-    io.queue(0, set.as_bytes());
-    expected += 1;
+    io.queue(0, &set);
+    expected.push(ResponseKind::Query);
+    if key.database.is_none() {
+        io.queue(0, b"\x03SELECT DATABASE() IS NULL");
+        expected.push(ResponseKind::Query);
+    }
     let deadline = Duration::from_secs(5);
     let work = async {
         io.flush().await.map_err(|_| ())?;
-        for _ in 0..expected {
-            let (_, reply) = io.read_logical(1 << 16, None).await.map_err(|_| ())?;
-            if reply.first() != Some(&OK_HEADER) {
+        for kind in &expected {
+            let packets = read_response(io, *kind, deadline).await.map_err(|_| ())?;
+            let first = packets.first().and_then(|p| p.first().copied());
+            let fine = match kind {
+                ResponseKind::Query if packets.len() > 1 => {
+                    // The `SELECT DATABASE() IS NULL` row must be "1".
+                    packets.get(3).is_some_and(|row| &row[..] == b"\x011")
+                }
+                _ => first == Some(OK_HEADER),
+            };
+            if !fine {
                 return Err(());
             }
         }

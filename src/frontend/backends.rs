@@ -15,15 +15,14 @@ use tokio::net::TcpStream;
 use crate::backend::{BackendError, LoginOptions, PoolError, PoolKey, PooledConn, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::net::{NetError, PacketConn};
+use crate::net::PacketConn;
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
 use crate::protocol::packets::{ERR_HEADER, OK_HEADER};
-use crate::protocol::response::{ProtocolViolation, ResponseKind, ResponseTracker, Step};
+use crate::protocol::response::ResponseKind;
+
+pub use crate::backend::exchange::{read_response, ExchangeError};
 use crate::router::ring::ShardId;
 use crate::router::RoutingTable;
-
-/// Largest internal response (prepare metadata, OK/ERR of a replayed command) we collect.
-const INTERNAL_RESPONSE_LIMIT: usize = 1 << 24;
 
 /// How the client logged in: what every backend connection of the session starts from.
 #[derive(Debug, Clone)]
@@ -251,43 +250,6 @@ impl Drop for SessionBackends {
         // connections in an unknown state to others: close them.
         self.conns.clear();
     }
-}
-
-/// Reads one whole response (for internal exchanges, never for relayed results).
-pub async fn read_response(
-    io: &mut PacketConn<TcpStream>,
-    kind: ResponseKind,
-    timeout: std::time::Duration,
-) -> Result<Vec<BytesMut>, ExchangeError> {
-    let mut tracker = ResponseTracker::new(kind);
-    let mut packets = Vec::new();
-    loop {
-        let (_, packet) =
-            tokio::time::timeout(timeout, io.read_logical(INTERNAL_RESPONSE_LIMIT, None))
-                .await
-                .map_err(|_| ExchangeError::Net(NetError::Timeout(timeout)))??;
-        let step = tracker.feed(&packet, packet.len())?;
-        packets.push(packet);
-        match step {
-            Step::Continue => {}
-            Step::Done { .. } => return Ok(packets),
-            Step::LocalInfile => return Err(ExchangeError::UnexpectedInfile),
-        }
-    }
-}
-
-/// Why an internal exchange with a backend failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    /// The connection failed.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// The backend's answer made no sense.
-    #[error(transparent)]
-    Protocol(#[from] ProtocolViolation),
-    /// A LOCAL INFILE request where none can be served.
-    #[error("unexpected LOCAL INFILE request")]
-    UnexpectedInfile,
 }
 
 /// Whether a response (as collected by [`read_response`]) is a plain OK.

@@ -1,0 +1,50 @@
+//! Internal exchanges with a backend: sending a command dbrouter issues itself (a state
+//! replay, a prepare on another shard, a pool reset) and collecting its whole, small
+//! response. Relayed client results never come through here: they stream.
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use crate::net::{NetError, PacketConn};
+use crate::protocol::response::{ProtocolViolation, ResponseKind, ResponseTracker, Step};
+
+/// Largest internal response (prepare metadata, OK/ERR of a replayed command) collected.
+const INTERNAL_RESPONSE_LIMIT: usize = 1 << 24;
+
+/// Reads one whole response (for internal exchanges, never for relayed results).
+pub async fn read_response(
+    io: &mut PacketConn<TcpStream>,
+    kind: ResponseKind,
+    timeout: std::time::Duration,
+) -> Result<Vec<BytesMut>, ExchangeError> {
+    let mut tracker = ResponseTracker::new(kind);
+    let mut packets = Vec::new();
+    loop {
+        let (_, packet) =
+            tokio::time::timeout(timeout, io.read_logical(INTERNAL_RESPONSE_LIMIT, None))
+                .await
+                .map_err(|_| ExchangeError::Net(NetError::Timeout(timeout)))??;
+        let step = tracker.feed(&packet, packet.len())?;
+        packets.push(packet);
+        match step {
+            Step::Continue => {}
+            Step::Done { .. } => return Ok(packets),
+            Step::LocalInfile => return Err(ExchangeError::UnexpectedInfile),
+        }
+    }
+}
+
+/// Why an internal exchange with a backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The backend's answer made no sense.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolViolation),
+    /// A LOCAL INFILE request where none can be served.
+    #[error("unexpected LOCAL INFILE request")]
+    UnexpectedInfile,
+}
+
