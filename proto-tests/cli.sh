@@ -162,16 +162,16 @@ via_direct=$(direct -D "$DB" -N -B -e "$q") || fail "counting cli_load directly 
 ok "LOAD DATA LOCAL INFILE of 1000 lines: COUNT(*), SUM(id) and content hash match"
 
 # --- current database: COM_INIT_DB and reconnect ---------------------------------------------
-out=$(router -N -B -e 'USE app; SELECT DATABASE()') || fail "USE app (COM_INIT_DB) failed"
-[[ $out == app ]] || fail "after USE app, SELECT DATABASE() returned '$out'"
-out=$(router -N -B -e 'SELECT DATABASE(); \r app
-SELECT DATABASE()') || fail "\\r app (reconnect with a database) failed"
-[[ $out == $'NULL\napp' ]] || fail "\\r app: expected NULL then app, got: $out"
+out=$(router -N -B -e "USE $DB; SELECT DATABASE()") || fail "USE $DB (COM_INIT_DB) failed"
+[[ $out == "$DB" ]] || fail "after USE $DB, SELECT DATABASE() returned '$out'"
+out=$(router -N -B -e "SELECT DATABASE(); \\r $DB
+SELECT DATABASE()") || fail "\\r $DB (reconnect with a database) failed"
+[[ $out == "NULL"$'\n'"$DB" ]] || fail "\\r $DB: expected NULL then $DB, got: $out"
 if router -N -B -e 'USE nosuchdb' >"$WORK/use.out" 2>"$WORK/use.err"; then
     fail "USE nosuchdb succeeded"
 fi
 expect_in "USE nosuchdb" "$WORK/use.err" "ERROR 1049 (42000)"
-ok "USE app (COM_INIT_DB), \\r app (reconnect), USE nosuchdb -> 1049"
+ok "USE $DB (COM_INIT_DB), \\r $DB (reconnect), USE nosuchdb -> 1049"
 
 # --- mariadb-admin ---------------------------------------------------------------------------
 admin() {
