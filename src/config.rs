@@ -64,6 +64,9 @@ pub struct Config {
     /// Backend connection pools.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Where the shared topology lives.
+    #[serde(default)]
+    pub topology: TopologyConfig,
     /// Accounts that clients log in with.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -277,6 +280,35 @@ impl Default for PoolConfig {
     }
 }
 
+/// The `[topology]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopologyConfig {
+    /// `"file"` (the `[[shards]]` of this file) or `"zk://host:port[,…]/dbrouter/<cluster>"`.
+    pub source: String,
+    /// ZooKeeper session timeout.
+    pub session_timeout_ms: u64,
+    /// This router's id in the registrations (default: host name, port and process id).
+    pub router_id: Option<String>,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            source: "file".into(),
+            session_timeout_ms: 10_000,
+            router_id: None,
+        }
+    }
+}
+
+impl TopologyConfig {
+    /// The ZooKeeper target, when the topology lives there.
+    pub fn zk_target(&self) -> Option<crate::topology::zk::ZkTarget> {
+        crate::topology::zk::ZkTarget::parse(&self.source).ok()
+    }
+}
+
 fn default_weight() -> u32 {
     256
 }
@@ -340,14 +372,13 @@ impl Config {
     }
 
     /// The shard of global tables and keyless statements (`sharding.global_shard`, else
-    /// the first shard).
-    pub fn global_shard(&self) -> &ShardConfig {
+    /// the first shard); `None` only for a ZooKeeper topology without `[[shards]]`.
+    pub fn global_shard(&self) -> Option<&ShardConfig> {
         let name = self.sharding.global_shard.as_deref();
-        // validate() guarantees at least one shard and that global_shard names one.
         self.shards
             .iter()
             .find(|s| Some(s.name.as_str()) == name)
-            .unwrap_or(&self.shards[0])
+            .or(self.shards.first())
     }
 
     fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
@@ -434,7 +465,7 @@ impl Config {
                 check_host_port(addr).map_err(|m| invalid(format!("shards[{i}].{field}"), m))?;
             }
         }
-        if self.shards.iter().all(|s| s.weight == 0) {
+        if !self.shards.is_empty() && self.shards.iter().all(|s| s.weight == 0) {
             return Err(invalid(
                 "shards".into(),
                 "every shard has weight 0: at least one must take new users".into(),
@@ -571,7 +602,7 @@ password = "secret"
         assert_eq!(c.server.max_connections, 10_000);
         assert_eq!(c.timeouts.connect_ms, 3_000);
         assert!(c.account("app").is_some());
-        assert_eq!(c.global_shard().name, "s1");
+        assert_eq!(c.global_shard().unwrap().name, "s1");
         assert_eq!(c.backend.password(), "x");
     }
 

@@ -130,6 +130,12 @@ pub enum ClientError {
         /// The command it came with.
         command: &'static str,
     },
+    /// The shard's master changed (failover) while a transaction was open on the old one.
+    #[error("dbrouter: the master of shard '{shard}' changed during this transaction; the transaction was lost with the old master's connection (retryable: run the whole transaction again)")]
+    MasterChanged {
+        /// Shard name.
+        shard: String,
+    },
     /// A client packet whose layout is wrong.
     #[error("Malformed communication packet: {0}")]
     MalformedPacket(String),
@@ -149,7 +155,9 @@ impl ClientError {
             ClientError::PacketTooLarge { .. } => 1153,
             ClientError::PacketsOutOfOrder => 1156,
             ClientError::TooManyConnections(_) => 1040,
-            ClientError::ShuttingDown | ClientError::BackendUnavailable { .. } => 1053,
+            ClientError::ShuttingDown
+            | ClientError::BackendUnavailable { .. }
+            | ClientError::MasterChanged { .. } => 1053,
             ClientError::BackendLost { .. } => 1158,
             ClientError::BackendTimeout { .. } => 1159,
             ClientError::PoolExhausted { .. } => 1040,
@@ -188,6 +196,7 @@ impl ClientError {
                 | ClientError::ShuttingDown
                 | ClientError::BackendUnavailable { .. }
                 | ClientError::PoolExhausted { .. }
+                | ClientError::MasterChanged { .. }
         )
     }
 
@@ -204,6 +213,7 @@ impl ClientError {
                 | ClientError::UnknownStatement { .. }
                 | ClientError::MalformedPacket(_)
                 | ClientError::StateReplay { .. }
+                | ClientError::MasterChanged { .. }
         )
     }
 
@@ -229,6 +239,7 @@ impl ClientError {
             ClientError::KeyParameter { .. } => "key_parameter",
             ClientError::UnknownStatement { .. } => "unknown_statement",
             ClientError::MalformedPacket(_) => "malformed_packet",
+            ClientError::MasterChanged { .. } => "master_changed",
             ClientError::Internal(_) => "internal",
         }
     }

@@ -15,3 +15,4 @@ pub mod frontend;
 pub mod net;
 pub mod protocol;
 pub mod router;
+pub mod topology;

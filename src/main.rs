@@ -46,6 +46,32 @@ enum CtlCommand {
         /// Account name.
         user: String,
     },
+    /// The shared topology in ZooKeeper.
+    Topology {
+        #[command(subcommand)]
+        command: TopologyCommand,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Shards in the ZooKeeper topology.
+    Shard {
+        #[command(subcommand)]
+        command: ShardCommand,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Per-user overrides in the ZooKeeper topology.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// The routers registered in ZooKeeper and the topology version each serves.
+    Routers {
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
     /// Show the shard a user id is routed to, its master, and why.
     Route {
         /// The user id.
@@ -55,6 +81,131 @@ enum CtlCommand {
         config: PathBuf,
     },
 }
+
+/// Where a ctl command finds ZooKeeper.
+#[derive(clap::Args)]
+struct ZkArgs {
+    /// ZooKeeper target, e.g. zk://127.0.0.1:2181/dbrouter/dev (default: the config's [topology] source).
+    #[arg(long, global = true)]
+    zk: Option<String>,
+    /// Config file whose [topology] source names ZooKeeper.
+    #[arg(long, short, global = true, default_value = "config/dbrouter.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TopologyCommand {
+    /// Create the layout from a config file's [[shards]] and [[overrides]] (idempotent).
+    Init {
+        /// The file to read shards and overrides from.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing topology document (repairs a malformed one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the topology.
+    Show {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShardCommand {
+    /// Add a shard (appended; weight 0 = no new users yet).
+    Add {
+        /// Shard name.
+        name: String,
+        /// host:port of its master.
+        #[arg(long)]
+        master: String,
+        /// host:port of a standby (repeatable).
+        #[arg(long = "standby")]
+        standbys: Vec<String>,
+        /// Ring weight.
+        #[arg(long, default_value_t = 256)]
+        weight: u32,
+    },
+    /// Change a shard's ring weight (0 = no new users).
+    SetWeight {
+        /// Shard name.
+        name: String,
+        /// New weight.
+        weight: u32,
+    },
+    /// Record a new master (epoch + 1) without moving anything: a repair tool; use promote/failover to change masters safely.
+    SetMaster {
+        /// Shard name.
+        name: String,
+        /// host:port of the new master.
+        master: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Place a user on a shard (override).
+    Pin {
+        /// User id.
+        user: String,
+        /// Shard name.
+        shard: String,
+    },
+    /// Remove a user's override.
+    Unpin {
+        /// User id.
+        user: String,
+    },
+    /// Where a user is placed, per ZooKeeper.
+    Show {
+        /// User id.
+        user: String,
+    },
+}
+
+/// Runs an async ctl command and prints its result.
+fn run_ctl<F>(work: impl FnOnce() -> F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<String, String>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work()) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn zk_ctl(
+    zk: ZkArgs,
+    command: impl FnOnce(dbrouter::topology::zk::ZkTarget, PathBuf) -> CtlFuture,
+) -> ExitCode {
+    match ctl::topology::target(zk.zk.as_deref(), &zk.config) {
+        Ok(target) => run_ctl(|| command(target, zk.config)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CtlFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,6 +222,49 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            CtlCommand::Topology { command, zk } => zk_ctl(zk, move |t, _| match command {
+                TopologyCommand::Init { from, force } => {
+                    Box::pin(async move { ctl::topology::init(&t, &from, force).await })
+                }
+                TopologyCommand::Show { json } => {
+                    Box::pin(async move { ctl::topology::show(&t, json).await })
+                }
+            }),
+            CtlCommand::Shard { command, zk } => {
+                zk_ctl(zk, move |t, _| match command {
+                    ShardCommand::Add {
+                        name,
+                        master,
+                        standbys,
+                        weight,
+                    } => Box::pin(async move {
+                        ctl::topology::shard_add(&t, &name, &master, &standbys, weight).await
+                    }),
+                    ShardCommand::SetWeight { name, weight } => {
+                        Box::pin(
+                            async move { ctl::topology::shard_set_weight(&t, &name, weight).await },
+                        )
+                    }
+                    ShardCommand::SetMaster { name, master } => Box::pin(async move {
+                        ctl::topology::shard_set_master(&t, &name, &master).await
+                    }),
+                })
+            }
+            CtlCommand::User { command, zk } => zk_ctl(zk, move |t, config_path| match command {
+                UserCommand::Pin { user, shard } => {
+                    Box::pin(async move { ctl::topology::user_pin(&t, &user, &shard).await })
+                }
+                UserCommand::Unpin { user } => {
+                    Box::pin(async move { ctl::topology::user_unpin(&t, &user).await })
+                }
+                UserCommand::Show { user } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    ctl::topology::user_show(&t, &user, &config).await
+                }),
+            }),
+            CtlCommand::Routers { zk } => zk_ctl(zk, |t, _| {
+                Box::pin(async move { ctl::topology::routers(&t).await })
+            }),
             CtlCommand::Route { user, config } => match ctl::route(&config, &user) {
                 Ok(text) => {
                     print!("{text}");

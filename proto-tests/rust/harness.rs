@@ -454,3 +454,122 @@ impl CutProxy {
         let _ = self.cut.send(true);
     }
 }
+
+/// A ZooKeeper server private to one test (for outages and session expiry), on a free
+/// port, started in the foreground so the test can stop, pause and restart it.
+pub struct TestZk {
+    child: Option<Child>,
+    /// Its client port.
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl TestZk {
+    /// Starts a fresh server and waits until it answers `ruok`.
+    pub fn start() -> Self {
+        let dir = TempDir::new("zk");
+        let port = free_port();
+        std::fs::create_dir_all(dir.0.join("data")).unwrap();
+        // tickTime 200 ms allows session timeouts from 0.4 s to 4 s.
+        let cfg = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,stat,srvr\nmaxClientCnxns=0\n",
+            dir.0.join("data").display()
+        );
+        std::fs::write(dir.0.join("zoo.cfg"), cfg).unwrap();
+        let mut zk = TestZk {
+            child: None,
+            port,
+            dir,
+        };
+        zk.spawn();
+        zk
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.0.join("zk.log")).unwrap();
+        let child = Command::new("/usr/share/zookeeper/bin/zkServer.sh")
+            .arg("start-foreground")
+            .arg(self.dir.0.join("zoo.cfg"))
+            .env("ZOOCFGDIR", &self.dir.0)
+            .env("ZOO_LOG_DIR", &self.dir.0)
+            .env("HOSTNAME", format!("dbrouter-test-{}", self.port))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start zookeeper");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.ruok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("private zookeeper did not start on port {}", self.port);
+    }
+
+    /// Whether the server serves client requests (`srvr` answers with its version; `ruok`
+    /// says imok before the server is ready).
+    fn ruok(&self) -> bool {
+        use std::io::Read;
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        if s.write_all(b"srvr").is_err() {
+            return false;
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("Zookeeper version") && out.contains("Mode:")
+    }
+
+    /// `host:port` of the server.
+    pub fn hosts(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its data stays for `restart`).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server process.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+}
+
+impl Drop for TestZk {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.stop();
+    }
+}
+
+/// Runs `dbrouter ctl ARGS…` and returns (success, stdout + stderr).
+pub fn ctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+        .arg("ctl")
+        .args(args)
+        .output()
+        .expect("run dbrouter ctl");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}

@@ -16,3 +16,4 @@ mod prepared;
 mod queries;
 mod raw;
 mod sharding;
+mod topology;

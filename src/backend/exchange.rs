@@ -47,4 +47,3 @@ pub enum ExchangeError {
     #[error("unexpected LOCAL INFILE request")]
     UnexpectedInfile,
 }
-

@@ -18,9 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::read_response;
-use crate::protocol::response::ResponseKind;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 use crate::protocol::packets::OK_HEADER;
+use crate::protocol::response::ResponseKind;
 
 /// What a pooled connection was logged in with; only equal keys may share connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

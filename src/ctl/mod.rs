@@ -2,6 +2,8 @@
 //! `[[users]]` table, and showing where a user is routed; topology and failover
 //! commands join here.
 
+pub mod topology;
+
 use std::path::Path;
 
 use crate::config::Config;
@@ -11,13 +13,15 @@ use crate::router::{canonical_key_text, RoutingTable, Why};
 /// Loads and validates a config file, returning a one-paragraph summary.
 pub fn check_config(path: &Path) -> Result<String, crate::config::ConfigError> {
     let config = Config::load(path)?;
+    let global = config.global_shard().map_or("none".to_string(), |g| {
+        format!("{} at {}", g.name, g.master)
+    });
     Ok(format!(
-        "{}: OK — listen {}, {} shard(s) (global shard {} at {}), {} override(s), {} account(s)",
+        "{}: OK — listen {}, topology {}, {} shard(s) (global shard {global}), {} override(s), {} account(s)",
         path.display(),
         config.server.listen,
+        config.topology.source,
         config.shards.len(),
-        config.global_shard().name,
-        config.global_shard().master,
         config.overrides.len(),
         config.users.len()
     ))
@@ -32,15 +36,21 @@ pub fn hash_password(user: &str, password: &str) -> String {
     )
 }
 
-/// Where a user's statements go and why, from the same routing code the proxy uses.
+/// Where a user's statements go and why, from the same routing code the proxy uses
+/// (the topology of the config file; `user show` asks ZooKeeper).
 pub fn route(path: &Path, user: &str) -> Result<String, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let table = RoutingTable::from_config(&config).map_err(|e| e.to_string())?;
-    let canonical = canonical_key_text(user.as_bytes());
+    Ok(describe_route(&table, user.as_bytes()))
+}
+
+/// The placement of a user in a routing table, for humans.
+pub fn describe_route(table: &RoutingTable, user: &[u8]) -> String {
+    let canonical = canonical_key_text(user);
     let (shard, why) = table.shard_for_key(&canonical);
-    let info = table
+    let (name, master) = table
         .shard(shard)
-        .ok_or_else(|| format!("shard id {shard} is not in the config"))?;
+        .map_or(("?", "?"), |s| (s.name.as_str(), s.master.as_str()));
     let reason = match why {
         Why::Override => "per-user override".to_string(),
         Why::Ring { key_hash, vnode_hash } => format!(
@@ -48,11 +58,8 @@ pub fn route(path: &Path, user: &str) -> Result<String, String> {
             String::from_utf8_lossy(&canonical)
         ),
     };
-    Ok(format!(
-        "user {}\nshard   {}\nmaster  {}\nwhy     {}\n",
-        String::from_utf8_lossy(&canonical),
-        info.name,
-        info.master,
-        reason
-    ))
+    format!(
+        "user {}\nshard   {name}\nmaster  {master}\nwhy     {reason}\n",
+        String::from_utf8_lossy(&canonical)
+    )
 }

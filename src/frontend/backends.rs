@@ -92,13 +92,26 @@ impl SessionBackends {
             .map(|(_, c)| &mut c.conn.io)
     }
 
+    /// Whether the session's connection to a shard goes to a server that is no longer
+    /// that shard's master in `table`.
+    pub fn is_stale(&self, table: &RoutingTable, shard: ShardId) -> bool {
+        let master = table.shard(shard).map(|s| s.master.as_str());
+        self.conns
+            .iter()
+            .any(|(s, c)| *s == shard && Some(c.conn.addr.as_str()) != master)
+    }
+
     /// The connection to a shard, opened (from the pool) and brought to the session's
-    /// state if needed.
+    /// state if needed. A connection to a server that is no longer the shard's master
+    /// (the topology changed) is closed and replaced.
     pub async fn connection(
         &mut self,
         table: &RoutingTable,
         shard: ShardId,
     ) -> Result<&mut PacketConn<TcpStream>, BackendFailure> {
+        if self.is_stale(table, shard) {
+            self.discard(shard);
+        }
         if !self.conns.iter().any(|(s, _)| *s == shard) {
             let conn = self.open(table, shard).await?;
             self.conns.push((shard, conn));

@@ -20,6 +20,8 @@ use crate::error::ClientError;
 use crate::net::PacketConn;
 use crate::router::ring::RingError;
 use crate::router::RoutingTable;
+use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
+use crate::topology::{RouterDoc, TopologyError, SCHEMA};
 
 use super::session::{self, SessionContext};
 
@@ -48,6 +50,9 @@ pub enum ServeError {
     /// The shard ring could not be built.
     #[error("invalid sharding configuration: {0}")]
     Ring(#[from] RingError),
+    /// No topology could be loaded.
+    #[error("no topology: {0}")]
+    Topology(#[from] TopologyError),
 }
 
 /// Facts learned from the backend before accepting clients.
@@ -57,8 +62,16 @@ struct BackendFacts {
 }
 
 /// Waits until the global shard's master accepts the service login.
-async fn wait_until_ready(config: &Config) -> Result<BackendFacts, ServeError> {
-    let shard = config.global_shard();
+async fn wait_until_ready(
+    config: &Config,
+    routing: &RoutingTable,
+) -> Result<BackendFacts, ServeError> {
+    let shard = routing
+        .shard(routing.global_shard())
+        .ok_or(ServeError::Topology(TopologyError::Invalid {
+            what: "topology".into(),
+            reason: "no global shard".into(),
+        }))?;
     let opts = LoginOptions {
         user: config.backend.user.clone(),
         password: config.backend.password().to_string(),
@@ -89,11 +102,49 @@ async fn wait_until_ready(config: &Config) -> Result<BackendFacts, ServeError> {
     }
 }
 
+/// The routing snapshot from the configured topology source: the config file, or
+/// ZooKeeper (followed in the background from then on).
+async fn load_topology(
+    config: &Config,
+) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), ServeError> {
+    let Some(target) = config.topology.zk_target() else {
+        let table = RoutingTable::from_config(config)?;
+        return Ok((
+            Arc::new(ArcSwap::from_pointee(table)),
+            TopologyStatus::file(),
+        ));
+    };
+    let id = config.topology.router_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!(
+            "{}-{}-{}",
+            host.trim(),
+            config.server.listen.replace(':', "_"),
+            std::process::id()
+        )
+    });
+    let settings = FollowerSettings {
+        target,
+        session_timeout: Duration::from_millis(config.topology.session_timeout_ms),
+        connect_timeout: config.timeouts.connect(),
+        registration: RouterDoc {
+            schema: SCHEMA,
+            id,
+            address: config.server.listen.clone(),
+            build: env!("CARGO_PKG_VERSION").to_string(),
+            applied_version: 0,
+            applied_at_ms: 0,
+        },
+        sharding: config.sharding.clone(),
+    };
+    Ok(watcher::start(settings, config.timeouts.startup()).await?)
+}
+
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::from_config(&config)?));
-    let facts = wait_until_ready(&config).await?;
+    let (routing, topology) = load_topology(&config).await?;
+    let facts = wait_until_ready(&config, &routing.load()).await?;
     let pools = Pools::new(PoolLimits {
         max_per_master: config.pool.max_per_shard,
         max_idle_per_master: config.pool.max_idle_per_shard,
@@ -111,6 +162,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
         routing,
+        topology,
         pools,
         server_version: config
             .server

@@ -69,6 +69,18 @@ pub fn route_query(sql: &[u8]) -> Option<Vec<u8>> {
     w.next().is_none().then_some(id)
 }
 
+/// Whether the statement is `SHOW DBROUTER STATUS`.
+pub fn is_status_query(sql: &[u8]) -> bool {
+    let mut w = words(sql);
+    for expected in [&b"show"[..], b"dbrouter", b"status"] {
+        match w.next() {
+            Some(word) if word.eq_ignore_ascii_case(expected) => {}
+            _ => return false,
+        }
+    }
+    w.next().is_none()
+}
+
 /// The session pin: `SET @dbrouter_userid = <id>` → `Some(Some(id))`, `= NULL` →
 /// `Some(None)`; any other statement → `None`.
 pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
@@ -133,6 +145,14 @@ mod tests {
         assert_eq!(route_query(b"SHOW DBROUTER ROUTE FOR"), None);
         assert_eq!(route_query(b"SHOW TABLES"), None);
         assert_eq!(route_query(b"SHOW DBROUTER ROUTE FOR 1 2"), None);
+    }
+
+    #[test]
+    fn status_query() {
+        assert!(is_status_query(b"SHOW DBROUTER STATUS"));
+        assert!(is_status_query(b"show dbrouter status;"));
+        assert!(!is_status_query(b"SHOW DBROUTER STATUS x"));
+        assert!(!is_status_query(b"SHOW STATUS"));
     }
 
     #[test]

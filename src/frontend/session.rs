@@ -46,6 +46,8 @@ pub struct SessionContext {
     pub config: Arc<Config>,
     /// The current routing snapshot (swapped whole when the topology changes).
     pub routing: Arc<ArcSwap<RoutingTable>>,
+    /// Where the topology comes from and how that source is doing.
+    pub topology: Arc<crate::topology::watcher::TopologyStatus>,
     /// Backend connection pools.
     pub pools: Arc<Pools>,
     /// Server version announced in the greeting.
@@ -458,6 +460,9 @@ impl Session {
         if let Some(user) = local::route_query(sql) {
             return self.show_route(table, &user, seq).await;
         }
+        if local::is_status_query(sql) {
+            return self.show_status(table, seq).await;
+        }
         let scan = key::scan(sql, table.key_columns());
         if scan.kind == StatementKind::Set {
             if let Some(pin) = local::session_pin(sql) {
@@ -598,6 +603,17 @@ impl Session {
                 }
                 self.tx = Tx::Open(shard);
             }
+        }
+        if self.tx == Tx::Open(shard) && self.backends.is_stale(table, shard) {
+            // The shard's master changed under an open transaction: it is gone with the
+            // old master's connection.
+            self.backends.discard(shard);
+            self.tx = Tx::None;
+            self.status &= !SERVER_STATUS_IN_TRANS;
+            let err = ClientError::MasterChanged {
+                shard: table.shard_name(shard).to_string(),
+            };
+            return self.reply_error(seq, err).await.map(|_| None);
         }
         let timeouts = self.relay_timeouts();
         let io = match self.backends.connection(table, shard).await {
@@ -833,6 +849,49 @@ impl Session {
                 "vnode_hash",
             ],
             &[row],
+            self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
+        );
+        self.send_packets(seq, &packets).await
+    }
+
+    /// `SHOW DBROUTER STATUS`: the topology this router serves and its source's health.
+    async fn show_status(&mut self, table: &RoutingTable, seq: u8) -> Result<(), End> {
+        let topo = &self.ctx.topology;
+        let condition = topo.condition();
+        let mut rows: Vec<Vec<Option<String>>> = vec![
+            vec![Some("topology_source".into()), Some(topo.source.clone())],
+            vec![
+                Some("topology_version".into()),
+                Some(table.version.to_string()),
+            ],
+            vec![
+                Some("zookeeper_state".into()),
+                Some(condition.state.to_string()),
+            ],
+            vec![
+                Some("topology_last_error".into()),
+                condition.last_error.clone(),
+            ],
+            vec![
+                Some("overridden_users".into()),
+                Some(table.override_count().to_string()),
+            ],
+        ];
+        for s in &table.shards {
+            rows.push(vec![
+                Some(format!("shard.{}", s.name)),
+                Some(format!(
+                    "master={} epoch={} weight={} standbys={}",
+                    s.master,
+                    s.epoch,
+                    s.weight,
+                    s.standbys.join(",")
+                )),
+            ]);
+        }
+        let packets = text_result_set(
+            &["name", "value"],
+            &rows,
             self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
         );
         self.send_packets(seq, &packets).await

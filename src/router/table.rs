@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
 use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
-use crate::config::{override_key, Config, UnlistedTables};
+use crate::config::{override_key, Config, ShardingConfig, UnlistedTables};
 
 /// One shard as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct ShardInfo {
     pub standbys: Vec<String>,
     /// Ring weight.
     pub weight: u32,
+    /// Master epoch: bumped by every master change (failover).
+    pub epoch: u64,
 }
 
 /// Why a user id maps to its shard.
@@ -85,6 +87,8 @@ pub enum RouteError {
 /// The immutable routing snapshot.
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
+    /// Topology version this snapshot was built from (0 for a config-file topology).
+    pub version: u64,
     /// Shards in `ShardId` order.
     pub shards: Vec<ShardInfo>,
     ring: Ring,
@@ -98,29 +102,64 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Builds the snapshot from a validated config.
+    /// Builds the snapshot from a validated config (the file topology).
     pub fn from_config(config: &Config) -> Result<Self, RingError> {
-        let weights: Vec<(&str, u32)> = config
+        let shards = config
             .shards
             .iter()
-            .map(|s| (s.name.as_str(), s.weight))
+            .map(|s| ShardInfo {
+                name: s.name.clone(),
+                master: s.master.clone(),
+                standbys: s.standbys.clone(),
+                weight: s.weight,
+                epoch: 1,
+            })
             .collect();
+        let mut overrides = Vec::new();
+        for o in &config.overrides {
+            if let Some(key) = override_key(&o.user) {
+                overrides.push((key, o.shard.clone()));
+            }
+        }
+        let global = config
+            .global_shard()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        Self::build(
+            0,
+            shards,
+            &global,
+            overrides.iter().map(|(k, s)| (k.as_slice(), s.as_str())),
+            &config.sharding,
+        )
+    }
+
+    /// Builds a snapshot from its parts: shards in `ShardId` order, the global shard's
+    /// name, overrides as (canonical key, shard name), and the table rules. Overrides
+    /// naming an unknown shard are skipped (the topology store validates them).
+    pub fn build<'a>(
+        version: u64,
+        shards: Vec<ShardInfo>,
+        global_shard: &str,
+        overrides: impl IntoIterator<Item = (&'a [u8], &'a str)>,
+        sharding: &ShardingConfig,
+    ) -> Result<Self, RingError> {
+        let weights: Vec<(&str, u32)> =
+            shards.iter().map(|s| (s.name.as_str(), s.weight)).collect();
         let ring = Ring::build(&weights)?;
         let id_of = |name: &str| {
-            config
-                .shards
+            shards
                 .iter()
                 .position(|s| s.name == name)
                 .map(|i| i as ShardId)
         };
-        let mut overrides = Overrides::default();
-        for o in &config.overrides {
-            if let (Some(key), Some(shard)) = (override_key(&o.user), id_of(&o.shard)) {
-                overrides.insert(&key, shard);
+        let mut map = Overrides::default();
+        for (key, shard) in overrides {
+            if let Some(id) = id_of(shard) {
+                map.insert(key, id);
             }
         }
-        let global_shard = id_of(&config.global_shard().name).unwrap_or(0);
-        let sharding = &config.sharding;
+        let global_shard = id_of(global_shard).unwrap_or(0);
         let key_of = |t: &crate::config::ShardedTableConfig| {
             t.key.clone().unwrap_or_else(|| sharding.key_column.clone())
         };
@@ -128,18 +167,10 @@ impl RoutingTable {
             std::iter::once(sharding.key_column.clone()).chain(sharding.tables.iter().map(key_of)),
         );
         Ok(RoutingTable {
-            shards: config
-                .shards
-                .iter()
-                .map(|s| ShardInfo {
-                    name: s.name.clone(),
-                    master: s.master.clone(),
-                    standbys: s.standbys.clone(),
-                    weight: s.weight,
-                })
-                .collect(),
+            version,
+            shards,
             ring,
-            overrides,
+            overrides: map,
             global_shard,
             key_columns,
             default_key_column: sharding.key_column.clone(),
@@ -148,13 +179,26 @@ impl RoutingTable {
                 .iter()
                 .map(|t| (t.name.to_ascii_lowercase(), key_of(t)))
                 .collect(),
-            unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
             global_tables: sharding
                 .global_tables
                 .iter()
                 .map(|t| t.to_ascii_lowercase().into_bytes())
                 .collect(),
+            unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
         })
+    }
+
+    /// The shard id of a shard name.
+    pub fn shard_id(&self, name: &str) -> Option<ShardId> {
+        self.shards
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as ShardId)
+    }
+
+    /// Number of overridden users.
+    pub fn override_count(&self) -> usize {
+        self.overrides.len()
     }
 
     /// The key columns the scanner looks for.

@@ -1,0 +1,473 @@
+//! The shared topology in ZooKeeper, with real ZooKeeper servers: two routers following
+//! the same topology (pins and master changes reach both), compare-and-set writes,
+//! malformed documents refused, routers serving through a ZooKeeper outage, and
+//! registrations and watches coming back after a session expiry.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use crate::harness::*;
+use dbrouter::topology::zk::{ZkStore, ZkTarget};
+use dbrouter::topology::TopologyError;
+
+const SHARDING: &str = "[sharding]\nunlisted_tables = \"global\"\n";
+
+/// A root znode private to one test on the cluster's ZooKeeper.
+fn unique_root(tag: &str) -> String {
+    format!("/dbrouter/test-{tag}-{}", std::process::id())
+}
+
+/// Router settings following the topology at `hosts` + `root`.
+fn zk_settings(hosts: &str, root: &str) -> RouterSettings {
+    let mut s = two_shards(SHARDING);
+    s.sharding = format!(
+        "{SHARDING}\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
+    );
+    s.timeouts = "startup_ms = 30000".into();
+    s
+}
+
+/// Initialises the topology from a (not yet started) router's config, then starts it.
+fn init_and_start(settings: RouterSettings, url: &str) -> TestRouter {
+    let router = TestRouter::spawn(settings);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let (ok, out) = ctl(&["topology", "init", "--from", &config, "--zk", url]);
+    assert!(ok, "{out}");
+    router.wait_listening(Duration::from_secs(30));
+    router
+}
+
+fn start_follower(settings: RouterSettings) -> TestRouter {
+    TestRouter::start(settings)
+}
+
+/// `SHOW DBROUTER STATUS` as (name, value) pairs.
+async fn status(conn: &mut Conn) -> Vec<(String, Option<String>)> {
+    conn.query("SHOW DBROUTER STATUS").await.unwrap()
+}
+
+fn value(rows: &[(String, Option<String>)], name: &str) -> Option<String> {
+    rows.iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.clone())
+}
+
+/// Waits until the router routes `user` to `shard`.
+async fn wait_route(conn: &mut Conn, user: &str, shard: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Option<(
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        )> = conn
+            .query_first(format!("SHOW DBROUTER ROUTE FOR {user}"))
+            .await
+            .unwrap();
+        if got.as_ref().map(|g| g.1.as_str()) == Some(shard) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "user {user} never reached {shard}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn store(url: &str) -> ZkStore {
+    ZkStore::connect(
+        &ZkTarget::parse(url).unwrap(),
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_follow_pins_and_master_changes() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("follow");
+    let url = format!("zk://{hosts}{root}");
+    let a = init_and_start(zk_settings(&hosts, &root), &url);
+    let b = start_follower(zk_settings(&hosts, &root));
+    let mut ca = a.app_conn(Some("app")).await;
+    let mut cb = b.app_conn(Some("app")).await;
+
+    // init is idempotent.
+    let (ok, out) = ctl(&[
+        "topology",
+        "init",
+        "--from",
+        a.config_path.to_str().unwrap(),
+        "--zk",
+        &url,
+    ]);
+    assert!(ok && out.contains("already initialised"), "{out}");
+
+    // A pin reaches both routers.
+    let table = a.routing();
+    let user = (1..)
+        .find(|u: &u64| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
+        .unwrap()
+        .to_string();
+    let (ok, out) = ctl(&["user", "pin", &user, "shard2", "--zk", &url]);
+    assert!(
+        ok && out.contains("pinned to shard2") && out.contains("topology version 2"),
+        "{out}"
+    );
+    wait_route(&mut ca, &user, "shard2").await;
+    wait_route(&mut cb, &user, "shard2").await;
+    let (ok, out) = ctl(&[
+        "user",
+        "show",
+        &user,
+        "--zk",
+        &url,
+        "--config",
+        a.config_path.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && out.contains("shard2") && out.contains("override"),
+        "{out}"
+    );
+
+    // A master change written by the CLI reaches both: shard1's "master" becomes its
+    // standby's address here (read-only is fine for this check).
+    let standby = env("DBR_S1_STANDBY");
+    let (ok, out) = ctl(&["shard", "set-master", "shard1", &standby, "--zk", &url]);
+    assert!(ok && out.contains("epoch 2"), "{out}");
+    for conn in [&mut ca, &mut cb] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = status(conn).await;
+            if value(&rows, "shard.shard1")
+                .is_some_and(|v| v.contains(&standby) && v.contains("epoch=2"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "master change not applied: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Statements for shard1 now reach the new master (the standby's port).
+    let port: Option<i64> = ca.query_first("SELECT @@port").await.unwrap();
+    let standby_port: i64 = standby.rsplit_once(':').unwrap().1.parse().unwrap();
+    assert_eq!(
+        port,
+        Some(standby_port),
+        "keyless statement must follow the new global master"
+    );
+
+    // Both routers are registered with the current version.
+    let (ok, out) = ctl(&["routers", "--zk", &url]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 router(s)") && out.matches("(current)").count() == 2,
+        "{out}"
+    );
+    let (ok, out) = ctl(&["topology", "show", "--zk", &url, "--json"]);
+    assert!(ok && out.contains("\"version\": 3"), "{out}");
+}
+
+#[tokio::test]
+async fn concurrent_writes_exactly_one_wins() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("cas");
+    let url = format!("zk://{hosts}{root}");
+    let router = TestRouter::spawn(zk_settings(&hosts, &root));
+    let (ok, out) = ctl(&[
+        "topology",
+        "init",
+        "--from",
+        router.config_path.to_str().unwrap(),
+        "--zk",
+        &url,
+    ]);
+    assert!(ok, "{out}");
+    let s1 = store(&url).await;
+    let s2 = store(&url).await;
+    // Both operators read the same version, then both write.
+    let (mut doc1, v1) = s1.read_topology().await.unwrap();
+    let (mut doc2, v2) = s2.read_topology().await.unwrap();
+    assert_eq!(v1, v2);
+    doc1.shards[0].weight = 11;
+    doc2.shards[0].weight = 22;
+    let (r1, r2) = tokio::join!(s1.write_topology(&doc1, v1), s2.write_topology(&doc2, v2));
+    let wins = [r1.is_ok(), r2.is_ok()].iter().filter(|w| **w).count();
+    assert_eq!(wins, 1, "exactly one writer must win: {r1:?} {r2:?}");
+    let loser = if r1.is_err() { r1 } else { r2 };
+    assert!(matches!(loser, Err(TopologyError::Conflict)));
+    assert!(loser.unwrap_err().to_string().contains("changed under you"));
+    let (now, _) = s1.read_topology().await.unwrap();
+    assert!([11, 22].contains(&now.shards[0].weight));
+    // The same through the CLI: a concurrent pin and weight change both land, in some order.
+    let url2 = url.clone();
+    let t = std::thread::spawn(move || ctl(&["shard", "set-weight", "shard2", "7", "--zk", &url2]));
+    let (ok1, out1) = ctl(&["user", "pin", "99", "shard1", "--zk", &url]);
+    let (ok2, out2) = t.join().unwrap();
+    for (ok, out) in [(ok1, &out1), (ok2, &out2)] {
+        assert!(ok || out.contains("changed under you"), "{out}");
+    }
+    drop(router);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_topology_is_refused_and_the_last_good_kept() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("malformed");
+    let url = format!("zk://{hosts}{root}");
+    let router = init_and_start(zk_settings(&hosts, &root), &url);
+    let mut c = router.app_conn(Some("app")).await;
+    let s = store(&url).await;
+    // A buggy writer: garbage topology and a bumped version counter.
+    s.write_raw("topology", b"{\"schema\": 1, \"shards\": \"oops\"")
+        .await
+        .unwrap();
+    s.write_raw("version", br#"{"schema":1,"version":50}"#)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = status(&mut c).await;
+        if value(&rows, "topology_last_error").is_some() {
+            assert_eq!(
+                value(&rows, "topology_version").as_deref(),
+                Some("1"),
+                "{rows:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the malformed topology was not reported: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still serving from the last good topology.
+    let v: Option<i64> = c.query_first("SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+    // An unknown schema version is refused too.
+    s.write_raw(
+        "topology",
+        br#"{"schema":9,"shards":[],"global_shard":"x"}"#,
+    )
+    .await
+    .unwrap();
+    s.write_raw("version", br#"{"schema":1,"version":51}"#)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows = status(&mut c).await;
+    assert_eq!(value(&rows, "topology_version").as_deref(), Some("1"));
+    // A repair (forced init) is applied.
+    let (ok, out) = ctl(&[
+        "topology",
+        "init",
+        "--force",
+        "--from",
+        router.config_path.to_str().unwrap(),
+        "--zk",
+        &url,
+    ]);
+    assert!(ok, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = status(&mut c).await;
+        if value(&rows, "topology_version").as_deref() == Some("52") {
+            assert_eq!(value(&rows, "topology_last_error"), None);
+            break;
+        }
+        assert!(Instant::now() < deadline, "repair not applied: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `SELECT` statements through each router until `stop` is set; returns failures.
+fn query_load(
+    addrs: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    tokio::spawn(async move {
+        let mut conns = Vec::new();
+        for a in &addrs {
+            conns.push(
+                Conn::new(mysql_async::Opts::from(app_opts(a, Some("app"))))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let (mut ok, mut failures) = (0u64, Vec::new());
+        let mut i = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for c in conns.iter_mut() {
+                match c.query_first::<i64, _>(format!("SELECT {i}")).await {
+                    Ok(Some(v)) if v == i as i64 => ok += 1,
+                    other => failures.push(format!("{other:?}")),
+                }
+            }
+            // Also new connections (login, pool) during the outage.
+            if i % 50 == 0 {
+                for a in &addrs {
+                    match Conn::new(mysql_async::Opts::from(app_opts(a, Some("app")))).await {
+                        Ok(c) => drop(c),
+                        Err(e) => failures.push(format!("connect: {e}")),
+                    }
+                }
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (ok, failures)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_serve_through_a_zookeeper_outage_and_catch_up() {
+    let outage = Duration::from_secs(
+        std::env::var("DBR_ZK_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let mut zk = TestZk::start();
+    let root = "/dbrouter/outage";
+    let url = format!("zk://{}{root}", zk.hosts());
+    let a = init_and_start(zk_settings(&zk.hosts(), root), &url);
+    let b = start_follower(zk_settings(&zk.hosts(), root));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = query_load(vec![a.addr.clone(), b.addr.clone()], stop.clone());
+
+    zk.stop();
+    let mut ca = a.app_conn(Some("app")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = status(&mut ca).await;
+        if value(&rows, "zookeeper_state").is_some_and(|s| s != "connected") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outage is not reported: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(outage).await;
+    zk.restart();
+    // A change made after ZooKeeper returns reaches both routers.
+    let (ok, out) = ctl(&["user", "pin", "123456", "shard2", "--zk", &url]);
+    assert!(ok, "{out}");
+    let mut cb = b.app_conn(Some("app")).await;
+    wait_route(&mut ca, "123456", "shard2").await;
+    wait_route(&mut cb, "123456", "shard2").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok_count, failures) = load.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} queries failed during the outage: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok_count > 100, "too few queries ran: {ok_count}");
+    // Both re-registered.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (ok, out) = ctl(&["routers", "--zk", &url]);
+        if ok && out.contains("2 router(s)") && out.matches("(current)").count() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routers did not re-register: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_brings_back_registration_and_watches() {
+    let zk = TestZk::start();
+    let root = "/dbrouter/expiry";
+    let url = format!("zk://{}{root}", zk.hosts());
+    let router = init_and_start(zk_settings(&zk.hosts(), root), &url);
+    let mut c = router.app_conn(Some("app")).await;
+    // Freeze ZooKeeper well past the 2 s session timeout: the session expires.
+    zk.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    zk.signal("-CONT");
+    // The registration comes back and a change made now is applied (watches re-armed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out) = ctl(&["routers", "--zk", &url]);
+        if ok && out.contains("1 router(s)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registration did not come back: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (ok, out) = ctl(&["user", "pin", "777", "shard2", "--zk", &url]);
+    assert!(ok, "{out}");
+    wait_route(&mut c, "777", "shard2").await;
+    let log = router.log_text();
+    assert!(
+        log.contains("new ZooKeeper session"),
+        "the session did not expire and get rebuilt:\n{log}"
+    );
+}
+
+/// Propagation time from a CLI write to "applied" on two routers. A report, not a check:
+/// `scripts/report-propagation` runs it (`cargo test --test proto report_propagation -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn report_propagation() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("propagation");
+    let url = format!("zk://{hosts}{root}");
+    let a = init_and_start(zk_settings(&hosts, &root), &url);
+    let b = start_follower(zk_settings(&hosts, &root));
+    let mut conns = vec![a.app_conn(Some("app")).await, b.app_conn(Some("app")).await];
+    let s = store(&url).await;
+    let mut samples = Vec::new();
+    for i in 0..100u64 {
+        let user = format!("{}", 5_000_000 + i);
+        let shard = if i % 2 == 0 { "shard1" } else { "shard2" };
+        let started = Instant::now();
+        let version = s
+            .set_override(user.as_bytes(), Some(shard))
+            .await
+            .unwrap()
+            .unwrap();
+        for c in conns.iter_mut() {
+            loop {
+                let rows = status(c).await;
+                if value(&rows, "topology_version").and_then(|v| v.parse::<u64>().ok())
+                    >= Some(version)
+                {
+                    break;
+                }
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let pct = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
+    println!(
+        "propagation write -> applied on both routers, {} changes: p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        pct(50),
+        pct(99),
+        samples[samples.len() - 1]
+    );
+}

@@ -1,0 +1,250 @@
+//! `dbrouter ctl topology|shard|user|routers`: reading and changing the shared topology in
+//! ZooKeeper. Every write is a compare-and-set: if someone else changed the topology
+//! between our read and our write, the command fails with "changed under you, retry" and
+//! nothing is written. Every write prints what it changed and the new version.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{override_key, Config};
+use crate::router::canonical_key_text;
+use crate::topology::zk::{InitOutcome, ZkStore, ZkTarget};
+use crate::topology::{ShardDoc, ShardState, TopologyDoc, TopologyError};
+
+/// Where a ctl command finds ZooKeeper: `--zk`, else the config's `[topology] source`.
+pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
+    if let Some(url) = zk {
+        return ZkTarget::parse(url);
+    }
+    let config = Config::load(config).map_err(|e| e.to_string())?;
+    config.topology.zk_target().ok_or_else(|| {
+        format!(
+            "the config's [topology] source is {:?}: give --zk zk://host:port/path",
+            config.topology.source
+        )
+    })
+}
+
+async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
+    ZkStore::connect(target, Duration::from_secs(10), Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn fail(e: TopologyError) -> String {
+    e.to_string()
+}
+
+/// `topology init --from FILE`: creates the layout from a config file's shards and
+/// overrides; idempotent. With `force`, replaces an existing topology document.
+pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String, String> {
+    let config = Config::load(from).map_err(|e| e.to_string())?;
+    if config.shards.is_empty() {
+        return Err(format!(
+            "{} has no [[shards]] to initialise the topology with",
+            from.display()
+        ));
+    }
+    let topology = TopologyDoc::from_config(&config);
+    let overrides: Vec<(Vec<u8>, String)> = config
+        .overrides
+        .iter()
+        .filter_map(|o| Some((override_key(&o.user)?, o.shard.clone())))
+        .collect();
+    let store = store(target).await?;
+    match store.init(&topology, &overrides).await.map_err(fail)? {
+        InitOutcome::Created => Ok(format!(
+            "initialised {target}: {} shard(s), {} override(s); topology version 1\n",
+            topology.shards.len(),
+            overrides.len()
+        )),
+        InitOutcome::AlreadyInitialized(version) if force => {
+            // Replace the document whatever it holds (repairs a malformed one).
+            let (_, stat) = store
+                .client()
+                .get_data(&store.path("topology"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let new = store
+                .write_topology(&topology, stat.version)
+                .await
+                .map_err(fail)?;
+            Ok(format!("replaced the topology of {target} (was version {version}); topology version {new}\n"))
+        }
+        InitOutcome::AlreadyInitialized(version) => Ok(format!(
+            "{target} is already initialised (topology version {version}); nothing changed\n"
+        )),
+    }
+}
+
+/// `topology show`: the topology, human-readable or JSON.
+pub async fn show(target: &ZkTarget, json: bool) -> Result<String, String> {
+    let store = store(target).await?;
+    let snapshot = store.read_all().await.map_err(fail)?;
+    let overrides: usize = snapshot.buckets.iter().map(|b| b.users.len()).sum();
+    if json {
+        let value = serde_json::json!({
+            "version": snapshot.version,
+            "topology": snapshot.topology,
+            "overrides": overrides,
+        });
+        return serde_json::to_string_pretty(&value)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string());
+    }
+    let mut out = format!(
+        "topology {target} version {}\nglobal shard: {}\noverridden users: {overrides}\n\n{:<12} {:>6} {:>6} {:<9} {:<22} standbys\n",
+        snapshot.version, snapshot.topology.global_shard, "shard", "weight", "epoch", "state", "master"
+    );
+    for s in &snapshot.topology.shards {
+        let state = match s.state {
+            ShardState::Serving => "serving",
+            ShardState::Switching => "switching",
+        };
+        out.push_str(&format!(
+            "{:<12} {:>6} {:>6} {:<9} {:<22} {}\n",
+            s.name,
+            s.weight,
+            s.epoch,
+            state,
+            s.master,
+            s.standbys.join(", ")
+        ));
+    }
+    Ok(out)
+}
+
+/// Applies `change` to the topology with compare-and-set; reports what changed.
+async fn change_topology(
+    target: &ZkTarget,
+    change: impl FnOnce(&mut TopologyDoc) -> Result<String, String>,
+) -> Result<String, String> {
+    let store = store(target).await?;
+    let (mut doc, expected) = store.read_topology().await.map_err(fail)?;
+    let what = change(&mut doc)?;
+    let version = store.write_topology(&doc, expected).await.map_err(fail)?;
+    Ok(format!("{what}; topology version {version}\n"))
+}
+
+/// `shard add`: appends a shard (new shards go last so existing ids stay).
+pub async fn shard_add(
+    target: &ZkTarget,
+    name: &str,
+    master: &str,
+    standbys: &[String],
+    weight: u32,
+) -> Result<String, String> {
+    change_topology(target, |doc| {
+        if doc.shards.iter().any(|s| s.name == name) {
+            return Err(format!("shard {name} exists already"));
+        }
+        doc.shards.push(ShardDoc {
+            name: name.to_string(),
+            master: master.to_string(),
+            standbys: standbys.to_vec(),
+            weight,
+            epoch: 1,
+            state: ShardState::Serving,
+        });
+        Ok(format!(
+            "added shard {name} (master {master}, weight {weight})"
+        ))
+    })
+    .await
+}
+
+/// `shard set-weight`: changes a shard's ring weight (0 = no new users).
+pub async fn shard_set_weight(
+    target: &ZkTarget,
+    name: &str,
+    weight: u32,
+) -> Result<String, String> {
+    change_topology(target, |doc| {
+        let shard = doc
+            .shard_mut(name)
+            .ok_or_else(|| format!("no shard is named {name}"))?;
+        let old = shard.weight;
+        shard.weight = weight;
+        Ok(format!("shard {name}: weight {old} -> {weight}"))
+    })
+    .await
+}
+
+/// `shard set-master`: records a new master (epoch + 1) without moving anything. For a
+/// safe master change use the failover commands; this is for repairs and tests.
+pub async fn shard_set_master(
+    target: &ZkTarget,
+    name: &str,
+    master: &str,
+) -> Result<String, String> {
+    change_topology(target, |doc| {
+        let shard = doc
+            .shard_mut(name)
+            .ok_or_else(|| format!("no shard is named {name}"))?;
+        let old = std::mem::replace(&mut shard.master, master.to_string());
+        shard.standbys.retain(|s| s != master);
+        if old != master {
+            shard.standbys.push(old.clone());
+        }
+        shard.epoch += 1;
+        Ok(format!(
+            "shard {name}: master {old} -> {master}, epoch {}",
+            shard.epoch
+        ))
+    })
+    .await
+}
+
+/// `user pin`: places a user on a shard (override).
+pub async fn user_pin(target: &ZkTarget, user: &str, shard: &str) -> Result<String, String> {
+    let key = canonical_key_text(user.as_bytes());
+    let store = store(target).await?;
+    let shown = String::from_utf8_lossy(&key).into_owned();
+    match store.set_override(&key, Some(shard)).await.map_err(fail)? {
+        Some(v) => Ok(format!(
+            "user {shown} pinned to {shard}; topology version {v}\n"
+        )),
+        None => Ok(format!(
+            "user {shown} was already pinned to {shard}; nothing changed\n"
+        )),
+    }
+}
+
+/// `user unpin`: removes a user's override (it goes back to its ring position).
+pub async fn user_unpin(target: &ZkTarget, user: &str) -> Result<String, String> {
+    let key = canonical_key_text(user.as_bytes());
+    let store = store(target).await?;
+    let shown = String::from_utf8_lossy(&key).into_owned();
+    match store.set_override(&key, None).await.map_err(fail)? {
+        Some(v) => Ok(format!("user {shown} unpinned; topology version {v}\n")),
+        None => Ok(format!("user {shown} had no override; nothing changed\n")),
+    }
+}
+
+/// `user show`: where a user is placed and why, per the topology in ZooKeeper.
+pub async fn user_show(target: &ZkTarget, user: &str, config: &Config) -> Result<String, String> {
+    let store = store(target).await?;
+    let snapshot = store.read_all().await.map_err(fail)?;
+    let table = snapshot.routing_table(&config.sharding).map_err(fail)?;
+    Ok(super::describe_route(&table, user.as_bytes()))
+}
+
+/// `routers`: the registered routers and the topology version each serves.
+pub async fn routers(target: &ZkTarget) -> Result<String, String> {
+    let store = store(target).await?;
+    let current = store.read_version().await.map_err(fail)?.map_or(0, |v| v.0);
+    let routers = store.routers().await.map_err(fail)?;
+    let mut out = format!("topology version {current}; {} router(s)\n", routers.len());
+    for r in routers {
+        let lag = if r.applied_version == current {
+            "current".to_string()
+        } else {
+            format!("behind by {}", current.saturating_sub(r.applied_version))
+        };
+        out.push_str(&format!(
+            "{:<40} {:<22} build {:<8} version {:>5} ({lag})\n",
+            r.id, r.address, r.build, r.applied_version
+        ));
+    }
+    Ok(out)
+}

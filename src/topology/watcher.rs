@@ -1,0 +1,292 @@
+//! The router's ZooKeeper follower: keeps a session, watches the version counter, and on
+//! every change reads the whole topology, validates it, builds a new routing snapshot and
+//! swaps it in (never one older than a version already applied). It keeps the router's
+//! ephemeral registration up to date with the version it serves.
+//!
+//! When ZooKeeper is unreachable the router keeps serving its last snapshot; when the
+//! session expires it builds a new client, re-registers and re-reads everything. Watch
+//! events can be lost across reconnects, so after every reconnect the counter is read
+//! again rather than trusting the event stream.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tracing::{error, info, warn};
+use zookeeper_client as zk;
+
+use super::zk::{ZkStore, ZkTarget};
+use super::{RouterDoc, TopologyError, SCHEMA};
+use crate::config::ShardingConfig;
+use crate::router::RoutingTable;
+
+/// The router's ZooKeeper condition, as shown by `SHOW DBROUTER STATUS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZkCondition {
+    /// `connected`, `disconnected`, `expired` or `connecting`.
+    pub state: &'static str,
+    /// Topology version served.
+    pub applied_version: u64,
+    /// The last problem (refused document, connection error), if any.
+    pub last_error: Option<String>,
+}
+
+/// Shared, cheaply readable status of the follower.
+#[derive(Debug)]
+pub struct TopologyStatus {
+    /// Where the topology lives (`file` or the ZooKeeper target).
+    pub source: String,
+    inner: Mutex<ZkCondition>,
+}
+
+impl TopologyStatus {
+    /// Status of a topology that comes from the config file.
+    pub fn file() -> Arc<Self> {
+        Arc::new(TopologyStatus {
+            source: "file".into(),
+            inner: Mutex::new(ZkCondition {
+                state: "none",
+                applied_version: 0,
+                last_error: None,
+            }),
+        })
+    }
+
+    /// The current condition.
+    pub fn condition(&self) -> ZkCondition {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ZkCondition)) {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Settings of the follower.
+#[derive(Debug, Clone)]
+pub struct FollowerSettings {
+    /// The store.
+    pub target: ZkTarget,
+    /// ZooKeeper session timeout.
+    pub session_timeout: Duration,
+    /// Connect timeout (per attempt).
+    pub connect_timeout: Duration,
+    /// This router's registration (its applied version is filled in).
+    pub registration: RouterDoc,
+    /// Table rules from the config.
+    pub sharding: ShardingConfig,
+}
+
+/// Connects, applies the first snapshot, registers, and spawns the follower. Fails if no
+/// topology could be loaded within `startup` (the router must not serve without one).
+pub async fn start(
+    settings: FollowerSettings,
+    startup: Duration,
+) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), TopologyError> {
+    let status = Arc::new(TopologyStatus {
+        source: settings.target.to_string(),
+        inner: Mutex::new(ZkCondition {
+            state: "connecting",
+            applied_version: 0,
+            last_error: None,
+        }),
+    });
+    let deadline = tokio::time::Instant::now() + startup;
+    let (store, table) = loop {
+        let attempt = async {
+            let store = ZkStore::connect(
+                &settings.target,
+                settings.session_timeout,
+                settings.connect_timeout,
+            )
+            .await?;
+            let snapshot = store.read_all().await?;
+            let table = snapshot.routing_table(&settings.sharding)?;
+            Ok::<_, TopologyError>((store, table))
+        };
+        match attempt.await {
+            Ok(ok) => break ok,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => {
+                warn!(target = %settings.target, error = %e, "no topology yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    info!(target = %settings.target, version = table.version, shards = table.shards.len(), "topology loaded");
+    let routing = Arc::new(ArcSwap::from_pointee(table));
+    let mut follower = Follower {
+        settings,
+        routing: Arc::clone(&routing),
+        status: Arc::clone(&status),
+        applied: routing.load().version,
+    };
+    follower.mark_connected();
+    follower.register(&store).await;
+    tokio::spawn(async move { follower.run(Some(store)).await });
+    Ok((routing, status))
+}
+
+struct Follower {
+    settings: FollowerSettings,
+    routing: Arc<ArcSwap<RoutingTable>>,
+    status: Arc<TopologyStatus>,
+    applied: u64,
+}
+
+impl Follower {
+    fn mark_connected(&self) {
+        let applied = self.applied;
+        self.status.update(|c| {
+            c.state = "connected";
+            c.applied_version = applied;
+        });
+    }
+
+    fn registration(&self) -> RouterDoc {
+        let mut doc = self.settings.registration.clone();
+        doc.schema = SCHEMA;
+        doc.applied_version = self.applied;
+        doc.applied_at_ms = now_ms();
+        doc
+    }
+
+    async fn register(&self, store: &ZkStore) {
+        if let Err(e) = store.register(&self.registration()).await {
+            warn!(error = %e, "router registration failed; will retry");
+            self.status
+                .update(|c| c.last_error = Some(format!("registration: {e}")));
+        }
+    }
+
+    /// Reads and applies the topology if its version is newer than the one served.
+    async fn refresh(&mut self, store: &ZkStore) -> Result<(), TopologyError> {
+        let snapshot = store.read_all().await?;
+        if snapshot.version <= self.applied {
+            return Ok(());
+        }
+        let table = snapshot.routing_table(&self.settings.sharding)?;
+        let version = table.version;
+        // Built off the hot path; sessions pick it up with their next statement.
+        self.routing.store(Arc::new(table));
+        self.applied = version;
+        self.status.update(|c| {
+            c.applied_version = version;
+            c.last_error = None;
+        });
+        info!(version, "topology applied");
+        if let Err(e) = store.update_registration(&self.registration()).await {
+            warn!(error = %e, "could not update the registration");
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, mut store: Option<ZkStore>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let current = match store.take() {
+                Some(s) if !s.client().state().is_terminated() => s,
+                _ => {
+                    self.status.update(|c| c.state = "connecting");
+                    match ZkStore::connect(
+                        &self.settings.target,
+                        self.settings.session_timeout,
+                        self.settings.connect_timeout,
+                    )
+                    .await
+                    {
+                        Ok(s) => {
+                            info!(target = %self.settings.target, "new ZooKeeper session; re-registering and re-reading everything");
+                            self.register(&s).await;
+                            self.mark_connected();
+                            backoff = Duration::from_millis(200);
+                            s
+                        }
+                        Err(e) => {
+                            self.status.update(|c| {
+                                c.state = "disconnected";
+                                c.last_error = Some(e.to_string());
+                            });
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut states = current.client().state_watcher();
+            // Arm the watch first, then read: a change after the read fires the watch.
+            let watched = tokio::time::timeout(
+                self.settings.session_timeout,
+                current.client().get_and_watch_data(&current.version_path()),
+            )
+            .await;
+            let watcher = match watched {
+                Ok(Ok((_, _, watcher))) => watcher,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "cannot watch the topology version");
+                    self.status.update(|c| c.last_error = Some(e.to_string()));
+                    tokio::time::sleep(backoff).await;
+                    if !matches!(e, zk::Error::SessionExpired | zk::Error::ClientClosed) {
+                        store = Some(current);
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    self.status.update(|c| c.state = "disconnected");
+                    store = Some(current);
+                    continue;
+                }
+            };
+            if let Err(e) = self.refresh(&current).await {
+                // A malformed or unknown-version document: keep the last good snapshot.
+                error!(error = %e, applied = self.applied, "refusing the topology in ZooKeeper; serving the last good one");
+                self.status.update(|c| c.last_error = Some(e.to_string()));
+            }
+            // Wait for the next change, or for the session to break or reconnect.
+            let changed = watcher.changed();
+            tokio::pin!(changed);
+            loop {
+                tokio::select! {
+                    event = &mut changed => {
+                        if event.session_state.is_terminated() {
+                            warn!(state = %event.session_state, "ZooKeeper session ended");
+                            self.status.update(|c| c.state = "expired");
+                        } else {
+                            store = Some(current);
+                        }
+                        break;
+                    }
+                    state = states.changed() => {
+                        match state {
+                            zk::SessionState::Disconnected => {
+                                warn!("ZooKeeper disconnected; serving the last topology");
+                                self.status.update(|c| c.state = "disconnected");
+                            }
+                            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                                info!("ZooKeeper reconnected; re-reading the topology");
+                                self.mark_connected();
+                                // Events may have been lost while disconnected.
+                                store = Some(current);
+                                break;
+                            }
+                            s if s.is_terminated() => {
+                                warn!(state = %s, "ZooKeeper session ended; building a new one");
+                                self.status.update(|c| c.state = "expired");
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,445 @@
+//! The ZooKeeper topology store: the znode layout (docs/topology.md), consistent reads of
+//! the whole topology, compare-and-set writes (a multi that checks the znode versions it
+//! read and bumps the version counter, so two operators can never overwrite each other),
+//! and router registrations (ephemeral znodes).
+//!
+//! Layout under the root (e.g. `/dbrouter/dev`):
+//! `version` (the counter), `topology`, `overrides/00` … `overrides/ff`, `routers/<id>`
+//! (ephemeral), `locks/` (for operations that must run once).
+
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+use super::{
+    bucket_of, decode, encode, BucketDoc, RouterDoc, Snapshot, TopologyDoc, TopologyError,
+    VersionDoc, BUCKETS, SCHEMA,
+};
+
+/// Where the topology lives: ZooKeeper hosts and the root znode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZkTarget {
+    /// `host:port[,host:port…]`.
+    pub hosts: String,
+    /// Root path, e.g. `/dbrouter/dev`.
+    pub root: String,
+}
+
+impl ZkTarget {
+    /// Parses `zk://host:port[,host:port]/path`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("zk://")
+            .ok_or_else(|| format!("{url:?} does not start with zk://"))?;
+        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
+            format!("{url:?} has no root path (zk://host:port/dbrouter/<cluster>)")
+        })?;
+        if hosts.is_empty() || path.is_empty() || path.ends_with('/') || path.contains("//") {
+            return Err(format!("{url:?} is not zk://host:port/path"));
+        }
+        Ok(ZkTarget {
+            hosts: hosts.to_string(),
+            root: format!("/{path}"),
+        })
+    }
+}
+
+impl std::fmt::Display for ZkTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "zk://{}{}", self.hosts, self.root)
+    }
+}
+
+fn zk_err(e: impl std::fmt::Display) -> TopologyError {
+    TopologyError::Zk(e.to_string())
+}
+
+/// A connected ZooKeeper topology store.
+pub struct ZkStore {
+    client: zk::Client,
+    target: ZkTarget,
+}
+
+/// What `init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// The topology was created at version 1.
+    Created,
+    /// A topology existed already (at this version); nothing was changed.
+    AlreadyInitialized(u64),
+}
+
+impl ZkStore {
+    /// Connects (failing after `timeout` if no server answers).
+    pub async fn connect(
+        target: &ZkTarget,
+        session_timeout: Duration,
+        timeout: Duration,
+    ) -> Result<Self, TopologyError> {
+        let connect = zk::Client::connector()
+            .with_session_timeout(session_timeout)
+            .with_connection_timeout(timeout)
+            .with_fail_eagerly()
+            .connect(&target.hosts);
+        let client = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| {
+                TopologyError::Zk(format!(
+                    "no ZooKeeper server at {} answered within {timeout:?}",
+                    target.hosts
+                ))
+            })?
+            .map_err(zk_err)?;
+        Ok(ZkStore {
+            client,
+            target: target.clone(),
+        })
+    }
+
+    /// The underlying client (for watches and session state).
+    pub fn client(&self) -> &zk::Client {
+        &self.client
+    }
+
+    /// The target.
+    pub fn target(&self) -> &ZkTarget {
+        &self.target
+    }
+
+    /// The absolute path of a node under the root.
+    pub fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.target.root)
+    }
+
+    /// Path of the version counter.
+    pub fn version_path(&self) -> String {
+        self.path("version")
+    }
+
+    fn bucket_path(&self, bucket: usize) -> String {
+        self.path(&format!("overrides/{bucket:02x}"))
+    }
+
+    /// Creates the layout with this topology and these overrides, unless it exists.
+    pub async fn init(
+        &self,
+        topology: &TopologyDoc,
+        overrides: &[(Vec<u8>, String)],
+    ) -> Result<InitOutcome, TopologyError> {
+        topology.validate()?;
+        if let Some((version, _)) = self.read_version().await? {
+            return Ok(InitOutcome::AlreadyInitialized(version));
+        }
+        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        // Ancestors of the root (e.g. /dbrouter) may exist already.
+        let mut prefix = String::new();
+        for part in self.target.root.trim_start_matches('/').split('/') {
+            prefix.push('/');
+            prefix.push_str(part);
+            match self.client.create(&prefix, b"", &persistent).await {
+                Ok(_) | Err(zk::Error::NodeExists) => {}
+                Err(e) => return Err(zk_err(e)),
+            }
+        }
+        let mut buckets = vec![
+            BucketDoc {
+                schema: SCHEMA,
+                users: Default::default()
+            };
+            BUCKETS
+        ];
+        for (user, shard) in overrides {
+            buckets[bucket_of(user)]
+                .users
+                .insert(String::from_utf8_lossy(user).into_owned(), shard.clone());
+        }
+        let snapshot = Snapshot {
+            version: 1,
+            topology: topology.clone(),
+            buckets,
+        };
+        snapshot.validate()?;
+        // Everything in one transaction: a concurrent init loses as a whole.
+        let mut multi = self.client.new_multi_writer();
+        let mut add = |path: String, data: Vec<u8>| {
+            multi.add_create(&path, &data, &persistent).map_err(zk_err)
+        };
+        add(self.path("topology"), encode(topology))?;
+        add(self.path("overrides"), Vec::new())?;
+        for (i, b) in snapshot.buckets.iter().enumerate() {
+            add(self.bucket_path(i), encode(b))?;
+        }
+        add(self.path("routers"), Vec::new())?;
+        add(self.path("locks"), Vec::new())?;
+        add(
+            self.version_path(),
+            encode(&VersionDoc {
+                schema: SCHEMA,
+                version: 1,
+            }),
+        )?;
+        match multi.commit().await {
+            Ok(_) => Ok(InitOutcome::Created),
+            Err(zk::MultiWriteError::OperationFailed {
+                source: zk::Error::NodeExists,
+                ..
+            }) => {
+                let version = self.read_version().await?.map_or(0, |v| v.0);
+                Ok(InitOutcome::AlreadyInitialized(version))
+            }
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// The version counter and its znode version, or `None` before init.
+    pub async fn read_version(&self) -> Result<Option<(u64, i32)>, TopologyError> {
+        match self.client.get_data(&self.version_path()).await {
+            Ok((data, stat)) => Ok(Some((
+                decode::<VersionDoc>("version", &data)?.version,
+                stat.version,
+            ))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// The topology document and its znode version.
+    pub async fn read_topology(&self) -> Result<(TopologyDoc, i32), TopologyError> {
+        let (data, stat) =
+            self.client
+                .get_data(&self.path("topology"))
+                .await
+                .map_err(|e| match e {
+                    zk::Error::NoNode => TopologyError::NotInitialized(self.target.to_string()),
+                    e => zk_err(e),
+                })?;
+        let doc: TopologyDoc = decode("topology", &data)?;
+        doc.validate()?;
+        Ok((doc, stat.version))
+    }
+
+    /// One override bucket and its znode version.
+    pub async fn read_bucket(&self, bucket: usize) -> Result<(BucketDoc, i32), TopologyError> {
+        let (data, stat) = self
+            .client
+            .get_data(&self.bucket_path(bucket))
+            .await
+            .map_err(zk_err)?;
+        Ok((
+            decode(&format!("override bucket {bucket:02x}"), &data)?,
+            stat.version,
+        ))
+    }
+
+    /// Reads everything. The version counter is read first, in the same multi-read as the
+    /// documents, so the snapshot is never labelled newer than its content.
+    pub async fn read_all(&self) -> Result<Snapshot, TopologyError> {
+        let mut reader = self.client.new_multi_reader();
+        reader.add_get_data(&self.version_path()).map_err(zk_err)?;
+        reader
+            .add_get_data(&self.path("topology"))
+            .map_err(zk_err)?;
+        for i in 0..BUCKETS {
+            reader.add_get_data(&self.bucket_path(i)).map_err(zk_err)?;
+        }
+        let results = reader.commit().await.map_err(zk_err)?;
+        let mut data = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                zk::MultiReadResult::Data { data: d, .. } => data.push(d),
+                zk::MultiReadResult::Error {
+                    err: zk::Error::NoNode,
+                } => return Err(TopologyError::NotInitialized(self.target.to_string())),
+                zk::MultiReadResult::Error { err } => return Err(zk_err(err)),
+                _ => return Err(zk_err("unexpected multi-read result")),
+            }
+        }
+        let version: VersionDoc = decode("version", &data[0])?;
+        let topology: TopologyDoc = decode("topology", &data[1])?;
+        let mut buckets = Vec::with_capacity(BUCKETS);
+        for (i, d) in data[2..].iter().enumerate() {
+            buckets.push(decode(&format!("override bucket {i:02x}"), d)?);
+        }
+        let snapshot = Snapshot {
+            version: version.version,
+            topology,
+            buckets,
+        };
+        snapshot.validate()?;
+        Ok(snapshot)
+    }
+
+    /// Writes `node` (read at znode version `expected`) and bumps the counter, atomically.
+    /// Returns the new topology version.
+    async fn write_cas(
+        &self,
+        node: &str,
+        data: Vec<u8>,
+        expected: i32,
+    ) -> Result<u64, TopologyError> {
+        let (version, version_stat) = self
+            .read_version()
+            .await?
+            .ok_or_else(|| TopologyError::NotInitialized(self.target.to_string()))?;
+        let next = version + 1;
+        let mut multi = self.client.new_multi_writer();
+        multi
+            .add_set_data(node, &data, Some(expected))
+            .map_err(zk_err)?;
+        multi
+            .add_set_data(
+                &self.version_path(),
+                &encode(&VersionDoc {
+                    schema: SCHEMA,
+                    version: next,
+                }),
+                Some(version_stat),
+            )
+            .map_err(zk_err)?;
+        match multi.commit().await {
+            Ok(_) => Ok(next),
+            Err(zk::MultiWriteError::OperationFailed {
+                source: zk::Error::BadVersion,
+                ..
+            }) => Err(TopologyError::Conflict),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Replaces the topology document read at znode version `expected`.
+    pub async fn write_topology(
+        &self,
+        topology: &TopologyDoc,
+        expected: i32,
+    ) -> Result<u64, TopologyError> {
+        topology.validate()?;
+        self.write_cas(&self.path("topology"), encode(topology), expected)
+            .await
+    }
+
+    /// Places a user on a shard (or removes the override with `None`). Returns the new
+    /// version, or `None` when nothing changed.
+    pub async fn set_override(
+        &self,
+        canonical: &[u8],
+        shard: Option<&str>,
+    ) -> Result<Option<u64>, TopologyError> {
+        let (topology, _) = self.read_topology().await?;
+        if let Some(s) = shard {
+            if !topology.shards.iter().any(|x| x.name == s) {
+                return Err(TopologyError::Invalid {
+                    what: "override".into(),
+                    reason: format!("no shard is named {s:?}"),
+                });
+            }
+        }
+        let bucket = bucket_of(canonical);
+        let (mut doc, expected) = self.read_bucket(bucket).await?;
+        let user = String::from_utf8_lossy(canonical).into_owned();
+        let changed = match shard {
+            Some(s) => doc.users.insert(user, s.to_string()).as_deref() != Some(s),
+            None => doc.users.remove(&user).is_some(),
+        };
+        if !changed {
+            return Ok(None);
+        }
+        self.write_cas(&self.bucket_path(bucket), encode(&doc), expected)
+            .await
+            .map(Some)
+    }
+
+    /// The override of a user, if any.
+    pub async fn get_override(&self, canonical: &[u8]) -> Result<Option<String>, TopologyError> {
+        let (doc, _) = self.read_bucket(bucket_of(canonical)).await?;
+        Ok(doc
+            .users
+            .get(String::from_utf8_lossy(canonical).as_ref())
+            .cloned())
+    }
+
+    /// Creates (or, for our own session, updates) this router's ephemeral registration.
+    pub async fn register(&self, doc: &RouterDoc) -> Result<(), TopologyError> {
+        let path = self.path(&format!("routers/{}", doc.id));
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        match self.client.create(&path, &encode(doc), &ephemeral).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NodeExists) => {
+                // A node of an earlier session of ours may linger until it expires: replace it.
+                let _ = self.client.delete(&path, None).await;
+                self.client
+                    .create(&path, &encode(doc), &ephemeral)
+                    .await
+                    .map(drop)
+                    .map_err(zk_err)
+            }
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Updates the registration's content (applied version).
+    pub async fn update_registration(&self, doc: &RouterDoc) -> Result<(), TopologyError> {
+        let path = self.path(&format!("routers/{}", doc.id));
+        match self.client.set_data(&path, &encode(doc), None).await {
+            Ok(_) => Ok(()),
+            Err(zk::Error::NoNode) => self.register(doc).await,
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Every registered router.
+    pub async fn routers(&self) -> Result<Vec<RouterDoc>, TopologyError> {
+        let names = self
+            .client
+            .list_children(&self.path("routers"))
+            .await
+            .map_err(zk_err)?;
+        let mut out = Vec::new();
+        for name in names {
+            match self
+                .client
+                .get_data(&self.path(&format!("routers/{name}")))
+                .await
+            {
+                Ok((data, _)) => out.push(decode(&format!("router {name}"), &data)?),
+                Err(zk::Error::NoNode) => {} // left meanwhile
+                Err(e) => return Err(zk_err(e)),
+            }
+        }
+        out.sort_by(|a: &RouterDoc, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Writes raw bytes to a node (tests and repairs; bypasses validation on purpose).
+    pub async fn write_raw(&self, rel: &str, data: &[u8]) -> Result<(), TopologyError> {
+        self.client
+            .set_data(&self.path(rel), data, None)
+            .await
+            .map(drop)
+            .map_err(zk_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        let t = ZkTarget::parse("zk://127.0.0.1:2181,127.0.0.1:2182/dbrouter/dev").unwrap();
+        assert_eq!(t.hosts, "127.0.0.1:2181,127.0.0.1:2182");
+        assert_eq!(t.root, "/dbrouter/dev");
+        assert_eq!(
+            t.to_string(),
+            "zk://127.0.0.1:2181,127.0.0.1:2182/dbrouter/dev"
+        );
+        for bad in [
+            "127.0.0.1:2181/x",
+            "zk://127.0.0.1:2181",
+            "zk:///x",
+            "zk://h:1/",
+            "zk://h:1/a//b",
+        ] {
+            assert!(ZkTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
