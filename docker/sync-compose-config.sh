@@ -33,6 +33,7 @@ EOF
         s/127\.0\.0\.1:3312\b/shard1-standby:3306/g;
         s/127\.0\.0\.1:3321\b/shard2-master:3306/g;
         s/127\.0\.0\.1:3322\b/shard2-standby:3306/g;
+        s/127\.0\.0\.1:2181\b/zookeeper:2181/g;
         s/\(created by scripts\/dev-cluster\)/(created by docker\/init\/accounts.sql)/g;
     '
 }
