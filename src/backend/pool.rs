@@ -125,15 +125,43 @@ impl Pools {
     }
 
     /// Lends a connection for `key`: an idle one if there is one, else a new login with
-    /// `login` (whose database, collation and capabilities must match the key).
-    pub async fn checkout(
-        &self,
-        key: PoolKey,
-        login: &LoginOptions,
-    ) -> Result<PooledConn, PoolError> {
+    /// `login` (whose database, collation and capabilities must match the key). When the
+    /// master's slots are all taken, an idle connection of another key is closed to make
+    /// room, or the checkout waits — for a slot, or for a connection of its key to come
+    /// back — up to the pool's wait time.
+    pub async fn checkout(&self, key: PoolKey, login: &LoginOptions) -> Result<PooledConn, PoolError> {
+        let deadline = tokio::time::Instant::now() + self.limits.wait;
+        let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
+        loop {
+            if let Some(idle) = self.take_idle(&key) {
+                return Ok(PooledConn { conn: idle.conn, key, _permit: idle.permit });
+            }
+            let permit = match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => self.evict_idle(&key.addr),
+            };
+            if let Some(permit) = permit {
+                let conn = connect(&key.addr, login, self.limits.connect_timeout).await?;
+                return Ok(PooledConn { conn, key, _permit: permit });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PoolError::Exhausted {
+                    addr: key.addr.clone(),
+                    max: self.limits.max_per_master,
+                    waited: self.limits.wait,
+                });
+            }
+            // A slot frees when a session ends; a connection of our key comes back after
+            // its reset. Either shows up at the next look.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A fresh-enough idle connection for exactly this key.
+    fn take_idle(&self, key: &PoolKey) -> Option<Idle> {
         let now = Instant::now();
-        let reused = self.with_master(&key.addr, |pool| {
-            let list = pool.idle.get_mut(&key)?;
+        self.with_master(&key.addr, |pool| {
+            let list = pool.idle.get_mut(key)?;
             while let Some(idle) = list.pop() {
                 pool.idle_count -= 1;
                 if now.duration_since(idle.since) < self.limits.idle_timeout {
@@ -141,48 +169,17 @@ impl Pools {
                 }
             }
             None
-        });
-        if let Some(idle) = reused {
-            return Ok(PooledConn {
-                conn: idle.conn,
-                key,
-                _permit: idle.permit,
-            });
-        }
-        let permit = self.acquire_slot(&key.addr).await?;
-        let conn = connect(&key.addr, login, self.limits.connect_timeout).await?;
-        Ok(PooledConn {
-            conn,
-            key,
-            _permit: permit,
         })
     }
 
-    /// A slot for a new connection: free, or freed by closing an idle connection of
-    /// another key, or waited for up to `wait`.
-    async fn acquire_slot(&self, addr: &str) -> Result<OwnedSemaphorePermit, PoolError> {
-        let slots = self.with_master(addr, |pool| Arc::clone(&pool.slots));
-        if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-            return Ok(permit);
-        }
-        // Close one idle connection (of any key) to make room.
-        let evicted = self.with_master(addr, |pool| {
+    /// Closes one idle connection (of any key) of a master and hands over its slot.
+    fn evict_idle(&self, addr: &str) -> Option<OwnedSemaphorePermit> {
+        self.with_master(addr, |pool| {
             let list = pool.idle.values_mut().find(|l| !l.is_empty())?;
             let idle = list.pop()?;
             pool.idle_count -= 1;
             Some(idle.permit)
-        });
-        if let Some(permit) = evicted {
-            return Ok(permit);
-        }
-        match tokio::time::timeout(self.limits.wait, slots.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(PoolError::Exhausted {
-                addr: addr.to_string(),
-                max: self.limits.max_per_master,
-                waited: self.limits.wait,
-            }),
-        }
+        })
     }
 
     /// Takes a connection back. A `clean` one (not mid-response) is reset in the
