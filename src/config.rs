@@ -67,6 +67,12 @@ pub struct Config {
     /// Where the shared topology lives.
     #[serde(default)]
     pub topology: TopologyConfig,
+    /// The operations account (`dbrouter ctl promote/failover/rejoin`).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Switchover and failover settings.
+    #[serde(default)]
+    pub failover: FailoverConfig,
     /// Accounts that clients log in with.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -306,6 +312,66 @@ impl TopologyConfig {
     /// The ZooKeeper target, when the topology lives there.
     pub fn zk_target(&self) -> Option<crate::topology::zk::ZkTarget> {
         crate::topology::zk::ZkTarget::parse(&self.source).ok()
+    }
+}
+
+/// The `[admin]` table: an account with SUPER / replication privileges on every server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Account name.
+    pub user: String,
+    /// Password in the file (development).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Environment variable holding the password (production).
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl AdminConfig {
+    /// The password, from the file or the environment.
+    pub fn password(&self) -> Result<String, String> {
+        match (&self.password, &self.password_env) {
+            (Some(p), None) => Ok(p.clone()),
+            (None, Some(var)) => {
+                std::env::var(var).map_err(|_| format!("admin.password_env: {var} is not set"))
+            }
+            _ => Err("admin: set exactly one of `password` and `password_env`".into()),
+        }
+    }
+}
+
+/// The `[failover]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverConfig {
+    /// Replication account standbys use to connect to their master.
+    pub repl_user: String,
+    /// Its password.
+    pub repl_password: String,
+    /// How long a router holds a statement for a switching shard before a retryable error.
+    pub buffer_max_ms: u64,
+    /// How many statements a router holds at once for switching shards; more get the
+    /// retryable error at once.
+    pub buffer_max_statements: usize,
+    /// During a switchover: how long open transactions on the old master may finish
+    /// before its remaining connections are killed.
+    pub drain_ms: u64,
+    /// How long the new master may take to apply the old master's last transaction.
+    pub catchup_timeout_ms: u64,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        Self {
+            repl_user: "repl".into(),
+            repl_password: String::new(),
+            buffer_max_ms: 10_000,
+            buffer_max_statements: 10_000,
+            drain_ms: 5_000,
+            catchup_timeout_ms: 30_000,
+        }
     }
 }
 

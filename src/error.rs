@@ -136,6 +136,14 @@ pub enum ClientError {
         /// Shard name.
         shard: String,
     },
+    /// The shard is switching masters and did not finish within the buffer limits.
+    #[error("dbrouter: shard '{shard}' is switching masters and the statement could not be held longer ({why}); nothing was executed (retryable: retry in 1s)")]
+    ShardSwitching {
+        /// Shard name.
+        shard: String,
+        /// Which limit was hit.
+        why: String,
+    },
     /// A client packet whose layout is wrong.
     #[error("Malformed communication packet: {0}")]
     MalformedPacket(String),
@@ -157,7 +165,8 @@ impl ClientError {
             ClientError::TooManyConnections(_) => 1040,
             ClientError::ShuttingDown
             | ClientError::BackendUnavailable { .. }
-            | ClientError::MasterChanged { .. } => 1053,
+            | ClientError::MasterChanged { .. }
+            | ClientError::ShardSwitching { .. } => 1053,
             ClientError::BackendLost { .. } => 1158,
             ClientError::BackendTimeout { .. } => 1159,
             ClientError::PoolExhausted { .. } => 1040,
@@ -197,6 +206,7 @@ impl ClientError {
                 | ClientError::BackendUnavailable { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::MasterChanged { .. }
+                | ClientError::ShardSwitching { .. }
         )
     }
 
@@ -214,6 +224,7 @@ impl ClientError {
                 | ClientError::MalformedPacket(_)
                 | ClientError::StateReplay { .. }
                 | ClientError::MasterChanged { .. }
+                | ClientError::ShardSwitching { .. }
         )
     }
 
@@ -240,6 +251,7 @@ impl ClientError {
             ClientError::UnknownStatement { .. } => "unknown_statement",
             ClientError::MalformedPacket(_) => "malformed_packet",
             ClientError::MasterChanged { .. } => "master_changed",
+            ClientError::ShardSwitching { .. } => "shard_switching",
             ClientError::Internal(_) => "internal",
         }
     }

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod config;
 pub mod ctl;
 pub mod error;
+pub mod failover;
 pub mod frontend;
 pub mod net;
 pub mod protocol;

@@ -67,6 +67,40 @@ enum CtlCommand {
         #[command(flatten)]
         zk: ZkArgs,
     },
+    /// Planned switchover: make a standby the master of a shard without losing a write.
+    Promote {
+        /// Shard name.
+        shard: String,
+        /// The standby to promote (default: the most advanced healthy one).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Emergency failover: the master is gone; promote the most advanced standby.
+    Failover {
+        /// Shard name.
+        shard: String,
+        /// Proceed even if the master answers.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Make a fenced former master a standby again (refused if it has errant transactions).
+    Rejoin {
+        /// Shard name.
+        shard: String,
+        /// host:port of the server.
+        server: String,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Per shard: master, standbys, lag, GTID, semi-sync, health, epoch; and the routers' view.
+    Status {
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
     /// The routers registered in ZooKeeper and the topology version each serves.
     Routers {
         #[command(flatten)]
@@ -261,6 +295,18 @@ fn main() -> ExitCode {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     ctl::topology::user_show(&t, &user, &config).await
                 }),
+            }),
+            CtlCommand::Promote { shard, to, zk } => zk_ctl(zk, move |t, c| {
+                Box::pin(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
+            }),
+            CtlCommand::Failover { shard, force, zk } => zk_ctl(zk, move |t, c| {
+                Box::pin(async move { ctl::failover::failover(&t, &c, &shard, force).await })
+            }),
+            CtlCommand::Rejoin { shard, server, zk } => zk_ctl(zk, move |t, c| {
+                Box::pin(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
+            }),
+            CtlCommand::Status { zk } => zk_ctl(zk, |t, c| {
+                Box::pin(async move { ctl::failover::status(&t, &c).await })
             }),
             CtlCommand::Routers { zk } => zk_ctl(zk, |t, _| {
                 Box::pin(async move { ctl::topology::routers(&t).await })

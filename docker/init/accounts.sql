@@ -8,6 +8,14 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'repl'@'%';
 -- The service account dbrouter uses on every backend ([backend] in config/dbrouter.compose.toml).
 CREATE USER IF NOT EXISTS 'dbrouter'@'%'
     IDENTIFIED VIA mysql_native_password USING PASSWORD('dbrouter-secret');
-GRANT ALL PRIVILEGES ON *.* TO 'dbrouter'@'%' WITH GRANT OPTION;
+-- What applications need and no more (no SUPER / READ_ONLY ADMIN): read_only fences it.
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'dbrouter'@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, CREATE TEMPORARY TABLES,
+    LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER,
+    SHOW DATABASES, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO 'dbrouter'@'%';
+-- Operations (dbrouter ctl promote / failover / rejoin).
+CREATE USER IF NOT EXISTS 'dbrouter_admin'@'%'
+    IDENTIFIED VIA mysql_native_password USING PASSWORD('admin-secret');
+GRANT ALL PRIVILEGES ON *.* TO 'dbrouter_admin'@'%' WITH GRANT OPTION;
 
 CREATE DATABASE IF NOT EXISTS `app`;

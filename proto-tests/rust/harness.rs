@@ -47,19 +47,20 @@ pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
         .prefer_socket(false)
 }
 
-/// Options for the service account directly on shard 1's master.
+/// Options for the admin account directly on shard 1's master.
 pub fn direct_opts(db: Option<&str>) -> OptsBuilder {
     let (host, port) = split(&master_addr());
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(port)
-        .user(Some("dbrouter"))
-        .pass(Some("dbrouter-secret"))
+        .user(Some("dbrouter_admin"))
+        .pass(Some("admin-secret"))
         .db_name(db)
         .prefer_socket(false)
 }
 
-/// A direct admin connection to shard 1's master.
+/// A direct admin connection to shard 1's master (the admin account: the router's service
+/// account is restricted so that `read_only` fences it).
 pub async fn direct(db: Option<&str>) -> Conn {
     Conn::new(Opts::from(direct_opts(db)))
         .await

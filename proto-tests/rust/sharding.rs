@@ -41,14 +41,14 @@ async fn create_on_both(db: &str, table: &str) {
     }
 }
 
-/// A direct connection as the service account to any master.
-async fn direct_to(addr: &str, db: Option<&str>) -> Conn {
+/// A direct connection as the admin account to any server.
+pub async fn direct_to(addr: &str, db: Option<&str>) -> Conn {
     let (host, port) = addr.rsplit_once(':').unwrap();
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(port.parse().unwrap())
-        .user(Some("dbrouter"))
-        .pass(Some("dbrouter-secret"))
+        .user(Some("dbrouter_admin"))
+        .pass(Some("admin-secret"))
         .db_name(db)
         .prefer_socket(false);
     Conn::new(Opts::from(opts)).await.unwrap()

@@ -129,12 +129,20 @@ impl Pools {
     /// master's slots are all taken, an idle connection of another key is closed to make
     /// room, or the checkout waits — for a slot, or for a connection of its key to come
     /// back — up to the pool's wait time.
-    pub async fn checkout(&self, key: PoolKey, login: &LoginOptions) -> Result<PooledConn, PoolError> {
+    pub async fn checkout(
+        &self,
+        key: PoolKey,
+        login: &LoginOptions,
+    ) -> Result<PooledConn, PoolError> {
         let deadline = tokio::time::Instant::now() + self.limits.wait;
         let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
         loop {
             if let Some(idle) = self.take_idle(&key) {
-                return Ok(PooledConn { conn: idle.conn, key, _permit: idle.permit });
+                return Ok(PooledConn {
+                    conn: idle.conn,
+                    key,
+                    _permit: idle.permit,
+                });
             }
             let permit = match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => Some(permit),
@@ -142,7 +150,11 @@ impl Pools {
             };
             if let Some(permit) = permit {
                 let conn = connect(&key.addr, login, self.limits.connect_timeout).await?;
-                return Ok(PooledConn { conn, key, _permit: permit });
+                return Ok(PooledConn {
+                    conn,
+                    key,
+                    _permit: permit,
+                });
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(PoolError::Exhausted {

@@ -2,6 +2,7 @@
 //! `[[users]]` table, and showing where a user is routed; topology and failover
 //! commands join here.
 
+pub mod failover;
 pub mod topology;
 
 use std::path::Path;

@@ -145,6 +145,7 @@ pub async fn shard_add(
             weight,
             epoch: 1,
             state: ShardState::Serving,
+            rejoin: Vec::new(),
         });
         Ok(format!(
             "added shard {name} (master {master}, weight {weight})"

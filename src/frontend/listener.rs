@@ -171,6 +171,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .unwrap_or(facts.server_version),
         server_collation: facts.collation,
         shutdown: shutdown_rx,
+        held: std::sync::atomic::AtomicUsize::new(0),
     });
     info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
 

@@ -56,6 +56,8 @@ pub struct SessionContext {
     pub server_collation: u8,
     /// Becomes true when the router starts draining.
     pub shutdown: watch::Receiver<bool>,
+    /// Statements currently held because their shard is switching masters.
+    pub held: std::sync::atomic::AtomicUsize,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -587,6 +589,22 @@ impl Session {
         kind: ResponseKind,
         binds: bool,
     ) -> Result<Option<u16>, End> {
+        // A shard switching masters: hold the statement (bounded) until the new master is
+        // published, then route with the new topology. Statements of a transaction already
+        // open there go on: the switchover lets them finish before it fences the old master.
+        let reloaded;
+        let table = if table.shard(shard).is_some_and(|s| s.switching) && self.tx != Tx::Open(shard)
+        {
+            match self.hold_while_switching(shard).await {
+                Ok(fresh) => {
+                    reloaded = fresh;
+                    &*reloaded
+                }
+                Err(err) => return self.reply_error(seq, err).await.map(|_| None),
+            }
+        } else {
+            table
+        };
         if let Tx::Open(tx_shard) = self.tx {
             if tx_shard != shard && binds {
                 return self
@@ -659,6 +677,44 @@ impl Session {
                     .await)
             }
         }
+    }
+
+    /// Waits until `shard` is no longer switching, within `failover.buffer_max_ms` and
+    /// `failover.buffer_max_statements`; returns the routing snapshot to continue with.
+    async fn hold_while_switching(&self, shard: ShardId) -> Result<Arc<RoutingTable>, ClientError> {
+        use std::sync::atomic::Ordering;
+        let limits = &self.ctx.config.failover;
+        let name = || self.ctx.routing.load().shard_name(shard).to_string();
+        if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
+            self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(ClientError::ShardSwitching {
+                shard: name(),
+                why: format!(
+                    "{} statements are held already (failover.buffer_max_statements)",
+                    limits.buffer_max_statements
+                ),
+            });
+        }
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(limits.buffer_max_ms);
+        let result = loop {
+            let table = self.ctx.routing.load_full();
+            if !table.shard(shard).is_some_and(|s| s.switching) {
+                break Ok(table);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Err(ClientError::ShardSwitching {
+                    shard: name(),
+                    why: format!(
+                        "held for {} ms (failover.buffer_max_ms)",
+                        limits.buffer_max_ms
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        };
+        self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+        result
     }
 
     /// Updates the transaction state from a backend's final status flags.

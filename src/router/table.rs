@@ -21,6 +21,8 @@ pub struct ShardInfo {
     pub weight: u32,
     /// Master epoch: bumped by every master change (failover).
     pub epoch: u64,
+    /// A switchover is in progress: new statements wait (bounded) for the new master.
+    pub switching: bool,
 }
 
 /// Why a user id maps to its shard.
@@ -113,6 +115,7 @@ impl RoutingTable {
                 standbys: s.standbys.clone(),
                 weight: s.weight,
                 epoch: 1,
+                switching: false,
             })
             .collect();
         let mut overrides = Vec::new();

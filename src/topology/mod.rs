@@ -81,6 +81,10 @@ pub struct ShardDoc {
     /// Role state.
     #[serde(default)]
     pub state: ShardState,
+    /// Former masters replaced by an emergency failover: fenced, never routed to, waiting
+    /// for `dbrouter ctl rejoin`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejoin: Vec<String>,
 }
 
 /// The topology document (`<root>/topology`).
@@ -202,6 +206,7 @@ impl TopologyDoc {
                     weight: s.weight,
                     epoch: 1,
                     state: ShardState::Serving,
+                    rejoin: Vec::new(),
                 })
                 .collect(),
             global_shard: config
@@ -292,6 +297,7 @@ impl Snapshot {
                 standbys: s.standbys.clone(),
                 weight: s.weight,
                 epoch: s.epoch,
+                switching: s.state == ShardState::Switching,
             })
             .collect();
         let overrides = self

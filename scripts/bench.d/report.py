@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""Report of scripts/bench: medians over repeats, ratios, targets, gnuplot plots, and the
+"## End-to-end load" section of docs/benchmarks.md.
+
+    report.py --tsv RESULTS.tsv --meta META.env --out-dir DIR [--doc docs/benchmarks.md --png-dir docs]
+
+META.env holds KEY=VALUE lines written by scripts/bench (command, machine, versions, …).
+Also usable as a library: replace_section() is shared with scripts/bench-connections.
+"""
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+TARGETS = ["direct", "haproxy", "dbrouter"]
+TARGET_LABEL = {
+    "direct": "MariaDB direct",
+    "haproxy": "HAProxy (TCP relay)",
+    "dbrouter": "dbrouter",
+}
+TEST_ORDER = ["oltp_point_select", "oltp_read_only", "oltp_write_only", "oltp_read_write"]
+
+# Targets stated by the performance-harness issue.
+T1_QPS_VS_HAPROXY = 1.0          # dbrouter QPS >= 1.0x HAProxy, point selects, 16 and 64 threads
+T1_THREADS = (16, 64)
+T2_CPU_VS_HAPROXY = 1.5          # proxy CPU per query <= 1.5x HAProxy's
+T3_ADDED_P99_US = 50.0           # p99 added over direct <= 50 us at 16 threads
+T3_THREADS = 16
+
+
+def replace_section(doc_path, title, body, before=None):
+    """Replace the section starting with the line '## <title>' (up to the next '## ' line)
+    by body (which starts with that heading); append it (or insert it before the section
+    '## <before>' when that exists) if it is missing. Other sections are kept byte for byte."""
+    heading = f"## {title}"
+    with open(doc_path) as f:
+        lines = f.read().split("\n")
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == heading), None)
+    body_lines = body.rstrip("\n").split("\n")
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = lines[end:]
+        new = lines[:start] + body_lines + ([""] + tail if tail else [""])
+    else:
+        at = None
+        if before:
+            at = next((i for i, l in enumerate(lines) if l.rstrip() == f"## {before}"), None)
+        if at is None:
+            while lines and lines[-1] == "":
+                lines.pop()
+            new = lines + [""] + body_lines + [""]
+        else:
+            new = lines[:at] + body_lines + [""] + lines[at:]
+    text = "\n".join(new)
+    while text.endswith("\n\n"):
+        text = text[:-1]
+    if not text.endswith("\n"):
+        text += "\n"
+    tmp = doc_path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, doc_path)
+
+
+def num(v):
+    if v is None or v == "":
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def med(values):
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def load(tsv):
+    with open(tsv) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def read_meta(path):
+    meta = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    meta[k] = v
+    return meta
+
+
+def f0(v):
+    return "–" if v is None else f"{v:,.0f}".replace(",", " ")
+
+
+def f2(v):
+    return "–" if v is None else f"{v:.2f}"
+
+
+def fratio(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def fsigned(v):
+    return "–" if v is None else f"{v:+,.0f}".replace(",", " ")
+
+
+def aggregate(rows):
+    """{(test, threads, target): medians} over the ok repeats."""
+    groups = {}
+    for r in rows:
+        key = (r["test"], int(r["threads"]), r["target"])
+        groups.setdefault(key, []).append(r)
+    agg = {}
+    for key, rs in groups.items():
+        ok = [r for r in rs if r["status"] == "ok"]
+        qps = [num(r["qps"]) for r in ok]
+        agg[key] = {
+            "runs": len(rs),
+            "ok": len(ok),
+            "qps": med(qps),
+            "qps_min": min(qps) if qps else None,
+            "qps_max": max(qps) if qps else None,
+            "p50": med(num(r["p50_us"]) for r in ok),
+            "p95": med(num(r["p95_us"]) for r in ok),
+            "p99": med(num(r["p99_us"]) for r in ok),
+            "cpu": med(num(r["proxy_cpu_us_per_query"]) for r in ok),
+            "server_cpu": med(num(r["server_cpu_us_per_query"]) for r in ok),
+            "foreign": med(num(r["foreign_cpu_s"]) for r in ok),
+            "errors": sum(int(num(r["ignored_errors"]) or 0) for r in ok),
+        }
+    return agg
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def diff(a, b):
+    if a is None or b is None:
+        return None
+    return a - b
+
+
+def cells(agg):
+    tests = sorted({k[0] for k in agg}, key=lambda t: (TEST_ORDER.index(t) if t in TEST_ORDER else 99, t))
+    threads = sorted({k[1] for k in agg})
+    return tests, threads
+
+
+def tables(agg):
+    tests, threads = cells(agg)
+    out = []
+    out.append("| test | threads | target | QPS (median) | QPS min–max | p50 µs | p95 µs | p99 µs | proxy CPU µs/query | MariaDB CPU µs/query |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for t in tests:
+        for n in threads:
+            for tg in TARGETS:
+                a = agg.get((t, n, tg))
+                if not a:
+                    continue
+                if a["ok"] == 0:
+                    out.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | |")
+                    continue
+                rng = f"{f0(a['qps_min'])}–{f0(a['qps_max'])}" if a["ok"] > 1 else "–"
+                cpu = "–" if tg == "direct" else f2(a["cpu"])
+                note = "" if a["ok"] == a["runs"] else f" ({a['runs'] - a['ok']} of {a['runs']} runs failed)"
+                out.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {f0(a['p50'])} | {f0(a['p95'])} "
+                           f"| {f0(a['p99'])} | {cpu} | {f2(a['server_cpu'])} |")
+    table1 = "\n".join(out)
+
+    out = []
+    out.append("| test | threads | QPS dbrouter/direct | QPS dbrouter/HAProxy | HAProxy/direct | CPU/query dbrouter/HAProxy | p99 added over direct µs: dbrouter | … HAProxy | p50 added over direct µs: dbrouter | … HAProxy |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in tests:
+        for n in threads:
+            d, h, r = (agg.get((t, n, tg)) or {} for tg in TARGETS)
+            out.append(
+                f"| {t} | {n} | {fratio(ratio(r.get('qps'), d.get('qps')))} | {fratio(ratio(r.get('qps'), h.get('qps')))} "
+                f"| {fratio(ratio(h.get('qps'), d.get('qps')))} | {fratio(ratio(r.get('cpu'), h.get('cpu')))} "
+                f"| {fsigned(diff(r.get('p99'), d.get('p99')))} | {fsigned(diff(h.get('p99'), d.get('p99')))} "
+                f"| {fsigned(diff(r.get('p50'), d.get('p50')))} | {fsigned(diff(h.get('p50'), d.get('p50')))} |")
+    table2 = "\n".join(out)
+    return table1, table2
+
+
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def targets(agg):
+    tests, threads = cells(agg)
+    lines = []
+    # T1
+    parts, oks = [], []
+    for n in T1_THREADS:
+        r = agg.get(("oltp_point_select", n, "dbrouter"))
+        h = agg.get(("oltp_point_select", n, "haproxy"))
+        x = ratio(r and r["qps"], h and h["qps"])
+        if x is None:
+            parts.append(f"{n} threads: not measured")
+            continue
+        oks.append(x >= T1_QPS_VS_HAPROXY)
+        parts.append(f"{n} threads: {x:.2f}×")
+    v = verdict(all(oks)) if oks and len(oks) == len(T1_THREADS) else ("**not measured**" if not oks else verdict(all(oks)) + " (partly measured)")
+    lines.append(f"| dbrouter QPS ≥ {T1_QPS_VS_HAPROXY:.1f}× HAProxy's, oltp_point_select at {' and '.join(map(str, T1_THREADS))} threads "
+                 f"| {'; '.join(parts)} | {v} |")
+    # T2
+    worst, fails, n_cells = None, [], 0
+    for t in tests:
+        for n in threads:
+            r = agg.get((t, n, "dbrouter"))
+            h = agg.get((t, n, "haproxy"))
+            x = ratio(r and r["cpu"], h and h["cpu"])
+            if x is None:
+                continue
+            n_cells += 1
+            if worst is None or x > worst[0]:
+                worst = (x, t, n)
+            if x > T2_CPU_VS_HAPROXY:
+                fails.append(f"{t}/{n}: {x:.2f}×")
+    ps = [ratio((agg.get(("oltp_point_select", n, "dbrouter")) or {}).get("cpu"),
+                (agg.get(("oltp_point_select", n, "haproxy")) or {}).get("cpu")) for n in threads]
+    ps_txt = ", ".join(f"{n} thr {x:.2f}×" for n, x in zip(threads, ps) if x is not None)
+    if n_cells:
+        detail = f"point_select: {ps_txt}; worst cell {worst[1]}/{worst[2]} thr {worst[0]:.2f}×"
+        if fails:
+            detail += f"; over the target in {len(fails)} of {n_cells} cells"
+        lines.append(f"| proxy CPU per query ≤ {T2_CPU_VS_HAPROXY:.1f}× HAProxy's (every test and thread count) | {detail} | {verdict(not fails)} |")
+    else:
+        lines.append(f"| proxy CPU per query ≤ {T2_CPU_VS_HAPROXY:.1f}× HAProxy's | – | **not measured** |")
+    # T3
+    r = agg.get(("oltp_point_select", T3_THREADS, "dbrouter"))
+    d = agg.get(("oltp_point_select", T3_THREADS, "direct"))
+    h = agg.get(("oltp_point_select", T3_THREADS, "haproxy"))
+    x = diff(r and r["p99"], d and d["p99"])
+    if x is None:
+        lines.append(f"| p99 added over direct ≤ {T3_ADDED_P99_US:.0f} µs, oltp_point_select at {T3_THREADS} threads | – | **not measured** |")
+    else:
+        hx = diff(h and h["p99"], d and d["p99"])
+        extra = f" (HAProxy adds {hx:+.0f} µs)" if hx is not None else ""
+        lines.append(f"| p99 added over direct ≤ {T3_ADDED_P99_US:.0f} µs, oltp_point_select at {T3_THREADS} threads "
+                     f"| {x:+.0f} µs{extra} | {verdict(x <= T3_ADDED_P99_US)} |")
+    head = "| target | measured (medians) | |\n|---|---|---|"
+    return head + "\n" + "\n".join(lines)
+
+
+def plots(agg, out_dir, png_dir):
+    """gnuplot PNGs: QPS, p99 and proxy CPU per query vs threads, one panel per test."""
+    tests, threads = cells(agg)
+    if not tests:
+        return []
+    data_dir = os.path.join(out_dir, "plot")
+    os.makedirs(data_dir, exist_ok=True)
+    for t in tests:
+        with open(os.path.join(data_dir, f"{t}.dat"), "w") as f:
+            f.write("# threads " + " ".join(f"{tg}_qps {tg}_p99_us {tg}_cpu_us" for tg in TARGETS) + "\n")
+            for n in threads:
+                vals = []
+                for tg in TARGETS:
+                    a = agg.get((t, n, tg)) or {}
+                    for k in ("qps", "p99", "cpu"):
+                        v = a.get(k)
+                        vals.append("NaN" if v is None or (tg == "direct" and k == "cpu") else f"{v:.3f}")
+                f.write(f"{n} " + " ".join(vals) + "\n")
+    n = len(tests)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    width, height = 560 * cols, 400 * rows
+    xt = ", ".join(f'"{x}" {x}' for x in threads)
+    made = []
+    specs = [
+        ("bench-qps.png", "QPS (queries/s)", 0, "QPS vs client threads", False),
+        ("bench-p99.png", "p99 latency per event (µs, log)", 1, "p99 latency vs client threads", True),
+        ("bench-cpu.png", "proxy CPU µs per query", 2, "proxy CPU per query vs client threads", False),
+    ]
+    for name, ylabel, col, title, logy in specs:
+        png = os.path.join(out_dir, name)
+        gp = [
+            f'set terminal pngcairo size {width},{height} font "DejaVu Sans,10" enhanced',
+            f'set output "{png}"',
+            f'set multiplot layout {rows},{cols} title "{title} — sysbench, median of repeats; dbrouter vs HAProxy vs MariaDB direct" font ",12"',
+            "set logscale x 2",
+            f"set xtics ({xt})",
+            f'set xrange [{threads[0] * 0.8}:{threads[-1] * 1.25}]' if threads else "",
+            'set xlabel "client threads"',
+            f'set ylabel "{ylabel}"',
+            "set grid",
+            "set key top left box opaque",
+            "set yrange [0:*]" if not logy else "set logscale y",
+            "set format y \"%.0f\"" if col != 2 else "set format y \"%.1f\"",
+        ]
+        styles = {"direct": 'lc rgb "#1b9e77" pt 7', "haproxy": 'lc rgb "#d95f02" pt 5', "dbrouter": 'lc rgb "#7570b3" pt 9'}
+        for t in tests:
+            dat = os.path.join(data_dir, f"{t}.dat")
+            gp.append(f'set title "{t}" noenhanced')
+            series = []
+            for i, tg in enumerate(TARGETS):
+                if col == 2 and tg == "direct":
+                    continue
+                c = 2 + i * 3 + col
+                series.append(f'"{dat}" using 1:{c} with linespoints lw 2 ps 1.2 {styles[tg]} title "{TARGET_LABEL[tg]}"')
+            gp.append("plot " + ", \\\n     ".join(series))
+        gp.append("unset multiplot")
+        script = os.path.join(data_dir, name.replace(".png", ".gp"))
+        with open(script, "w") as f:
+            f.write("\n".join(g for g in gp if g) + "\n")
+        res = subprocess.run(["gnuplot", script], capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"bench: gnuplot failed for {name}: {res.stderr.strip()}", file=sys.stderr)
+            continue
+        made.append(png)
+        if png_dir:
+            dst = os.path.join(png_dir, name)
+            with open(png, "rb") as src, open(dst + ".tmp", "wb") as d:
+                d.write(src.read())
+            os.replace(dst + ".tmp", dst)
+    return made
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tsv", required=True)
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--doc", help="docs/benchmarks.md to update (section '## End-to-end load')")
+    ap.add_argument("--png-dir", help="where the PNGs go for the doc (docs/)")
+    ap.add_argument("--perf", help="text file with the profile summary to include")
+    args = ap.parse_args()
+
+    rows = load(args.tsv)
+    meta = read_meta(args.meta)
+    agg = aggregate(rows)
+    t1, t2 = tables(agg)
+    tg = targets(agg)
+    pngs = plots(agg, args.out_dir, args.png_dir if args.doc else None)
+
+    failed = [r for r in rows if r["status"] != "ok"]
+    errors = sum(int(num(r["ignored_errors"]) or 0) for r in rows if r["status"] == "ok")
+    foreign = [num(r["foreign_cpu_s"]) for r in rows if r["status"] == "ok" and num(r["foreign_cpu_s"]) is not None]
+    secs = [num(r["seconds"]) for r in rows if r["status"] == "ok"]
+    repeats = meta.get("BENCH_REPEAT", "?")
+
+    md = []
+    md.append("## End-to-end load")
+    md.append("")
+    md.append("`scripts/bench` runs sysbench against three targets on one dev cluster and compares them "
+              "**side by side**: MariaDB directly (shard1's master, the backend account), an HAProxy TCP "
+              "relay in front of that master (`mode tcp`, one `listen`, started by the script), and "
+              "dbrouter (the app account). Runs are interleaved — for each test and thread count: direct, "
+              "HAProxy, dbrouter, and again, `BENCH_REPEAT` times — so machine noise hits all three alike; "
+              "the tables show the median over the repeats.")
+    md.append("")
+    md.append("**How sysbench is routed.** sysbench's `sbtest*` tables are not listed in `[sharding]`, and "
+              "`config/dbrouter.toml` has `unlisted_tables = \"global\"`, so dbrouter sends them to the global "
+              "shard (shard1) — the same master the direct and HAProxy targets use. sysbench runs through "
+              "dbrouter unchanged. Every statement still passes the shard-key scanner (it finds no key and routes "
+              "the table as global); a keyed statement on a sharded table costs the same one scanner pass (~100 ns "
+              "per statement, `benches/routing.rs`) plus a ring lookup, so these numbers stand for per-user "
+              "routing too, within noise.")
+    md.append("")
+    md.append("What is measured, per run: QPS (sysbench's `queries`, which counts BEGIN/COMMIT in the "
+              "transactional tests); p50/p95/p99 latency computed from the `--histogram` of that same run "
+              "(latency is per sysbench *event*: one statement for `oltp_point_select`, one whole transaction "
+              "for the other tests); proxy CPU per query = utime+stime of the HAProxy or dbrouter process "
+              "(`/proc/<pid>/stat`, all threads) across the run, divided by sysbench's query count; the same "
+              "for shard1's mariadbd. sysbench uses its defaults otherwise (server-side prepared statements, "
+              "`--rand-type=special`). The raw per-run TSV and sysbench logs are under `$DBR_STATE/bench/`.")
+    md.append("")
+    md.append("```sh")
+    md.append(meta.get("COMMAND", "scripts/bench"))
+    md.append("```")
+    md.append("")
+    md.append(f"Measured {meta.get('DATE', '?')} on {meta.get('MACHINE', '?')}; "
+              f"{meta.get('VERSIONS', '')}. dbrouter {meta.get('DBROUTER_BUILD', '?')}.")
+    md.append(f"Settings: tests `{meta.get('BENCH_TESTS', '?')}`, threads `{meta.get('BENCH_THREADS', '?')}`, "
+              f"{meta.get('BENCH_TIME', '?')} s per run, {repeats} repeat(s), "
+              f"{meta.get('BENCH_TABLES', '?')} tables × {meta.get('BENCH_TABLE_SIZE', '?')} rows; "
+              f"{len(rows)} runs in {meta.get('ELAPSED', '?')}.")
+    if meta.get("NOTE"):
+        md.append("")
+        md.append(meta["NOTE"])
+    md.append("")
+    md.append("### Targets")
+    md.append("")
+    md.append(tg)
+    md.append("")
+    md.append("### Results (median over repeats)")
+    md.append("")
+    md.append(t1)
+    md.append("")
+    md.append("Ratios and added latency (from the medians above; “added” = minus direct MariaDB's latency):")
+    md.append("")
+    md.append(t2)
+    md.append("")
+    if pngs:
+        names = [os.path.basename(p) for p in pngs]
+        md.append(" ".join(f"![{n}]({n})" for n in names))
+        md.append("")
+    md.append("### Reading these numbers")
+    md.append("")
+    noise = ""
+    if foreign and secs:
+        fper = [f / s for f, s in zip(foreign, secs) if s]
+        noise = (f" CPU used by processes outside this benchmark during a run (host busy time minus sysbench, "
+                 f"the MariaDB servers and the proxies): median {statistics.median(fper):.2f} cores, "
+                 f"max {max(fper):.2f} cores of {meta.get('NPROC', '?')}.")
+    busy_runs = [r for r in rows if r["status"] == "ok" and num(r["foreign_cpu_s"]) is not None and num(r["seconds"])
+                 and num(r["foreign_cpu_s"]) / num(r["seconds"]) > float(meta.get("BENCH_QUIET_CORES", "0.3") or 0.3)]
+    if foreign:
+        noise += (f" Each run first waited (up to {meta.get('BENCH_QUIET_WAIT', '?')} s) for a quiet second; "
+                  f"{len(busy_runs)} of {len(secs)} runs still had more than {meta.get('BENCH_QUIET_CORES', '?')} "
+                  f"foreign cores busy on average (column `foreign_cpu_s` of the TSV).")
+    md.append("- Load generator, proxy and MariaDB share the same cores, so any proxy's CPU is taken from "
+              "sysbench and MariaDB: an extra hop costs throughput here far more than it would on separate "
+              "machines. Compare ratios within one run, never absolute numbers across runs." + noise)
+    md.append(f"- Failed runs: {len(failed)}; errors ignored and retried by sysbench (deadlocks in the write "
+              f"tests): {errors}.")
+    if meta.get("ANALYSIS"):
+        md.append(meta["ANALYSIS"])
+    if args.perf and os.path.exists(args.perf):
+        md.append("")
+        md.append("### Profile")
+        md.append("")
+        with open(args.perf) as f:
+            md.append(f.read().rstrip("\n"))
+    md.append("")
+    text = "\n".join(md)
+    with open(os.path.join(args.out_dir, "report.md"), "w") as f:
+        f.write(text)
+    print(text)
+    if args.doc:
+        replace_section(args.doc, "End-to-end load", text, before="Connection scale")
+        print(f"bench: updated section '## End-to-end load' of {args.doc}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""One sysbench run for scripts/bench, with CPU accounting; appends one row to a TSV.
+
+Reads utime+stime (/proc/<pid>/stat, in clock ticks) of the proxy and of the other
+processes of the cluster before and after the run, the host's busy ticks (/proc/stat),
+and sysbench's own CPU (rusage of the child), then parses sysbench's report: queries,
+transactions, errors, and p50/p95/p99 from the latency histogram of that same run.
+
+Latency is per sysbench *event*: one statement for oltp_point_select, one transaction
+(BEGIN … COMMIT) for the other oltp_* tests.
+"""
+import argparse
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+COLUMNS = [
+    "test", "threads", "target", "repeat", "status", "seconds", "queries", "qps",
+    "transactions", "tps", "ignored_errors", "reconnects", "lat_avg_us", "p50_us",
+    "p95_us", "p99_us", "lat_max_us", "events_in_histogram", "proxy_cpu_s",
+    "proxy_cpu_us_per_query", "server_cpu_s", "server_cpu_us_per_query",
+    "sysbench_cpu_s", "host_busy_s", "foreign_cpu_s", "quiet_wait_s", "started", "log",
+]
+
+
+def proc_ticks(pid):
+    """utime + stime of a process (all its threads), in ticks; None if it is gone."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("latin-1")
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rfind(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def host_busy_ticks():
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu "):
+                v = [int(x) for x in line.split()[1:]]
+                # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time
+                # is already counted in user, so only the first 8 matter.
+                total = sum(v[:8])
+                return total - v[3] - v[4]
+    raise RuntimeError("no cpu line in /proc/stat")
+
+
+def stat_count(text, label):
+    """N from a sysbench line 'label:  N  (x per sec.)' (or 'label: N')."""
+    m = re.search(r"^\s*" + re.escape(label) + r":\s+([0-9.]+)", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def histogram(text):
+    """[(value_ms, count)] from sysbench's --histogram output."""
+    out = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("Latency histogram"):
+            inside = True
+            continue
+        if inside:
+            m = re.match(r"^\s*([0-9.]+)\s+\|\**\s+([0-9]+)\s*$", line)
+            if m:
+                out.append((float(m.group(1)), int(m.group(2))))
+            elif out and not line.strip():
+                break
+    return out
+
+
+def percentile(hist, p):
+    """The histogram value at which the cumulative count reaches p% (as sysbench computes
+    --percentile: the first bucket whose cumulative count is >= ceil(total * p / 100))."""
+    total = sum(c for _, c in hist)
+    if total == 0:
+        return None
+    need = max(1, math.ceil(total * p / 100.0))
+    acc = 0
+    for value, count in hist:
+        acc += count
+        if acc >= need:
+            return value
+    return hist[-1][0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True, help="TSV to append to (header written if new)")
+    ap.add_argument("--log", required=True, help="where sysbench's output goes")
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--repeat", type=int, required=True)
+    ap.add_argument("--time", type=int, required=True)
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--tables", required=True)
+    ap.add_argument("--table-size", required=True)
+    ap.add_argument("--proxy-pid", type=int, default=0, help="the proxy of this target (0: none)")
+    ap.add_argument("--server-pid", type=int, default=0, help="shard1 master's mariadbd")
+    ap.add_argument("--our-pids", default="", help="comma-separated: every other process of the setup")
+    ap.add_argument("--perf-out", help="perf record the proxy (-F 997, no call graphs) during the run into this file")
+    ap.add_argument("--quiet-wait", type=float, default=0,
+                    help="wait up to this many seconds for the host to be quiet before the run")
+    ap.add_argument("--quiet-cores", type=float, default=0.3,
+                    help="quiet = less than this many cores busy over one second")
+    args = ap.parse_args()
+
+    our = [int(p) for p in args.our_pids.split(",") if p]
+    watched = sorted({p for p in our + [args.proxy_pid, args.server_pid] if p})
+    cmd = [
+        "sysbench", args.test, "--db-driver=mysql",
+        f"--mysql-host={args.host}", f"--mysql-port={args.port}",
+        f"--mysql-user={args.user}", f"--mysql-password={args.password}",
+        f"--mysql-db={args.db}", f"--tables={args.tables}", f"--table-size={args.table_size}",
+        f"--threads={args.threads}", f"--time={args.time}", "--events=0",
+        "--report-interval=0", "--histogram=on", "--percentile=99", "run",
+    ]
+
+    # Other people's builds and tests share this machine: wait (bounded) for a quiet second.
+    quiet_t0 = time.monotonic()
+    while time.monotonic() - quiet_t0 < args.quiet_wait:
+        b0 = host_busy_ticks()
+        time.sleep(1.0)
+        if (host_busy_ticks() - b0) / CLK_TCK < args.quiet_cores:
+            break
+    quiet_wait = time.monotonic() - quiet_t0
+
+    perf = None
+    if args.perf_out and args.proxy_pid:
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "997", "-p", str(args.proxy_pid), "-o", args.perf_out],
+                                stdout=subprocess.DEVNULL, stderr=open(args.perf_out + ".log", "w"),
+                                stdin=subprocess.DEVNULL)
+        time.sleep(0.5)  # let it attach
+
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    before = {p: proc_ticks(p) for p in watched}
+    busy0 = host_busy_ticks()
+    t0 = time.monotonic()
+    with open(args.log, "w") as log:
+        log.write("# " + " ".join(c if not c.startswith("--mysql-password=") else "--mysql-password=***" for c in cmd) + "\n")
+        log.flush()
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            _, status, rusage = os.wait4(child.pid, 0)
+        except KeyboardInterrupt:
+            child.kill()
+            raise
+    elapsed = time.monotonic() - t0
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        try:
+            perf.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            perf.kill()
+    busy1 = host_busy_ticks()
+    after = {p: proc_ticks(p) for p in watched}
+    child.returncode = os.waitstatus_to_exitcode(status)
+
+    def delta_s(pid):
+        if not pid or before.get(pid) is None or after.get(pid) is None:
+            return None
+        return (after[pid] - before[pid]) / CLK_TCK
+
+    with open(args.log) as f:
+        text = f.read()
+    queries = stat_count(text, "queries")
+    transactions = stat_count(text, "transactions")
+    total_time = stat_count(text, "total time")
+    errors = stat_count(text, "ignored errors")
+    reconnects = stat_count(text, "reconnects")
+    hist = histogram(text)
+    ok = child.returncode == 0 and queries and total_time and hist
+    status_s = "ok" if ok else f"fail(exit {child.returncode})"
+
+    sysbench_cpu = rusage.ru_utime + rusage.ru_stime
+    proxy_cpu = delta_s(args.proxy_pid)
+    server_cpu = delta_s(args.server_pid)
+    ours = sysbench_cpu + sum(d for d in (delta_s(p) for p in watched) if d is not None)
+    host_busy = (busy1 - busy0) / CLK_TCK
+    foreign = host_busy - ours
+
+    def per_query_us(cpu):
+        if cpu is None or not queries:
+            return None
+        return cpu / queries * 1e6
+
+    def us(ms):
+        return None if ms is None else ms * 1000.0
+
+    row = {
+        "test": args.test, "threads": args.threads, "target": args.target,
+        "repeat": args.repeat, "status": status_s,
+        "seconds": total_time if total_time else elapsed,
+        "queries": int(queries) if queries else 0,
+        "qps": queries / total_time if ok else None,
+        "transactions": int(transactions) if transactions else 0,
+        "tps": transactions / total_time if ok and transactions else None,
+        "ignored_errors": int(errors) if errors is not None else None,
+        "reconnects": int(reconnects) if reconnects is not None else None,
+        "lat_avg_us": us(stat_count(text, "avg")),
+        "p50_us": us(percentile(hist, 50)) if hist else None,
+        "p95_us": us(percentile(hist, 95)) if hist else None,
+        "p99_us": us(percentile(hist, 99)) if hist else None,
+        "lat_max_us": us(stat_count(text, "max")),
+        "events_in_histogram": sum(c for _, c in hist),
+        "proxy_cpu_s": proxy_cpu,
+        "proxy_cpu_us_per_query": per_query_us(proxy_cpu),
+        "server_cpu_s": server_cpu,
+        "server_cpu_us_per_query": per_query_us(server_cpu),
+        "sysbench_cpu_s": sysbench_cpu,
+        "host_busy_s": host_busy,
+        "foreign_cpu_s": foreign,
+        "quiet_wait_s": quiet_wait,
+        "started": started,
+        "log": os.path.basename(args.log),
+    }
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    new = not os.path.exists(args.out) or os.path.getsize(args.out) == 0
+    with open(args.out, "a") as f:
+        if new:
+            f.write("\t".join(COLUMNS) + "\n")
+        f.write("\t".join(fmt(row[c]) for c in COLUMNS) + "\n")
+
+    line = (f"{args.test:<18} {args.threads:>4} thr  {args.target:<8} #{args.repeat}  "
+            f"{status_s:<4} ")
+    if ok:
+        cpu = row["proxy_cpu_us_per_query"]
+        line += (f"{row['qps']:>9.0f} qps  p50 {row['p50_us']:>8.0f}  p95 {row['p95_us']:>8.0f}  "
+                 f"p99 {row['p99_us']:>8.0f} us  proxy cpu "
+                 + (f"{cpu:6.2f} us/q" if cpu is not None else "     -     ")
+                 + f"  foreign {foreign / row['seconds']:4.2f} cores")
+        if errors:
+            line += f"  ignored errors {int(errors)}"
+    print(line, flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
