@@ -141,6 +141,8 @@ pub struct RouterSettings {
     pub timeouts: String,
     /// Shards as (name, master); default: shard 1 alone.
     pub shards: Vec<(String, String)>,
+    /// Standbys of each shard in `shards`, in the same order (may be shorter).
+    pub standbys: Vec<Vec<String>>,
     /// The `[sharding]` table and anything after it (overrides, pool).
     pub sharding: String,
 }
@@ -154,6 +156,7 @@ impl Default for RouterSettings {
             server_extra: String::new(),
             timeouts: String::new(),
             shards: Vec::new(),
+            standbys: Vec::new(),
             // Relay tests use tables of any name: unlisted tables are global (shard 1).
             sharding: "[sharding]\nunlisted_tables = \"global\"\n".into(),
         }
@@ -231,7 +234,14 @@ fn shard_tables(settings: &RouterSettings) -> String {
     };
     shards
         .iter()
-        .map(|(name, master)| format!("[[shards]]\nname = \"{name}\"\nmaster = \"{master}\"\n"))
+        .enumerate()
+        .map(|(i, (name, master))| {
+            let standbys = settings.standbys.get(i).map_or(String::new(), |list| {
+                let quoted: Vec<String> = list.iter().map(|s| format!("\"{s}\"")).collect();
+                format!("standbys = [{}]\n", quoted.join(", "))
+            });
+            format!("[[shards]]\nname = \"{name}\"\nmaster = \"{master}\"\n{standbys}")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -573,4 +583,144 @@ pub fn ctl(args: &[&str]) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// A whole cluster (ZooKeeper, two shards of master + semi-sync standby) private to one
+/// test, for tests that change masters or kill servers. Started by scripts/dev-cluster
+/// without a router on a free port range; wiped when dropped.
+pub struct PrivateCluster {
+    /// Its state directory.
+    pub state: PathBuf,
+    /// Its port offset.
+    pub offset: u16,
+    /// Variables of `scripts/dev-cluster env`.
+    pub vars: std::collections::HashMap<String, String>,
+}
+
+impl PrivateCluster {
+    /// Starts one (trying a few port ranges until one is free).
+    pub fn start(tag: &str) -> Self {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        for attempt in 0..10u64 {
+            let seed = (std::process::id() as u64)
+                .wrapping_mul(7919)
+                .wrapping_add(attempt * 104_729);
+            let offset = 20_000 + (seed % 200) as u16 * 100;
+            let ports = [2181u16, 3311, 3312, 3321, 3322];
+            if ports
+                .iter()
+                .any(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_err())
+            {
+                continue;
+            }
+            let state =
+                std::env::temp_dir().join(format!("dbr-{tag}-{}-{offset}", std::process::id()));
+            let out = Command::new(repo.join("scripts/dev-cluster"))
+                .arg("up")
+                .env("DBR_STATE", &state)
+                .env("DBR_PORT_OFFSET", offset.to_string())
+                .env("DBR_NO_ROUTER", "1")
+                .output()
+                .expect("run scripts/dev-cluster");
+            if !out.status.success() {
+                let _ = Command::new(repo.join("scripts/dev-cluster"))
+                    .arg("wipe")
+                    .env("DBR_STATE", &state)
+                    .env("DBR_PORT_OFFSET", offset.to_string())
+                    .output();
+                eprintln!(
+                    "private cluster at offset {offset} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            let env_out = Command::new(repo.join("scripts/dev-cluster"))
+                .arg("env")
+                .env("DBR_STATE", &state)
+                .env("DBR_PORT_OFFSET", offset.to_string())
+                .output()
+                .unwrap();
+            let vars = String::from_utf8_lossy(&env_out.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("export "))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+                .collect();
+            return PrivateCluster {
+                state,
+                offset,
+                vars,
+            };
+        }
+        panic!("could not start a private cluster");
+    }
+
+    /// A variable of the cluster's environment.
+    pub fn var(&self, name: &str) -> String {
+        self.vars
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from dev-cluster env"))
+    }
+
+    /// Router settings over this cluster's two shards, following its ZooKeeper at `root`,
+    /// with the operations accounts ([admin], [failover]) and `extra` TOML.
+    pub fn router_settings(&self, root: &str, extra: &str) -> RouterSettings {
+        RouterSettings {
+            shards: vec![
+                ("shard1".into(), self.var("DBR_S1_MASTER")),
+                ("shard2".into(), self.var("DBR_S2_MASTER")),
+            ],
+            standbys: vec![vec![self.var("DBR_S1_STANDBY")], vec![self.var("DBR_S2_STANDBY")]],
+            master: self.var("DBR_S1_MASTER"),
+            sharding: format!(
+                "[sharding]\nunlisted_tables = \"sharded\"\nglobal_shard = \"shard2\"\n\n[topology]\nsource = \"zk://{}{root}\"\nsession_timeout_ms = 4000\n\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n\n[failover]\nrepl_user = \"repl\"\nrepl_password = \"repl-secret\"\ndrain_ms = 2000\nbuffer_max_ms = 15000\n{extra}\n",
+                self.var("DBR_ZK")
+            ),
+            timeouts: "startup_ms = 30000".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The pid of a MariaDB server of this cluster (by its port).
+    pub fn server_pid(&self, addr: &str) -> u32 {
+        let port = addr.rsplit_once(':').unwrap().1;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains("mariadbd")
+                && cmd.contains(&format!("--port={port} "))
+                && cmd.contains(self.state.to_str().unwrap())
+            {
+                return pid;
+            }
+        }
+        panic!("no mariadbd for {addr}");
+    }
+
+    /// The full command line of a process.
+    pub fn cmdline(pid: u32) -> Vec<String> {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let _ = Command::new(repo.join("scripts/dev-cluster"))
+            .arg("wipe")
+            .env("DBR_STATE", &self.state)
+            .env("DBR_PORT_OFFSET", self.offset.to_string())
+            .output();
+    }
 }

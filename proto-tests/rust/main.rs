@@ -10,10 +10,11 @@
 
 mod auth;
 mod bad_input;
+mod failover;
 mod harness;
 mod lifecycle;
 mod prepared;
 mod queries;
 mod raw;
-mod sharding;
+pub mod sharding;
 mod topology;

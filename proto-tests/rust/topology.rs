@@ -54,18 +54,21 @@ fn value(rows: &[(String, Option<String>)], name: &str) -> Option<String> {
         .and_then(|(_, v)| v.clone())
 }
 
+/// A row of `SHOW DBROUTER ROUTE FOR`.
+type RouteRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 /// Waits until the router routes `user` to `shard`.
 async fn wait_route(conn: &mut Conn, user: &str, shard: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got: Option<(
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )> = conn
+        let got: Option<RouteRow> = conn
             .query_first(format!("SHOW DBROUTER ROUTE FOR {user}"))
             .await
             .unwrap();
@@ -316,7 +319,7 @@ fn query_load(
                 }
             }
             // Also new connections (login, pool) during the outage.
-            if i % 50 == 0 {
+            if i.is_multiple_of(50) {
                 for a in &addrs {
                     match Conn::new(mysql_async::Opts::from(app_opts(a, Some("app")))).await {
                         Ok(c) => drop(c),
@@ -437,7 +440,7 @@ async fn report_propagation() {
     let url = format!("zk://{hosts}{root}");
     let a = init_and_start(zk_settings(&hosts, &root), &url);
     let b = start_follower(zk_settings(&hosts, &root));
-    let mut conns = vec![a.app_conn(Some("app")).await, b.app_conn(Some("app")).await];
+    let mut conns = [a.app_conn(Some("app")).await, b.app_conn(Some("app")).await];
     let s = store(&url).await;
     let mut samples = Vec::new();
     for i in 0..100u64 {

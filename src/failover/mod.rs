@@ -437,7 +437,8 @@ async fn promote_locked(
         .map_err(OpError::Refused)?;
     let target_health = probe(&target, &ops.admin_user, &ops.admin_password, ops.timeout).await;
     let resumed = !target_health.read_only && target_health.replicates_from.is_none();
-    if !resumed && !(target_health.io_running && target_health.sql_running) {
+    let replicating = target_health.io_running && target_health.sql_running;
+    if !resumed && !replicating {
         return Err(OpError::Refused(format!(
             "{target} is not replicating (IO={}, SQL={}, error {:?}); fix it or choose another standby",
             target_health.io_running, target_health.sql_running, target_health.last_error

@@ -51,7 +51,11 @@ pub struct SessionBackends {
     pools: Arc<Pools>,
     config: Arc<Config>,
     login: LoginState,
-    conns: Vec<(ShardId, PooledConn)>,
+    /// Open connections, each with the generation it was opened under.
+    conns: Vec<(ShardId, PooledConn, u64)>,
+    /// Counter of connections opened: a shard's generation changes when its connection
+    /// is replaced, which invalidates what lived on the old one (prepared statements).
+    opened: u64,
     /// Database chosen by USE / COM_INIT_DB since login.
     current_db: Option<String>,
     /// `SET …` statements (COM_QUERY payloads) in the order the client ran them.
@@ -68,6 +72,7 @@ impl SessionBackends {
             config,
             login,
             conns: Vec::new(),
+            opened: 0,
             current_db: None,
             replay: Vec::new(),
             set_option: None,
@@ -81,15 +86,23 @@ impl SessionBackends {
 
     /// Shards with an open connection.
     pub fn open_shards(&self) -> impl Iterator<Item = ShardId> + '_ {
-        self.conns.iter().map(|(s, _)| *s)
+        self.conns.iter().map(|(s, _, _)| *s)
     }
 
     /// The open connection to a shard, if any.
     pub fn get(&mut self, shard: ShardId) -> Option<&mut PacketConn<TcpStream>> {
         self.conns
             .iter_mut()
-            .find(|(s, _)| *s == shard)
-            .map(|(_, c)| &mut c.conn.io)
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, c, _)| &mut c.conn.io)
+    }
+
+    /// The generation of the open connection to a shard (changes when it is replaced).
+    pub fn generation(&self, shard: ShardId) -> Option<u64> {
+        self.conns
+            .iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, _, g)| *g)
     }
 
     /// Whether the session's connection to a shard goes to a server that is no longer
@@ -98,7 +111,7 @@ impl SessionBackends {
         let master = table.shard(shard).map(|s| s.master.as_str());
         self.conns
             .iter()
-            .any(|(s, c)| *s == shard && Some(c.conn.addr.as_str()) != master)
+            .any(|(s, c, _)| *s == shard && Some(c.conn.addr.as_str()) != master)
     }
 
     /// The connection to a shard, opened (from the pool) and brought to the session's
@@ -112,9 +125,10 @@ impl SessionBackends {
         if self.is_stale(table, shard) {
             self.discard(shard);
         }
-        if !self.conns.iter().any(|(s, _)| *s == shard) {
+        if !self.conns.iter().any(|(s, _, _)| *s == shard) {
             let conn = self.open(table, shard).await?;
-            self.conns.push((shard, conn));
+            self.opened += 1;
+            self.conns.push((shard, conn, self.opened));
         }
         self.get(shard).ok_or_else(|| {
             BackendFailure::Error(ClientError::Internal("backend connection vanished".into()))
@@ -239,12 +253,12 @@ impl SessionBackends {
 
     /// Closes a connection whose stream may be out of step (not returned to the pool).
     pub fn discard(&mut self, shard: ShardId) {
-        self.conns.retain(|(s, _)| *s != shard);
+        self.conns.retain(|(s, _, _)| *s != shard);
     }
 
     /// Returns every connection to the pool (reset there), or closes them if `clean` is false.
     pub fn release_all(&mut self, clean: bool) {
-        for (_, conn) in self.conns.drain(..) {
+        for (_, conn, _) in self.conns.drain(..) {
             self.pools.checkin(conn, clean);
         }
     }

@@ -25,6 +25,9 @@ use super::session::{End, Session};
 #[derive(Debug, Clone, Copy)]
 struct BackendStmt {
     shard: ShardId,
+    /// Generation of the shard connection it was prepared on (a replaced connection, e.g.
+    /// to a new master, no longer has it).
+    generation: u64,
     id: u32,
     /// Parameter types were sent to this copy (a later EXECUTE may omit them).
     types_sent: bool,
@@ -51,8 +54,17 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn backend(&self, shard: ShardId) -> Option<BackendStmt> {
-        self.backends.iter().copied().find(|b| b.shard == shard)
+    fn backend(&self, shard: ShardId, generation: Option<u64>) -> Option<BackendStmt> {
+        self.backends
+            .iter()
+            .copied()
+            .find(|b| b.shard == shard && Some(b.generation) == generation)
+    }
+
+    /// Records a copy, replacing any older copy on the same shard.
+    fn add_backend(&mut self, b: BackendStmt) {
+        self.backends.retain(|x| x.shard != b.shard);
+        self.backends.push(b);
     }
 
     /// The long data sent for parameter `index`, joined.
@@ -184,6 +196,7 @@ impl Session {
                 shard,
                 backends: vec![BackendStmt {
                     shard: target,
+                    generation: self.backends.generation(target).unwrap_or(0),
                     id: backend_id,
                     types_sent: false,
                 }],
@@ -320,7 +333,7 @@ impl Session {
         stmt.long_data_size = 0;
         Ok(ExecPlan {
             shard,
-            backend: stmt.backend(shard),
+            backend: None,
             prepare: stmt.prepare.clone(),
             long_data: std::mem::take(&mut stmt.long_data),
             types: stmt.types.clone(),
@@ -336,11 +349,31 @@ impl Session {
         seq: u8,
     ) -> Result<(), End> {
         let client_id = stmt_id(payload).unwrap_or(0);
-        let plan = match self.plan_execute(table, payload, client_id) {
+        let mut plan = match self.plan_execute(table, payload, client_id) {
             Ok(p) => p,
             Err(e) => return self.reply_error(seq, e).await,
         };
         let shard = plan.shard;
+        // Hold for a switching shard first, and settle the connection (a new master means
+        // a new connection), so the statement copy looked up next is one that exists.
+        let reloaded;
+        let table = match self.hold_if_switching(table, shard).await {
+            Ok(Some(fresh)) => {
+                reloaded = fresh;
+                &*reloaded
+            }
+            Ok(None) => table,
+            Err(e) => return self.reply_error(seq, e).await,
+        };
+        if let Err(f) = self.backends.connection(table, shard).await {
+            return self.reply_failure(seq, f).await;
+        }
+        let generation = self.backends.generation(shard);
+        plan.backend = self
+            .statements
+            .map
+            .get(&client_id)
+            .and_then(|s| s.backend(shard, generation));
         let backend = match plan.backend {
             Some(b) => b,
             None => {
@@ -349,11 +382,12 @@ impl Session {
                 };
                 let b = BackendStmt {
                     shard,
+                    generation: self.backends.generation(shard).unwrap_or(0),
                     id,
                     types_sent: false,
                 };
                 if let Some(stmt) = self.statements.map.get_mut(&client_id) {
-                    stmt.backends.push(b);
+                    stmt.add_backend(b);
                 }
                 b
             }
@@ -406,7 +440,7 @@ impl Session {
             let shard = s
                 .cursor_shard
                 .or_else(|| s.backends.first().map(|b| b.shard))?;
-            Some((shard, s.backend(shard)?.id))
+            Some((shard, s.backend(shard, self.backends.generation(shard))?.id))
         });
         let Some((shard, backend_id)) = target else {
             let err = ClientError::UnknownStatement {
@@ -442,6 +476,9 @@ impl Session {
         let copies = stmt.backends.clone();
         let timeout = self.ctx.config.timeouts.backend_read();
         for b in copies {
+            if self.backends.generation(b.shard) != Some(b.generation) {
+                continue; // its connection was replaced: the copy is gone already
+            }
             let mut cmd = vec![COM_STMT_RESET];
             cmd.extend_from_slice(&b.id.to_le_bytes());
             let Some(io) = self.backends.get(b.shard) else {
@@ -475,6 +512,9 @@ impl Session {
             return Ok(());
         };
         for b in stmt.backends {
+            if self.backends.generation(b.shard) != Some(b.generation) {
+                continue;
+            }
             let mut cmd = vec![COM_STMT_CLOSE];
             cmd.extend_from_slice(&b.id.to_le_bytes());
             if let Some(io) = self.backends.get(b.shard) {

@@ -679,6 +679,19 @@ impl Session {
         }
     }
 
+    /// Holds the statement if `shard` is switching (and the session has no transaction
+    /// open there); returns the snapshot to continue with when it waited.
+    pub(super) async fn hold_if_switching(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<Option<Arc<RoutingTable>>, ClientError> {
+        if table.shard(shard).is_some_and(|s| s.switching) && self.tx != Tx::Open(shard) {
+            return self.hold_while_switching(shard).await.map(Some);
+        }
+        Ok(None)
+    }
+
     /// Waits until `shard` is no longer switching, within `failover.buffer_max_ms` and
     /// `failover.buffer_max_statements`; returns the routing snapshot to continue with.
     async fn hold_while_switching(&self, shard: ShardId) -> Result<Arc<RoutingTable>, ClientError> {

@@ -329,6 +329,7 @@ mod tests {
                     weight: 10,
                     epoch: 1,
                     state: ShardState::Serving,
+                    rejoin: vec![],
                 },
                 ShardDoc {
                     name: "b".into(),
@@ -337,6 +338,7 @@ mod tests {
                     weight: 10,
                     epoch: 4,
                     state: ShardState::Serving,
+                    rejoin: vec![],
                 },
             ],
             global_shard: "a".into(),

@@ -1,0 +1,389 @@
+//! Master changes with real semi-sync MariaDB pairs and a real ZooKeeper, on a private
+//! cluster per test: planned switchovers back and forth under write load lose no
+//! acknowledged write and show autocommit clients only a pause; an emergency failover
+//! after `kill -9` of the master loses no acknowledged write; the old master stays fenced
+//! until `rejoin`; two operators cannot promote at once; a router that misses the
+//! switchover cannot write to the old master.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+
+use crate::harness::*;
+use crate::sharding::direct_to;
+
+/// Users on shard1 (the shard whose master changes) for this router's ring.
+fn shard1_users(router: &TestRouter, n: usize) -> Vec<u64> {
+    let table = router.routing();
+    (1u64..)
+        .filter(|u| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
+        .take(n)
+        .collect()
+}
+
+async fn create_writes_table(cluster: &PrivateCluster) {
+    for addr in [cluster.var("DBR_S1_MASTER"), cluster.var("DBR_S2_MASTER")] {
+        let mut c = direct_to(&addr, Some("app")).await;
+        c.query_drop("CREATE TABLE IF NOT EXISTS writes (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))")
+            .await
+            .unwrap();
+    }
+}
+
+/// Result of one writer: acknowledged sequence numbers, errors, and the pauses it saw.
+struct WriterLog {
+    user: u64,
+    acked: Vec<u64>,
+    errors: Vec<String>,
+    latencies: Vec<Duration>,
+}
+
+/// Inserts (user, 1), (user, 2), … through the router until `stop`, reconnecting after
+/// errors; records what was acknowledged.
+fn writer(addr: String, user: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<WriterLog> {
+    tokio::spawn(async move {
+        let mut log = WriterLog {
+            user,
+            acked: Vec::new(),
+            errors: Vec::new(),
+            latencies: Vec::new(),
+        };
+        let mut conn: Option<Conn> = None;
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            if conn.is_none() {
+                match Conn::new(Opts::from(app_opts(&addr, Some("app")))).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        log.errors.push(format!("connect: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
+            seq += 1;
+            let started = Instant::now();
+            let result = conn
+                .as_mut()
+                .unwrap()
+                .exec_drop(
+                    "INSERT INTO writes (userid, seq) VALUES (?, ?)",
+                    (user, seq),
+                )
+                .await;
+            match result {
+                Ok(()) => {
+                    log.acked.push(seq);
+                    log.latencies.push(started.elapsed());
+                }
+                Err(e) => {
+                    log.errors.push(format!("seq {seq}: {e}"));
+                    conn = None;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        log
+    })
+}
+
+/// Every acknowledged write must be on `master`.
+async fn assert_nothing_lost(master: &str, logs: &[WriterLog]) -> usize {
+    let mut c = direct_to(master, Some("app")).await;
+    let mut total = 0;
+    for log in logs {
+        let present: HashSet<u64> = c
+            .exec::<u64, _, _>("SELECT seq FROM writes WHERE userid = ?", (log.user,))
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        let lost: Vec<u64> = log
+            .acked
+            .iter()
+            .copied()
+            .filter(|s| !present.contains(s))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "user {}: {} acknowledged writes lost, e.g. {:?}",
+            log.user,
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+        total += log.acked.len();
+    }
+    total
+}
+
+fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    samples.sort();
+    samples
+        .get((samples.len() * p / 100).min(samples.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+async fn current_master(url: &str, shard: &str) -> String {
+    let store = dbrouter::topology::zk::ZkStore::connect(
+        &dbrouter::topology::zk::ZkTarget::parse(url).unwrap(),
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let (doc, _) = store.read_topology().await.unwrap();
+    doc.shards
+        .into_iter()
+        .find(|s| s.name == shard)
+        .unwrap()
+        .master
+}
+
+fn start_router(cluster: &PrivateCluster, root: &str, url: &str) -> TestRouter {
+    let router = TestRouter::spawn(cluster.router_settings(root, ""));
+    let (ok, out) = ctl(&[
+        "topology",
+        "init",
+        "--from",
+        router.config_path.to_str().unwrap(),
+        "--zk",
+        url,
+    ]);
+    assert!(ok, "{out}");
+    router.wait_listening(Duration::from_secs(30));
+    router
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchovers_back_and_forth_lose_no_acknowledged_write() {
+    let cluster = PrivateCluster::start("switchover");
+    let root = "/dbrouter/switchover";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = shard1_users(&router, 4)
+        .into_iter()
+        .map(|u| writer(router.addr.clone(), u, stop.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut masters = vec![current_master(&url, "shard1").await];
+    for _ in 0..4 {
+        let (ok, out) = ctl(&["promote", "shard1", "--zk", &url, "--config", &config]);
+        assert!(ok, "promote failed:\n{out}");
+        assert!(out.contains("published"), "{out}");
+        masters.push(current_master(&url, "shard1").await);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await.unwrap());
+    }
+    // Back and forth: the masters alternate.
+    assert_ne!(masters[0], masters[1]);
+    assert_eq!(masters[0], masters[2]);
+    let total = assert_nothing_lost(&masters[4], &logs).await;
+    assert!(total > 100, "too few writes: {total}");
+    // Autocommit clients saw no error, only a pause.
+    for log in &logs {
+        assert!(
+            log.errors.is_empty(),
+            "user {}: errors during switchovers: {:?}",
+            log.user,
+            &log.errors[..log.errors.len().min(3)]
+        );
+    }
+    let mut latencies: Vec<Duration> = logs
+        .iter()
+        .flat_map(|l| l.latencies.iter().copied())
+        .collect();
+    println!(
+        "switchover x4 under load: {total} acknowledged writes, 0 lost, 0 errors; write latency p50 {:?}, p99 {:?}, max (the pause) {:?}",
+        percentile(&mut latencies, 50),
+        percentile(&mut latencies, 99),
+        latencies.iter().max().copied().unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_after_kill_9_loses_no_acknowledged_write_and_the_old_master_stays_fenced() {
+    let cluster = PrivateCluster::start("failover");
+    let root = "/dbrouter/failover";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = shard1_users(&router, 4)
+        .into_iter()
+        .map(|u| writer(router.addr.clone(), u, stop.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let old = current_master(&url, "shard1").await;
+    let pid = cluster.server_pid(&old);
+    let cmdline = PrivateCluster::cmdline(pid);
+    // A refused failover while the master answers.
+    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
+    assert!(!ok && out.contains("is reachable"), "{out}");
+
+    let killed_at = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
+    assert!(ok, "failover failed:\n{out}");
+    let new = current_master(&url, "shard1").await;
+    assert_ne!(new, old);
+    // Writes come back on the new master.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut probe = None;
+    while Instant::now() < deadline {
+        if let Ok(mut c) = Conn::new(Opts::from(app_opts(&router.addr, Some("app")))).await {
+            if c.exec_drop(
+                "INSERT INTO writes (userid, seq) VALUES (?, ?)",
+                (shard1_users(&router, 1)[0], 999_999_999u64),
+            )
+            .await
+            .is_ok()
+            {
+                probe = Some(killed_at.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unavailable = probe.expect("writes never came back after the failover");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await.unwrap());
+    }
+    let total = assert_nothing_lost(&new, &logs).await;
+    let errors: usize = logs.iter().map(|l| l.errors.len()).sum();
+    println!("failover after kill -9: {total} acknowledged writes, 0 lost; writes unavailable for {unavailable:?} (kill to first successful write, including the operator's ctl failover); {errors} failed attempts meanwhile");
+
+    // The old master comes back: fenced (read_only) and shown as needing a rejoin.
+    // Detached (setsid -f), like scripts/dev-cluster starts servers; wiped with the cluster.
+    let status = std::process::Command::new("setsid")
+        .arg("-f")
+        .args(&cmdline)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+        if out.contains("fenced, needs rejoin") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old master not shown as fenced:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (ok, out) = ctl(&["rejoin", "shard1", &old, "--zk", &url, "--config", &config]);
+    assert!(ok, "rejoin failed:\n{out}");
+    let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+    let standby_line = out
+        .lines()
+        .find(|l| l.contains(&old))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        standby_line.contains("standby") && standby_line.contains("replicating"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_promoting_at_once_one_wins_and_a_cut_off_router_cannot_write() {
+    let cluster = PrivateCluster::start("racepromote");
+    let root = "/dbrouter/race";
+    let zk = cluster.var("DBR_ZK");
+    let url = format!("zk://{zk}{root}");
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    // A second router reaches ZooKeeper through a proxy we can cut.
+    let zk_proxy = CutProxy::start(zk.clone()).await;
+    let mut settings = cluster.router_settings(root, "");
+    settings.sharding = settings.sharding.replace(&zk, &zk_proxy.addr);
+    let cut_off = TestRouter::start(settings);
+    let user = shard1_users(&router, 1)[0];
+    let mut victim = cut_off.app_conn(Some("app")).await;
+    victim
+        .exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
+        .await
+        .unwrap();
+    let old = current_master(&url, "shard1").await;
+    zk_proxy.cut();
+
+    let config = router.config_path.to_str().unwrap().to_string();
+    let (a, b) = (url.clone(), config.clone());
+    let t = std::thread::spawn(move || ctl(&["promote", "shard1", "--zk", &a, "--config", &b]));
+    let (ok1, out1) = ctl(&["promote", "shard1", "--zk", &url, "--config", &config]);
+    let (ok2, out2) = t.join().unwrap();
+    assert!(
+        ok1 ^ ok2,
+        "exactly one promote must win:\n--- 1:\n{out1}\n--- 2:\n{out2}"
+    );
+    let loser = if ok1 { &out2 } else { &out1 };
+    assert!(
+        loser.contains("lock") || loser.contains("changed under you") || loser.contains("already"),
+        "unclear loser message: {loser}"
+    );
+    let new = current_master(&url, "shard1").await;
+    assert_ne!(new, old);
+    // Never two writable masters: the old one is read-only.
+    let mut d_old = direct_to(&old, Some("app")).await;
+    let ro: Option<i64> = d_old.query_first("SELECT @@read_only").await.unwrap();
+    assert_eq!(ro, Some(1));
+    let mut d_new = direct_to(&new, Some("app")).await;
+    let ro: Option<i64> = d_new.query_first("SELECT @@read_only").await.unwrap();
+    assert_eq!(ro, Some(0));
+
+    // The router that missed the switchover still believes in the old master: its writes
+    // are refused by the fence, never applied there.
+    let before: Option<i64> = d_old
+        .exec_first("SELECT COUNT(*) FROM writes WHERE userid = ?", (user,))
+        .await
+        .unwrap();
+    let mut fresh = cut_off.app_conn(Some("app")).await;
+    let result = fresh
+        .exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 2)", (user,))
+        .await;
+    assert!(
+        result.is_err(),
+        "a write through the cut-off router succeeded"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: Option<i64> = d_old
+        .exec_first("SELECT COUNT(*) FROM writes WHERE userid = ?", (user,))
+        .await
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "the old master took a write after the switchover"
+    );
+    let on_new: Option<i64> = d_new
+        .exec_first(
+            "SELECT COUNT(*) FROM writes WHERE userid = ? AND seq = 2",
+            (user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_new, Some(0));
+}
