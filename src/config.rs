@@ -73,6 +73,9 @@ pub struct Config {
     /// Switchover and failover settings.
     #[serde(default)]
     pub failover: FailoverConfig,
+    /// The health checker.
+    #[serde(default)]
+    pub health: HealthConfig,
     /// Accounts that clients log in with.
     #[serde(default)]
     pub users: Vec<UserConfig>,
@@ -339,6 +342,20 @@ impl AdminConfig {
             }
             _ => Err("admin: set exactly one of `password` and `password_env`".into()),
         }
+    }
+}
+
+/// The `[health]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Time between two probes of every server (0 = no health checker).
+    pub interval_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self { interval_ms: 2000 }
     }
 }
 

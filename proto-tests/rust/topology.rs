@@ -474,3 +474,33 @@ async fn report_propagation() {
         samples[samples.len() - 1]
     );
 }
+
+#[tokio::test]
+async fn health_checker_reports_every_server() {
+    let mut c = Conn::new(mysql_async::Opts::from(app_opts(
+        &cluster_router_addr(),
+        Some("app"),
+    )))
+    .await
+    .unwrap();
+    let (master, standby) = (master_addr(), env("DBR_S1_STANDBY"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = status(&mut c).await;
+        let m = value(&rows, &format!("server.{master}")).unwrap_or_default();
+        let s = value(&rows, &format!("server.{standby}")).unwrap_or_default();
+        if m.contains("role=master reachable=true read_only=false")
+            && s.contains("role=standby reachable=true read_only=true")
+        {
+            assert!(
+                s.contains("io=true sql=true"),
+                "standby not replicating: {s}"
+            );
+            assert!(s.contains("semi_sync_slave=true"), "{s}");
+            assert!(m.contains("semi_sync_master=true"), "{m}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "health not reported: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -14,6 +14,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use arc_swap::ArcSwap;
 
+use crate::backend::health::{self, CheckerSettings, HealthRegistry};
 use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
@@ -159,8 +160,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let health = Arc::new(HealthRegistry::default());
+    if config.health.interval_ms > 0 {
+        health::spawn_checker(
+            Arc::clone(&routing),
+            Arc::clone(&health),
+            CheckerSettings {
+                user: config.backend.user.clone(),
+                password: config.backend.password().to_string(),
+                interval: Duration::from_millis(config.health.interval_ms),
+                timeout: config.timeouts.connect(),
+            },
+        );
+    }
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
+        health,
         routing,
         topology,
         pools,

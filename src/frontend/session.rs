@@ -46,6 +46,8 @@ pub struct SessionContext {
     pub config: Arc<Config>,
     /// The current routing snapshot (swapped whole when the topology changes).
     pub routing: Arc<ArcSwap<RoutingTable>>,
+    /// The latest health of every server.
+    pub health: Arc<crate::backend::health::HealthRegistry>,
     /// Where the topology comes from and how that source is doing.
     pub topology: Arc<crate::topology::watcher::TopologyStatus>,
     /// Backend connection pools.
@@ -946,6 +948,28 @@ impl Session {
                 Some(table.override_count().to_string()),
             ],
         ];
+        for h in self.ctx.health.snapshot() {
+            let x = &h.health;
+            rows.push(vec![
+                Some(format!("server.{}", x.addr)),
+                Some(format!(
+                    "shard={} role={} reachable={} read_only={} lag={} io={} sql={} semi_sync_master={} semi_sync_slave={} rtt_us={} gtid={} failures={} error={}",
+                    h.shard,
+                    h.role,
+                    x.reachable,
+                    x.read_only,
+                    x.lag_seconds.map_or("-".into(), |l| l.to_string()),
+                    x.io_running,
+                    x.sql_running,
+                    x.semi_sync_master,
+                    x.semi_sync_slave,
+                    x.rtt_us,
+                    x.gtid_current_pos,
+                    h.consecutive_failures,
+                    x.last_error.as_deref().unwrap_or("-")
+                )),
+            ]);
+        }
         for s in &table.shards {
             rows.push(vec![
                 Some(format!("shard.{}", s.name)),

@@ -23,6 +23,8 @@ pub struct ShardInfo {
     pub epoch: u64,
     /// A switchover is in progress: new statements wait (bounded) for the new master.
     pub switching: bool,
+    /// Former masters fenced after a failover, waiting for a rejoin (never routed to).
+    pub rejoin: Vec<String>,
 }
 
 /// Why a user id maps to its shard.
@@ -116,6 +118,7 @@ impl RoutingTable {
                 weight: s.weight,
                 epoch: 1,
                 switching: false,
+                rejoin: Vec::new(),
             })
             .collect();
         let mut overrides = Vec::new();

@@ -298,6 +298,7 @@ impl Snapshot {
                 weight: s.weight,
                 epoch: s.epoch,
                 switching: s.state == ShardState::Switching,
+                rejoin: s.rejoin.clone(),
             })
             .collect();
         let overrides = self
