@@ -387,3 +387,83 @@ async fn two_operators_promoting_at_once_one_wins_and_a_cut_off_router_cannot_wr
         .unwrap();
     assert_eq!(on_new, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejoin_refuses_a_former_master_with_errant_transactions() {
+    let cluster = PrivateCluster::start("errant");
+    let root = "/dbrouter/errant";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let user = shard1_users(&router, 1)[0];
+    let mut c = router.app_conn(Some("app")).await;
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
+        .await
+        .unwrap();
+
+    let old = current_master(&url, "shard1").await;
+    let pid = cluster.server_pid(&old);
+    let cmdline = PrivateCluster::cmdline(pid);
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
+    assert!(ok, "failover failed:\n{out}");
+    assert!(std::process::Command::new("setsid")
+        .arg("-f")
+        .args(&cmdline)
+        .status()
+        .unwrap()
+        .success());
+    // The old master comes back (read-only); someone writes on it anyway: an errant
+    // transaction the new master never had.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut d_old = loop {
+        let (host, port) = old.rsplit_once(':').unwrap();
+        let o = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(host)
+            .tcp_port(port.parse().unwrap())
+            .user(Some("dbrouter_admin"))
+            .pass(Some("admin-secret"))
+            .db_name(Some("app"))
+            .prefer_socket(false);
+        if let Ok(conn) = Conn::new(Opts::from(o)).await {
+            break conn;
+        }
+        assert!(Instant::now() < deadline, "old master did not restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ro: Option<i64> = d_old.query_first("SELECT @@read_only").await.unwrap();
+    assert_eq!(
+        ro,
+        Some(1),
+        "a restarted former master must come back read-only"
+    );
+    d_old
+        .query_drop("SET GLOBAL read_only = OFF")
+        .await
+        .unwrap();
+    d_old
+        .exec_drop(
+            "INSERT INTO writes (userid, seq) VALUES (?, 424242)",
+            (user,),
+        )
+        .await
+        .unwrap();
+    d_old.query_drop("SET GLOBAL read_only = ON").await.unwrap();
+
+    let (ok, out) = ctl(&["rejoin", "shard1", &old, "--zk", &url, "--config", &config]);
+    assert!(!ok && out.contains("errant"), "rejoin must refuse:\n{out}");
+    let ro: Option<i64> = d_old.query_first("SELECT @@read_only").await.unwrap();
+    assert_eq!(ro, Some(1), "it must stay fenced");
+    let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&old))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("needs-rejoin"), "{out}");
+}

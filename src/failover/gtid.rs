@@ -67,6 +67,21 @@ impl std::fmt::Display for GtidPos {
     }
 }
 
+/// The first sign of errant transactions on a former master: its last GTID in a domain
+/// was written by itself (`node_server_id`) beyond what the new master applied from it
+/// (`master_applied`, the new master's `gtid_slave_pos`). Such a server must not replicate
+/// from the new master: its extra transactions would never be undone.
+pub fn errant(
+    node_server_id: u32,
+    node_binlog: &GtidPos,
+    master_applied: &GtidPos,
+) -> Option<Gtid> {
+    node_binlog.domains.values().copied().find(|g| {
+        let applied = master_applied.domains.get(&g.domain).map_or(0, |x| x.seq);
+        g.server == node_server_id && g.seq > applied
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +98,21 @@ mod tests {
         assert!(GtidPos::parse("0-1").is_none());
         assert!(GtidPos::parse("x-1-2").is_none());
         assert!(GtidPos::parse("0-1-2-3").is_none());
+    }
+
+    #[test]
+    fn errant_transactions() {
+        let p = |s| GtidPos::parse(s).unwrap();
+        // The new master applied everything server 1 wrote.
+        assert_eq!(errant(1, &p("0-1-105"), &p("0-1-105")), None);
+        // Server 1 wrote 104 and 105 after the new master's last applied 103.
+        assert_eq!(
+            errant(1, &p("0-1-105"), &p("0-1-103")).map(|g| g.seq),
+            Some(105)
+        );
+        // Its last GTID came from someone else (it was a standby): nothing of its own.
+        assert_eq!(errant(1, &p("0-2-200"), &p("0-1-103")), None);
+        // A domain the new master never saw.
+        assert!(errant(1, &p("0-1-5,7-1-1"), &p("0-1-5")).is_some());
     }
 }

@@ -768,15 +768,12 @@ async fn rejoin_locked(
         .gtid("gtid_slave_pos")
         .await
         .map_err(OpError::Failed)?;
-    for (domain, g) in &node_pos.domains {
-        let got = master_got.domains.get(domain).map_or(0, |x| x.seq);
-        if g.server == node_id && g.seq > got {
-            return Err(OpError::Refused(format!(
-                "{server} has errant transactions: its binlog ends at {}-{}-{} but the master only received up to {domain}-?-{got} from it; \
-                 it stays fenced (read_only). Rebuild it from a snapshot of the master",
-                g.domain, g.server, g.seq
-            )));
-        }
+    if let Some(g) = gtid::errant(node_id, &node_pos, &master_got) {
+        return Err(OpError::Refused(format!(
+            "{server} has errant transactions: its binlog ends at {}-{}-{} but the master applied only up to {master_got} from it; \
+             it stays fenced (read_only). Rebuild it from a snapshot of the master",
+            g.domain, g.server, g.seq
+        )));
     }
     node.become_standby(ops, &current.master, "current_pos")
         .await

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
 use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
-use crate::config::{override_key, Config, ShardingConfig, UnlistedTables};
+use crate::config::{Config, ShardingConfig, UnlistedTables};
 
 /// One shard as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,9 +106,16 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Builds the snapshot from a validated config (the file topology).
+    /// Builds the snapshot from a validated config (the file topology, see
+    /// [`crate::topology::file::FileStore`]).
     pub fn from_config(config: &Config) -> Result<Self, RingError> {
-        let shards = config
+        let snapshot = crate::topology::file::FileStore::new(config).snapshot_now();
+        let overrides = snapshot
+            .buckets
+            .iter()
+            .flat_map(|b| b.users.iter().map(|(u, s)| (u.as_bytes(), s.as_str())));
+        let shards = snapshot
+            .topology
             .shards
             .iter()
             .map(|s| ShardInfo {
@@ -116,26 +123,16 @@ impl RoutingTable {
                 master: s.master.clone(),
                 standbys: s.standbys.clone(),
                 weight: s.weight,
-                epoch: 1,
+                epoch: s.epoch,
                 switching: false,
                 rejoin: Vec::new(),
             })
             .collect();
-        let mut overrides = Vec::new();
-        for o in &config.overrides {
-            if let Some(key) = override_key(&o.user) {
-                overrides.push((key, o.shard.clone()));
-            }
-        }
-        let global = config
-            .global_shard()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
         Self::build(
             0,
             shards,
-            &global,
-            overrides.iter().map(|(k, s)| (k.as_slice(), s.as_str())),
+            &snapshot.topology.global_shard,
+            overrides,
             &config.sharding,
         )
     }

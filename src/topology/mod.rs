@@ -9,6 +9,7 @@
 //! a malformed or unknown-version value is refused and the last good snapshot kept.
 //! docs/topology.md documents the znode layout.
 
+pub mod file;
 pub mod watcher;
 pub mod zk;
 
@@ -135,6 +136,14 @@ pub struct RouterDoc {
     pub applied_version: u64,
     /// When it applied that version (milliseconds since the Unix epoch).
     pub applied_at_ms: u64,
+}
+
+/// Where a topology is read from: the config file ([`file::FileStore`]) or ZooKeeper
+/// ([`zk::ZkStore`], which also writes and is followed by [`watcher`]).
+#[allow(async_fn_in_trait)]
+pub trait TopologyStore {
+    /// A consistent, validated read of the whole topology.
+    async fn read_all(&self) -> Result<Snapshot, TopologyError>;
 }
 
 /// A consistent read of the whole topology.

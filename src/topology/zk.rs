@@ -234,6 +234,12 @@ impl ZkStore {
     /// Reads everything. The version counter is read first, in the same multi-read as the
     /// documents, so the snapshot is never labelled newer than its content.
     pub async fn read_all(&self) -> Result<Snapshot, TopologyError> {
+        <Self as super::TopologyStore>::read_all(self).await
+    }
+}
+
+impl super::TopologyStore for ZkStore {
+    async fn read_all(&self) -> Result<Snapshot, TopologyError> {
         let mut reader = self.client.new_multi_reader();
         reader.add_get_data(&self.version_path()).map_err(zk_err)?;
         reader
@@ -268,7 +274,9 @@ impl ZkStore {
         snapshot.validate()?;
         Ok(snapshot)
     }
+}
 
+impl ZkStore {
     /// Writes `node` (read at znode version `expected`) and bumps the counter, atomically.
     /// Returns the new topology version.
     async fn write_cas(
