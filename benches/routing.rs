@@ -1,6 +1,6 @@
 //! Routing's per-statement cost: the shard-key scanner over realistic statements, then
-//! scan + canonical key bytes + xxh3 (the hash the ring is built on). A counting
-//! allocator checks first that scanning allocates nothing.
+//! scan + canonical key bytes + ring lookup (16 shards × 1024 virtual nodes). A counting
+//! allocator checks first that scanning and routing allocate nothing.
 //!
 //! Run: `cargo bench --bench routing` (docs/benchmarks.md has recent numbers).
 
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dbrouter::router::key::{scan, KeyColumns, KeyRef, KeyValue};
+use dbrouter::router::ring::{key_hash, Ring, ShardId};
 
 /// Counts heap allocations so the bench can assert the scanner makes none.
 struct CountingAlloc;
@@ -90,20 +91,19 @@ fn statements() -> Vec<(&'static str, String, bool)> {
     ]
 }
 
-/// Scan, then hash the first key's canonical bytes as the ring would.
-fn route(sql: &[u8], cols: &KeyColumns) -> Option<u64> {
+/// Scan, then place the first key on the ring.
+fn route(sql: &[u8], cols: &KeyColumns, ring: &Ring) -> Option<ShardId> {
     let s = scan(sql, cols);
     if s.problem.is_some() {
         return None;
     }
     let mut buf = [0u8; 20];
-    match s.keys().first()? {
-        KeyRef::Literal(v) => Some(xxhash_rust::xxh3::xxh3_64(v.canonical(&mut buf))),
-        // A prepared statement's key arrives with COM_STMT_EXECUTE.
-        KeyRef::Param(_) => {
-            Some(xxhash_rust::xxh3::xxh3_64(KeyValue::Int(12345).canonical(&mut buf)))
-        }
-    }
+    let canonical = match s.keys().first()? {
+        KeyRef::Literal(v) => v.canonical(&mut buf),
+        // A prepared statement's key value arrives with COM_STMT_EXECUTE.
+        KeyRef::Param(_) => KeyValue::Int(12345).canonical(&mut buf),
+    };
+    Some(ring.lookup(key_hash(canonical)).shard)
 }
 
 fn bench_scan(c: &mut Criterion) {
@@ -115,7 +115,11 @@ fn bench_scan(c: &mut Criterion) {
         let s = scan(sql.as_bytes(), &cols);
         let found = s.keys().len();
         let problem = s.problem;
-        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "{name}: scan allocated");
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed),
+            before,
+            "{name}: scan allocated"
+        );
         assert_eq!(problem, None, "{name}");
         assert_eq!(found > 0, keyed, "{name}");
         group.bench_function(name, |b| {
@@ -125,18 +129,32 @@ fn bench_scan(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_scan_and_hash(c: &mut Criterion) {
-    // TODO: replace xxh3 by `Ring::lookup` once `dbrouter::router::ring` has landed.
+fn bench_route(c: &mut Criterion) {
     let cols = KeyColumns::new(["userid"]);
-    let mut group = c.benchmark_group("scan_canonical_xxh3");
+    let names: Vec<String> = (0..16).map(|i| format!("shard{i}")).collect();
+    let shards: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 1024)).collect();
+    let built = Ring::build(&shards);
+    assert!(built.is_ok(), "ring: {built:?}");
+    let Ok(ring) = built else { return };
+    let mut group = c.benchmark_group("scan_canonical_lookup");
     for (name, sql, keyed) in statements().into_iter().filter(|s| s.2) {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
-        assert_eq!(route(sql.as_bytes(), &cols).is_some(), keyed, "{name}");
-        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), before, "{name}: routing allocated");
-        group.bench_function(name, |b| b.iter(|| route(black_box(sql.as_bytes()), &cols)));
+        assert_eq!(
+            route(sql.as_bytes(), &cols, &ring).is_some(),
+            keyed,
+            "{name}"
+        );
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::Relaxed),
+            before,
+            "{name}: routing allocated"
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| route(black_box(sql.as_bytes()), &cols, &ring))
+        });
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_scan, bench_scan_and_hash);
+criterion_group!(benches, bench_scan, bench_route);
 criterion_main!(benches);

@@ -33,6 +33,8 @@ const MAX_INSERT_KEYS: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyColumns {
     names: Vec<Box<[u8]>>,
+    /// Bit `len` is set when some name has that length (names of 64 bytes or more set bit 63).
+    lengths: u64,
 }
 
 impl KeyColumns {
@@ -43,13 +45,18 @@ impl KeyColumns {
             .map(|n| n.as_ref().trim().to_ascii_lowercase().into_bytes())
             .filter(|n| !n.is_empty())
             .map(Vec::into_boxed_slice)
-            .collect();
-        Self { names }
+            .collect::<Vec<_>>();
+        let lengths = names.iter().fold(0u64, |m, n| m | 1 << n.len().min(63));
+        Self { names, lengths }
     }
 
     /// Whether `ident` (an unquoted identifier's bytes) is one of the key columns.
     #[inline]
     pub fn contains(&self, ident: &[u8]) -> bool {
+        // Most identifiers are rejected by their length alone.
+        if self.lengths & (1 << ident.len().min(63)) == 0 {
+            return false;
+        }
         self.names
             .iter()
             .any(|n| n.len() == ident.len() && n.eq_ignore_ascii_case(ident))
@@ -275,7 +282,8 @@ pub struct Scan<'a> {
     pub multi_statement: bool,
 }
 
-impl<'a> Scan<'a> {
+impl Scan<'_> {
+    #[inline(always)]
     fn empty() -> Self {
         Scan {
             kind: StatementKind::Other,
@@ -290,7 +298,9 @@ impl<'a> Scan<'a> {
             multi_statement: false,
         }
     }
+}
 
+impl<'a> Scan<'a> {
     /// Distinct key occurrences in order of appearance (equal literals are kept once).
     pub fn keys(&self) -> &[KeyRef<'a>] {
         self.keys
@@ -358,14 +368,27 @@ impl fmt::Debug for Scan<'_> {
 
 /// Scans one statement.
 pub fn scan<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
-    let mut scanner = Scanner::new(sql, columns);
+    if u32::try_from(sql.len()).is_err() {
+        // Token positions are u32; MySQL packets stay far below 4 GiB anyway.
+        let mut out = Scan::empty();
+        out.problem = Some(KeyProblem::TooComplex);
+        return out;
+    }
+    // Built in place: the frame stack and the result are large enough that copying them
+    // would cost more than scanning a short statement.
+    let mut out = Scan::empty();
+    let mut frames = [Frame::ZERO; MAX_DEPTH];
+    let mut scanner = Scanner::new(sql, columns, &mut out, &mut frames);
     scanner.leading_hints();
     scanner.run();
-    scanner.finish()
+    scanner.finish();
+    out
 }
 
 // ---------------------------------------------------------------------------------------
-// Lexer: raw tokens, with comments and whitespace skipped.
+// Lexer: tokens with comments and whitespace skipped, keywords classified, qualified names
+// `a.b.c` reduced to their last part. Tokens carry byte ranges (12 bytes in all) so they
+// travel in registers; the text is sliced only when needed.
 
 const fn ident_table() -> [bool; 256] {
     let mut t = [false; 256];
@@ -381,7 +404,26 @@ const fn ident_table() -> [bool; 256] {
 /// Bytes that may appear in an unquoted identifier (multi-byte UTF-8 included).
 static IDENT: [bool; 256] = ident_table();
 
-#[inline]
+const C_OTHER: u8 = 0;
+/// Starts an identifier or keyword: an identifier byte that is not a digit, or a backtick.
+const C_WORD: u8 = 1;
+
+const fn class_table() -> [u8; 256] {
+    let mut t = [C_OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if (IDENT[i] && !b.is_ascii_digit()) || b == b'`' {
+            t[i] = C_WORD;
+        }
+        i += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = class_table();
+
+#[inline(always)]
 fn is_ident(b: u8) -> bool {
     IDENT[usize::from(b)]
 }
@@ -391,7 +433,6 @@ enum Op {
     LParen,
     RParen,
     Comma,
-    Dot,
     Semi,
     Eq,
     NullEq,
@@ -408,14 +449,22 @@ enum Op {
     Other,
 }
 
+/// A byte range of the statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok<'a> {
-    Word(&'a [u8]),
-    /// Backtick-quoted identifier content (doubled backticks left as they are).
-    QIdent(&'a [u8]),
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum T {
+    Kw(Kw, Span),
+    /// An identifier (unquoted non-keyword, or backticked without the backticks);
+    /// a qualified name `a.b.c` is reduced to its last part.
+    Name(Span),
     /// String content and whether it holds an escape (backslash or doubled quote).
-    Str(&'a [u8], bool),
-    Num(&'a [u8]),
+    Str(Span, bool),
+    Num(Span),
     Param,
     Var,
     Op(Op),
@@ -449,11 +498,27 @@ fn dash_comment(s: &[u8], i: usize) -> bool {
     s.get(i + 1) == Some(&b'-') && s.get(i + 2).is_none_or(|&c| c <= b' ')
 }
 
+#[inline(always)]
+fn span(start: usize, end: usize) -> Span {
+    // `scan` refuses statements of 4 GiB or more, so positions fit in u32.
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
 impl<'a> Lexer<'a> {
-    fn fail(&mut self) -> Tok<'a> {
+    #[inline(always)]
+    fn text(&self, sp: Span) -> &'a [u8] {
+        self.s
+            .get(sp.start as usize..sp.end as usize)
+            .unwrap_or_default()
+    }
+
+    fn fail(&mut self) -> T {
         self.pos = self.s.len();
         self.exec = false;
-        Tok::Bad
+        T::Bad
     }
 
     fn skip_line(&mut self) {
@@ -477,15 +542,34 @@ impl<'a> Lexer<'a> {
         self.exec = true;
     }
 
-    fn next(&mut self) -> Tok<'a> {
+    /// The next token, out of line: for look-ahead from the scanner's rarer paths.
+    #[inline(never)]
+    fn peek_next(mut self) -> T {
+        self.next()
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> T {
         let s = self.s;
         loop {
-            let Some(&b) = s.get(self.pos) else {
-                return if self.exec { self.fail() } else { Tok::End };
+            // Whitespace and identifiers first: they are most of the bytes.
+            let mut pos = self.pos;
+            let b = loop {
+                match s.get(pos) {
+                    Some(&b) if b <= b' ' => pos += 1,
+                    Some(&b) => break b,
+                    None => {
+                        self.pos = pos;
+                        return if self.exec { self.fail() } else { T::End };
+                    }
+                }
             };
-            let at = self.pos;
+            self.pos = pos;
+            if CLASS[usize::from(b)] == C_WORD {
+                return self.word();
+            }
+            let at = pos;
             match b {
-                _ if b <= b' ' => self.pos += 1,
                 b'#' => self.skip_line(),
                 b'-' if dash_comment(s, at) => self.skip_line(),
                 b'/' if s.get(at + 1) == Some(&b'*') => match s.get(at + 2) {
@@ -500,28 +584,27 @@ impl<'a> Lexer<'a> {
                     self.exec = false;
                     self.pos += 2;
                 }
-                b'\'' | b'"' | b'`' => return self.quoted(b),
+                b'\'' | b'"' => {
+                    return match self.quoted(b) {
+                        Some((sp, escaped)) => T::Str(sp, escaped),
+                        None => self.fail(),
+                    }
+                }
                 b'0'..=b'9' => return self.number(),
                 b'?' => {
                     self.pos += 1;
-                    return Tok::Param;
+                    return T::Param;
                 }
                 b'@' => return self.variable(),
-                _ if is_ident(b) => {
-                    let mut i = at + 1;
-                    while s.get(i).is_some_and(|&c| is_ident(c)) {
-                        i += 1;
-                    }
-                    self.pos = i;
-                    return Tok::Word(s.get(at..i).unwrap_or_default());
-                }
                 _ => return self.op(b),
             }
         }
     }
 
-    /// A string (`'…'`, `"…"`) or a backtick-quoted identifier starting at `self.pos`.
-    fn quoted(&mut self, q: u8) -> Tok<'a> {
+    /// Content of a quoted string or identifier starting at `self.pos`, and whether it
+    /// holds an escape; None when it is not closed.
+    #[inline]
+    fn quoted(&mut self, q: u8) -> Option<(Span, bool)> {
         let s = self.s;
         let start = self.pos + 1;
         let mut i = start;
@@ -534,12 +617,7 @@ impl<'a> Lexer<'a> {
                     continue;
                 }
                 self.pos = i + 1;
-                let content = s.get(start..i).unwrap_or_default();
-                return if q == b'`' {
-                    Tok::QIdent(content)
-                } else {
-                    Tok::Str(content, escaped)
-                };
+                return Some((span(start, i), escaped));
             }
             if c == b'\\' && q != b'`' {
                 escaped = true;
@@ -548,10 +626,61 @@ impl<'a> Lexer<'a> {
             }
             i += 1;
         }
-        self.fail()
+        None
     }
 
-    fn number(&mut self) -> Tok<'a> {
+    /// One part of an identifier: unquoted or backticked.
+    #[inline(always)]
+    fn ident_part(&mut self) -> Option<(Span, bool)> {
+        let s = self.s;
+        if s.get(self.pos) == Some(&b'`') {
+            return self.quoted(b'`').map(|(sp, _)| (sp, true));
+        }
+        let start = self.pos;
+        let rest = s.get(start + 1..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&c| !is_ident(c))
+            .unwrap_or(rest.len());
+        let end = start + 1 + len;
+        self.pos = end;
+        Some((span(start, end), false))
+    }
+
+    /// An identifier or keyword; `a.b.c` (no spaces around the dots) becomes its last part.
+    #[inline(always)]
+    fn word(&mut self) -> T {
+        let s = self.s;
+        let Some((mut sp, quoted)) = self.ident_part() else {
+            return self.fail();
+        };
+        // A qualified last part is never a keyword (`t.order` is a column).
+        let mut may_be_keyword = !quoted;
+        loop {
+            let qualified = s.get(self.pos) == Some(&b'.')
+                && s.get(self.pos + 1)
+                    .is_some_and(|&c| is_ident(c) || c == b'`');
+            if !qualified {
+                break;
+            }
+            self.pos += 1;
+            match self.ident_part() {
+                Some((part, _)) => {
+                    sp = part;
+                    may_be_keyword = false;
+                }
+                None => return self.fail(),
+            }
+        }
+        if may_be_keyword {
+            if let Some(k) = keyword(self.text(sp)) {
+                return T::Kw(k, sp);
+            }
+        }
+        T::Name(sp)
+    }
+
+    fn number(&mut self) -> T {
         let s = self.s;
         let start = self.pos;
         let digit = |i: usize| s.get(i).is_some_and(u8::is_ascii_digit);
@@ -583,11 +712,11 @@ impl<'a> Lexer<'a> {
             i += 1;
         }
         self.pos = i;
-        Tok::Num(s.get(start..i).unwrap_or_default())
+        T::Num(span(start, i))
     }
 
     /// `@name`, `@@name`, `@@session.name`, `@'quoted'`: never a column.
-    fn variable(&mut self) -> Tok<'a> {
+    fn variable(&mut self) -> T {
         let s = self.s;
         let mut i = self.pos + 1;
         if s.get(i) == Some(&b'@') {
@@ -596,18 +725,18 @@ impl<'a> Lexer<'a> {
         if let Some(&q @ (b'\'' | b'"' | b'`')) = s.get(i) {
             self.pos = i;
             return match self.quoted(q) {
-                Tok::Bad => Tok::Bad,
-                _ => Tok::Var,
+                Some(_) => T::Var,
+                None => self.fail(),
             };
         }
         while s.get(i).is_some_and(|&c| is_ident(c) || c == b'.') {
             i += 1;
         }
         self.pos = i;
-        Tok::Var
+        T::Var
     }
 
-    fn op(&mut self, b: u8) -> Tok<'a> {
+    fn op(&mut self, b: u8) -> T {
         let s = self.s;
         let n1 = s.get(self.pos + 1).copied();
         let n2 = s.get(self.pos + 2).copied();
@@ -615,7 +744,6 @@ impl<'a> Lexer<'a> {
             b'(' => (Op::LParen, 1),
             b')' => (Op::RParen, 1),
             b',' => (Op::Comma, 1),
-            b'.' => (Op::Dot, 1),
             b';' => (Op::Semi, 1),
             b'=' => (Op::Eq, 1),
             b'<' => match (n1, n2) {
@@ -643,48 +771,73 @@ impl<'a> Lexer<'a> {
             _ => (Op::Other, 1),
         };
         self.pos += len;
-        Tok::Op(op)
+        T::Op(op)
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// Keywords: the words the scanner follows, recognised by packing up to 16 bytes into a
-// u128 (ASCII case folded with `| 0x20`, which maps no other identifier byte to a letter).
+// Keywords: the words the scanner follows, found through a collision-free multiplicative
+// hash of (first two bytes, last two bytes, length) into a 512-entry table, then confirmed
+// by a case-insensitive comparison (`| 0x20` folds ASCII case and maps no other identifier
+// byte to a letter). A unit test checks that every keyword is found.
 
-const fn pack(s: &[u8]) -> u128 {
-    let mut v = 0u128;
-    let mut i = 0;
-    while i < s.len() {
-        v |= ((s[i] | 0x20) as u128) << (8 * i);
-        i += 1;
-    }
-    v
+const KW_HASH_BITS: u32 = 9;
+const KW_HASH_MUL: u64 = 0x8c14_c6ae_fe69_2a81;
+const NO_KW: u8 = u8::MAX;
+
+/// Bucket of a word of 2 to 16 bytes.
+#[inline]
+const fn kw_hash(first: u8, second: u8, before_last: u8, last: u8, len: usize) -> usize {
+    let key = (first | 0x20) as u64
+        | ((second | 0x20) as u64) << 8
+        | ((last | 0x20) as u64) << 16
+        | ((before_last | 0x20) as u64) << 24
+        | (len as u64) << 32;
+    (key.wrapping_mul(KW_HASH_MUL) >> (64 - KW_HASH_BITS)) as usize
 }
 
 macro_rules! keywords {
     ($($name:ident = $text:literal,)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
         enum Kw { $($name,)* }
 
-        #[allow(non_upper_case_globals)]
-        mod kw_packed {
-            $(pub(super) const $name: u128 = super::pack($text);)*
-        }
-
-        fn keyword(w: &[u8]) -> Option<Kw> {
-            if w.len() < 2 || w.len() > 16 {
-                return None;
-            }
-            let mut v = 0u128;
-            for (i, &c) in w.iter().enumerate() {
-                v |= u128::from(c | 0x20) << (8 * i);
-            }
-            match v {
-                $(kw_packed::$name => Some(Kw::$name),)*
-                _ => None,
-            }
-        }
+        const KW_ALL: &[Kw] = &[$(Kw::$name,)*];
+        const KW_TEXT: &[&[u8]] = &[$($text,)*];
     };
+}
+
+const fn kw_table() -> [u8; 1 << KW_HASH_BITS] {
+    let mut table = [NO_KW; 1 << KW_HASH_BITS];
+    let mut i = 0;
+    while i < KW_TEXT.len() {
+        let w = KW_TEXT[i];
+        let n = w.len();
+        table[kw_hash(w[0], w[1], w[n - 2], w[n - 1], n)] = i as u8;
+        i += 1;
+    }
+    table
+}
+
+static KW_TABLE: [u8; 1 << KW_HASH_BITS] = kw_table();
+
+#[inline(always)]
+fn keyword(w: &[u8]) -> Option<Kw> {
+    let n = w.len();
+    let (&[first, second, ..], &[.., before_last, last]) = (w, w) else {
+        return None;
+    };
+    if n > 16 {
+        return None;
+    }
+    let slot = *KW_TABLE.get(kw_hash(first, second, before_last, last, n))?;
+    let text = KW_TEXT.get(usize::from(slot))?;
+    let same = text.len() == n && w.iter().zip(text.iter()).all(|(a, b)| a | 0x20 == b | 0x20);
+    if same {
+        KW_ALL.get(usize::from(slot)).copied()
+    } else {
+        None
+    }
 }
 
 keywords! {
@@ -802,86 +955,6 @@ impl Kw {
 }
 
 // ---------------------------------------------------------------------------------------
-// Logical tokens: keywords classified, qualified names `a.b.c` merged into their last part.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum T<'a> {
-    Kw(Kw, &'a [u8]),
-    /// An identifier (unquoted non-keyword or backticked), qualified names reduced to their last part.
-    Name(&'a [u8]),
-    Str(&'a [u8], bool),
-    Num(&'a [u8]),
-    Param,
-    Var,
-    Op(Op),
-    End,
-    Bad,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Stream<'a> {
-    lx: Lexer<'a>,
-    /// The raw token after the last logical one, already lexed.
-    ahead: Option<Tok<'a>>,
-}
-
-impl<'a> Stream<'a> {
-    #[inline]
-    fn raw(&mut self) -> Tok<'a> {
-        match self.ahead.take() {
-            Some(t) => t,
-            None => self.lx.next(),
-        }
-    }
-
-    /// Whether the next raw token is `op` (lexes it once; it stays buffered).
-    fn ahead_is(&mut self, op: Op) -> bool {
-        let t = match self.ahead {
-            Some(t) => t,
-            None => {
-                let t = self.lx.next();
-                self.ahead = Some(t);
-                t
-            }
-        };
-        t == Tok::Op(op)
-    }
-
-    fn next(&mut self) -> T<'a> {
-        let mut last = match self.raw() {
-            Tok::Word(w) => match keyword(w) {
-                Some(k) => return T::Kw(k, w),
-                None => w,
-            },
-            Tok::QIdent(q) => q,
-            Tok::Str(s, e) => return T::Str(s, e),
-            Tok::Num(n) => return T::Num(n),
-            Tok::Param => return T::Param,
-            Tok::Var => return T::Var,
-            Tok::Op(op) => return T::Op(op),
-            Tok::End => return T::End,
-            Tok::Bad => return T::Bad,
-        };
-        loop {
-            let t = self.lx.next();
-            if t != Tok::Op(Op::Dot) {
-                self.ahead = Some(t);
-                return T::Name(last);
-            }
-            let before = self.lx;
-            match self.lx.next() {
-                Tok::Word(w) | Tok::QIdent(w) => last = w,
-                _ => {
-                    self.lx = before;
-                    self.ahead = Some(Tok::Op(Op::Dot));
-                    return T::Name(last);
-                }
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Literal values.
 
 /// A non-empty run of ASCII digits as a key: Int, or Str of the digits when beyond u64.
@@ -981,13 +1054,13 @@ impl<'a> From<Result<KeyValue<'a>, KeyProblem>> for Val<'a> {
 }
 
 /// Reads one value; `param` is the index a `?` here would have.
-fn read_value<'a>(s: &mut Stream<'a>, param: u16, cols: &KeyColumns) -> Val<'a> {
+fn read_value<'a>(s: &mut Lexer<'a>, param: u16, cols: &KeyColumns) -> Val<'a> {
     match s.next() {
-        T::Num(n) => number_value(n).into(),
-        T::Str(c, e) => string_value(c, e).into(),
+        T::Num(n) => number_value(s.text(n)).into(),
+        T::Str(c, e) => string_value(s.text(c), e).into(),
         T::Param => Val::Key(KeyRef::Param(param)),
         T::Op(Op::Plus) => match s.next() {
-            T::Num(n) => number_value(n).into(),
+            T::Num(n) => number_value(s.text(n)).into(),
             _ => Val::NotLiteral,
         },
         T::Op(Op::Minus) => match s.next() {
@@ -997,7 +1070,7 @@ fn read_value<'a>(s: &mut Stream<'a>, param: u16, cols: &KeyColumns) -> Val<'a> 
         T::Kw(Kw::Null | Kw::True | Kw::False | Kw::Default, _) => {
             Val::Bad(KeyProblem::UnsupportedLiteral)
         }
-        T::Name(n) if cols.contains(n) && !s.ahead_is(Op::LParen) => Val::KeyCol,
+        T::Name(n) if cols.contains(s.text(n)) && s.peek_next() != T::Op(Op::LParen) => Val::KeyCol,
         _ => Val::NotLiteral,
     }
 }
@@ -1005,11 +1078,11 @@ fn read_value<'a>(s: &mut Stream<'a>, param: u16, cols: &KeyColumns) -> Val<'a> 
 /// Reads `v1, v2, …)` after `IN (`, calling `found` for each value. On success returns the
 /// stream after the `)`.
 fn in_values<'a>(
-    mut s: Stream<'a>,
+    mut s: Lexer<'a>,
     mut param: u16,
     cols: &KeyColumns,
     mut found: impl FnMut(KeyRef<'a>),
-) -> Result<Stream<'a>, KeyProblem> {
+) -> Result<Lexer<'a>, KeyProblem> {
     loop {
         match read_value(&mut s, param, cols) {
             Val::Key(k) => {
@@ -1030,7 +1103,7 @@ fn in_values<'a>(
 }
 
 /// Whether `t` may follow a complete `key = value` conjunct.
-fn cond_boundary(t: T<'_>, comma_ends: bool) -> bool {
+fn cond_boundary(t: T, comma_ends: bool) -> bool {
     match t {
         T::End | T::Bad | T::Op(Op::Semi | Op::RParen | Op::AndAnd | Op::OrOr) => true,
         T::Op(Op::Comma) => comma_ends,
@@ -1082,14 +1155,6 @@ enum FrameKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TableState {
-    Expect,
-    After,
-    AfterAs,
-    Done,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AssignKind {
     Update,
     InsertSet,
@@ -1097,15 +1162,25 @@ enum AssignKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Clause {
     /// Before the statement's keyword (also after EXPLAIN).
     Start,
     /// Select list, GROUP/ORDER BY, LIMIT …: key mentions are neutral.
     Body,
-    Tables(TableState),
+    /// A table name is expected (after FROM, JOIN, UPDATE, INTO, TABLE …).
+    TablesExpect,
+    /// After a table name: an alias may follow.
+    TablesAfter,
+    /// After `AS`: the alias follows.
+    TablesAfterAs,
+    /// After an alias.
+    TablesDone,
     /// WHERE, ON, HAVING.
     Cond,
-    Assign(AssignKind),
+    AssignUpdate,
+    AssignInsertSet,
+    AssignOnDuplicate,
     /// INSERT: after the table name.
     InsertTarget,
     InsertPartition,
@@ -1114,6 +1189,24 @@ enum Clause {
     InsertAlias,
     /// INSERT: after ON, before DUPLICATE KEY UPDATE.
     InsertOnDup,
+}
+
+impl Clause {
+    fn is_tables(self) -> bool {
+        matches!(
+            self,
+            Clause::TablesExpect | Clause::TablesAfter | Clause::TablesAfterAs | Clause::TablesDone
+        )
+    }
+
+    fn assign_kind(self) -> Option<AssignKind> {
+        match self {
+            Clause::AssignUpdate => Some(AssignKind::Update),
+            Clause::AssignInsertSet => Some(AssignKind::InsertSet),
+            Clause::AssignOnDuplicate => Some(AssignKind::OnDuplicate),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1140,6 +1233,8 @@ struct Frame {
 }
 
 impl Frame {
+    const ZERO: Frame = Frame::new(FrameKind::Query, Clause::Start, 0, 0);
+
     const fn new(kind: FrameKind, clause: Clause, open_ti: u32, key_start: u8) -> Self {
         Frame {
             kind,
@@ -1148,7 +1243,7 @@ impl Frame {
             disj: false,
             in_cond: false,
             from_on: false,
-            conj_at: u32::MAX,
+            conj_at: 0,
             open_ti,
             key_start,
             between: 0,
@@ -1174,39 +1269,41 @@ impl Frame {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Prev<'a> {
+struct Prev {
     ti: u32,
-    t: T<'a>,
+    t: T,
     /// A key column name.
     key: bool,
     /// The index of a `?`.
     param: u16,
 }
 
-const NO_PREV: Prev<'static> = Prev {
-    ti: u32::MAX,
+const NO_PREV: Prev = Prev {
+    ti: 0,
     t: T::End,
     key: false,
     param: 0,
 };
 
-struct Scanner<'a, 'c> {
+struct Scanner<'a, 'c, 'o> {
     cols: &'c KeyColumns,
-    st: Stream<'a>,
-    out: Scan<'a>,
-    frames: [Frame; MAX_DEPTH],
+    lx: Lexer<'a>,
+    out: &'o mut Scan<'a>,
+    frames: &'o mut [Frame; MAX_DEPTH],
     depth: usize,
     /// Parentheses opened beyond MAX_DEPTH (the scan then reports TooComplex).
     overflow: u32,
     ti: u32,
-    p1: Prev<'a>,
-    p2: Prev<'a>,
+    p1: Prev,
+    p2: Prev,
     /// The current statement's kind (several statements may follow each other).
     kind: Option<StatementKind>,
     first_kw: Option<Kw>,
     first_statement: bool,
     with_pending: bool,
     after_semi: bool,
+    /// The next token other than `(` and `;` starts a statement.
+    statement_pending: bool,
     ins_pos: [u16; MAX_INSERT_KEYS],
     ins_n: u8,
     ins_cols: bool,
@@ -1215,23 +1312,26 @@ struct Scanner<'a, 'c> {
     hint_bad: bool,
 }
 
-impl<'a, 'c> Scanner<'a, 'c> {
-    fn new(sql: &'a [u8], cols: &'c KeyColumns) -> Self {
+impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
+    fn new(
+        sql: &'a [u8],
+        cols: &'c KeyColumns,
+        out: &'o mut Scan<'a>,
+        frames: &'o mut [Frame; MAX_DEPTH],
+    ) -> Self {
         Scanner {
             cols,
-            st: Stream {
-                lx: Lexer {
-                    s: sql,
-                    pos: 0,
-                    exec: false,
-                },
-                ahead: None,
+            lx: Lexer {
+                s: sql,
+                pos: 0,
+                exec: false,
             },
-            out: Scan::empty(),
-            frames: [Frame::new(FrameKind::Query, Clause::Start, 0, 0); MAX_DEPTH],
+            out,
+            frames,
             depth: 0,
             overflow: 0,
-            ti: 0,
+            // Token indices start at 1: 0 means "none" in `conj_at`.
+            ti: 1,
             p1: NO_PREV,
             p2: NO_PREV,
             kind: None,
@@ -1239,6 +1339,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
             first_statement: true,
             with_pending: false,
             after_semi: false,
+            statement_pending: true,
             ins_pos: [0; MAX_INSERT_KEYS],
             ins_n: 0,
             ins_cols: false,
@@ -1276,6 +1377,10 @@ impl<'a, 'c> Scanner<'a, 'c> {
         &mut self.frames[self.depth]
     }
 
+    fn next_is(&self, op: Op) -> bool {
+        self.lx.peek_next() == T::Op(op)
+    }
+
     fn is_insert(&self) -> bool {
         matches!(
             self.kind,
@@ -1293,7 +1398,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
     // --- leading hint comments -----------------------------------------------------------
 
     fn leading_hints(&mut self) {
-        let s = self.st.lx.s;
+        let s = self.lx.s;
         let mut i = 0;
         loop {
             while s.get(i).is_some_and(|&c| c <= b' ') {
@@ -1331,7 +1436,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 _ => break,
             }
         }
-        self.st.lx.pos = i;
+        self.lx.pos = i;
         self.hint_keys = self.out.key_len;
     }
 
@@ -1370,7 +1475,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
 
     fn run(&mut self) {
         loop {
-            let t = self.st.next();
+            let t = self.lx.next();
             let ti = self.ti;
             self.ti = ti.wrapping_add(1);
             let mut key = false;
@@ -1383,20 +1488,13 @@ impl<'a, 'c> Scanner<'a, 'c> {
                     break;
                 }
                 T::Op(Op::Semi) => {}
-                _ => {
-                    if self.after_semi {
-                        self.out.multi_statement = true;
-                        self.after_semi = false;
-                    }
-                    if self.kind.is_none() {
-                        self.detect_kind(t);
-                    }
-                }
+                _ if self.statement_pending => self.statement_begins(t),
+                _ => {}
             }
             match t {
                 T::Op(op) => self.op(op, ti),
-                T::Kw(k, w) => self.keyword(k, w, ti),
-                T::Name(n) => key = self.name(n, ti),
+                T::Kw(k, w) => self.keyword(k, self.lx.text(w), ti),
+                T::Name(n) => key = self.name(self.lx.text(n), ti),
                 T::Param => {
                     param = self.out.placeholders;
                     self.out.placeholders = param.saturating_add(1);
@@ -1408,7 +1506,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
         }
     }
 
-    fn finish(mut self) -> Scan<'a> {
+    fn finish(self) {
         if self.hint_bad {
             self.out.problem = Some(KeyProblem::MalformedHint);
         } else if self.hint_keys > 0 {
@@ -1416,18 +1514,23 @@ impl<'a, 'c> Scanner<'a, 'c> {
             self.out.key_len = self.hint_keys;
             self.out.problem = None;
         }
-        self.out
     }
 
-    fn detect_kind(&mut self, t: T<'a>) {
+    /// The first token of a statement (or a `(` before it).
+    fn statement_begins(&mut self, t: T) {
+        if self.after_semi {
+            self.out.multi_statement = true;
+            self.after_semi = false;
+        }
         match t {
-            T::Op(Op::LParen) => {}
+            T::Op(Op::LParen) => return,
             T::Kw(k, _) => {
                 self.first_kw = Some(k);
                 self.set_kind(k.statement_kind());
             }
             _ => self.set_kind(StatementKind::Other),
         }
+        self.statement_pending = false;
     }
 
     fn op(&mut self, op: Op, ti: u32) {
@@ -1456,6 +1559,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
         self.ins_cols = false;
         self.ins_table = false;
         self.after_semi = true;
+        self.statement_pending = true;
     }
 
     fn and(&mut self, ti: u32) {
@@ -1499,9 +1603,9 @@ impl<'a, 'c> Scanner<'a, 'c> {
         if parent.kind == FrameKind::Query {
             let depth0 = self.depth == 0;
             match parent.clause {
-                Clause::Tables(TableState::Expect) => {
+                Clause::TablesExpect => {
                     f.kind = FrameKind::Query;
-                    f.clause = Clause::Tables(TableState::Expect);
+                    f.clause = Clause::TablesExpect;
                 }
                 Clause::InsertTarget if depth0 => f.kind = FrameKind::InsertColumns,
                 Clause::InsertRows if depth0 => f.kind = FrameKind::Row,
@@ -1538,8 +1642,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
             FrameKind::Expr if f.conj && self.out.key_len > f.key_start => {
                 // `(userid = 5) = 0`, `(userid = 5) IS NULL`: the group is not a conjunct.
                 let comma_ends = parent.kind == FrameKind::Query && parent.from_on;
-                let mut s = self.st;
-                if !cond_boundary(s.next(), comma_ends) {
+                if !cond_boundary(self.lx.peek_next(), comma_ends) {
                     self.discard_keys(f.key_start, KeyProblem::NotConjunct);
                 }
             }
@@ -1557,10 +1660,9 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 }
             }
             FrameKind::Query
-                if parent.kind == FrameKind::Query
-                    && parent.clause == Clause::Tables(TableState::Expect) =>
+                if parent.kind == FrameKind::Query && parent.clause == Clause::TablesExpect =>
             {
-                self.top_mut().clause = Clause::Tables(TableState::After);
+                self.top_mut().clause = Clause::TablesAfter;
             }
             _ => {}
         }
@@ -1573,9 +1675,9 @@ impl<'a, 'c> Scanner<'a, 'c> {
         let f = self.top_mut();
         match f.kind {
             FrameKind::Query => match f.clause {
-                Clause::Tables(_) => f.clause = Clause::Tables(TableState::Expect),
-                Clause::Cond if f.from_on => f.clause = Clause::Tables(TableState::Expect),
-                Clause::Assign(_) => f.conj_at = ti.wrapping_add(1),
+                c if c.is_tables() => f.clause = Clause::TablesExpect,
+                Clause::Cond if f.from_on => f.clause = Clause::TablesExpect,
+                c if c.assign_kind().is_some() => f.conj_at = ti.wrapping_add(1),
                 _ => {}
             },
             FrameKind::InsertColumns => f.col = f.col.saturating_add(1),
@@ -1603,7 +1705,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
         self.top_mut().clause = if insert_target {
             Clause::InsertTarget
         } else {
-            Clause::Tables(TableState::After)
+            Clause::TablesAfter
         };
     }
 
@@ -1621,7 +1723,11 @@ impl<'a, 'c> Scanner<'a, 'c> {
 
     fn start_assign(&mut self, kind: AssignKind, ti: u32) {
         let f = self.top_mut();
-        f.clause = Clause::Assign(kind);
+        f.clause = match kind {
+            AssignKind::Update => Clause::AssignUpdate,
+            AssignKind::InsertSet => Clause::AssignInsertSet,
+            AssignKind::OnDuplicate => Clause::AssignOnDuplicate,
+        };
         f.conj_at = ti.wrapping_add(1);
     }
 
@@ -1642,10 +1748,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
             return;
         }
         let f = *self.top();
-        if f.kind == FrameKind::Query
-            && f.clause == Clause::Tables(TableState::Expect)
-            && !k.structural()
-        {
+        if f.kind == FrameKind::Query && f.clause == Clause::TablesExpect && !k.structural() {
             if !k.table_modifier() {
                 self.table(w);
             }
@@ -1693,7 +1796,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
             let f = self.top_mut();
             f.kind = FrameKind::Query;
             f.clause = if k == Kw::Table {
-                Clause::Tables(TableState::Expect)
+                Clause::TablesExpect
             } else {
                 Clause::Body
             };
@@ -1723,38 +1826,35 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 }
                 self.top_mut().clause = Clause::Body;
             }
-            Kw::From => self.top_mut().clause = Clause::Tables(TableState::Expect),
-            Kw::Join | Kw::StraightJoin => {
-                if matches!(clause, Clause::Tables(_)) || (clause == Clause::Cond && f.from_on) {
-                    self.top_mut().clause = Clause::Tables(TableState::Expect);
-                }
+            Kw::From => self.top_mut().clause = Clause::TablesExpect,
+            Kw::Join | Kw::StraightJoin
+                if clause.is_tables() || (clause == Clause::Cond && f.from_on) =>
+            {
+                self.top_mut().clause = Clause::TablesExpect;
             }
             Kw::On => match clause {
-                Clause::Tables(TableState::After | TableState::AfterAs | TableState::Done) => {
+                Clause::TablesAfter | Clause::TablesAfterAs | Clause::TablesDone => {
                     self.start_cond(ti, true)
                 }
                 Clause::InsertRows
                 | Clause::InsertAlias
                 | Clause::InsertColumnsDone
-                | Clause::Assign(AssignKind::InsertSet)
+                | Clause::AssignInsertSet
                     if depth0 && self.is_insert() =>
                 {
                     self.top_mut().clause = Clause::InsertOnDup
                 }
                 _ if kind == Some(StatementKind::Ddl) => {
-                    self.top_mut().clause = Clause::Tables(TableState::Expect)
+                    self.top_mut().clause = Clause::TablesExpect
                 }
                 _ => {}
             },
-            Kw::Using => {
-                if matches!(clause, Clause::Tables(_)) {
-                    let state = if self.st.ahead_is(Op::LParen) {
-                        TableState::Done
-                    } else {
-                        TableState::Expect
-                    };
-                    self.top_mut().clause = Clause::Tables(state);
-                }
+            Kw::Using if clause.is_tables() => {
+                self.top_mut().clause = if self.next_is(Op::LParen) {
+                    Clause::TablesDone
+                } else {
+                    Clause::TablesExpect
+                };
             }
             Kw::Where | Kw::Having => self.start_cond(ti, false),
             Kw::Group
@@ -1771,9 +1871,14 @@ impl<'a, 'c> Scanner<'a, 'c> {
             | Kw::Fetch => self.top_mut().clause = Clause::Body,
             Kw::Into => self.top_mut().clause = Clause::Body,
             Kw::Set if depth0 => match (kind, clause) {
-                (Some(StatementKind::Update), Clause::Tables(_) | Clause::Cond) => {
-                    self.start_assign(AssignKind::Update, ti)
-                }
+                (
+                    Some(StatementKind::Update),
+                    Clause::TablesExpect
+                    | Clause::TablesAfter
+                    | Clause::TablesAfterAs
+                    | Clause::TablesDone
+                    | Clause::Cond,
+                ) => self.start_assign(AssignKind::Update, ti),
                 (Some(StatementKind::Insert | StatementKind::Replace), Clause::InsertTarget) => {
                     self.start_assign(AssignKind::InsertSet, ti)
                 }
@@ -1797,16 +1902,14 @@ impl<'a, 'c> Scanner<'a, 'c> {
                     self.check_insert_select();
                 }
                 if kind != Some(StatementKind::Show) {
-                    self.top_mut().clause = Clause::Tables(TableState::Expect);
+                    self.top_mut().clause = Clause::TablesExpect;
                 }
             }
             Kw::Partition if clause == Clause::InsertTarget => {
                 self.top_mut().clause = Clause::InsertPartition
             }
             Kw::As => match clause {
-                Clause::Tables(TableState::After) => {
-                    self.top_mut().clause = Clause::Tables(TableState::AfterAs)
-                }
+                Clause::TablesAfter => self.top_mut().clause = Clause::TablesAfterAs,
                 Clause::InsertRows => self.top_mut().clause = Clause::InsertAlias,
                 _ => {}
             },
@@ -1814,7 +1917,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 if kind == Some(StatementKind::Rollback) {
                     self.set_kind(StatementKind::Savepoint);
                 } else if kind == Some(StatementKind::Ddl) {
-                    self.top_mut().clause = Clause::Tables(TableState::Expect);
+                    self.top_mut().clause = Clause::TablesExpect;
                 }
             }
             Kw::Transaction if self.first_kw == Some(Kw::Start) => {
@@ -1837,11 +1940,9 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 self.ins_n = 0;
                 self.ins_cols = false;
                 self.ins_table = false;
-                Clause::Tables(TableState::Expect)
+                Clause::TablesExpect
             }
-            Kw::Update | Kw::Table | Kw::Truncate | Kw::Describe | Kw::Desc => {
-                Clause::Tables(TableState::Expect)
-            }
+            Kw::Update | Kw::Table | Kw::Truncate | Kw::Describe | Kw::Desc => Clause::TablesExpect,
             Kw::Explain => Clause::Start,
             Kw::With => {
                 self.with_pending = true;
@@ -1864,18 +1965,18 @@ impl<'a, 'c> Scanner<'a, 'c> {
                     self.top_mut().clause = Clause::Body;
                     return false;
                 }
-                Clause::Tables(TableState::Expect) => {
+                Clause::TablesExpect => {
                     self.table(n);
                     return false;
                 }
-                Clause::Tables(TableState::After | TableState::AfterAs) => {
-                    self.top_mut().clause = Clause::Tables(TableState::Done);
+                Clause::TablesAfter | Clause::TablesAfterAs => {
+                    self.top_mut().clause = Clause::TablesDone;
                     return false;
                 }
                 _ => {}
             }
         }
-        if !self.cols.contains(n) || self.st.ahead_is(Op::LParen) {
+        if !self.cols.contains(n) || self.next_is(Op::LParen) {
             return false;
         }
         self.key_ref(f, ti);
@@ -1895,8 +1996,9 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 return;
             }
             FrameKind::Query => match f.clause {
-                Clause::Assign(kind) => {
-                    if f.conj_at == ti && (self.st.ahead_is(Op::Eq) || self.st.ahead_is(Op::Assign))
+                Clause::AssignUpdate | Clause::AssignInsertSet | Clause::AssignOnDuplicate => {
+                    let kind = f.clause.assign_kind().unwrap_or(AssignKind::Update);
+                    if f.conj_at == ti && matches!(self.lx.peek_next(), T::Op(Op::Eq | Op::Assign))
                     {
                         self.assignment(kind);
                     }
@@ -1919,7 +2021,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
         match kind {
             AssignKind::Update | AssignKind::OnDuplicate => self.problem(KeyProblem::KeyAssignment),
             AssignKind::InsertSet => {
-                let mut s = self.st;
+                let mut s = self.lx;
                 s.next(); // `=`
                 match read_value(&mut s, self.out.placeholders, self.cols) {
                     Val::Key(k) => {
@@ -1968,15 +2070,15 @@ impl<'a, 'c> Scanner<'a, 'c> {
                 return;
             }
             let v: Val<'a> = match p2.t {
-                T::Num(n) => number_value(n).into(),
-                T::Str(c, e) => string_value(c, e).into(),
+                T::Num(n) => number_value(self.lx.text(n)).into(),
+                T::Str(c, e) => string_value(self.lx.text(c), e).into(),
                 T::Param => Val::Key(KeyRef::Param(p2.param)),
                 _ => Val::NotLiteral,
             };
             match v {
                 Val::Key(k) => {
-                    let mut s = self.st;
-                    if p2.ti == f.conj_at && f.conj_now() && cond_boundary(s.next(), comma_ends) {
+                    let after = self.lx.peek_next();
+                    if p2.ti == f.conj_at && f.conj_now() && cond_boundary(after, comma_ends) {
                         self.add_key(k);
                     } else {
                         self.context_problem();
@@ -1995,7 +2097,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
             return self.problem(KeyProblem::NonEquality);
         }
         // `key = value`, `key IN (…)`, `key < …`
-        let mut s = self.st;
+        let mut s = self.lx;
         match s.next() {
             T::Op(Op::Eq | Op::NullEq) => {
                 match read_value(&mut s, self.out.placeholders, self.cols) {
@@ -2048,7 +2150,7 @@ impl<'a, 'c> Scanner<'a, 'c> {
         if !self.ins_pos[..usize::from(self.ins_n)].contains(&col) {
             return;
         }
-        let start = self.st;
+        let start = self.lx;
         let mut s = start;
         match read_value(&mut s, self.out.placeholders, self.cols) {
             Val::Key(k) => {
@@ -3245,6 +3347,32 @@ mod tests {
             for b in &all[i + 1..] {
                 assert_ne!(a.message(), b.message());
             }
+        }
+    }
+
+    #[test]
+    fn every_keyword_is_found_in_any_case() {
+        assert!(KW_TEXT.len() < usize::from(NO_KW));
+        for (i, text) in KW_TEXT.iter().enumerate() {
+            assert_eq!(
+                keyword(text),
+                Some(KW_ALL[i]),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            let upper = text.to_ascii_uppercase();
+            assert_eq!(keyword(&upper), Some(KW_ALL[i]));
+        }
+        for w in [
+            &b"selec"[..],
+            b"selects",
+            b"userid",
+            b"a",
+            b"",
+            b"x_y",
+            b"s\xe9lect",
+        ] {
+            assert_eq!(keyword(w), None);
         }
     }
 
