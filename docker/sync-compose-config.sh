@@ -3,6 +3,7 @@
 #
 # The compose copy differs only where the container network demands it:
 #   [server] listen 127.0.0.1:6033  -> 0.0.0.0:6033 (reachable from the published port)
+#   [server] admin_listen 127.0.0.1:6034 -> 0.0.0.0:6034 (published on the host's loopback only)
 #   127.0.0.1:3311/3312/3321/3322   -> shard1-master:3306, shard1-standby:3306, shard2-master:3306,
 #                                      shard2-standby:3306 (docker-compose.yml service names)
 # and its header says where it comes from. Run it after every change of config/dbrouter.toml.
@@ -29,6 +30,7 @@ EOF
     # Drop the source's leading comment block (it describes the dev-cluster copy), keep the rest.
     awk 'started || !/^#/ { started = 1; print }' "$SRC" | perl -pe '
         s/"127\.0\.0\.1:6033"/"0.0.0.0:6033"/g;
+        s/"127\.0\.0\.1:6034"/"0.0.0.0:6034"/g;
         s/127\.0\.0\.1:3311\b/shard1-master:3306/g;
         s/127\.0\.0\.1:3312\b/shard1-standby:3306/g;
         s/127\.0\.0\.1:3321\b/shard2-master:3306/g;

@@ -101,6 +101,9 @@ pub struct ServerConfig {
     /// Server version in the greeting; default: the first shard master's own.
     #[serde(default)]
     pub server_version: Option<String>,
+    /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, status page); off if unset.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
 }
 
 /// The `[timeouts]` table; all values in milliseconds.
@@ -474,6 +477,20 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("server.listen".into(), format!("{e}; expected ip:port")))?;
+        if let Some(admin) = &self.server.admin_listen {
+            let addr = admin.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "server.admin_listen".into(),
+                    format!("{e}; expected ip:port"),
+                )
+            })?;
+            if self.server.listen.parse::<SocketAddr>().ok() == Some(addr) {
+                return Err(invalid(
+                    "server.admin_listen".into(),
+                    "must differ from server.listen".into(),
+                ));
+            }
+        }
         if self.server.max_connections == 0 {
             return Err(invalid(
                 "server.max_connections".into(),

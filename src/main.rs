@@ -25,6 +25,9 @@ enum Command {
         /// Path of the TOML config file.
         #[arg(long, short, default_value = "config/dbrouter.toml")]
         config: PathBuf,
+        /// Log format: `text` (default) or `json` (one object per line); or DBROUTER_LOG_FORMAT.
+        #[arg(long, value_name = "text|json")]
+        log_format: Option<String>,
     },
     /// Operator commands.
     Ctl {
@@ -244,7 +247,7 @@ type CtlFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Strin
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, log_format } => serve(config, log_format),
         Command::Ctl { command } => match command {
             CtlCommand::CheckConfig { config } => match ctl::check_config(&config) {
                 Ok(summary) => {
@@ -335,14 +338,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: PathBuf) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
+fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_env("DBROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+        );
+    let format = log_format.or_else(|| std::env::var("DBROUTER_LOG_FORMAT").ok());
+    match format.as_deref().unwrap_or("text") {
+        "text" | "" => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        "json" => logs.json().flatten_event(true).init(),
+        other => {
+            eprintln!("error: unknown log format {other:?} (--log-format / DBROUTER_LOG_FORMAT): use text or json");
+            return ExitCode::FAILURE;
+        }
+    }
     let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {

@@ -136,6 +136,7 @@ impl Pools {
     ) -> Result<PooledConn, PoolError> {
         let deadline = tokio::time::Instant::now() + self.limits.wait;
         let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
+        let mut waited = false;
         loop {
             if let Some(idle) = self.take_idle(&key) {
                 return Ok(PooledConn {
@@ -157,11 +158,16 @@ impl Pools {
                 });
             }
             if tokio::time::Instant::now() >= deadline {
+                crate::admin::metrics::pool_exhausted(&key.addr);
                 return Err(PoolError::Exhausted {
                     addr: key.addr.clone(),
                     max: self.limits.max_per_master,
                     waited: self.limits.wait,
                 });
+            }
+            if !waited {
+                waited = true;
+                crate::admin::metrics::pool_wait(&key.addr);
             }
             // A slot frees when a session ends; a connection of our key comes back after
             // its reset. Either shows up at the next look.
@@ -236,6 +242,17 @@ impl Pools {
     /// Idle connections to `addr` right now.
     pub fn idle_count(&self, addr: &str) -> usize {
         self.with_master(addr, |pool| pool.idle_count)
+    }
+
+    /// Connections to `addr` lent to sessions (or being opened) right now.
+    pub fn in_use(&self, addr: &str) -> usize {
+        self.with_master(addr, |pool| {
+            let taken = self
+                .limits
+                .max_per_master
+                .saturating_sub(pool.slots.available_permits());
+            taken.saturating_sub(pool.idle_count)
+        })
     }
 }
 

@@ -144,7 +144,9 @@ async fn load_topology(
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    let admin = crate::admin::start(&config).await?;
     let (routing, topology) = load_topology(&config).await?;
+    admin.set_phase(crate::admin::Phase::WaitingForBackend);
     let facts = wait_until_ready(&config, &routing.load()).await?;
     let pools = Pools::new(PoolLimits {
         max_per_master: config.pool.max_per_shard,
@@ -188,6 +190,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         shutdown: shutdown_rx,
         held: std::sync::atomic::AtomicUsize::new(0),
     });
+    admin.serving(Arc::clone(&ctx));
     info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -216,11 +219,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                         let ctx = Arc::clone(&ctx);
                         let span = info_span!("conn", id, %peer);
                         sessions.spawn(async move {
+                            let _open = crate::admin::metrics::ConnectionGuard::new();
                             session::run(stream, peer, id, ctx).await;
                             drop(permit);
                         }.instrument(span));
                     }
                     Err(_) => {
+                        crate::admin::metrics::connection_refused();
                         sessions.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
                     }
                 }
@@ -232,6 +237,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     drop(listener);
+    admin.set_phase(crate::admin::Phase::Draining);
     let _ = shutdown_tx.send(true);
     info!(open = sessions.len(), drain = ?config.timeouts.drain(), "draining");
     let drained = tokio::time::timeout(config.timeouts.drain(), async {
@@ -252,6 +258,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// Answers a connection that cannot be served with an ERR instead of a greeting, as
 /// MySQL does when it is out of connections.
 async fn refuse(stream: TcpStream, err: ClientError) {
+    crate::admin::metrics::error_sent(err.kind());
     let mut conn = PacketConn::new(stream);
     conn.queue(0, &err.to_packet());
     conn.shutdown().await;

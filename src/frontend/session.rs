@@ -103,6 +103,8 @@ pub(super) struct Session {
     /// Status flags of the last backend response (for locally answered OKs).
     pub(super) status: u16,
     pub(super) statements: Statements,
+    /// Kind of the last error the router itself answered with (statement metrics).
+    refused: Option<&'static str>,
 }
 
 /// Runs one client connection to its end. Never panics on client input; every failure
@@ -146,6 +148,7 @@ pub async fn run(
         pin: None,
         status: SERVER_STATUS_AUTOCOMMIT,
         statements: Statements::new(max_packet),
+        refused: None,
     };
     let end = session.command_loop().await;
     log_end(&end);
@@ -303,6 +306,7 @@ async fn authenticate(
 
 /// Sends an ERR packet (best effort) and turns the error into a session end.
 async fn send_error(client: &mut PacketConn<TcpStream>, seq: u8, err: ClientError) -> End {
+    crate::admin::metrics::error_sent(err.kind());
     client.queue(seq, &err.to_packet());
     match client.flush().await {
         Ok(()) => End::Error(err),
@@ -426,6 +430,7 @@ impl Session {
     /// the error requires it.
     pub(super) async fn reply_error(&mut self, seq: u8, err: ClientError) -> Result<(), End> {
         debug!(kind = err.kind(), error = %err, "statement refused");
+        self.refused = Some(err.kind());
         let closes = err.closes_connection();
         match send_error(&mut self.client, seq.wrapping_add(1), err).await {
             End::Error(err) if closes => Err(End::Error(err)),
@@ -579,10 +584,42 @@ impl Session {
         }
     }
 
+    /// Forwards a command to one shard and relays its answer (see `run_on_inner`), and
+    /// records its outcome and latency (docs/metrics.md).
+    pub(super) async fn run_on(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+        kind: ResponseKind,
+        binds: bool,
+    ) -> Result<Option<u16>, End> {
+        let started = crate::admin::metrics::start_timer();
+        self.refused = None;
+        let result = self
+            .run_on_inner(table, shard, payload, seq, kind, binds)
+            .await;
+        if let Some(started) = started {
+            let outcome = match &result {
+                Ok(Some(_)) => "ok",
+                // Its answer is a plain string, not an OK packet.
+                Ok(None) if payload.first() == Some(&COM_STATISTICS) => "ok",
+                Ok(None) => self.refused.unwrap_or("error"),
+                Err(End::Error(e)) => e.kind(),
+                Err(End::ClientGone(_)) => "client_gone",
+                Err(_) => "closed",
+            };
+            let name = table.shard_name(shard);
+            crate::admin::metrics::statement(shard, name, outcome, started);
+        }
+        result
+    }
+
     /// Forwards a command to one shard and relays its answer. With `binds`, the
     /// statement belongs to the session's transaction: a pending BEGIN is sent first, and
     /// a statement for another shard than the open transaction's rolls it back and fails.
-    pub(super) async fn run_on(
+    async fn run_on_inner(
         &mut self,
         table: &RoutingTable,
         shard: ShardId,

@@ -1,0 +1,500 @@
+//! Prometheus metrics: what the hot path records, and what is read at scrape time.
+//!
+//! Two kinds, rendered together by `/metrics` (docs/metrics.md lists every one):
+//!
+//! - **Events** (counters, the latency histogram) are recorded where they happen, through
+//!   the `metrics` facade into one process-wide [`PrometheusRecorder`] installed by
+//!   [`install`]. Before that (and in processes without an admin listener: `ctl`, unit
+//!   tests) every call here is a cheap no-op. The per-statement calls use handles
+//!   registered once per shard and cached by shard id, so a statement costs an `Instant`,
+//!   an atomic load, a string comparison, two atomic adds and a histogram push; no
+//!   allocation and no registry lookup.
+//! - **State** (health of every server, topology version, ZooKeeper state, pool usage,
+//!   held statements, open client connections) is read from the router's shared structures
+//!   at scrape time into a fresh recorder that lives for one scrape. A server that left
+//!   the topology therefore leaves the output at once, instead of lingering as a stale
+//!   series.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use metrics::{Counter, Histogram, Key, Label, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+/// Client connections accepted (a session was started).
+pub const CONNECTIONS_ACCEPTED: &str = "dbrouter_client_connections_accepted_total";
+/// Client connections refused with ERR 1040 (`server.max_connections`).
+pub const CONNECTIONS_REFUSED: &str = "dbrouter_client_connections_refused_total";
+/// Client connections open now.
+pub const CONNECTIONS: &str = "dbrouter_client_connections";
+/// Statements by shard and outcome.
+pub const STATEMENTS: &str = "dbrouter_statements_total";
+/// Statement latency by shard.
+pub const STATEMENT_DURATION: &str = "dbrouter_statement_duration_seconds";
+/// ERR packets dbrouter itself sent, by `ClientError::kind()`.
+pub const ERRORS_SENT: &str = "dbrouter_errors_sent_total";
+/// Pool checkouts that had to wait for a free connection slot.
+pub const POOL_WAITS: &str = "dbrouter_pool_waits_total";
+/// Pool checkouts that gave up (`pool.wait_ms` passed; the client got ERR 1040).
+pub const POOL_EXHAUSTED: &str = "dbrouter_pool_exhausted_total";
+/// Backend connections lent to sessions (or being opened), per master.
+pub const POOL_IN_USE: &str = "dbrouter_pool_connections_in_use";
+/// Idle pooled backend connections, per master.
+pub const POOL_IDLE: &str = "dbrouter_pool_connections_idle";
+/// `pool.max_per_shard`.
+pub const POOL_MAX: &str = "dbrouter_pool_connections_max";
+/// Statements held because their shard is switching masters.
+pub const HELD: &str = "dbrouter_held_statements";
+/// Topology version served.
+pub const TOPOLOGY_VERSION: &str = "dbrouter_topology_version";
+/// Users with an override.
+pub const OVERRIDES: &str = "dbrouter_topology_overridden_users";
+/// ZooKeeper session state, one series per state.
+pub const ZK_STATE: &str = "dbrouter_zookeeper_state";
+/// Master epoch per shard.
+pub const SHARD_EPOCH: &str = "dbrouter_shard_epoch";
+/// 1 while a shard is switching masters.
+pub const SHARD_SWITCHING: &str = "dbrouter_shard_switching";
+/// 1 when the health checker reached a server.
+pub const SERVER_UP: &str = "dbrouter_server_up";
+/// `@@read_only` of a server.
+pub const SERVER_READ_ONLY: &str = "dbrouter_server_read_only";
+/// Semi-sync master side active.
+pub const SERVER_SEMI_SYNC_MASTER: &str = "dbrouter_server_semi_sync_master";
+/// Semi-sync slave side active.
+pub const SERVER_SEMI_SYNC_SLAVE: &str = "dbrouter_server_semi_sync_slave";
+/// Both replication threads running.
+pub const SERVER_REPLICATING: &str = "dbrouter_server_replicating";
+/// `Seconds_Behind_Master`.
+pub const SERVER_LAG: &str = "dbrouter_server_lag_seconds";
+/// Round trip of the health probe's `SELECT 1`.
+pub const SERVER_RTT: &str = "dbrouter_server_rtt_seconds";
+/// Health probes failed in a row.
+pub const SERVER_FAILURES: &str = "dbrouter_server_consecutive_failures";
+/// 1 when `/readyz` answers 200.
+pub const READY: &str = "dbrouter_ready";
+/// Always 1; the `version` label carries the build.
+pub const BUILD_INFO: &str = "dbrouter_build_info";
+/// Process start, seconds since the Unix epoch.
+pub const START_TIME: &str = "dbrouter_start_time_seconds";
+
+/// Latency buckets (seconds): a point select through the router takes ~0.2 ms here; a
+/// statement held during a switchover up to `failover.buffer_max_ms`.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
+
+/// Whether the recorder is installed (checked first by every hot-path call).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The installed recorder (for handles and rendering).
+static RECORDER: OnceLock<Arc<PrometheusRecorder>> = OnceLock::new();
+/// Client connections open now (also shown on the status page).
+static OPEN_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
+
+/// Handles of one shard's statement metrics, registered once.
+struct ShardHandles {
+    name: String,
+    ok: Counter,
+    error: Counter,
+    latency: Histogram,
+}
+
+/// Per-shard handles by `ShardId`; replaced whole (rarely) when a shard is new or renamed.
+static SHARDS: OnceLock<ArcSwap<Vec<Option<Arc<ShardHandles>>>>> = OnceLock::new();
+/// Serialises the (rare) rebuilds of `SHARDS`.
+static SHARDS_WRITE: Mutex<()> = Mutex::new(());
+
+/// Installs the process-wide recorder; returns the handle `/metrics` renders. Idempotent:
+/// a second call returns the first recorder's handle.
+pub fn install() -> PrometheusHandle {
+    let recorder = RECORDER.get_or_init(|| {
+        // Fails only for an empty bucket list; then latencies render as summaries.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(STATEMENT_DURATION.into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        Arc::new(builder.build_recorder())
+    });
+    let handle = recorder.handle();
+    describe(recorder.as_ref());
+    // Counters without labels exist from the start (0), so rates work from the first scrape.
+    let meta = metadata();
+    for name in [CONNECTIONS_ACCEPTED, CONNECTIONS_REFUSED] {
+        recorder
+            .register_counter(&Key::from_static_name(name), &meta)
+            .increment(0);
+    }
+    ENABLED.store(true, Ordering::Release);
+    handle
+}
+
+/// Flushes recorded histogram samples into their buckets. Without a scrape they would
+/// accumulate, so the admin server calls this every few seconds.
+pub fn upkeep(handle: &PrometheusHandle) {
+    handle.run_upkeep();
+}
+
+fn metadata() -> metrics::Metadata<'static> {
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
+}
+
+#[inline]
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+fn recorder() -> Option<&'static PrometheusRecorder> {
+    RECORDER.get().map(|r| r.as_ref())
+}
+
+fn counter(name: &'static str, labels: Vec<Label>) -> Counter {
+    match recorder() {
+        Some(r) => r.register_counter(&Key::from_parts(name, labels), &metadata()),
+        None => Counter::noop(),
+    }
+}
+
+/// The start time of a statement, if metrics are on.
+#[inline]
+pub fn start_timer() -> Option<Instant> {
+    enabled().then(Instant::now)
+}
+
+/// Records one statement's outcome and latency on a shard. `outcome` is `ok`, `error`
+/// (the server's own ERR, relayed), a `ClientError::kind()` (refused or failed by the
+/// router), `client_gone` or `closed`.
+pub fn statement(shard: u16, name: &str, outcome: &'static str, started: Instant) {
+    if !enabled() {
+        return;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let index = usize::from(shard);
+    if let Some(list) = SHARDS.get().map(ArcSwap::load) {
+        if let Some(Some(h)) = list.get(index) {
+            if h.name == name {
+                return record(h, name, outcome, seconds);
+            }
+        }
+    }
+    record(&register_shard(index, name), name, outcome, seconds);
+}
+
+fn record(handles: &ShardHandles, name: &str, outcome: &'static str, seconds: f64) {
+    handles.latency.record(seconds);
+    match outcome {
+        "ok" => handles.ok.increment(1),
+        "error" => handles.error.increment(1),
+        // Rare outcomes (router errors): registered on the spot.
+        other => counter(
+            STATEMENTS,
+            vec![
+                Label::new("shard", name.to_string()),
+                Label::from_static_parts("outcome", other),
+            ],
+        )
+        .increment(1),
+    }
+}
+
+/// Registers the handles of a shard (first statement on it, or it was renamed).
+fn register_shard(index: usize, name: &str) -> Arc<ShardHandles> {
+    let statements = |outcome: &'static str| {
+        counter(
+            STATEMENTS,
+            vec![
+                Label::new("shard", name.to_string()),
+                Label::from_static_parts("outcome", outcome),
+            ],
+        )
+    };
+    let latency = match recorder() {
+        Some(r) => r.register_histogram(
+            &Key::from_parts(
+                STATEMENT_DURATION,
+                vec![Label::new("shard", name.to_string())],
+            ),
+            &metadata(),
+        ),
+        None => Histogram::noop(),
+    };
+    let handles = Arc::new(ShardHandles {
+        name: name.to_string(),
+        ok: statements("ok"),
+        error: statements("error"),
+        latency,
+    });
+    let _guard = SHARDS_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    let slot = SHARDS.get_or_init(|| ArcSwap::from_pointee(Vec::new()));
+    let mut list = Vec::clone(&slot.load());
+    if list.len() <= index {
+        list.resize(index + 1, None);
+    }
+    list[index] = Some(Arc::clone(&handles));
+    slot.store(Arc::new(list));
+    handles
+}
+
+/// Counts an ERR packet dbrouter sent itself.
+pub fn error_sent(kind: &'static str) {
+    if enabled() {
+        counter(ERRORS_SENT, vec![Label::from_static_parts("kind", kind)]).increment(1);
+    }
+}
+
+/// Counts a client refused with ERR 1040 before its greeting.
+pub fn connection_refused() {
+    if enabled() {
+        counter(CONNECTIONS_REFUSED, Vec::new()).increment(1);
+    }
+}
+
+/// Client connections open now.
+pub fn open_connections() -> i64 {
+    OPEN_CONNECTIONS.load(Ordering::Relaxed)
+}
+
+/// Counts an accepted client connection and keeps it in the open count until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    /// A connection was accepted and its session starts.
+    pub fn new() -> Self {
+        OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        if enabled() {
+            counter(CONNECTIONS_ACCEPTED, Vec::new()).increment(1);
+        }
+        ConnectionGuard(())
+    }
+}
+
+impl Default for ConnectionGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A pool checkout for master `addr` had to wait for a free slot.
+pub fn pool_wait(addr: &str) {
+    if enabled() {
+        counter(POOL_WAITS, vec![Label::new("addr", addr.to_string())]).increment(1);
+    }
+}
+
+/// A pool checkout for master `addr` gave up.
+pub fn pool_exhausted(addr: &str) {
+    if enabled() {
+        counter(POOL_EXHAUSTED, vec![Label::new("addr", addr.to_string())]).increment(1);
+    }
+}
+
+/// HELP texts and units of every metric (docs/metrics.md says the same).
+fn describe(r: &dyn Recorder) {
+    use Unit::{Count, Seconds};
+    let d = |name: &'static str, unit: Unit, help: &'static str| {
+        // A gauge and a counter share one description table in the exporter.
+        r.describe_counter(name.into(), Some(unit), help.into());
+    };
+    d(CONNECTIONS_ACCEPTED, Count, "Client connections accepted.");
+    d(
+        CONNECTIONS_REFUSED,
+        Count,
+        "Client connections refused with ERR 1040 (server.max_connections).",
+    );
+    d(STATEMENTS, Count, "Statements sent to a shard, by outcome: ok, error (the server's ERR), a dbrouter error kind, client_gone or closed.");
+    r.describe_histogram(
+        STATEMENT_DURATION.into(),
+        Some(Seconds),
+        "Statement latency through the router, from the command to the end of the response (including time held during a switchover).".into(),
+    );
+    d(
+        ERRORS_SENT,
+        Count,
+        "ERR packets dbrouter itself sent, by kind (docs/errors.md).",
+    );
+    d(
+        POOL_WAITS,
+        Count,
+        "Pool checkouts that had to wait for a free connection slot.",
+    );
+    d(
+        POOL_EXHAUSTED,
+        Count,
+        "Pool checkouts that gave up after pool.wait_ms (the client got ERR 1040).",
+    );
+}
+
+/// One scrape's state gauges, written into a recorder that lives for this scrape only.
+pub(super) struct StateGauges {
+    recorder: PrometheusRecorder,
+}
+
+impl StateGauges {
+    pub(super) fn new() -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let describe = |name: &'static str, unit: Unit, help: &'static str| {
+            recorder.describe_gauge(name.into(), Some(unit), help.into());
+        };
+        use Unit::{Count, Seconds};
+        describe(
+            BUILD_INFO,
+            Count,
+            "Always 1; the version label is the dbrouter build.",
+        );
+        describe(
+            START_TIME,
+            Seconds,
+            "When the process started (seconds since the Unix epoch).",
+        );
+        describe(READY, Count, "1 when /readyz answers 200 (topology loaded, listening, not draining, every master reachable).");
+        describe(CONNECTIONS, Count, "Client connections open now.");
+        describe(
+            HELD,
+            Count,
+            "Statements held now because their shard is switching masters.",
+        );
+        describe(
+            TOPOLOGY_VERSION,
+            Count,
+            "Topology version served (0 for a config-file topology).",
+        );
+        describe(
+            OVERRIDES,
+            Count,
+            "Users placed by an override in the served topology.",
+        );
+        describe(ZK_STATE, Count, "ZooKeeper session state: 1 for the current state, 0 for the others (state none = file topology).");
+        describe(
+            SHARD_EPOCH,
+            Count,
+            "Master epoch of the shard (bumped by every master change).",
+        );
+        describe(
+            SHARD_SWITCHING,
+            Count,
+            "1 while the shard is switching masters (statements are held).",
+        );
+        describe(
+            POOL_IN_USE,
+            Count,
+            "Backend connections to the master lent to sessions or being opened.",
+        );
+        describe(
+            POOL_IDLE,
+            Count,
+            "Idle pooled backend connections to the master.",
+        );
+        describe(
+            POOL_MAX,
+            Count,
+            "Backend connections allowed per master (pool.max_per_shard).",
+        );
+        describe(
+            SERVER_UP,
+            Count,
+            "1 when the last health probe reached the server.",
+        );
+        describe(
+            SERVER_READ_ONLY,
+            Count,
+            "1 when the server has read_only on.",
+        );
+        describe(
+            SERVER_SEMI_SYNC_MASTER,
+            Count,
+            "1 when the server's semi-sync master side is active.",
+        );
+        describe(
+            SERVER_SEMI_SYNC_SLAVE,
+            Count,
+            "1 when the server's semi-sync slave side is active.",
+        );
+        describe(
+            SERVER_REPLICATING,
+            Count,
+            "1 when both replication threads of the server run.",
+        );
+        describe(
+            SERVER_LAG,
+            Seconds,
+            "Replication lag of the server (Seconds_Behind_Master), when it replicates.",
+        );
+        describe(
+            SERVER_RTT,
+            Seconds,
+            "Round trip of the health probe's SELECT 1.",
+        );
+        describe(
+            SERVER_FAILURES,
+            Count,
+            "Health probes of the server that failed in a row.",
+        );
+        StateGauges { recorder }
+    }
+
+    /// Sets a gauge with these labels.
+    pub(super) fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, (*v).to_string()))
+            .collect();
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &metadata())
+            .set(value);
+    }
+
+    /// The Prometheus text of these gauges.
+    pub(super) fn render(&self) -> String {
+        self.recorder.handle().render()
+    }
+}
+
+/// Renders the process-wide recorder (events), if installed.
+pub(super) fn render_events(handle: Option<&PrometheusHandle>) -> String {
+    handle.map(PrometheusHandle::render).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_gauges_render_with_help_and_escaped_labels() {
+        let g = StateGauges::new();
+        g.set(
+            SERVER_UP,
+            &[("shard", "s\"1\n"), ("role", "master"), ("addr", "h:1")],
+            1.0,
+        );
+        g.set(TOPOLOGY_VERSION, &[], 7.0);
+        let text = g.render();
+        assert!(text.contains("# TYPE dbrouter_server_up gauge"), "{text}");
+        assert!(text.contains("# HELP dbrouter_topology_version"), "{text}");
+        assert!(text.contains("dbrouter_topology_version 7"), "{text}");
+        // Quotes and newlines in label values are escaped, never break the line format.
+        assert!(text.contains(r#"shard="s\"1\n""#), "{text}");
+    }
+
+    #[test]
+    fn hot_path_calls_without_a_recorder_are_no_ops() {
+        // ENABLED may be set by another test in this process; either way nothing panics.
+        let started = Instant::now();
+        statement(3, "shardX", "ok", started);
+        error_sent("route");
+        pool_wait("127.0.0.1:1");
+        let before = open_connections();
+        let guard = ConnectionGuard::new();
+        assert_eq!(open_connections(), before + 1);
+        drop(guard);
+    }
+}
