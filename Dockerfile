@@ -32,7 +32,7 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/dbrouter /usr/local/bin/dbrouter
 COPY config/dbrouter.compose.toml /etc/dbrouter/dbrouter.toml
 USER dbrouter
-# 6033: MySQL protocol; 6034: admin (reserved, as in scripts/dev-cluster).
+# 6033: MySQL protocol; 6034: admin HTTP (metrics, health, status page).
 EXPOSE 6033 6034
 # SIGTERM starts a graceful drain ([timeouts] drain_ms); give `docker stop -t` more than that.
 STOPSIGNAL SIGTERM
