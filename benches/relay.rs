@@ -4,8 +4,7 @@
 //!
 //! Run: `cargo bench --bench relay` (docs/benchmarks.md has recent numbers).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -13,21 +12,9 @@ use dbrouter::net::write_packet;
 use dbrouter::protocol::response::{ResponseKind, Step};
 use dbrouter::protocol::scanner::ResponseScanner;
 
-/// Counts heap allocations so the bench can assert the scanner makes none.
-struct CountingAlloc;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: ptr was allocated by System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
+use alloc::{CountingAlloc, ALLOCATIONS};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;

@@ -47,3 +47,18 @@ pub enum ExchangeError {
     #[error("unexpected LOCAL INFILE request")]
     UnexpectedInfile,
 }
+
+/// Sends one command and collects its whole response; the error is a message for the
+/// client (the caller reports the connection as lost).
+pub async fn exchange(
+    io: &mut PacketConn<TcpStream>,
+    payload: &[u8],
+    kind: ResponseKind,
+    timeout: std::time::Duration,
+) -> Result<Vec<BytesMut>, String> {
+    io.queue(0, payload);
+    io.flush().await.map_err(|e| e.to_string())?;
+    read_response(io, kind, timeout)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -564,15 +564,13 @@ async fn promote_locked(
         })?;
     say(format!("{old} is now a semi-sync standby of {target}"));
     let (doc, version, mut s) = shard_of(store, shard).await?;
-    for other in s.standbys.iter().filter(|x| **x != target) {
-        match Admin::connect(ops, other).await {
-            Ok(mut a) => match a.become_standby(ops, &target, "slave_pos").await {
-                Ok(()) => say(format!("{other} repointed to {target}")),
-                Err(e) => say(format!("WARNING: could not repoint {other}: {e}")),
-            },
-            Err(e) => say(format!("WARNING: could not reach {other}: {e}")),
-        }
-    }
+    repoint_standbys(
+        ops,
+        s.standbys.iter().filter(|x| **x != target),
+        &target,
+        say,
+    )
+    .await;
     // 6. Publish: routers release their held statements to the new master.
     s.standbys.retain(|x| *x != target);
     if !s.standbys.contains(&old) {
@@ -587,6 +585,25 @@ async fn promote_locked(
         "published: shard {shard} master {target}, epoch {epoch} (topology version {v})"
     ));
     Ok(())
+}
+
+/// Points standbys at a new master; a standby that cannot be reached or repointed is
+/// reported and left for the operator (`ctl status` shows it as not replicating).
+async fn repoint_standbys<'a>(
+    ops: &Ops,
+    standbys: impl IntoIterator<Item = &'a String>,
+    target: &str,
+    say: &mut dyn FnMut(String),
+) {
+    for other in standbys {
+        match Admin::connect(ops, other).await {
+            Ok(mut a) => match a.become_standby(ops, target, "slave_pos").await {
+                Ok(()) => say(format!("{other} repointed to {target}")),
+                Err(e) => say(format!("WARNING: could not repoint {other}: {e}")),
+            },
+            Err(e) => say(format!("WARNING: could not reach {other}: {e}")),
+        }
+    }
 }
 
 /// Undoes a switchover that failed before the promotion: the old master writable again,
@@ -691,15 +708,7 @@ async fn failover_locked(
     say(format!(
         "{target} promoted: replication reset, read_only = OFF"
     ));
-    for other in &others {
-        match Admin::connect(ops, other).await {
-            Ok(mut a) => match a.become_standby(ops, &target, "slave_pos").await {
-                Ok(()) => say(format!("{other} repointed to {target}")),
-                Err(e) => say(format!("WARNING: could not repoint {other}: {e}")),
-            },
-            Err(e) => say(format!("WARNING: could not reach {other}: {e}")),
-        }
-    }
+    repoint_standbys(ops, others.iter(), &target, say).await;
     s.master = target.clone();
     s.standbys = others;
     if !s.rejoin.contains(&old) {

@@ -20,7 +20,7 @@ use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
 use crate::protocol::packets::{ERR_HEADER, OK_HEADER};
 use crate::protocol::response::ResponseKind;
 
-pub use crate::backend::exchange::{read_response, ExchangeError};
+pub use crate::backend::exchange::{exchange, read_response, ExchangeError};
 use crate::router::ring::ShardId;
 use crate::router::RoutingTable;
 

@@ -18,7 +18,7 @@ use crate::router::key::{self, KeyRef};
 use crate::router::ring::ShardId;
 use crate::router::{canonical_key_text, Route, RouteError, RoutingTable};
 
-use super::backends::read_response;
+use super::backends::exchange;
 use super::session::{End, Session};
 
 /// One shard's copy of a statement.
@@ -229,13 +229,7 @@ impl Session {
                 return Ok(None);
             }
         };
-        io.queue(0, payload);
-        let result = match io.flush().await {
-            Ok(()) => read_response(io, ResponseKind::Prepare, timeout)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let result = exchange(io, payload, ResponseKind::Prepare, timeout).await;
         let packets = match result {
             Ok(p) => p,
             Err(detail) => return Err(self.backend_lost(table, shard, seq, detail, false).await),
@@ -484,13 +478,7 @@ impl Session {
             let Some(io) = self.backends.get(b.shard) else {
                 continue;
             };
-            io.queue(0, &cmd);
-            let result = match io.flush().await {
-                Ok(()) => read_response(io, ResponseKind::Single, timeout)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let result = exchange(io, &cmd, ResponseKind::Single, timeout).await;
             match result {
                 Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
                     return self.send_packets(seq, &packets).await;

@@ -31,7 +31,7 @@ use crate::router::key::{self, StatementKind};
 use crate::router::ring::ShardId;
 use crate::router::{canonical_key_text, Route, RouteError, RoutingTable, Why};
 
-use super::backends::{read_response, BackendFailure, LoginState, SessionBackends};
+use super::backends::{exchange, BackendFailure, LoginState, SessionBackends};
 use super::local;
 use super::prepared::Statements;
 use super::relay::{relay_response, RelayError, RelayTimeouts};
@@ -566,13 +566,7 @@ impl Session {
                 return Ok(false);
             }
         };
-        io.queue(0, payload);
-        let result = match io.flush().await {
-            Ok(()) => read_response(io, ResponseKind::Query, timeout)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let result = exchange(io, payload, ResponseKind::Query, timeout).await;
         match result {
             Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
                 self.tx = Tx::None;
@@ -813,14 +807,10 @@ impl Session {
         seq: u8,
     ) -> Result<(), End> {
         if let Some(io) = self.backends.get(tx_shard) {
-            io.queue(0, b"\x03ROLLBACK");
             let timeout = self.ctx.config.timeouts.backend_read();
-            let ok = match io.flush().await {
-                Ok(()) => read_response(io, ResponseKind::Query, timeout)
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            };
+            let ok = exchange(io, b"\x03ROLLBACK", ResponseKind::Query, timeout)
+                .await
+                .is_ok();
             if !ok {
                 self.backends.discard(tx_shard);
             }
@@ -861,13 +851,7 @@ impl Session {
             let Some(io) = self.backends.get(shard) else {
                 continue;
             };
-            io.queue(0, payload);
-            let result = match io.flush().await {
-                Ok(()) => read_response(io, kind, timeout)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let result = exchange(io, payload, kind, timeout).await;
             let packets = match result {
                 Ok(p) => p,
                 Err(detail) => {

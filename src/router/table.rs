@@ -108,33 +108,10 @@ pub struct RoutingTable {
 impl RoutingTable {
     /// Builds the snapshot from a validated config (the file topology, see
     /// [`crate::topology::file::FileStore`]).
-    pub fn from_config(config: &Config) -> Result<Self, RingError> {
-        let snapshot = crate::topology::file::FileStore::new(config).snapshot_now();
-        let overrides = snapshot
-            .buckets
-            .iter()
-            .flat_map(|b| b.users.iter().map(|(u, s)| (u.as_bytes(), s.as_str())));
-        let shards = snapshot
-            .topology
-            .shards
-            .iter()
-            .map(|s| ShardInfo {
-                name: s.name.clone(),
-                master: s.master.clone(),
-                standbys: s.standbys.clone(),
-                weight: s.weight,
-                epoch: s.epoch,
-                switching: false,
-                rejoin: Vec::new(),
-            })
-            .collect();
-        Self::build(
-            0,
-            shards,
-            &snapshot.topology.global_shard,
-            overrides,
-            &config.sharding,
-        )
+    pub fn from_config(config: &Config) -> Result<Self, crate::topology::TopologyError> {
+        crate::topology::file::FileStore::new(config)
+            .snapshot_now()
+            .routing_table(&config.sharding)
     }
 
     /// Builds a snapshot from its parts: shards in `ShardId` order, the global shard's
