@@ -573,7 +573,10 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[String], url: &str) -> Strin
 async fn admin_status_page_renders_in_headless_chromium() {
     let Some(bin) = chromium() else {
         // scripts/dev-cluster installs chromium: under scripts/test (CI) it must be there.
-        assert!(std::env::var_os("CI").is_none(), "chromium is not installed (scripts/dev-cluster installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed (scripts/dev-cluster installs it)"
+        );
         eprintln!(
             "\n\n!!!!!!!! SKIPPED admin_status_page_renders_in_headless_chromium: chromium is not \
              installed (apt-get install chromium; scripts/dev-cluster should install it) !!!!!!!!\n\n"
