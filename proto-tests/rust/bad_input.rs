@@ -84,6 +84,8 @@ async fn garbage_before_the_handshake() {
 async fn truncated_packet_then_disconnect() {
     let (mut router, user) = router_with_private_user("trunc", "").await;
     let mut raw = RawClient::connect(&router.addr, "app", APP_PASSWORD, None).await;
+    // A session holds a backend connection from its first statement on.
+    raw.command(&[0x0e], ResponseKind::Single).await;
     wait_backend_connections(&user, 1).await;
     // Announce 100 bytes, send 10, vanish.
     let mut bytes = vec![100, 0, 0, 0, 0x03];

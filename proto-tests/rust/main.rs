@@ -16,6 +16,6 @@ mod harness;
 mod lifecycle;
 mod prepared;
 mod queries;
-mod raw;
+pub mod raw;
 pub mod sharding;
 mod topology;

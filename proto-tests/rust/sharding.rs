@@ -544,7 +544,9 @@ async fn exhausted_pool_gives_a_retryable_error() {
     let router = TestRouter::start(two_shards(&format!(
         "{SHARDING}\n[pool]\nmax_per_shard = 1\nwait_ms = 300\n"
     )));
-    let holder = router.app_conn(Some("app")).await;
+    // A session holds a backend connection from its first statement on.
+    let mut holder = router.app_conn(Some("app")).await;
+    holder.query_drop("SELECT 1").await.unwrap();
     let started = std::time::Instant::now();
     let err = Conn::new(Opts::from(router.app_opts(Some("app"))))
         .await
@@ -554,4 +556,35 @@ async fn exhausted_pool_gives_a_retryable_error() {
     assert!(msg.contains("retryable") && msg.contains("in use"), "{msg}");
     assert!(started.elapsed() >= Duration::from_millis(250));
     drop(holder);
+}
+
+#[tokio::test]
+async fn idle_logged_in_clients_hold_no_backend_connection() {
+    let user = "svc_idle_login";
+    fresh_service_user(user).await;
+    let mut settings = two_shards(&format!(
+        "{SHARDING}\n[pool]\nmax_per_shard = 2\nmax_idle_per_shard = 0\n"
+    ));
+    settings.service_user = user.into();
+    settings.service_password = "svc-secret".into();
+    let router = TestRouter::start(settings);
+    // Far more logged-in clients than the pool has connections: logins check the database
+    // with a pooled connection and give it back. (Raw clients: mysql_async runs a
+    // statement right after connecting.)
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(
+            crate::raw::RawClient::connect(&router.addr, "app", APP_PASSWORD, Some("app")).await,
+        );
+    }
+    wait_backend_connections(user, 0).await;
+    // Statements still run (each takes a connection for the life of its session).
+    let resp = clients[0]
+        .command(
+            b"\x03SELECT 7",
+            dbrouter::protocol::response::ResponseKind::Query,
+        )
+        .await;
+    assert_eq!(resp[3], b"\x017");
+    wait_backend_connections(user, 1).await;
 }

@@ -147,7 +147,7 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         })?;
     // Statements are small and latency-bound: never wait to coalesce.
     let _ = stream.set_nodelay(true);
-    let mut io = PacketConn::new(stream);
+    let mut io = PacketConn::with_capacity(stream, crate::net::conn::BACKEND_READ_CAPACITY);
     let net = |source| BackendError::Net {
         addr: addr.to_string(),
         source,

@@ -218,6 +218,10 @@ async fn connection_phase(
     if let Err(failure) = backends.connection(&table, global).await {
         return Err(send_failure(client, seq, failure).await);
     }
+    // The login checked the database; a session with no state yet needs no backend
+    // connection until its first statement. Idle clients (10 000 of them are normal) then
+    // hold none, and the pool lends it to whoever needs it.
+    backends.release_all(true);
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
     debug!(user = %login.user, db = ?login.database, "client logged in");
@@ -844,6 +848,13 @@ impl Session {
         kind: ResponseKind,
     ) -> Result<(), End> {
         let timeout = self.ctx.config.timeouts.backend_read();
+        if self.backends.open_shards().next().is_none() {
+            // Session state needs a connection to live on: the session's current shard.
+            let shard = self.session_shard();
+            if let Err(failure) = self.backends.connection(table, shard).await {
+                return self.reply_failure(seq, failure).await;
+            }
+        }
         let shards: Vec<ShardId> = self.backends.open_shards().collect();
         let mut answer: Option<Vec<BytesMut>> = None;
         let mut failed = false;
@@ -1056,6 +1067,7 @@ impl Session {
         if let Err(failure) = self.backends.connection(table, global).await {
             return Err(send_failure(&mut self.client, next, failure).await);
         }
+        self.backends.release_all(true);
         self.client
             .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
         self.client.flush().await.map_err(End::ClientGone)?;

@@ -11,8 +11,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
 
-/// Initial capacity of a read buffer: enough for typical statements and small results.
-const INITIAL_READ_CAPACITY: usize = 16 * 1024;
+/// Initial capacity of a client's read buffer: statements are small, and an idle client
+/// connection should cost little memory (10 000 of them are a normal load).
+pub const CLIENT_READ_CAPACITY: usize = 2 * 1024;
+
+/// Initial capacity of a backend's read buffer: results arrive in bulk, and larger reads
+/// mean fewer system calls on the relay path.
+pub const BACKEND_READ_CAPACITY: usize = 32 * 1024;
 
 /// Why reading or writing packets failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +58,18 @@ pub struct PacketConn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
-    /// Wraps a connected stream.
+    /// Wraps a connected stream with a client-sized read buffer.
     pub fn new(stream: S) -> Self {
+        Self::with_capacity(stream, CLIENT_READ_CAPACITY)
+    }
+
+    /// Wraps a connected stream with a read buffer of `capacity` bytes to start with (it
+    /// grows as packets need).
+    pub fn with_capacity(stream: S, capacity: usize) -> Self {
         Self {
             stream,
-            rbuf: BytesMut::with_capacity(INITIAL_READ_CAPACITY),
-            wbuf: BytesMut::with_capacity(1024),
+            rbuf: BytesMut::with_capacity(capacity),
+            wbuf: BytesMut::new(),
         }
     }
 
@@ -79,8 +90,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
 
     /// Reads more bytes from the peer into the read buffer.
     pub async fn fill(&mut self) -> Result<usize, NetError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(INITIAL_READ_CAPACITY);
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            // Grow geometrically; a buffer that held a big result keeps its room.
+            self.rbuf
+                .reserve(self.rbuf.capacity().max(CLIENT_READ_CAPACITY));
         }
         let n = self.stream.read_buf(&mut self.rbuf).await?;
         if n == 0 {
