@@ -101,6 +101,9 @@ pub struct ServerConfig {
     /// Server version in the greeting; default: the first shard master's own.
     #[serde(default)]
     pub server_version: Option<String>,
+    /// Async runtime worker threads (default: one per CPU core).
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
     /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, status page); off if unset.
     #[serde(default)]
     pub admin_listen: Option<String>,
@@ -490,6 +493,9 @@ impl Config {
                     "must differ from server.listen".into(),
                 ));
             }
+        }
+        if self.server.worker_threads == Some(0) {
+            return Err(invalid("server.worker_threads".into(), "must be at least 1".into()));
         }
         if self.server.max_connections == 0 {
             return Err(invalid(
