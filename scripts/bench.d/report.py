@@ -30,10 +30,12 @@ T3_ADDED_P99_US = 50.0           # p99 added over direct <= 50 us at 16 threads
 T3_THREADS = 16
 
 
-def replace_section(doc_path, title, body, before=None):
+def replace_section(doc_path, title, body, before=None, keep=("Analysis",)):
     """Replace the section starting with the line '## <title>' (up to the next '## ' line)
     by body (which starts with that heading); append it (or insert it before the section
-    '## <before>' when that exists) if it is missing. Other sections are kept byte for byte."""
+    '## <before>' when that exists) if it is missing. Other sections are kept byte for byte,
+    and so are the hand-written subsections '### <keep>' of the old section (re-appended at
+    the end of the new one unless body has them)."""
     heading = f"## {title}"
     with open(doc_path) as f:
         lines = f.read().split("\n")
@@ -41,6 +43,19 @@ def replace_section(doc_path, title, body, before=None):
     body_lines = body.rstrip("\n").split("\n")
     if start is not None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        old = lines[start:end]
+        for name in keep:
+            sub = f"### {name}"
+            if any(l.rstrip() == sub for l in body_lines):
+                continue
+            at = next((i for i, l in enumerate(old) if l.rstrip() == sub), None)
+            if at is None:
+                continue
+            stop = next((i for i in range(at + 1, len(old)) if old[i].startswith("### ")), len(old))
+            kept = old[at:stop]
+            while kept and kept[-1] == "":
+                kept.pop()
+            body_lines = body_lines + [""] + kept
         tail = lines[end:]
         new = lines[:start] + body_lines + ([""] + tail if tail else [""])
     else:
@@ -130,6 +145,7 @@ def aggregate(rows):
             "p50": med(num(r["p50_us"]) for r in ok),
             "p95": med(num(r["p95_us"]) for r in ok),
             "p99": med(num(r["p99_us"]) for r in ok),
+            "p99_all": [num(r["p99_us"]) for r in ok if num(r["p99_us"]) is not None],
             "cpu": med(num(r["proxy_cpu_us_per_query"]) for r in ok),
             "server_cpu": med(num(r["server_cpu_us_per_query"]) for r in ok),
             "foreign": med(num(r["foreign_cpu_s"]) for r in ok),
@@ -237,18 +253,40 @@ def targets(agg):
         lines.append(f"| proxy CPU per query ≤ {T2_CPU_VS_HAPROXY:.1f}× HAProxy's (every test and thread count) | {detail} | {verdict(not fails)} |")
     else:
         lines.append(f"| proxy CPU per query ≤ {T2_CPU_VS_HAPROXY:.1f}× HAProxy's | – | **not measured** |")
-    # T3
+    # T3. On two shared cores a run's p99 is mostly scheduling delay: when direct MariaDB's own
+    # p99 moves between repeats by more than the target, or a proxy comes out faster than
+    # direct, the difference of p99s cannot resolve 50 us and the verdict says so.
     r = agg.get(("oltp_point_select", T3_THREADS, "dbrouter"))
     d = agg.get(("oltp_point_select", T3_THREADS, "direct"))
     h = agg.get(("oltp_point_select", T3_THREADS, "haproxy"))
     x = diff(r and r["p99"], d and d["p99"])
+    name = f"p99 added over direct ≤ {T3_ADDED_P99_US:.0f} µs, oltp_point_select at {T3_THREADS} threads"
     if x is None:
-        lines.append(f"| p99 added over direct ≤ {T3_ADDED_P99_US:.0f} µs, oltp_point_select at {T3_THREADS} threads | – | **not measured** |")
+        lines.append(f"| {name} | – | **not measured** |")
     else:
         hx = diff(h and h["p99"], d and d["p99"])
-        extra = f" (HAProxy adds {hx:+.0f} µs)" if hx is not None else ""
-        lines.append(f"| p99 added over direct ≤ {T3_ADDED_P99_US:.0f} µs, oltp_point_select at {T3_THREADS} threads "
-                     f"| {x:+.0f} µs{extra} | {verdict(x <= T3_ADDED_P99_US)} |")
+        detail = f"dbrouter {x:+.0f} µs" + (f", HAProxy {hx:+.0f} µs" if hx is not None else "")
+        detail += f" (direct p99 {d['p99']:.0f} µs"
+        spread = (max(d["p99_all"]) - min(d["p99_all"])) if len(d["p99_all"]) > 1 else None
+        if spread is not None:
+            detail += f", {spread:.0f} µs apart between repeats"
+        detail += ")"
+        p50x = diff(r["p50"], d["p50"])
+        p50h = diff(h and h["p50"], d["p50"])
+        if p50x is not None:
+            detail += f"; p50 added: dbrouter {p50x:+.0f} µs" + (f", HAProxy {p50h:+.0f} µs" if p50h is not None else "")
+        one_r = agg.get(("oltp_point_select", 1, "dbrouter"))
+        one_d = agg.get(("oltp_point_select", 1, "direct"))
+        one_h = agg.get(("oltp_point_select", 1, "haproxy"))
+        if one_r and one_d:
+            detail += (f"; at 1 thread p50/p99 added: dbrouter {diff(one_r['p50'], one_d['p50']):+.0f}/"
+                       f"{diff(one_r['p99'], one_d['p99']):+.0f} µs")
+            if one_h:
+                detail += f", HAProxy {diff(one_h['p50'], one_d['p50']):+.0f}/{diff(one_h['p99'], one_d['p99']):+.0f} µs"
+        noisy = x < 0 or (spread is not None and spread > T3_ADDED_P99_US)
+        v = ("**inconclusive** (p99 here is dominated by scheduling noise far larger than 50 µs)"
+             if noisy else verdict(x <= T3_ADDED_P99_US))
+        lines.append(f"| {name} | {detail} | {v} |")
     head = "| target | measured (medians) | |\n|---|---|---|"
     return head + "\n" + "\n".join(lines)
 
@@ -294,7 +332,7 @@ def plots(agg, out_dir, png_dir):
             'set xlabel "client threads"',
             f'set ylabel "{ylabel}"',
             "set grid",
-            "set key top left box opaque",
+            "set key below horizontal maxcols 3 samplen 2 width -3",
             "set yrange [0:*]" if not logy else "set logscale y",
             "set format y \"%.0f\"" if col != 2 else "set format y \"%.1f\"",
         ]

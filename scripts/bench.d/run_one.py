@@ -144,7 +144,13 @@ def main():
         perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "997", "-p", str(args.proxy_pid), "-o", args.perf_out],
                                 stdout=subprocess.DEVNULL, stderr=open(args.perf_out + ".log", "w"),
                                 stdin=subprocess.DEVNULL)
-        time.sleep(0.5)  # let it attach
+        # Syscalls, context switches and migrations of the proxy during the same run.
+        pstat = subprocess.Popen(["perf", "stat", "-x", ",", "-e",
+                                  "raw_syscalls:sys_enter,context-switches,cpu-migrations",
+                                  "-p", str(args.proxy_pid), "-o", args.perf_out + ".stat"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL)
+        time.sleep(0.5)  # let them attach
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     before = {p: proc_ticks(p) for p in watched}
@@ -161,11 +167,12 @@ def main():
             raise
     elapsed = time.monotonic() - t0
     if perf:
-        perf.send_signal(signal.SIGINT)
-        try:
-            perf.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            perf.kill()
+        for p in (perf, pstat):
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
     busy1 = host_busy_ticks()
     after = {p: proc_ticks(p) for p in watched}
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -235,6 +242,22 @@ def main():
         if isinstance(v, float):
             return f"{v:.3f}"
         return str(v)
+
+    if args.perf_out and queries and os.path.exists(args.perf_out + ".stat"):
+        counts = {}
+        with open(args.perf_out + ".stat") as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                    counts[parts[2]] = float(parts[0])
+        with open(args.perf_out + ".per-query", "w") as f:
+            for event, label in (("raw_syscalls:sys_enter", "syscalls"),
+                                 ("context-switches", "context switches"),
+                                 ("cpu-migrations", "CPU migrations")):
+                if event in counts:
+                    f.write(f"{label}\t{counts[event] / queries:.2f}\n")
+            if proxy_cpu is not None:
+                f.write(f"CPU µs\t{proxy_cpu / queries * 1e6:.1f}\n")
 
     new = not os.path.exists(args.out) or os.path.getsize(args.out) == 0
     with open(args.out, "a") as f:
