@@ -495,7 +495,10 @@ impl Config {
             }
         }
         if self.server.worker_threads == Some(0) {
-            return Err(invalid("server.worker_threads".into(), "must be at least 1".into()));
+            return Err(invalid(
+                "server.worker_threads".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.server.max_connections == 0 {
             return Err(invalid(
