@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 import json
 import os
-import statistics
 import struct
 import subprocess
 import sys
