@@ -54,9 +54,16 @@ pub struct ServerErrorInfo {
 }
 
 /// Decodes an ERR packet payload; `None` if it is not a well-formed one.
+/// A server that refuses a connection before its greeting (e.g. 1040 Too many
+/// connections) sends the pre-4.1 layout without a SQLSTATE: both layouts are accepted.
 pub fn parse_err(payload: &[u8]) -> Option<ServerErrorInfo> {
+    let flags = if payload.get(3) == Some(&b'#') {
+        CapabilityFlags::CLIENT_PROTOCOL_41
+    } else {
+        CapabilityFlags::empty()
+    };
     let mut buf = ParseBuf(payload);
-    match ErrPacket::deserialize(CapabilityFlags::CLIENT_PROTOCOL_41, &mut buf).ok()? {
+    match ErrPacket::deserialize(flags, &mut buf).ok()? {
         ErrPacket::Error(e) => Some(ServerErrorInfo {
             code: e.error_code(),
             sql_state: e
@@ -149,6 +156,18 @@ mod tests {
         assert_eq!(e.code, 1045);
         assert_eq!(e.sql_state, "28000");
         assert_eq!(e.message, "Access denied");
+    }
+
+    #[test]
+    fn pre_greeting_error_without_sqlstate() {
+        // 0xff, code 1040, message: what MariaDB sends instead of a greeting when full.
+        let mut p = vec![0xff, 0x10, 0x04];
+        p.extend_from_slice(b"Too many connections");
+        let e = parse_err(&p).unwrap();
+        assert_eq!(
+            (e.code, e.sql_state.as_str(), e.message.as_str()),
+            (1040, "", "Too many connections")
+        );
     }
 
     #[test]
