@@ -231,14 +231,6 @@ impl Pools {
         });
     }
 
-    /// Closes every idle connection to `addr` (e.g. after it stopped being a master).
-    pub fn drain_master(&self, addr: &str) {
-        self.with_master(addr, |pool| {
-            pool.idle.clear();
-            pool.idle_count = 0;
-        });
-    }
-
     /// Idle connections to `addr` right now.
     pub fn idle_count(&self, addr: &str) -> usize {
         self.with_master(addr, |pool| pool.idle_count)

@@ -342,6 +342,19 @@ impl<'a> ShardLock<'a> {
     }
 }
 
+/// Runs `work` holding the shard's lock (the future does nothing until awaited here).
+async fn under_lock<T>(
+    store: &ZkStore,
+    shard: &str,
+    operation: &str,
+    work: impl std::future::Future<Output = Result<T, OpError>>,
+) -> Result<T, OpError> {
+    let lock = ShardLock::acquire(store, shard, operation).await?;
+    let result = work.await;
+    lock.release().await;
+    result
+}
+
 /// Reads the topology and the shard; `Refused` if there is no such shard.
 async fn shard_of(store: &ZkStore, shard: &str) -> Result<(TopologyDoc, i32, ShardDoc), OpError> {
     let (doc, version) = store.read_topology().await?;
@@ -376,10 +389,13 @@ pub async fn promote(
     to: Option<&str>,
     say: &mut dyn FnMut(String),
 ) -> Result<(), OpError> {
-    let lock = ShardLock::acquire(store, shard, "promote").await?;
-    let result = promote_locked(store, ops, shard, to, say).await;
-    lock.release().await;
-    result
+    under_lock(
+        store,
+        shard,
+        "promote",
+        promote_locked(store, ops, shard, to, say),
+    )
+    .await
 }
 
 async fn promote_locked(
@@ -628,10 +644,13 @@ pub async fn failover(
     force: bool,
     say: &mut dyn FnMut(String),
 ) -> Result<(), OpError> {
-    let lock = ShardLock::acquire(store, shard, "failover").await?;
-    let result = failover_locked(store, ops, shard, force, say).await;
-    lock.release().await;
-    result
+    under_lock(
+        store,
+        shard,
+        "failover",
+        failover_locked(store, ops, shard, force, say),
+    )
+    .await
 }
 
 async fn failover_locked(
@@ -732,10 +751,13 @@ pub async fn rejoin(
     server: &str,
     say: &mut dyn FnMut(String),
 ) -> Result<(), OpError> {
-    let lock = ShardLock::acquire(store, shard, "rejoin").await?;
-    let result = rejoin_locked(store, ops, shard, server, say).await;
-    lock.release().await;
-    result
+    under_lock(
+        store,
+        shard,
+        "rejoin",
+        rejoin_locked(store, ops, shard, server, say),
+    )
+    .await
 }
 
 async fn rejoin_locked(

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use mysql_common::constants::CapabilityFlags;
 use tokio::net::TcpStream;
 
@@ -17,10 +16,10 @@ use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::PacketConn;
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
-use crate::protocol::packets::{ERR_HEADER, OK_HEADER};
+use crate::protocol::packets::ERR_HEADER;
 use crate::protocol::response::ResponseKind;
 
-pub use crate::backend::exchange::{exchange, read_response, ExchangeError};
+pub use crate::backend::exchange::{exchange, read_response};
 use crate::router::ring::ShardId;
 use crate::router::RoutingTable;
 
@@ -277,9 +276,4 @@ impl Drop for SessionBackends {
         // connections in an unknown state to others: close them.
         self.conns.clear();
     }
-}
-
-/// Whether a response (as collected by [`read_response`]) is a plain OK.
-pub fn is_ok(packets: &[BytesMut]) -> bool {
-    packets.first().and_then(|p| p.first()) == Some(&OK_HEADER)
 }
