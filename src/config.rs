@@ -101,7 +101,7 @@ pub struct ServerConfig {
     /// Server version in the greeting; default: the first shard master's own.
     #[serde(default)]
     pub server_version: Option<String>,
-    /// Async runtime worker threads (default: one per CPU core).
+    /// Serving threads, each with its own single-threaded runtime (default: one per CPU core).
     #[serde(default)]
     pub worker_threads: Option<usize>,
     /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, status page); off if unset.

@@ -103,9 +103,36 @@ pub struct BackendConn {
     pub server_collation: u8,
     /// Capabilities in force on this connection.
     pub capabilities: CapabilityFlags,
+    /// The thread whose runtime the socket is registered with.
+    home: std::thread::ThreadId,
+}
+
+impl BackendError {
+    /// The server's error code, when the server refused with an ERR packet.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            BackendError::Server { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
 }
 
 impl BackendConn {
+    /// Registers the socket with the calling thread's runtime if it lives on another
+    /// thread's (a pooled connection last used by a session on another serving thread).
+    /// Otherwise every readiness event would cross threads (docs/architecture.md).
+    pub fn bring_home(self) -> std::io::Result<Self> {
+        let here = std::thread::current().id();
+        if self.home == here {
+            return Ok(self);
+        }
+        Ok(BackendConn {
+            io: self.io.rehome()?,
+            home: here,
+            ..self
+        })
+    }
+
     /// Says goodbye politely (COM_QUIT) and closes.
     pub async fn quit(mut self) {
         self.io.queue(0, &[COM_QUIT]);
@@ -257,6 +284,7 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         server_version: handshake.server_version_str().into_owned(),
         server_collation: handshake.default_collation(),
         capabilities: caps,
+        home: std::thread::current().id(),
     })
 }
 

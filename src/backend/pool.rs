@@ -19,6 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::read_response;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
+
+/// MySQL's "Too many connections" (the server's max_connections is reached).
+const ER_CON_COUNT_ERROR: u16 = 1040;
 use crate::protocol::packets::OK_HEADER;
 use crate::protocol::response::ResponseKind;
 
@@ -137,27 +140,52 @@ impl Pools {
         let deadline = tokio::time::Instant::now() + self.limits.wait;
         let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
         let mut waited = false;
+        // The server's last "too many connections", reported if the wait runs out.
+        let mut refused = None;
         loop {
             if let Some(idle) = self.take_idle(&key) {
-                return Ok(PooledConn {
-                    conn: idle.conn,
-                    key,
-                    _permit: idle.permit,
-                });
+                match idle.conn.bring_home() {
+                    Ok(conn) => {
+                        return Ok(PooledConn {
+                            conn,
+                            key,
+                            _permit: idle.permit,
+                        })
+                    }
+                    // Closed; its slot is free again (the permit was dropped with it).
+                    Err(_) => continue,
+                }
             }
             let permit = match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => self.evict_idle(&key.addr),
             };
             if let Some(permit) = permit {
-                let conn = connect(&key.addr, login, self.limits.connect_timeout).await?;
-                return Ok(PooledConn {
-                    conn,
-                    key,
-                    _permit: permit,
-                });
+                match connect(&key.addr, login, self.limits.connect_timeout).await {
+                    Ok(conn) => {
+                        return Ok(PooledConn {
+                            conn,
+                            key,
+                            _permit: permit,
+                        })
+                    }
+                    // The server is out of connections (its max_connections, shared with
+                    // other clients, is below pool.max_per_shard): as good as an exhausted
+                    // pool, so wait for a connection to come free, up to pool.wait_ms.
+                    Err(e @ BackendError::Server { .. })
+                        if e.server_code() == Some(ER_CON_COUNT_ERROR)
+                            && tokio::time::Instant::now() < deadline =>
+                    {
+                        drop(permit);
+                        refused = Some(e);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             if tokio::time::Instant::now() >= deadline {
+                if let Some(e) = refused {
+                    return Err(e.into());
+                }
                 crate::admin::metrics::pool_exhausted(&key.addr);
                 return Err(PoolError::Exhausted {
                     addr: key.addr.clone(),

@@ -61,6 +61,8 @@ pub struct SessionBackends {
     replay: Vec<Vec<u8>>,
     /// The last COM_SET_OPTION payload, if any.
     set_option: Option<Vec<u8>>,
+    /// The client connection's log span (current when the session was set up).
+    span: tracing::Span,
 }
 
 impl SessionBackends {
@@ -75,6 +77,7 @@ impl SessionBackends {
             current_db: None,
             replay: Vec::new(),
             set_option: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -173,7 +176,7 @@ impl SessionBackends {
                 }))
             }
             Err(PoolError::Connect(e)) => {
-                tracing::warn!(shard = %info.name, error = %e, "backend unavailable");
+                tracing::warn!(parent: &self.span, shard = %info.name, error = %e, "backend unavailable");
                 return Err(BackendFailure::Error(ClientError::BackendUnavailable {
                     shard: info.name.clone(),
                     addr: info.master.clone(),

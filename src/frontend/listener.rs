@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, warn};
 
 use arc_swap::ArcSwap;
 
@@ -24,7 +24,8 @@ use crate::router::RoutingTable;
 use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
 use crate::topology::{RouterDoc, TopologyError, SCHEMA};
 
-use super::session::{self, SessionContext};
+use super::session::SessionContext;
+use super::workers::Workers;
 
 /// Why `serve` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,9 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The serving threads could not be started.
+    #[error("cannot start the serving threads (server.worker_threads): {0}")]
+    Workers(std::io::Error),
     /// The shard ring could not be built.
     #[error("invalid sharding configuration: {0}")]
     Ring(#[from] RingError),
@@ -161,7 +165,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             addr: config.server.listen.clone(),
             source,
         })?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let health = Arc::new(HealthRegistry::default());
     if config.health.interval_ms > 0 {
         health::spawn_checker(
@@ -187,7 +190,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .clone()
             .unwrap_or(facts.server_version),
         server_collation: facts.collation,
-        shutdown: shutdown_rx,
+        drain: super::drain::DrainSignal::new(),
         held: std::sync::atomic::AtomicUsize::new(0),
     });
     admin.serving(Arc::clone(&ctx));
@@ -199,7 +202,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .map_err(ServeError::Signals)?;
     let limit = Arc::new(Semaphore::new(config.server.max_connections));
     let next_id = AtomicU32::new(1);
-    let mut sessions = JoinSet::new();
+    let threads = config.server.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut workers = Workers::start(threads, &ctx).map_err(ServeError::Workers)?;
+    info!(threads = workers.len(), "serving threads started");
+    // Connections refused for the connection limit (answered here, on the listener's thread).
+    let mut refusals = JoinSet::new();
 
     loop {
         tokio::select! {
@@ -215,22 +224,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 match Arc::clone(&limit).try_acquire_owned() {
-                    Ok(permit) => {
-                        let ctx = Arc::clone(&ctx);
-                        let span = info_span!("conn", id, %peer);
-                        sessions.spawn(async move {
-                            let _open = crate::admin::metrics::ConnectionGuard::new();
-                            session::run(stream, peer, id, ctx).await;
-                            drop(permit);
-                        }.instrument(span));
-                    }
+                    Ok(permit) => workers.hand_over(stream, peer, id, permit),
                     Err(_) => {
                         crate::admin::metrics::connection_refused();
-                        sessions.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
+                        refusals.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
                     }
                 }
             }
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -238,18 +239,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     drop(listener);
     admin.set_phase(crate::admin::Phase::Draining);
-    let _ = shutdown_tx.send(true);
-    info!(open = sessions.len(), drain = ?config.timeouts.drain(), "draining");
-    let drained = tokio::time::timeout(config.timeouts.drain(), async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!(
-            open = sessions.len(),
-            "drain timeout reached; closing remaining connections"
-        );
-        sessions.abort_all();
+    ctx.drain.start();
+    info!(open = workers.open_sessions(), drain = ?config.timeouts.drain(), "draining");
+    refusals.abort_all();
+    if !workers.drain(config.timeouts.drain()).await {
+        warn!("drain timeout reached; closed the remaining connections");
     }
     info!("stopped");
     Ok(())

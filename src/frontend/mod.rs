@@ -3,10 +3,12 @@
 //! responses back to the client).
 
 pub mod backends;
+pub mod drain;
 pub mod listener;
 pub mod local;
 pub mod prepared;
 pub mod relay;
 pub mod session;
+pub mod workers;
 
 pub use listener::{serve, ServeError};

@@ -9,7 +9,7 @@ use bytes::Buf;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::net::{NetError, PacketConn, MAX_PAYLOAD_LEN};
+use crate::net::{NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
 use crate::protocol::response::{ProtocolViolation, ResponseKind, Step};
 use crate::protocol::scanner::{ResponseScanner, STREAM_THRESHOLD};
 
@@ -50,7 +50,8 @@ pub struct RelayTimeouts {
     pub client_read: Duration,
 }
 
-/// Relays the response to the command that ended with sequence id `command_seq`.
+/// Relays the response to the command that ended with sequence id `command_seq`, under
+/// the time limits of `timeouts` kept by the session's `watchdog`.
 /// Returns the final server status flags (`None` after an ERR), or the error with the
 /// position reached.
 pub async fn relay_response(
@@ -59,6 +60,7 @@ pub async fn relay_response(
     kind: ResponseKind,
     command_seq: u8,
     timeouts: RelayTimeouts,
+    watchdog: &mut Watchdog,
 ) -> Result<Option<u16>, (RelayError, RelayPosition)> {
     let mut scanner = ResponseScanner::new(kind, command_seq);
     let position = |s: &ResponseScanner| RelayPosition {
@@ -72,9 +74,14 @@ pub async fn relay_response(
             .map_err(|e| (e.into(), position(&scanner)))?;
         if scan.consumed > 0 {
             // Everything scanned goes to the client in one write, as it arrived.
-            write_client(client, &buf[..scan.consumed], timeouts.client_write)
-                .await
-                .map_err(|e| (RelayError::Client(e), position(&scanner)))?;
+            write_client(
+                client,
+                &buf[..scan.consumed],
+                timeouts.client_write,
+                watchdog,
+            )
+            .await
+            .map_err(|e| (RelayError::Client(e), position(&scanner)))?;
             buf.advance(scan.consumed);
         }
         if scan.incomplete_packet > buf.len() {
@@ -83,12 +90,12 @@ pub async fn relay_response(
         match scan.finished {
             Some(Step::Done { status }) => return Ok(status),
             Some(Step::LocalInfile) => {
-                relay_local_infile(client, backend, timeouts)
+                relay_local_infile(client, backend, timeouts, watchdog)
                     .await
                     .map_err(|e| (e, position(&scanner)))?;
             }
             Some(Step::Continue) | None => {
-                match tokio::time::timeout(timeouts.backend_read, backend.fill()).await {
+                match watchdog.limit(timeouts.backend_read, backend.fill()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Err((RelayError::Backend(e), position(&scanner))),
                     Err(_) => {
@@ -107,8 +114,12 @@ async fn write_client(
     client: &mut PacketConn<TcpStream>,
     bytes: &[u8],
     timeout: Duration,
+    watchdog: &mut Watchdog,
 ) -> Result<(), NetError> {
-    match tokio::time::timeout(timeout, client.stream_mut().write_all(bytes)).await {
+    match watchdog
+        .limit(timeout, client.stream_mut().write_all(bytes))
+        .await
+    {
         Ok(result) => result.map_err(NetError::from),
         Err(_) => Err(NetError::Timeout(timeout)),
     }
@@ -120,10 +131,10 @@ async fn relay_local_infile(
     client: &mut PacketConn<TcpStream>,
     backend: &mut PacketConn<TcpStream>,
     timeouts: RelayTimeouts,
+    watchdog: &mut Watchdog,
 ) -> Result<(), RelayError> {
     loop {
-        let read =
-            tokio::time::timeout(timeouts.client_read, client.read_physical(MAX_PAYLOAD_LEN));
+        let read = watchdog.limit(timeouts.client_read, client.read_physical(MAX_PAYLOAD_LEN));
         let (seq, data) = match read.await {
             Ok(Ok(packet)) => packet,
             Ok(Err(e)) => return Err(RelayError::Client(e)),

@@ -11,13 +11,13 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use mysql_common::constants::CapabilityFlags;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::backend::Pools;
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::net::{NetError, PacketConn};
+use crate::net::{NetError, PacketConn, Watchdog};
 use crate::protocol::auth::{new_scramble, AuthMethod, SCRAMBLE_LEN};
 use crate::protocol::command::{self, *};
 use crate::protocol::handshake::{
@@ -56,8 +56,8 @@ pub struct SessionContext {
     pub server_version: String,
     /// Default collation announced in the greeting.
     pub server_collation: u8,
-    /// Becomes true when the router starts draining.
-    pub shutdown: watch::Receiver<bool>,
+    /// Tells sessions when the router starts draining.
+    pub drain: super::drain::DrainSignal,
     /// Statements currently held because their shard is switching masters.
     pub held: std::sync::atomic::AtomicUsize,
 }
@@ -105,6 +105,14 @@ pub(super) struct Session {
     pub(super) statements: Statements,
     /// Kind of the last error the router itself answered with (statement metrics).
     refused: Option<&'static str>,
+    /// The routing snapshot the last statement used; refreshed when the topology changes
+    /// (kept so that a statement costs no reference-count traffic on the shared one).
+    table: Option<Arc<RoutingTable>>,
+    /// The one timer behind the idle, backend-read and client-write limits.
+    watchdog: Watchdog,
+    /// The connection's log span (`conn{id peer}`): events name it as their parent
+    /// instead of entering it on every poll of the session.
+    pub(super) span: Span,
 }
 
 /// Runs one client connection to its end. Never panics on client input; every failure
@@ -114,29 +122,32 @@ pub async fn run(
     peer: SocketAddr,
     connection_id: u32,
     ctx: Arc<SessionContext>,
+    span: Span,
 ) {
     let _ = stream.set_nodelay(true);
     let mut client = PacketConn::new(stream);
     let handshake_timeout = ctx.config.timeouts.handshake();
     let phase = tokio::time::timeout(
         handshake_timeout,
-        connection_phase(&mut client, peer, connection_id, &ctx),
+        connection_phase(&mut client, peer, connection_id, &ctx).instrument(span.clone()),
     )
     .await;
     let (backends, scramble, current) = match phase {
         Ok(Ok(parts)) => parts,
         Ok(Err(end)) => {
-            log_end(&end);
+            log_end(&span, &end);
             client.shutdown().await;
             return;
         }
         Err(_) => {
-            info!(timeout = ?handshake_timeout, "handshake timed out; closing");
+            info!(parent: &span, timeout = ?handshake_timeout, "handshake timed out; closing");
             client.shutdown().await;
             return;
         }
     };
     let max_packet = ctx.config.server.max_packet_size;
+    let drain = ctx.drain.subscribe(connection_id);
+    let watchdog = Watchdog::new(ctx.config.timeouts.idle());
     let mut session = Session {
         client,
         ctx,
@@ -149,21 +160,27 @@ pub async fn run(
         status: SERVER_STATUS_AUTOCOMMIT,
         statements: Statements::new(max_packet),
         refused: None,
+        table: None,
+        watchdog,
+        span,
     };
-    let end = session.command_loop().await;
-    log_end(&end);
+    let end = session.command_loop(drain).await;
+    session.ctx.drain.forget(connection_id);
+    log_end(&session.span, &end);
     // Connections not mid-response go back to the pool, which resets them.
     let clean = matches!(end, End::ClientQuit | End::Closed(_));
     session.backends.release_all(clean);
     session.client.shutdown().await;
 }
 
-fn log_end(end: &End) {
+fn log_end(span: &Span, end: &End) {
     match end {
-        End::ClientQuit => debug!("client quit"),
-        End::Closed(why) => info!(reason = why, "connection closed"),
-        End::ClientGone(e) => info!(error = %e, "client connection lost"),
-        End::Error(e) => info!(kind = e.kind(), error = %e, "connection closed with error"),
+        End::ClientQuit => debug!(parent: span, "client quit"),
+        End::Closed(why) => info!(parent: span, reason = why, "connection closed"),
+        End::ClientGone(e) => info!(parent: span, error = %e, "client connection lost"),
+        End::Error(e) => {
+            info!(parent: span, kind = e.kind(), error = %e, "connection closed with error")
+        }
     }
 }
 
@@ -343,18 +360,29 @@ fn net_to_client_error(e: NetError, limit: usize) -> ClientError {
 }
 
 impl Session {
-    async fn command_loop(&mut self) -> End {
-        let mut shutdown = self.ctx.shutdown.clone();
+    async fn command_loop(&mut self, mut drain: oneshot::Receiver<()>) -> End {
         let max_packet = self.ctx.config.server.max_packet_size;
         let idle = self.ctx.config.timeouts.idle();
+        let mut draining = false;
         loop {
-            let draining = *shutdown.borrow();
             if draining && self.tx == Tx::None && !self.client.has_buffered_input() {
                 return End::Closed("router draining");
             }
-            let read = tokio::select! {
-                r = tokio::time::timeout(idle, self.client.read_logical(max_packet, Some(0))) => r,
-                _ = shutdown.changed(), if !draining => continue,
+            let read = self
+                .watchdog
+                .limit(idle, self.client.read_logical(max_packet, Some(0)));
+            let read = if draining {
+                read.await
+            } else {
+                tokio::select! {
+                    biased;
+                    r = read => r,
+                    // Sent at drain, or its sender is gone (the router is stopping).
+                    _ = &mut drain => {
+                        draining = true;
+                        continue;
+                    }
+                }
             };
             let (seq, payload) = match read {
                 Err(_) => return End::Closed("idle timeout (timeouts.idle_ms)"),
@@ -372,7 +400,30 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, seq: u8, mut payload: BytesMut) -> Result<(), End> {
+    /// The current routing snapshot, taken out of the session for one command (put back
+    /// by `dispatch`). Reuses the session's copy while the topology has not changed:
+    /// comparing pointers through a short-lived `load` guard touches no shared counter.
+    fn take_table(&mut self) -> Arc<RoutingTable> {
+        let current = self.ctx.routing.load();
+        match self.table.take() {
+            Some(mine) if Arc::ptr_eq(&mine, &current) => mine,
+            _ => Arc::clone(&current),
+        }
+    }
+
+    async fn dispatch(&mut self, seq: u8, payload: BytesMut) -> Result<(), End> {
+        let table = self.take_table();
+        let result = self.dispatch_on(&table, seq, payload).await;
+        self.table = Some(table);
+        result
+    }
+
+    async fn dispatch_on(
+        &mut self,
+        table: &RoutingTable,
+        seq: u8,
+        mut payload: BytesMut,
+    ) -> Result<(), End> {
         let Some(&cmd) = payload.first() else {
             return self
                 .reply_error(seq, ClientError::UnknownCommand(COM_SLEEP))
@@ -381,13 +432,12 @@ impl Session {
         if let Some(err) = ClientError::for_command(cmd) {
             return self.reply_error(seq, err).await;
         }
-        let table = self.ctx.routing.load_full();
         match cmd {
             COM_QUIT => Err(End::ClientQuit),
-            COM_QUERY => self.query(&table, &payload, seq).await,
-            COM_CHANGE_USER => self.change_user(&table, &payload, seq).await,
+            COM_QUERY => self.query(table, &payload, seq).await,
+            COM_CHANGE_USER => self.change_user(table, &payload, seq).await,
             COM_INIT_DB | COM_SET_OPTION | COM_RESET_CONNECTION => {
-                self.broadcast(&table, &payload, seq, ResponseKind::Single)
+                self.broadcast(table, &payload, seq, ResponseKind::Single)
                     .await
             }
             COM_PING | COM_STATISTICS | COM_FIELD_LIST => {
@@ -397,18 +447,18 @@ impl Session {
                     ResponseKind::Single
                 };
                 let shard = self.session_shard();
-                self.run_on(&table, shard, &payload, seq, kind, false)
+                self.run_on(table, shard, &payload, seq, kind, false)
                     .await
                     .map(drop)
             }
-            COM_STMT_PREPARE => self.prepare(&table, &payload, seq).await,
-            COM_STMT_EXECUTE => self.execute(&table, &mut payload, seq).await,
+            COM_STMT_PREPARE => self.prepare(table, &payload, seq).await,
+            COM_STMT_EXECUTE => self.execute(table, &mut payload, seq).await,
             COM_STMT_SEND_LONG_DATA => {
                 self.statements.add_long_data(payload);
                 Ok(())
             }
-            COM_STMT_FETCH => self.fetch(&table, &mut payload, seq).await,
-            COM_STMT_RESET => self.reset_statement(&table, &payload, seq).await,
+            COM_STMT_FETCH => self.fetch(table, &mut payload, seq).await,
+            COM_STMT_RESET => self.reset_statement(table, &payload, seq).await,
             COM_STMT_CLOSE => self.close_statement(&payload).await,
             other => {
                 self.reply_error(seq, ClientError::UnknownCommand(other))
@@ -433,7 +483,7 @@ impl Session {
     /// Sends an ERR answering the command that ended with `seq`; closes the session if
     /// the error requires it.
     pub(super) async fn reply_error(&mut self, seq: u8, err: ClientError) -> Result<(), End> {
-        debug!(kind = err.kind(), error = %err, "statement refused");
+        debug!(parent: &self.span, kind = err.kind(), error = %err, "statement refused");
         self.refused = Some(err.kind());
         let closes = err.closes_connection();
         match send_error(&mut self.client, seq.wrapping_add(1), err).await {
@@ -686,7 +736,16 @@ impl Session {
                 .await);
         }
         self.current = shard;
-        match relay_response(&mut self.client, io, kind, seq, timeouts).await {
+        match relay_response(
+            &mut self.client,
+            io,
+            kind,
+            seq,
+            timeouts,
+            &mut self.watchdog,
+        )
+        .await
+        {
             Ok(status) => {
                 if let Some(status) = status {
                     self.note_status(shard, status);
@@ -700,7 +759,7 @@ impl Session {
             Err((err, position)) => {
                 let detail = err.to_string();
                 let timeout = matches!(err, RelayError::BackendTimeout(_));
-                warn!(shard = table.shard_name(shard), command = command::name(payload.first().copied().unwrap_or(0)), error = %detail, "relay failed");
+                warn!(parent: &self.span, shard = table.shard_name(shard), command = command::name(payload.first().copied().unwrap_or(0)), error = %detail, "relay failed");
                 if position.mid_packet {
                     // Part of a packet reached the client: an ERR would be garbage now.
                     self.backends.discard(shard);
@@ -1071,7 +1130,7 @@ impl Session {
         self.client
             .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
         self.client.flush().await.map_err(End::ClientGone)?;
-        debug!(user = %login.user, "user changed");
+        debug!(parent: &self.span, user = %login.user, "user changed");
         Ok(())
     }
 }

@@ -200,6 +200,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     }
 }
 
+impl PacketConn<tokio::net::TcpStream> {
+    /// Re-registers the socket with the calling thread's runtime, keeping buffered bytes.
+    pub fn rehome(self) -> io::Result<Self> {
+        let std = self.stream.into_std()?;
+        Ok(Self {
+            stream: tokio::net::TcpStream::from_std(std)?,
+            rbuf: self.rbuf,
+            wbuf: self.wbuf,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
