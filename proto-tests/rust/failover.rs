@@ -145,7 +145,12 @@ async fn current_master(url: &str, shard: &str) -> String {
 }
 
 fn start_router(cluster: &PrivateCluster, root: &str, url: &str) -> TestRouter {
-    let router = TestRouter::spawn(cluster.router_settings(root, ""));
+    start_router_with(cluster, root, url, "")
+}
+
+/// `start_router` with `extra` TOML appended to the config.
+fn start_router_with(cluster: &PrivateCluster, root: &str, url: &str, extra: &str) -> TestRouter {
+    let router = TestRouter::spawn(cluster.router_settings(root, extra));
     let (ok, out) = ctl(&[
         "topology",
         "init",
@@ -473,4 +478,94 @@ async fn rejoin_refuses_a_former_master_with_errant_transactions() {
         .unwrap_or_default()
         .to_string();
     assert!(line.contains("needs-rejoin"), "{out}");
+}
+
+/// A master at its max_connections refuses logins with ERR 1040: the pool waits for a
+/// connection to come free (up to pool.wait_ms) as it does when it is exhausted itself,
+/// instead of failing the client at once (a login storm then queues instead of failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_out_of_connections_makes_logins_wait_for_a_free_one() {
+    let cluster = PrivateCluster::start("maxconn");
+    let root = "/dbrouter/maxconn";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    // No health checker: its probes would take and free connection slots meanwhile. No
+    // idle connections either: a returned one is closed, and only a new login can follow.
+    let router = start_router_with(
+        &cluster,
+        root,
+        &url,
+        "\n[pool]\nmax_per_shard = 50\nmax_idle_per_shard = 0\nwait_ms = 4000\n\n[health]\ninterval_ms = 0\n",
+    );
+    // Keyless statements run on the global shard (shard2 here): the holder keeps a
+    // connection to its master.
+    let global = cluster.var("DBR_S2_MASTER");
+    let mut holder = router.app_conn(None).await;
+    holder.query_drop("SELECT 1").await.unwrap();
+    // Fill the master: its smallest max_connections (10), then direct connections of the
+    // service account until the master refuses one.
+    let (host, port) = global.rsplit_once(':').unwrap();
+    let opts_as = |user: &str, password: &str| {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(host.to_string())
+            .tcp_port(port.parse().unwrap())
+            .user(Some(user.to_string()))
+            .pass(Some(password.to_string()))
+    };
+    let admin_opts = opts_as("dbrouter_admin", "admin-secret");
+    let mut admin = Conn::new(admin_opts.clone()).await.unwrap();
+    admin
+        .query_drop("SET GLOBAL max_connections = 10")
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        match Conn::new(opts_as("dbrouter", "dbrouter-secret")).await {
+            Ok(c) => fillers.push(c),
+            Err(e) => {
+                assert_eq!(server_error(e).0, 1040);
+                break;
+            }
+        }
+        assert!(fillers.len() < 20, "the master never refused a connection");
+    }
+
+    let started = Instant::now();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        holder.disconnect().await.unwrap();
+    });
+    // The login needs a backend connection; the master refuses a new one (1040), so the
+    // login waits until the holder's connection is back in the pool.
+    let mut waiter = Conn::new(Opts::from(router.app_opts(None)))
+        .await
+        .expect("the login waits for a free connection");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "logged in after {:?}: the master was not full?",
+        started.elapsed(),
+    );
+    let v: Option<i64> = waiter.query_first("SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+    release.await.unwrap();
+
+    // Nothing comes free within pool.wait_ms: the master's refusal is reported, retryable.
+    let started = Instant::now();
+    let err = Conn::new(Opts::from(router.app_opts(None)))
+        .await
+        .unwrap_err();
+    let (code, _, msg) = server_error(err);
+    assert_eq!(code, 1053, "{msg}");
+    assert!(
+        msg.contains("Too many connections") && msg.contains("retry"),
+        "{msg}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(3500));
+    waiter.disconnect().await.unwrap();
+    drop(fillers);
+    let mut admin = Conn::new(admin_opts).await.unwrap();
+    admin
+        .query_drop("SET GLOBAL max_connections = 500")
+        .await
+        .unwrap();
 }

@@ -559,6 +559,47 @@ async fn exhausted_pool_gives_a_retryable_error() {
 }
 
 #[tokio::test]
+async fn pooled_connections_move_between_serving_threads() {
+    let user = "svc_threads";
+    fresh_service_user(user).await;
+    // One backend connection for everybody; two serving threads, which take new clients
+    // in turn when equally loaded: consecutive clients run on different threads and
+    // share the one pooled connection.
+    let mut settings = two_shards(&format!(
+        "{SHARDING}\n[pool]\nmax_per_shard = 1\nwait_ms = 3000\n"
+    ));
+    settings.service_user = user.into();
+    settings.service_password = "svc-secret".into();
+    settings.server_extra = "worker_threads = 2".into();
+    let router = TestRouter::start(settings);
+    let mut backend_ids = Vec::new();
+    for round in 0..6i64 {
+        let mut c = router.app_conn(Some("app")).await;
+        let id: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+        backend_ids.push(id);
+        for i in 0..20i64 {
+            let v: Option<i64> = c
+                .query_first(format!("SELECT {round} * 100 + {i}"))
+                .await
+                .unwrap();
+            assert_eq!(v, Some(round * 100 + i));
+        }
+        c.disconnect().await.unwrap();
+    }
+    backend_ids.dedup();
+    assert_eq!(
+        backend_ids.len(),
+        1,
+        "one pooled connection served all: {backend_ids:?}"
+    );
+    assert!(
+        router.log_text().contains("threads=2"),
+        "{}",
+        router.log_text()
+    );
+}
+
+#[tokio::test]
 async fn idle_logged_in_clients_hold_no_backend_connection() {
     let user = "svc_idle_login";
     fresh_service_user(user).await;

@@ -107,16 +107,6 @@ pub struct BackendConn {
     home: std::thread::ThreadId,
 }
 
-impl BackendError {
-    /// The server's error code, when the server refused with an ERR packet.
-    pub fn server_code(&self) -> Option<u16> {
-        match self {
-            BackendError::Server { error, .. } => Some(error.code),
-            _ => None,
-        }
-    }
-}
-
 impl BackendConn {
     /// Registers the socket with the calling thread's runtime if it lives on another
     /// thread's (a pooled connection last used by a session on another serving thread).

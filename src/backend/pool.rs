@@ -20,8 +20,19 @@ use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::read_response;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 
-/// MySQL's "Too many connections" (the server's max_connections is reached).
-const ER_CON_COUNT_ERROR: u16 = 1040;
+/// Whether a login was refused because the server or the service account is out of
+/// connections (1040 max_connections, 1203 max_user_connections, 1226 the account's
+/// MAX_USER_CONNECTIONS): a connection may come free, as in an exhausted pool.
+fn out_of_connections(e: &BackendError) -> bool {
+    match e {
+        BackendError::Server { error, .. } => match error.code {
+            1040 | 1203 => true,
+            1226 => error.message.contains("max_user_connections"),
+            _ => false,
+        },
+        _ => false,
+    }
+}
 use crate::protocol::packets::OK_HEADER;
 use crate::protocol::response::ResponseKind;
 
@@ -169,13 +180,10 @@ impl Pools {
                             _permit: permit,
                         })
                     }
-                    // The server is out of connections (its max_connections, shared with
-                    // other clients, is below pool.max_per_shard): as good as an exhausted
-                    // pool, so wait for a connection to come free, up to pool.wait_ms.
-                    Err(e @ BackendError::Server { .. })
-                        if e.server_code() == Some(ER_CON_COUNT_ERROR)
-                            && tokio::time::Instant::now() < deadline =>
-                    {
+                    // The server is out of connections (its limits, shared with other
+                    // clients, are below pool.max_per_shard): as good as an exhausted pool,
+                    // so wait for a connection to come free, up to pool.wait_ms.
+                    Err(e) if out_of_connections(&e) && tokio::time::Instant::now() < deadline => {
                         drop(permit);
                         refused = Some(e);
                     }
