@@ -98,6 +98,9 @@ def main():
     ap.add_argument("--out", required=True, help="TSV to append to (header written if new)")
     ap.add_argument("--log", required=True, help="where sysbench's output goes")
     ap.add_argument("--test", required=True)
+    ap.add_argument("--label", help="what the TSV's test column says (default: the test)")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="sysbench --rate: events per second over all threads (0: as fast as possible)")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--target", required=True)
     ap.add_argument("--repeat", type=int, required=True)
@@ -127,8 +130,8 @@ def main():
         f"--mysql-user={args.user}", f"--mysql-password={args.password}",
         f"--mysql-db={args.db}", f"--tables={args.tables}", f"--table-size={args.table_size}",
         f"--threads={args.threads}", f"--time={args.time}", "--events=0",
-        "--report-interval=0", "--histogram=on", "--percentile=99", "run",
-    ]
+        "--report-interval=0", "--histogram=on", "--percentile=99",
+    ] + ([f"--rate={args.rate}"] if args.rate > 0 else []) + ["run"]
 
     # Other people's builds and tests share this machine: wait (bounded) for a quiet second.
     quiet_t0 = time.monotonic()
@@ -209,7 +212,7 @@ def main():
         return None if ms is None else ms * 1000.0
 
     row = {
-        "test": args.test, "threads": args.threads, "target": args.target,
+        "test": args.label or args.test, "threads": args.threads, "target": args.target,
         "repeat": args.repeat, "status": status_s,
         "seconds": total_time if total_time else elapsed,
         "queries": int(queries) if queries else 0,
@@ -265,7 +268,7 @@ def main():
             f.write("\t".join(COLUMNS) + "\n")
         f.write("\t".join(fmt(row[c]) for c in COLUMNS) + "\n")
 
-    line = (f"{args.test:<18} {args.threads:>4} thr  {args.target:<8} #{args.repeat}  "
+    line = (f"{(args.label or args.test):<18} {args.threads:>4} thr  {args.target:<8} #{args.repeat}  "
             f"{status_s:<4} ")
     if ok:
         cpu = row["proxy_cpu_us_per_query"]
