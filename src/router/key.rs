@@ -27,7 +27,7 @@ pub const MAX_TABLES: usize = 8;
 /// Nesting depth of parentheses and CASE expressions the scanner follows.
 const MAX_DEPTH: usize = 32;
 /// Key columns one INSERT column list may name.
-const MAX_INSERT_KEYS: usize = 4;
+pub(super) const MAX_INSERT_KEYS: usize = 4;
 
 /// The configured names of shard-key columns (usually just "userid"), matched case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +57,13 @@ impl KeyColumns {
         if self.lengths & (1 << ident.len().min(63)) == 0 {
             return false;
         }
-        self.names
-            .iter()
-            .any(|n| n.len() == ident.len() && n.eq_ignore_ascii_case(ident))
+        // The names are lower-cased already.
+        self.names.iter().any(|n| {
+            n.len() == ident.len()
+                && n.iter()
+                    .zip(ident)
+                    .all(|(&a, &b)| a == b.to_ascii_lowercase())
+        })
     }
 }
 
@@ -267,7 +271,7 @@ pub struct Scan<'a> {
     /// Statement kind of the first statement.
     pub kind: StatementKind,
     keys: [KeyRef<'a>; MAX_KEYS],
-    key_len: u8,
+    pub(super) key_len: u8,
     tables: [&'a [u8]; MAX_TABLES],
     table_len: u8,
     /// More than [`MAX_TABLES`] distinct tables were named; only the first ones are kept.
@@ -284,7 +288,7 @@ pub struct Scan<'a> {
 
 impl Scan<'_> {
     #[inline(always)]
-    fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         Scan {
             kind: StatementKind::Other,
             keys: [KeyRef::Param(0); MAX_KEYS],
@@ -301,6 +305,11 @@ impl Scan<'_> {
 }
 
 impl<'a> Scan<'a> {
+    /// Back to [`Scan::empty`].
+    fn clear(&mut self) {
+        *self = Scan::empty();
+    }
+
     /// Distinct key occurrences in order of appearance (equal literals are kept once).
     pub fn keys(&self) -> &[KeyRef<'a>] {
         self.keys
@@ -315,7 +324,7 @@ impl<'a> Scan<'a> {
             .unwrap_or_default()
     }
 
-    fn push_key(&mut self, key: KeyRef<'a>) -> Result<(), KeyProblem> {
+    pub(super) fn push_key(&mut self, key: KeyRef<'a>) -> Result<(), KeyProblem> {
         if self.keys().contains(&key) {
             return Ok(());
         }
@@ -329,7 +338,7 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn push_table(&mut self, name: &'a [u8]) {
+    pub(super) fn push_table(&mut self, name: &'a [u8]) {
         if name.is_empty() || self.tables().contains(&name) {
             return;
         }
@@ -366,23 +375,52 @@ impl fmt::Debug for Scan<'_> {
     }
 }
 
+/// Same result, field by field (for the fast path's differential tests).
+#[cfg(test)]
+impl PartialEq for Scan<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.keys() == other.keys()
+            && self.tables() == other.tables()
+            && self.tables_truncated == other.tables_truncated
+            && self.from_hint == other.from_hint
+            && self.problem == other.problem
+            && self.placeholders == other.placeholders
+            && self.multi_statement == other.multi_statement
+    }
+}
+
 /// Scans one statement.
 pub fn scan<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
+    // Built in place (the result is ~0.5 KB), in the one variable returned.
+    let mut out = Scan::empty();
     if u32::try_from(sql.len()).is_err() {
         // Token positions are u32; MySQL packets stay far below 4 GiB anyway.
-        let mut out = Scan::empty();
         out.problem = Some(KeyProblem::TooComplex);
-        return out;
+    } else if super::fast::scan_into(sql, columns, &mut out).is_none() {
+        // Not one of the common simple shapes: the full scanner starts over.
+        out.clear();
+        scan_full_into(sql, columns, &mut out);
     }
+    out
+}
+
+/// The full scanner, without the fast path (statements shorter than 4 GiB).
+#[cfg(test)]
+pub(super) fn scan_full<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
+    let mut out = Scan::empty();
+    scan_full_into(sql, columns, &mut out);
+    out
+}
+
+fn scan_full_into<'a>(sql: &'a [u8], columns: &KeyColumns, out: &mut Scan<'a>) {
     // Built in place: the frame stack and the result are large enough that copying them
     // would cost more than scanning a short statement.
-    let mut out = Scan::empty();
     let mut frames = [Frame::ZERO; MAX_DEPTH];
-    let mut scanner = Scanner::new(sql, columns, &mut out, &mut frames);
+    let mut scanner = Scanner::new(sql, columns, out, &mut frames);
     scanner.leading_hints();
     scanner.run();
     scanner.finish();
-    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -402,7 +440,7 @@ const fn ident_table() -> [bool; 256] {
 }
 
 /// Bytes that may appear in an unquoted identifier (multi-byte UTF-8 included).
-static IDENT: [bool; 256] = ident_table();
+pub(super) static IDENT: [bool; 256] = ident_table();
 
 const C_OTHER: u8 = 0;
 /// Starts an identifier or keyword: an identifier byte that is not a digit, or a backtick.
@@ -424,12 +462,12 @@ const fn class_table() -> [u8; 256] {
 static CLASS: [u8; 256] = class_table();
 
 #[inline(always)]
-fn is_ident(b: u8) -> bool {
+pub(super) fn is_ident(b: u8) -> bool {
     IDENT[usize::from(b)]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     LParen,
     RParen,
     Comma,
@@ -451,13 +489,13 @@ enum Op {
 
 /// A byte range of the statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
+pub(super) struct Span {
+    pub(super) start: u32,
+    pub(super) end: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum T {
+pub(super) enum T {
     Kw(Kw, Span),
     /// An identifier (unquoted non-keyword, or backticked without the backticks);
     /// a qualified name `a.b.c` is reduced to its last part.
@@ -474,15 +512,15 @@ enum T {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Lexer<'a> {
-    s: &'a [u8],
-    pos: usize,
+pub(super) struct Lexer<'a> {
+    pub(super) s: &'a [u8],
+    pub(super) pos: usize,
     /// Inside `/*! … */` or `/*M! … */`, whose content is SQL.
-    exec: bool,
+    pub(super) exec: bool,
 }
 
 /// Index just past the `*/` closing a comment whose content starts at `from`.
-fn comment_end(s: &[u8], from: usize) -> Option<usize> {
+pub(super) fn comment_end(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while let Some(&c) = s.get(i) {
         if c == b'*' && s.get(i + 1) == Some(&b'/') {
@@ -499,7 +537,7 @@ fn dash_comment(s: &[u8], i: usize) -> bool {
 }
 
 #[inline(always)]
-fn span(start: usize, end: usize) -> Span {
+pub(super) fn span(start: usize, end: usize) -> Span {
     // `scan` refuses statements of 4 GiB or more, so positions fit in u32.
     Span {
         start: start as u32,
@@ -549,7 +587,7 @@ impl<'a> Lexer<'a> {
     }
 
     #[inline(always)]
-    fn next(&mut self) -> T {
+    pub(super) fn next(&mut self) -> T {
         let s = self.s;
         loop {
             // Whitespace and identifiers first: they are most of the bytes.
@@ -800,7 +838,7 @@ macro_rules! keywords {
     ($($name:ident = $text:literal,)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(u8)]
-        enum Kw { $($name,)* }
+        pub(super) enum Kw { $($name,)* }
 
         const KW_ALL: &[Kw] = &[$(Kw::$name,)*];
         const KW_TEXT: &[&[u8]] = &[$($text,)*];
@@ -821,20 +859,103 @@ const fn kw_table() -> [u8; 1 << KW_HASH_BITS] {
 
 static KW_TABLE: [u8; 1 << KW_HASH_BITS] = kw_table();
 
+/// A byte's bit in the masks below (case-folded; any byte has one).
 #[inline(always)]
-fn keyword(w: &[u8]) -> Option<Kw> {
+const fn kw_bit(b: u8) -> u32 {
+    1 << ((b | 0x20).wrapping_sub(b'a') & 31)
+}
+
+/// For each length, the bits of the keywords' first bytes and of their last bytes: most
+/// names fail this cheap test before the hash.
+const fn kw_ends() -> [(u32, u32); 17] {
+    let mut t = [(0, 0); 17];
+    let mut i = 0;
+    while i < KW_TEXT.len() {
+        let w = KW_TEXT[i];
+        let n = w.len();
+        t[n].0 |= kw_bit(w[0]);
+        t[n].1 |= kw_bit(w[n - 1]);
+        i += 1;
+    }
+    t
+}
+
+static KW_ENDS: [(u32, u32); 17] = kw_ends();
+
+/// A 2- to 16-byte word as two overlapping little-endian integers (its first and last 2, 4
+/// or 8 bytes), every byte `| 0x20`: two words of the same length give the same pair
+/// exactly when every byte is equal after `| 0x20` (which folds ASCII case and maps no
+/// other identifier byte to a letter).
+#[inline(always)]
+fn kw_fold(w: &[u8]) -> Option<(u64, u64)> {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let n = w.len();
+    let (a, b) = if n >= 8 {
+        (
+            u64::from_le_bytes(w.get(..8)?.try_into().ok()?),
+            u64::from_le_bytes(w.get(n - 8..)?.try_into().ok()?),
+        )
+    } else if n >= 4 {
+        (
+            u64::from(u32::from_le_bytes(w.get(..4)?.try_into().ok()?)),
+            u64::from(u32::from_le_bytes(w.get(n - 4..)?.try_into().ok()?)),
+        )
+    } else {
+        (
+            u64::from(u16::from_le_bytes(w.get(..2)?.try_into().ok()?)),
+            u64::from(u16::from_le_bytes(
+                w.get(n.checked_sub(2)?..)?.try_into().ok()?,
+            )),
+        )
+    };
+    Some((a | FOLD, b | FOLD))
+}
+
+/// [`kw_fold`] of every keyword, with its length.
+const fn kw_folded() -> [(usize, u64, u64); KW_TEXT.len()] {
+    let mut t = [(0, 0, 0); KW_TEXT.len()];
+    let mut i = 0;
+    while i < KW_TEXT.len() {
+        let w = KW_TEXT[i];
+        let n = w.len();
+        let width = if n >= 8 {
+            8
+        } else if n >= 4 {
+            4
+        } else {
+            2
+        };
+        let (mut a, mut b) = (0x2020_2020_2020_2020u64, 0x2020_2020_2020_2020u64);
+        let mut j = 0;
+        while j < width {
+            a |= ((w[j] | 0x20) as u64) << (8 * j);
+            b |= ((w[n - width + j] | 0x20) as u64) << (8 * j);
+            j += 1;
+        }
+        t[i] = (n, a, b);
+        i += 1;
+    }
+    t
+}
+
+static KW_FOLDED: [(usize, u64, u64); KW_TEXT.len()] = kw_folded();
+
+/// A keyword's identity, case-insensitively; None for any other word.
+#[inline(always)]
+pub(super) fn keyword(w: &[u8]) -> Option<Kw> {
     let n = w.len();
     let (&[first, second, ..], &[.., before_last, last]) = (w, w) else {
         return None;
     };
-    if n > 16 {
+    // Most names fail this cheap test, before the hash.
+    let &(firsts, lasts) = KW_ENDS.get(n)?;
+    if firsts & kw_bit(first) == 0 || lasts & kw_bit(last) == 0 {
         return None;
     }
-    let slot = *KW_TABLE.get(kw_hash(first, second, before_last, last, n))?;
-    let text = KW_TEXT.get(usize::from(slot))?;
-    let same = text.len() == n && w.iter().zip(text.iter()).all(|(a, b)| a | 0x20 == b | 0x20);
-    if same {
-        KW_ALL.get(usize::from(slot)).copied()
+    let slot = usize::from(*KW_TABLE.get(kw_hash(first, second, before_last, last, n))?);
+    let &(len, a, b) = KW_FOLDED.get(slot)?;
+    if len == n && kw_fold(w)? == (a, b) {
+        KW_ALL.get(slot).copied()
     } else {
         None
     }
@@ -958,9 +1079,16 @@ impl Kw {
 // Literal values.
 
 /// A non-empty run of ASCII digits as a key: Int, or Str of the digits when beyond u64.
-fn digits_value(d: &[u8]) -> KeyValue<'_> {
+pub(super) fn digits_value(d: &[u8]) -> KeyValue<'_> {
     let zeros = d.iter().take_while(|&&c| c == b'0').count();
     let d = d.get(zeros..).unwrap_or_default();
+    if d.len() <= 19 {
+        // Below 10^19 < u64::MAX: no overflow.
+        let v = d
+            .iter()
+            .fold(0u64, |v, &c| v * 10 + u64::from(c.wrapping_sub(b'0')));
+        return KeyValue::Int(v);
+    }
     let mut v: u64 = 0;
     for &c in d {
         match v
@@ -1021,7 +1149,7 @@ fn numeric_text(s: &[u8]) -> bool {
     i == s.len()
 }
 
-fn string_value(s: &[u8], escaped: bool) -> Result<KeyValue<'_>, KeyProblem> {
+pub(super) fn string_value(s: &[u8], escaped: bool) -> Result<KeyValue<'_>, KeyProblem> {
     if escaped {
         return Err(KeyProblem::EscapedString);
     }
@@ -1137,6 +1265,47 @@ fn cond_boundary(t: T, comma_ends: bool) -> bool {
                 | Kw::Fetch
         ),
         _ => false,
+    }
+}
+
+/// What the content of a leading `/* … */` comment says.
+pub(super) enum Hint<'a> {
+    /// An ordinary comment.
+    Comment,
+    /// A valid key hint.
+    Key(KeyValue<'a>),
+    /// Starts like a hint (`userid =`) and then goes wrong: a mistake, reported.
+    Malformed,
+}
+
+/// `<keycol> = <value>` with optional spaces; anything else is not a hint, except a
+/// comment that starts like one (`userid =`) and then goes wrong: that is a mistake.
+pub(super) fn parse_hint<'a>(c: &'a [u8], cols: &KeyColumns) -> Hint<'a> {
+    let c = c.trim_ascii();
+    let n = c.iter().take_while(|&&b| is_ident(b)).count();
+    let (name, rest) = c.split_at(n);
+    if n == 0 || !cols.contains(name) {
+        return Hint::Comment;
+    }
+    let Some(rest) = rest.trim_ascii_start().strip_prefix(b"=") else {
+        return Hint::Comment;
+    };
+    let v = rest.trim_ascii();
+    let value = match v.first() {
+        Some(b'0'..=b'9') if all_digits(v) => Ok(digits_value(v)),
+        Some(&q @ (b'\'' | b'"')) if v.len() >= 2 && v.last() == Some(&q) => {
+            let inner = v.get(1..v.len() - 1).unwrap_or_default();
+            if inner.contains(&q) {
+                Err(KeyProblem::MalformedHint)
+            } else {
+                string_value(inner, inner.contains(&b'\\'))
+            }
+        }
+        _ => Err(KeyProblem::MalformedHint),
+    };
+    match value {
+        Ok(v) => Hint::Key(v),
+        Err(_) => Hint::Malformed,
     }
 }
 
@@ -1440,34 +1609,11 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
         self.hint_keys = self.out.key_len;
     }
 
-    /// `<keycol> = <value>` with optional spaces; anything else is not a hint, except a
-    /// comment that starts like one (`userid =`) and then goes wrong: that is a mistake.
     fn hint(&mut self, c: &'a [u8]) {
-        let c = c.trim_ascii();
-        let n = c.iter().take_while(|&&b| is_ident(b)).count();
-        let (name, rest) = c.split_at(n);
-        if n == 0 || !self.cols.contains(name) {
-            return;
-        }
-        let Some(rest) = rest.trim_ascii_start().strip_prefix(b"=") else {
-            return;
-        };
-        let v = rest.trim_ascii();
-        let value = match v.first() {
-            Some(b'0'..=b'9') if all_digits(v) => Ok(digits_value(v)),
-            Some(&q @ (b'\'' | b'"')) if v.len() >= 2 && v.last() == Some(&q) => {
-                let inner = v.get(1..v.len() - 1).unwrap_or_default();
-                if inner.contains(&q) {
-                    Err(KeyProblem::MalformedHint)
-                } else {
-                    string_value(inner, inner.contains(&b'\\'))
-                }
-            }
-            _ => Err(KeyProblem::MalformedHint),
-        };
-        match value {
-            Ok(v) => self.add_key(KeyRef::Literal(v)),
-            Err(_) => self.hint_bad = true,
+        match parse_hint(c, self.cols) {
+            Hint::Key(v) => self.add_key(KeyRef::Literal(v)),
+            Hint::Malformed => self.hint_bad = true,
+            Hint::Comment => {}
         }
     }
 
@@ -2184,7 +2330,24 @@ mod tests {
     }
 
     fn sc(sql: &str) -> Scan<'_> {
-        scan(sql.as_bytes(), &cols())
+        checked_scan(sql.as_bytes(), &cols())
+    }
+
+    /// `scan`, after checking that the fast path either gives up or agrees with the full
+    /// scanner (every statement of these tests goes through here).
+    fn checked_scan<'a>(sql: &'a [u8], cols: &KeyColumns) -> Scan<'a> {
+        let full = scan_full(sql, cols);
+        if let Some(fast) = super::super::fast::scan(sql, cols) {
+            assert_eq!(
+                fast,
+                full,
+                "fast path on {:?}",
+                String::from_utf8_lossy(sql)
+            );
+        }
+        let r = scan(sql, cols);
+        assert_eq!(r, full, "{:?}", String::from_utf8_lossy(sql));
+        r
     }
 
     fn int(n: u64) -> KeyRef<'static> {
@@ -3385,7 +3548,10 @@ mod tests {
         assert!(!c.contains(b"user"));
         assert!(!c.contains(b""));
         let none = KeyColumns::new(Vec::<String>::new());
-        assert_eq!(scan(b"SELECT * FROM t WHERE userid = 1", &none).keys(), &[]);
+        assert_eq!(
+            checked_scan(b"SELECT * FROM t WHERE userid = 1", &none).keys(),
+            &[]
+        );
     }
 
     /// Deterministic xorshift64*.
@@ -3503,7 +3669,7 @@ mod tests {
                     buf.extend_from_slice(PIECES[rng.below(PIECES.len())]);
                 }
             }
-            let r = scan(&buf, &c);
+            let r = checked_scan(&buf, &c);
             assert!(r.keys().len() <= MAX_KEYS);
             assert!(r.tables().len() <= MAX_TABLES);
             if r.from_hint {

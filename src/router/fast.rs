@@ -1,0 +1,1187 @@
+//! The shard-key scanner's fast path: a small recognizer for the common, simple statement
+//! shapes that returns exactly the [`Scan`] the full scanner ([`super::key`]) would
+//! return, or gives up (`None`) at the first thing it is not sure about; [`key::scan`]
+//! then runs the full scanner. It never decides anything the full scanner would not.
+//!
+//! What it owns (one statement, optionally after one leading `/* … */` comment, which may
+//! be a key hint, and followed by `;`s):
+//!
+//! - `SELECT <list> [FROM <tables> [WHERE <condition>]] [<tail>]`
+//! - `UPDATE <tables> SET col = <expr>, … [WHERE <condition>] [<tail>]`
+//! - `DELETE FROM <tables> [WHERE <condition>] [<tail>]`
+//! - `INSERT|REPLACE [INTO] t (col, …) VALUES|VALUE (<expr>, …), …`
+//!
+//! where `<tables>` are `t [[AS] alias]` joined by commas or `[LEFT|INNER|…] JOIN … [ON
+//! <condition>]`; a `<condition>` is conjuncts joined by AND, each either a key conjunct
+//! `key = literal` / `key IN (literal, …)` (a literal is an unsigned integer, a plain
+//! string or `?`) or a plain expression that does not mention a key column; `<tail>` is
+//! ORDER BY, GROUP BY, LIMIT, FOR UPDATE, LOCK IN SHARE MODE. A plain expression is made
+//! of names, numbers, plain strings, `?`, comparison and arithmetic operators, balanced
+//! parentheses, and the keywords NULL, TRUE, FALSE, DEFAULT, IS, NOT, LIKE, IN.
+//!
+//! Everything else gives up: other comments, backticks, escaped strings, `@`, `/`, OR,
+//! XOR, BETWEEN, CASE, subqueries, HAVING, UNION, USING, INSERT … SET / SELECT / ON
+//! DUPLICATE KEY, several statements, and any mention of a key column that is not one
+//! of the shapes above (these are the cases where the full scanner reports a problem or
+//! needs its frame stack). Its tokens are those of the full lexer, checked by a test.
+
+use super::key::{
+    self, Hint, KeyColumns, KeyRef, Kw, Op, Scan, Span, StatementKind, MAX_INSERT_KEYS, T,
+};
+
+/// Parentheses nest at most this deep in a fast-path expression.
+const MAX_PARENS: u32 = 8;
+
+/// Scans `sql` if it has one of the simple shapes, with the same result as the full
+/// scanner; `None` when it does not (the caller then runs the full scanner).
+#[cfg(test)]
+pub(super) fn scan<'a>(sql: &'a [u8], cols: &KeyColumns) -> Option<Scan<'a>> {
+    let mut out = Scan::empty();
+    scan_into(sql, cols, &mut out).map(|()| out)
+}
+
+/// [`scan`] into `out`, which must be [`Scan::empty`]; after `None` it holds a partial result.
+#[inline(always)]
+pub(super) fn scan_into<'a>(sql: &'a [u8], cols: &KeyColumns, out: &mut Scan<'a>) -> Option<()> {
+    let mut f = Fast {
+        lx: Lexer { s: sql, pos: 0 },
+        cols,
+        out,
+        param: 0,
+    };
+    let hinted = f.leading_hint()?;
+    let end = match f.next()? {
+        T::Kw(Kw::Select, _) => {
+            f.out.kind = StatementKind::Select;
+            f.select()?
+        }
+        T::Kw(Kw::Update, _) => {
+            f.out.kind = StatementKind::Update;
+            f.update()?
+        }
+        T::Kw(Kw::Delete, _) => {
+            f.out.kind = StatementKind::Delete;
+            f.delete()?
+        }
+        T::Kw(Kw::Insert, _) => {
+            f.out.kind = StatementKind::Insert;
+            f.insert()?
+        }
+        T::Kw(Kw::Replace, _) => {
+            f.out.kind = StatementKind::Replace;
+            f.insert()?
+        }
+        _ => return None,
+    };
+    // Only `;`s may follow: another statement is the full scanner's business.
+    let mut t = end;
+    while matches!(t, T::Op(Op::Semi)) {
+        t = f.next()?;
+    }
+    if !matches!(t, T::End) {
+        return None;
+    }
+    if hinted {
+        // As the full scanner: the hint's key alone, and no problem.
+        f.out.key_len = 1;
+        f.out.from_hint = true;
+        f.out.problem = None;
+    }
+    Some(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Lexer: the full lexer's tokens for the plain subset of SQL, `None` for anything else.
+
+struct Lexer<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+const fn word_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'_';
+        i += 1;
+    }
+    t
+}
+
+/// Bytes of a fast-path identifier: ASCII letters, digits, `_`.
+static WORD: [bool; 256] = word_table();
+
+#[inline(always)]
+fn word_byte(b: u8) -> bool {
+    WORD[usize::from(b)]
+}
+
+impl<'a> Lexer<'a> {
+    #[inline(always)]
+    fn text(&self, sp: Span) -> &'a [u8] {
+        self.s
+            .get(sp.start as usize..sp.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Index of the first byte at or after `i` that is not a word byte.
+    #[inline(always)]
+    fn word_end(&self, mut i: usize) -> usize {
+        while self.s.get(i).is_some_and(|&c| word_byte(c)) {
+            i += 1;
+        }
+        i
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<T> {
+        let s = self.s;
+        let mut i = self.pos;
+        let b = loop {
+            match s.get(i) {
+                Some(&b) if b <= b' ' => i += 1,
+                Some(&b) => break b,
+                None => {
+                    self.pos = i;
+                    return Some(T::End);
+                }
+            }
+        };
+        let n1 = s.get(i + 1).copied();
+        let (t, len) = match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => return self.word(i),
+            b'0'..=b'9' => return self.number(i),
+            b'\'' | b'"' => return self.string(i, b),
+            b'?' => (T::Param, 1),
+            b'(' => (T::Op(Op::LParen), 1),
+            b')' => (T::Op(Op::RParen), 1),
+            b',' => (T::Op(Op::Comma), 1),
+            b';' => (T::Op(Op::Semi), 1),
+            b'=' => (T::Op(Op::Eq), 1),
+            b'+' => (T::Op(Op::Plus), 1),
+            b'*' => (T::Op(Op::Other), 1),
+            b'<' => match (n1, s.get(i + 2)) {
+                (Some(b'='), Some(b'>')) => (T::Op(Op::NullEq), 3),
+                (Some(b'='), _) => (T::Op(Op::Le), 2),
+                (Some(b'>'), _) => (T::Op(Op::Ne), 2),
+                (Some(b'<'), _) => return None,
+                _ => (T::Op(Op::Lt), 1),
+            },
+            b'>' => match n1 {
+                Some(b'=') => (T::Op(Op::Ge), 2),
+                Some(b'>') => return None,
+                _ => (T::Op(Op::Gt), 1),
+            },
+            b'!' if n1 == Some(b'=') => (T::Op(Op::Ne), 2),
+            // `--` may start a comment, `->` is JSON: not ours.
+            b'-' if !matches!(n1, Some(b'-' | b'>')) => (T::Op(Op::Minus), 1),
+            _ => return None,
+        };
+        self.pos = i + len;
+        Some(t)
+    }
+
+    /// A keyword or a name; `a.b.c` is the name `c`.
+    #[inline(always)]
+    fn word(&mut self, start: usize) -> Option<T> {
+        let mut end = self.word_end(start + 1);
+        let mut sp = key::span(start, end);
+        let mut qualified = false;
+        while self.s.get(end) == Some(&b'.') {
+            let part = end + 1;
+            if !self.s.get(part).is_some_and(|&c| word_byte(c)) {
+                return None;
+            }
+            end = self.word_end(part + 1);
+            sp = key::span(part, end);
+            qualified = true;
+        }
+        // `$` and non-ASCII bytes continue an identifier in MySQL: not ours.
+        if self.s.get(end).is_some_and(|&c| key::is_ident(c)) {
+            return None;
+        }
+        self.pos = end;
+        if !qualified {
+            if let Some(k) = key::keyword(self.s.get(start..end).unwrap_or_default()) {
+                return Some(T::Kw(k, sp));
+            }
+        }
+        Some(T::Name(sp))
+    }
+
+    /// A run of digits (not `1.5`, `1e3`, `0x1F`, `1abc`).
+    #[inline(always)]
+    fn number(&mut self, start: usize) -> Option<T> {
+        let mut end = start + 1;
+        while self.s.get(end).is_some_and(u8::is_ascii_digit) {
+            end += 1;
+        }
+        if self
+            .s
+            .get(end)
+            .is_some_and(|&c| c == b'.' || key::is_ident(c))
+        {
+            return None;
+        }
+        self.pos = end;
+        Some(T::Num(key::span(start, end)))
+    }
+
+    /// A closed string without backslashes or doubled quotes.
+    #[inline(always)]
+    fn string(&mut self, start: usize, q: u8) -> Option<T> {
+        let body = start + 1;
+        let rest = self.s.get(body..)?;
+        let close = body + rest.iter().position(|&c| c == q || c == b'\\')?;
+        if self.s.get(close) != Some(&q) || self.s.get(close + 1) == Some(&q) {
+            return None;
+        }
+        self.pos = close + 1;
+        Some(T::Str(key::span(body, close), false))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The recognizer: one method per clause, each returning the token that ended it.
+
+struct Fast<'a, 'c, 'o> {
+    lx: Lexer<'a>,
+    cols: &'c KeyColumns,
+    out: &'o mut Scan<'a>,
+    /// Index of the last `?` read.
+    param: u16,
+}
+
+fn is_kw(t: T, k: Kw) -> bool {
+    matches!(t, T::Kw(x, _) if x == k)
+}
+
+/// Keywords that may appear inside a plain expression (the full scanner ignores them
+/// there).
+fn value_keyword(k: Kw) -> bool {
+    matches!(
+        k,
+        Kw::Null | Kw::True | Kw::False | Kw::Default | Kw::Is | Kw::Not | Kw::Like | Kw::In
+    )
+}
+
+/// Tokens that may end a key conjunct `key = 5`: where the full scanner's condition
+/// boundary and what this recognizer accepts next agree. `on`: an ON condition.
+fn cond_end(t: T, on: bool) -> bool {
+    match t {
+        T::End | T::Op(Op::Semi) => true,
+        T::Op(Op::Comma) => on,
+        T::Kw(k, _) => {
+            matches!(
+                k,
+                Kw::And | Kw::Order | Kw::Group | Kw::Limit | Kw::For | Kw::Lock
+            ) || (on
+                && matches!(
+                    k,
+                    Kw::Join
+                        | Kw::StraightJoin
+                        | Kw::Inner
+                        | Kw::Cross
+                        | Kw::Left
+                        | Kw::Right
+                        | Kw::Natural
+                        | Kw::Where
+                        | Kw::Set
+                ))
+        }
+        _ => false,
+    }
+}
+
+impl<'a> Fast<'a, '_, '_> {
+    /// The next token; counts `?` placeholders.
+    #[inline(always)]
+    fn next(&mut self) -> Option<T> {
+        let t = self.lx.next()?;
+        if matches!(t, T::Param) {
+            self.param = self.out.placeholders;
+            self.out.placeholders = self.param.saturating_add(1);
+        }
+        Some(t)
+    }
+
+    fn is_key(&self, t: T) -> bool {
+        matches!(t, T::Name(n) if self.cols.contains(self.lx.text(n)))
+    }
+
+    fn add_key(&mut self, k: KeyRef<'a>) {
+        if let Err(p) = self.out.push_key(k) {
+            self.out.problem.get_or_insert(p);
+        }
+    }
+
+    /// A key literal: an unsigned integer, a plain string that is no other number, `?`.
+    fn key_value(&self, t: T) -> Option<KeyRef<'a>> {
+        match t {
+            // The lexer's numbers are all digits.
+            T::Num(n) => Some(KeyRef::Literal(key::digits_value(self.lx.text(n)))),
+            T::Str(c, escaped) => key::string_value(self.lx.text(c), escaped)
+                .ok()
+                .map(KeyRef::Literal),
+            T::Param => Some(KeyRef::Param(self.param)),
+            _ => None,
+        }
+    }
+
+    /// At most one leading `/* … */` comment; returns whether it is a key hint.
+    fn leading_hint(&mut self) -> Option<bool> {
+        let s = self.lx.s;
+        let mut i = 0;
+        while s.get(i).is_some_and(|&c| c <= b' ') {
+            i += 1;
+        }
+        if s.get(i) != Some(&b'/') || s.get(i + 1) != Some(&b'*') {
+            return Some(false);
+        }
+        // `/*! … */` and `/*M! … */` hold SQL.
+        if s.get(i + 2) == Some(&b'!')
+            || (s.get(i + 2) == Some(&b'M') && s.get(i + 3) == Some(&b'!'))
+        {
+            return None;
+        }
+        let end = key::comment_end(s, i + 2)?;
+        self.lx.pos = end;
+        match key::parse_hint(s.get(i + 2..end - 2)?, self.cols) {
+            Hint::Comment => Some(false),
+            Hint::Key(v) => {
+                self.add_key(KeyRef::Literal(v));
+                Some(true)
+            }
+            Hint::Malformed => None,
+        }
+    }
+
+    /// A plain expression starting with `t`, up to (and returning) the first keyword
+    /// other than a value keyword, `,`, `)`, `;` or the end, outside parentheses.
+    /// `keys`: key columns may appear (where the full scanner ignores them).
+    fn expr(&mut self, t: T, keys: bool) -> Option<T> {
+        let depth = match t {
+            T::Name(_) if !keys && self.is_key(t) => return None,
+            T::Kw(k, _) if value_keyword(k) => 0,
+            T::Op(Op::LParen) => 1,
+            T::Kw(..) | T::Op(Op::Comma | Op::RParen | Op::Semi) | T::End => return Some(t),
+            T::Name(_) | T::Num(_) | T::Str(..) | T::Param | T::Op(_) => 0,
+            T::Var | T::Bad => return None,
+        };
+        self.expr_rest(depth, keys)
+    }
+
+    /// The rest of an expression (see [`Fast::expr`]) inside `depth` parentheses: the
+    /// lexer's work inlined, with what an expression ignores (spaces, names, numbers,
+    /// strings, `?`, operators, parentheses and commas inside them) passed over here.
+    fn expr_rest(&mut self, mut depth: u32, keys: bool) -> Option<T> {
+        let s = self.lx.s;
+        let mut i = self.lx.pos;
+        loop {
+            let Some(&b) = s.get(i) else {
+                self.lx.pos = i;
+                return (depth == 0).then_some(T::End);
+            };
+            match b {
+                0..=b' ' => i += 1,
+                b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                    let t = self.lx.word(i)?;
+                    match t {
+                        T::Kw(k, _) if !value_keyword(k) => return (depth == 0).then_some(t),
+                        T::Name(_) if !keys && self.is_key(t) => return None,
+                        _ => {}
+                    }
+                    i = self.lx.pos;
+                }
+                b'0'..=b'9' => {
+                    self.lx.number(i)?;
+                    i = self.lx.pos;
+                }
+                b'\'' | b'"' => {
+                    self.lx.string(i, b)?;
+                    i = self.lx.pos;
+                }
+                b'?' => {
+                    self.out.placeholders = self.out.placeholders.saturating_add(1);
+                    i += 1;
+                }
+                b'(' => {
+                    depth += 1;
+                    if depth > MAX_PARENS {
+                        return None;
+                    }
+                    i += 1;
+                }
+                b')' | b',' if depth > 0 => {
+                    depth -= u32::from(b == b')');
+                    i += 1;
+                }
+                b')' | b',' | b';' => {
+                    self.lx.pos = i;
+                    return if depth == 0 { self.lx.next() } else { None };
+                }
+                _ => {
+                    // Operators: the lexer knows which ones are ours.
+                    self.lx.pos = i;
+                    if !matches!(self.lx.next()?, T::Op(_)) {
+                        return None;
+                    }
+                    i = self.lx.pos;
+                }
+            }
+        }
+    }
+
+    /// A WHERE (or, `on`, ON) condition: conjuncts joined by AND. Returns the token after it.
+    fn condition(&mut self, on: bool) -> Option<T> {
+        loop {
+            let t = self.next()?;
+            let end = if self.is_key(t) {
+                self.key_conjunct(on)?
+            } else {
+                self.expr(t, false)?
+            };
+            if !is_kw(end, Kw::And) {
+                return Some(end);
+            }
+        }
+    }
+
+    /// After a key column at the start of a conjunct: `= literal` or `IN (literal, …)`,
+    /// then the end of the conjunct. Returns the token after it.
+    fn key_conjunct(&mut self, on: bool) -> Option<T> {
+        match self.next()? {
+            T::Op(Op::Eq | Op::NullEq) => {
+                let v = self.next()?;
+                let k = self.key_value(v)?;
+                let end = self.next()?;
+                if !cond_end(end, on) {
+                    return None;
+                }
+                self.add_key(k);
+                Some(end)
+            }
+            T::Kw(Kw::In, _) => {
+                if !matches!(self.next()?, T::Op(Op::LParen)) {
+                    return None;
+                }
+                loop {
+                    let v = self.next()?;
+                    let k = self.key_value(v)?;
+                    self.add_key(k);
+                    match self.next()? {
+                        T::Op(Op::Comma) => {}
+                        T::Op(Op::RParen) => break,
+                        _ => return None,
+                    }
+                }
+                let end = self.next()?;
+                cond_end(end, on).then_some(end)
+            }
+            _ => None,
+        }
+    }
+
+    /// Table references: `t [[AS] alias] [ON condition]`, separated by commas and joins.
+    /// Returns the token after them.
+    fn tables(&mut self) -> Option<T> {
+        loop {
+            let T::Name(name) = self.next()? else {
+                return None;
+            };
+            self.out.push_table(self.lx.text(name));
+            let mut t = self.next()?;
+            if is_kw(t, Kw::As) {
+                t = self.next()?;
+                if !matches!(t, T::Name(_)) {
+                    return None;
+                }
+                t = self.next()?;
+            } else if matches!(t, T::Name(_)) {
+                t = self.next()?;
+            }
+            if is_kw(t, Kw::On) {
+                t = self.condition(true)?;
+            }
+            let mut join_words = false;
+            while let T::Kw(
+                Kw::Inner | Kw::Cross | Kw::Left | Kw::Right | Kw::Natural | Kw::Outer,
+                _,
+            ) = t
+            {
+                join_words = true;
+                t = self.next()?;
+            }
+            match t {
+                T::Kw(Kw::Join | Kw::StraightJoin, _) => {}
+                T::Op(Op::Comma) if !join_words => {}
+                _ if join_words => return None,
+                _ => return Some(t),
+            }
+        }
+    }
+
+    /// ORDER BY, GROUP BY, LIMIT, FOR UPDATE …: plain expressions where key columns are
+    /// ignored. Returns the token after them.
+    fn tail(&mut self, mut t: T) -> Option<T> {
+        // Only these leave the condition (DESC, UPDATE would not).
+        if !matches!(
+            t,
+            T::Kw(Kw::Order | Kw::Group | Kw::Limit | Kw::For | Kw::Lock, _)
+        ) {
+            return Some(t);
+        }
+        while let T::Kw(
+            Kw::Order | Kw::Group | Kw::Limit | Kw::Desc | Kw::For | Kw::Update | Kw::Lock,
+            _,
+        ) = t
+        {
+            // Comma-separated expressions after the keyword.
+            loop {
+                let n = self.next()?;
+                t = self.expr(n, true)?;
+                if !matches!(t, T::Op(Op::Comma)) {
+                    break;
+                }
+            }
+        }
+        Some(t)
+    }
+
+    /// After SELECT.
+    fn select(&mut self) -> Option<T> {
+        let mut t;
+        loop {
+            let n = self.next()?;
+            t = self.expr(n, true)?;
+            if !(matches!(t, T::Op(Op::Comma)) || is_kw(t, Kw::As)) {
+                break;
+            }
+        }
+        if !is_kw(t, Kw::From) {
+            return Some(t);
+        }
+        t = self.tables()?;
+        if is_kw(t, Kw::Where) {
+            t = self.condition(false)?;
+        }
+        self.tail(t)
+    }
+
+    /// After UPDATE.
+    fn update(&mut self) -> Option<T> {
+        if !is_kw(self.tables()?, Kw::Set) {
+            return None;
+        }
+        let mut t;
+        loop {
+            // `col = expr`: assigning a key column is a problem, for the full scanner.
+            let target = self.next()?;
+            if !matches!(target, T::Name(_)) || self.is_key(target) {
+                return None;
+            }
+            if !matches!(self.next()?, T::Op(Op::Eq)) {
+                return None;
+            }
+            let v = self.next()?;
+            t = self.expr(v, true)?;
+            if !matches!(t, T::Op(Op::Comma)) {
+                break;
+            }
+        }
+        if is_kw(t, Kw::Where) {
+            t = self.condition(false)?;
+        }
+        self.tail(t)
+    }
+
+    /// After DELETE.
+    fn delete(&mut self) -> Option<T> {
+        if !is_kw(self.next()?, Kw::From) {
+            return None;
+        }
+        let mut t = self.tables()?;
+        if is_kw(t, Kw::Where) {
+            t = self.condition(false)?;
+        }
+        self.tail(t)
+    }
+
+    /// After INSERT or REPLACE: the table, the column list, the rows.
+    fn insert(&mut self) -> Option<T> {
+        let mut t = self.next()?;
+        if is_kw(t, Kw::Into) {
+            t = self.next()?;
+        }
+        let T::Name(table) = t else {
+            return None;
+        };
+        self.out.push_table(self.lx.text(table));
+        // Positions of the key columns in the column list.
+        let mut keys = [0u16; MAX_INSERT_KEYS];
+        let mut n_keys = 0;
+        if !matches!(self.next()?, T::Op(Op::LParen)) {
+            return None;
+        }
+        let mut col = 0u16;
+        loop {
+            let c = self.next()?;
+            if !matches!(c, T::Name(_)) {
+                return None;
+            }
+            if self.is_key(c) {
+                // More key columns than the full scanner follows: a problem there.
+                *keys.get_mut(n_keys)? = col;
+                n_keys += 1;
+            }
+            match self.next()? {
+                T::Op(Op::Comma) => col = col.saturating_add(1),
+                T::Op(Op::RParen) => break,
+                _ => return None,
+            }
+        }
+        let keys = keys.get(..n_keys)?;
+        let last_key = keys.iter().max().copied();
+        if !matches!(self.next()?, T::Kw(Kw::Values | Kw::Value, _)) {
+            return None;
+        }
+        loop {
+            if !matches!(self.next()?, T::Op(Op::LParen)) {
+                return None;
+            }
+            let mut col = 0u16;
+            loop {
+                let t = self.next()?;
+                let end = if keys.contains(&col) {
+                    let k = self.key_value(t)?;
+                    let end = self.next()?;
+                    if !matches!(end, T::Op(Op::Comma | Op::RParen)) {
+                        return None;
+                    }
+                    self.add_key(k);
+                    end
+                } else {
+                    self.expr(t, true)?
+                };
+                match end {
+                    T::Op(Op::Comma) => col = col.saturating_add(1),
+                    T::Op(Op::RParen) => break,
+                    _ => return None,
+                }
+            }
+            // A row without a value at a key column's position.
+            if last_key.is_some_and(|p| col < p) {
+                return None;
+            }
+            let t = self.next()?;
+            if !matches!(t, T::Op(Op::Comma)) {
+                return Some(t);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Differential tests: on every input the fast path either gives up or returns what
+    //! the full scanner returns, and its lexer yields the full lexer's tokens.
+    use super::*;
+    use crate::router::key::{scan_full, Lexer as FullLexer};
+
+    fn cols() -> KeyColumns {
+        KeyColumns::new(["userid", "Owner_Id"])
+    }
+
+    /// The bench's typical statements (benches/routing.rs).
+    const TYPICAL: &[&str] = &[
+        "SELECT id, name, email FROM users WHERE userid = 12345 AND active = 1",
+        "/* userid=12345 */ SELECT p.id, p.title, c.body FROM posts p JOIN comments c \
+         ON c.post_id = p.id LEFT JOIN likes l ON l.post_id = p.id WHERE p.created > \
+         NOW() - INTERVAL 7 DAY ORDER BY p.id DESC LIMIT 20",
+        "UPDATE users SET last_login = NOW(), login_count = login_count + 1 \
+         WHERE userid = 12345",
+        "DELETE FROM sessions WHERE userid = 12345 AND expires < NOW()",
+        "INSERT INTO events (userid, kind, payload, created) VALUES \
+         (12345, 'click', '{\"x\":1}', NOW()), (12345, 'view', 'a,b)', NOW()), \
+         (12345, 'buy', CONCAT('a', 'b'), NOW())",
+        "SELECT id, name, email FROM users WHERE userid = ? AND status = ? LIMIT 1",
+        "SELECT 1",
+    ];
+
+    /// Whether the fast path took `sql`; panics when it took it and disagrees.
+    fn agree(sql: &[u8], cols: &KeyColumns) -> bool {
+        let full = scan_full(sql, cols);
+        match scan(sql, cols) {
+            Some(fast) => {
+                assert_eq!(
+                    fast,
+                    full,
+                    "fast path on {:?}",
+                    String::from_utf8_lossy(sql)
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The fast lexer's tokens are the full lexer's, up to where it gives up.
+    fn same_tokens(sql: &[u8]) {
+        let mut fast = Lexer { s: sql, pos: 0 };
+        let mut full = FullLexer {
+            s: sql,
+            pos: 0,
+            exec: false,
+        };
+        while let Some(t) = fast.next() {
+            assert_eq!(t, full.next(), "{:?}", String::from_utf8_lossy(sql));
+            assert_eq!(fast.pos, full.pos, "{:?}", String::from_utf8_lossy(sql));
+            if t == T::End {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn typical_statements_take_the_fast_path() {
+        let c = KeyColumns::new(["userid"]);
+        for sql in TYPICAL {
+            assert!(agree(sql.as_bytes(), &c), "gave up on {sql}");
+        }
+        let r = scan(TYPICAL[1].as_bytes(), &c);
+        assert!(r.is_some_and(|r| r.from_hint && r.tables().len() == 3));
+        let r = scan(TYPICAL[4].as_bytes(), &c);
+        assert!(r.is_some_and(|r| r.keys() == [KeyRef::Literal(key::KeyValue::Int(12345))]));
+    }
+
+    /// Every string literal of key.rs's tests (the statements they check), unescaped.
+    fn key_test_statements() -> Vec<String> {
+        let src = include_str!("key.rs");
+        let tests = src.split_once("mod tests {").map_or("", |(_, t)| t);
+        let mut out = Vec::new();
+        let mut chars = tests.chars();
+        while let Some(c) = chars.next() {
+            if c != '"' {
+                continue;
+            }
+            let mut lit = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => lit.push('\n'),
+                        Some('t') => lit.push('\t'),
+                        Some('0') => lit.push('\0'),
+                        Some('\n') => {
+                            // A line continuation: the next line's indentation is dropped.
+                            let rest = chars.as_str().trim_start();
+                            chars = rest.chars();
+                        }
+                        Some(c) => lit.push(c),
+                        None => {}
+                    },
+                    c => lit.push(c),
+                }
+            }
+            out.push(lit);
+        }
+        out
+    }
+
+    /// Deterministic xorshift64*.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+        fn pick<'x>(&mut self, from: &[&'x str]) -> &'x str {
+            from[self.below(from.len())]
+        }
+    }
+
+    // Vocabularies: the plain words the fast path takes, and odd ones it must refuse
+    // (or take and agree on), picked now and then.
+    #[rustfmt::skip]
+    const KEYS: (&[&str], &[&str]) = (
+        &["userid", "USERID", "t.userid", "db.t.userid", "owner_id", "u.Owner_Id"],
+        &["`userid`", "userid(1)", "@userid"],
+    );
+    #[rustfmt::skip]
+    const NAMES: (&[&str], &[&str]) = (
+        &["id", "name", "a", "b", "status", "p.id", "created", "kind", "x1", "_y",
+          "parent_userid", "userid2", "users", "db.t", "t", "u", "NOW()", "f(a, 1)",
+          "COUNT(*)", "a + 1", "(a)"],
+        &["`a b`", "value", "end", "start", "desc", "a$b", "t.`c`", "@v", "@@x", "t.*"],
+    );
+    #[rustfmt::skip]
+    const VALUES: (&[&str], &[&str]) = (
+        &["5", "12345", "0", "007", "'abc'", "'12345'", "'00123'", "\"x\"", "?", "?", "''",
+          "18446744073709551616", "'a\"b'", "\"\"", "'\u{e9}'", "'{\"x\":1}'", "'a,b)'"],
+        &["'5.0'", "' 5'", "'5 '", "-5", "+5", "1.5", "1e3", "0x1F", "NULL", "TRUE", "DEFAULT",
+          "'a''b'", "'a\\'b'", "@v", "X'31'", "(SELECT 1)", "'it''s'", "5 + 1", "userid", "a"],
+    );
+    #[rustfmt::skip]
+    const CMP: (&[&str], &[&str]) = (
+        &["=", "=", "=", "<", ">", "<=", ">=", "<>", "!=", "LIKE", "<=>"],
+        &["IS", "IS NOT", "IN", "NOT IN", "REGEXP", "BETWEEN 1 AND", ":=", "->", "<<", "||"],
+    );
+    #[rustfmt::skip]
+    const JUNK: &[&str] = &[
+        " OR ", " XOR ", " || ", " && ", " AND ", " NOT ", "(", ")", ",", ";", "?", "'", "\"",
+        "`", "\\", "/*", "*/", "/* x */", "/*! AND userid = 7 */", "/*M!100 a */", "-- c\n",
+        "--", "# c\n", "#", "@", "@@", ".", "+", "-", "*", "/", "%", "=", "<", ">", "!", "|",
+        "&", ":=", "->", "$", "\u{e9}", "\0", "\t", "\n", " ", "CASE WHEN a THEN 1 END",
+        "SELECT", "FROM", "WHERE", "JOIN", "ON", "USING", "UNION", "HAVING", "SET", "VALUES",
+        "INTO", "AS", "IN", "IS", "NULL", "BETWEEN", "LIMIT", "ORDER BY", "GROUP BY",
+        "FOR UPDATE", "DUPLICATE KEY UPDATE", "userid", "t.userid", "5", "'5'", "1.5", "x",
+    ];
+
+    impl Rng {
+        /// Mostly a plain word, now and then an odd one.
+        fn word<'x>(&mut self, (plain, odd): (&[&'x str], &[&'x str])) -> &'x str {
+            if self.chance(3) {
+                self.pick(odd)
+            } else {
+                self.pick(plain)
+            }
+        }
+    }
+
+    fn key(r: &mut Rng) -> String {
+        r.word(KEYS).to_string()
+    }
+
+    fn column(r: &mut Rng) -> String {
+        r.word((
+            &["a", "b", "kind", "created", "t.x", "parent_userid"],
+            &["value", "`c`", "f()"],
+        ))
+        .to_string()
+    }
+
+    fn operand(r: &mut Rng) -> String {
+        match r.below(3) {
+            0 => r.word(VALUES).to_string(),
+            _ => r.word(NAMES).to_string(),
+        }
+    }
+
+    fn conjunct(r: &mut Rng) -> String {
+        match r.below(20) {
+            0..=9 => format!("{} = {}", key(r), r.word(VALUES)),
+            10 => format!("{} {} {}", key(r), r.word(CMP), r.word(VALUES)),
+            11 | 12 => {
+                let n = 1 + r.below(4);
+                let vals: Vec<&str> = (0..n).map(|_| r.word(VALUES)).collect();
+                format!("{} IN ({})", key(r), vals.join(", "))
+            }
+            13 => format!("{} = {}", r.word(VALUES), key(r)),
+            14 => format!("({})", conjunct(r)),
+            15 => format!("{} {} {}", operand(r), r.word(CMP), key(r)),
+            16 => format!("{} IS NOT NULL", operand(r)),
+            17 => format!(
+                "{} IN ({}, {})",
+                r.word(NAMES),
+                r.word(VALUES),
+                r.word(VALUES)
+            ),
+            _ => format!("{} {} {}", operand(r), r.word(CMP), operand(r)),
+        }
+    }
+
+    fn condition(r: &mut Rng) -> String {
+        let mut c = conjunct(r);
+        for _ in 0..r.below(4) {
+            let joiner = if r.chance(92) {
+                " AND "
+            } else {
+                r.pick(&[" OR ", " XOR ", " && ", " , "])
+            };
+            c.push_str(joiner);
+            c.push_str(&conjunct(r));
+        }
+        c
+    }
+
+    fn tables(r: &mut Rng) -> String {
+        let mut t = r
+            .word((
+                &["users", "t", "db.users", "posts"],
+                &["`t`", "value", "(t)", "t1 x y"],
+            ))
+            .to_string();
+        for i in 0..r.below(3) {
+            if r.chance(30) {
+                t.push_str(r.word((&[" p", " AS p", " x", " userid"], &[" AS", " AS end"])));
+            }
+            match r.below(4) {
+                0 => t.push_str(", "),
+                1 => t.push_str(" JOIN "),
+                2 => t.push_str(r.word((
+                    &[
+                        " LEFT JOIN ",
+                        " INNER JOIN ",
+                        " LEFT OUTER JOIN ",
+                        " CROSS JOIN ",
+                        " NATURAL JOIN ",
+                        " STRAIGHT_JOIN ",
+                    ],
+                    &[" LEFT ", " USING ", " JOIN JOIN "],
+                ))),
+                _ => t.push_str(" JOIN "),
+            }
+            t.push_str(r.pick(&["comments", "likes", "t2", "db.t3"]));
+            t.push_str(&format!(" c{i}"));
+            if r.chance(70) {
+                t.push_str(" ON ");
+                t.push_str(&condition(r));
+            }
+        }
+        t
+    }
+
+    fn tail(r: &mut Rng) -> String {
+        let mut t = String::new();
+        for _ in 0..r.below(3) {
+            t.push_str(r.word((
+                &[
+                    " ORDER BY id DESC",
+                    " ORDER BY userid, a",
+                    " LIMIT 1",
+                    " LIMIT ?",
+                    " LIMIT 10, 20",
+                    " GROUP BY a",
+                    " FOR UPDATE",
+                    " LOCK IN SHARE MODE",
+                    " LIMIT 1 OFFSET 2",
+                ],
+                &[
+                    " HAVING userid = 5",
+                    " UNION SELECT 1",
+                    " DESC",
+                    " , a",
+                    " FOR UPDATE userid = 1",
+                ],
+            )));
+        }
+        t
+    }
+
+    fn row(r: &mut Rng, n: usize) -> String {
+        let n = if r.chance(97) { n } else { r.below(n + 2) };
+        let vals: Vec<String> = (0..n).map(|_| operand(r)).collect();
+        format!("({})", vals.join(", "))
+    }
+
+    /// A statement of the fast path's shapes, with now and then something it refuses.
+    fn statement(r: &mut Rng) -> String {
+        let mut s = String::new();
+        if r.chance(20) {
+            s.push_str(r.word((
+                &[
+                    "/* userid=5 */ ",
+                    "/* userid = 'abc' */ ",
+                    "/* app=web */ ",
+                    "/*userid=7*/",
+                    "  /* owner_id=9 */\n",
+                ],
+                &[
+                    "/* userid=abc */ ",
+                    "/* userid='a''b' */ ",
+                    "-- c\n",
+                    "/*! */ ",
+                    "/**/ /**/",
+                ],
+            )));
+        }
+        match r.below(5) {
+            0 | 1 => {
+                s.push_str("SELECT ");
+                let n = 1 + r.below(3);
+                let items: Vec<String> = (0..n)
+                    .map(|_| match r.below(5) {
+                        0 => "*".to_string(),
+                        1 => format!("{} AS x", operand(r)),
+                        2 => key(r),
+                        _ => operand(r),
+                    })
+                    .collect();
+                s.push_str(&items.join(", "));
+                if r.chance(90) {
+                    s.push_str(" FROM ");
+                    s.push_str(&tables(r));
+                    if r.chance(85) {
+                        s.push_str(" WHERE ");
+                        s.push_str(&condition(r));
+                    }
+                }
+                s.push_str(&tail(r));
+            }
+            2 => {
+                s.push_str("UPDATE ");
+                s.push_str(&tables(r));
+                s.push_str(" SET ");
+                let n = 1 + r.below(3);
+                let sets: Vec<String> = (0..n)
+                    .map(|_| {
+                        let target = if r.chance(10) { key(r) } else { column(r) };
+                        format!("{target} = {} + {}", operand(r), operand(r))
+                    })
+                    .collect();
+                s.push_str(&sets.join(", "));
+                if r.chance(85) {
+                    s.push_str(" WHERE ");
+                    s.push_str(&condition(r));
+                }
+                s.push_str(&tail(r));
+            }
+            3 => {
+                s.push_str("DELETE FROM ");
+                s.push_str(&tables(r));
+                if r.chance(85) {
+                    s.push_str(" WHERE ");
+                    s.push_str(&condition(r));
+                }
+                s.push_str(&tail(r));
+            }
+            _ => {
+                s.push_str(r.word((
+                    &["INSERT INTO ", "INSERT ", "REPLACE INTO ", "REPLACE "],
+                    &["INSERT IGNORE INTO ", "INSERT INTO INTO "],
+                )));
+                s.push_str(r.word((&["t ", "db.events "], &["`t` ", "t PARTITION (p0) "])));
+                let n = 1 + r.below(5);
+                let cols: Vec<String> = (0..n)
+                    .map(|_| if r.chance(30) { key(r) } else { column(r) })
+                    .collect();
+                s.push_str(&format!("({}) ", cols.join(", ")));
+                s.push_str(r.word((&["VALUES ", "VALUE "], &["", "VALUES ROW", "SELECT "])));
+                let rows: Vec<String> = (0..1 + r.below(20)).map(|_| row(r, n)).collect();
+                s.push_str(&rows.join(", "));
+                if r.chance(10) {
+                    s.push_str(" ON DUPLICATE KEY UPDATE a = 1");
+                }
+            }
+        }
+        if r.chance(15) {
+            s.push_str(r.pick(&[";", " ; ", ";;", "; SELECT 1", ";\n", " -- end"]));
+        }
+        s
+    }
+
+    /// Inserts, deletes or replaces a few pieces of `s`, at token boundaries or anywhere.
+    fn mutate(r: &mut Rng, s: &str) -> Vec<u8> {
+        let mut b = s.as_bytes().to_vec();
+        for _ in 0..1 + r.below(3) {
+            let at = r.below(b.len() + 1);
+            let at = if r.chance(70) {
+                // Snap to a space so whole words change.
+                b.get(at..)
+                    .and_then(|t| t.iter().position(|&c| c == b' '))
+                    .map_or(b.len(), |p| at + p)
+            } else {
+                at
+            };
+            match r.below(3) {
+                0 => {
+                    let end = b
+                        .get(at + 1..)
+                        .and_then(|t| t.iter().position(|&c| c == b' '))
+                        .map_or(b.len(), |p| at + 1 + p);
+                    b.drain(at..end);
+                }
+                1 => {
+                    let piece = r.pick(JUNK).as_bytes();
+                    b.splice(at..at, piece.iter().copied());
+                }
+                _ => {
+                    let piece = r.pick(JUNK).as_bytes();
+                    let end = (at + 1 + r.below(4)).min(b.len());
+                    b.splice(at..end, piece.iter().copied());
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_scanner() {
+        let c = cols();
+        let seeds = key_test_statements();
+        assert!(seeds.len() > 300, "{}", seeds.len());
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let (mut cases, mut taken, mut keyed) = (0usize, 0usize, 0usize);
+        let mut check = |sql: &[u8]| {
+            same_tokens(sql);
+            cases += 1;
+            if agree(sql, &c) {
+                taken += 1;
+                keyed += usize::from(!scan_full(sql, &c).keys().is_empty());
+            }
+        };
+        for s in seeds
+            .iter()
+            .map(String::as_str)
+            .chain(TYPICAL.iter().copied())
+        {
+            check(s.as_bytes());
+            for _ in 0..20 {
+                check(&mutate(&mut r, s));
+            }
+        }
+        for _ in 0..100_000 {
+            let s = statement(&mut r);
+            check(s.as_bytes());
+            if r.chance(50) {
+                check(&mutate(&mut r, &s));
+            }
+        }
+        // The generator must exercise the fast path, not just its refusals.
+        assert!(cases > 150_000, "{cases}");
+        assert!(
+            taken * 100 > cases * 15,
+            "fast path took {taken} of {cases}"
+        );
+        assert!(keyed * 100 > cases * 5, "keys in {keyed} of {cases}");
+        eprintln!("{cases} cases, fast path took {taken}, with keys {keyed}");
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let c = cols();
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut buf = Vec::new();
+        for _ in 0..20_000 {
+            buf.clear();
+            buf.extend_from_slice(
+                r.pick(&[
+                    "SELECT ",
+                    "INSERT INTO t (userid) VALUES ",
+                    "UPDATE t SET ",
+                    "DELETE FROM t WHERE ",
+                    "/* userid=1 */ SELECT ",
+                ])
+                .as_bytes(),
+            );
+            for _ in 0..r.below(30) {
+                if r.chance(20) {
+                    buf.push(r.next() as u8);
+                } else {
+                    buf.extend_from_slice(r.pick(JUNK).as_bytes());
+                }
+            }
+            same_tokens(&buf);
+            agree(&buf, &c);
+        }
+    }
+}
