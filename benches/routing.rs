@@ -3,11 +3,16 @@
 //! allocator checks first that scanning and routing allocate nothing.
 //!
 //! Run: `cargo bench --bench routing` (docs/benchmarks.md has recent numbers).
+//!
+//! Instruction counts (noise-free, for `valgrind --tool=callgrind`): with
+//! `ROUTING_REPEAT=<group>/<statement>/<n>` (group `scan` or `route`) the binary only runs
+//! that statement n times and exits; (Ir at n = 1001 − Ir at n = 1) / 1000 is the count per
+//! call. docs/benchmarks.md has the loop.
 
 use std::hint::black_box;
 use std::sync::atomic::Ordering;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use dbrouter::router::key::{scan, KeyColumns, KeyRef, KeyValue};
 use dbrouter::router::ring::{key_hash, Ring, ShardId};
 
@@ -143,5 +148,41 @@ fn bench_route(c: &mut Criterion) {
     group.finish();
 }
 
+/// `ROUTING_REPEAT=<group>/<statement>/<n>`: run one statement n times, for callgrind.
+fn repeat(spec: &str) {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let [group, name, n] = parts[..] else {
+        eprintln!("ROUTING_REPEAT=<scan|route>/<statement>/<n>");
+        std::process::exit(2);
+    };
+    let n: usize = n.parse().unwrap_or(1);
+    let all = statements();
+    let Some((_, sql, _)) = all.iter().find(|s| s.0 == name) else {
+        eprintln!("no statement {name}");
+        std::process::exit(2);
+    };
+    let cols = KeyColumns::new(["userid"]);
+    let names: Vec<String> = (0..16).map(|i| format!("shard{i}")).collect();
+    let shards: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 1024)).collect();
+    let Ok(ring) = Ring::build(&shards) else {
+        return;
+    };
+    let mut acc = 0usize;
+    for _ in 0..n {
+        acc += match group {
+            "route" => route(black_box(sql.as_bytes()), &cols, &ring).map_or(0, usize::from),
+            _ => scan(black_box(sql.as_bytes()), &cols).keys().len(),
+        };
+    }
+    println!("{acc}");
+}
+
 criterion_group!(benches, bench_scan, bench_route);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("ROUTING_REPEAT") {
+        return repeat(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

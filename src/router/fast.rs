@@ -755,6 +755,42 @@ mod tests {
         assert!(r.is_some_and(|r| r.keys() == [KeyRef::Literal(key::KeyValue::Int(12345))]));
     }
 
+    #[test]
+    fn edge_cases_agree() {
+        let c = cols();
+        let many: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        let taken = [
+            format!(
+                "/* userid=1 */ SELECT * FROM t WHERE userid IN ({})",
+                many.join(",")
+            ),
+            format!("SELECT * FROM t WHERE userid IN ({})", many.join(",")),
+            "SELECT ?, a FROM t WHERE userid = ? AND b = ?".to_string(),
+            "INSERT INTO t (userid) VALUES (?), (?)".to_string(),
+            "INSERT INTO t (userid, t.userid) VALUES (1, 2)".to_string(),
+            "select a from t where USERID = 5 and (a = 1) and b in (1, 2)".to_string(),
+            "SELECT * FROM a JOIN b ON b.userid = 5 WHERE a.userid = 5".to_string(),
+            "SELECT COUNT(*) FROM t WHERE userid = '007' LIMIT 10, 20".to_string(),
+            "\n\t SELECT * FROM t WHERE userid = 5 ;;".to_string(),
+            "/* userid=5 */ SELECT 1".to_string(),
+        ];
+        for sql in &taken {
+            assert!(agree(sql.as_bytes(), &c), "gave up on {sql}");
+        }
+        for sql in [
+            "SELECT a value FROM t WHERE userid = 5",
+            "SELECT * FROM t WHERE userid=12345AND a=1",
+            "SELECT * FROM t WHERE (userid = 5)",
+            "SELECT 1; SELECT 2",
+            "/* userid=5 */",
+            "-- x\n/* userid=5 */ SELECT 1",
+            "INSERT INTO t (a) VALUES (1),",
+            "SELECT * FROM t WHERE userid = '  5'",
+        ] {
+            assert!(!agree(sql.as_bytes(), &c), "took {sql}");
+        }
+    }
+
     /// Every string literal of key.rs's tests (the statements they check), unescaped.
     fn key_test_statements() -> Vec<String> {
         let src = include_str!("key.rs");
