@@ -357,10 +357,15 @@ impl<'a> Fast<'a, '_, '_> {
         }
     }
 
-    /// A plain expression starting with `t`, up to (and returning) the first keyword
-    /// other than a value keyword, `,`, `)`, `;` or the end, outside parentheses.
-    /// `keys`: key columns may appear (where the full scanner ignores them).
-    fn expr(&mut self, t: T, keys: bool) -> Option<T> {
+    /// A plain expression, up to (and returning) the first keyword other than a value
+    /// keyword, `,`, `)`, `;` or the end, outside parentheses. `keys`: key columns may
+    /// appear (where the full scanner ignores them).
+    fn expr(&mut self, keys: bool) -> Option<T> {
+        self.expr_rest(0, keys)
+    }
+
+    /// [`Fast::expr`] whose first token, `t`, was read already.
+    fn expr_after(&mut self, t: T, keys: bool) -> Option<T> {
         let depth = match t {
             T::Name(_) if !keys && self.is_key(t) => return None,
             T::Kw(k, _) if value_keyword(k) => 0,
@@ -440,7 +445,7 @@ impl<'a> Fast<'a, '_, '_> {
             let end = if self.is_key(t) {
                 self.key_conjunct(on)?
             } else {
-                self.expr(t, false)?
+                self.expr_after(t, false)?
             };
             if !is_kw(end, Kw::And) {
                 return Some(end);
@@ -539,8 +544,7 @@ impl<'a> Fast<'a, '_, '_> {
         {
             // Comma-separated expressions after the keyword.
             loop {
-                let n = self.next()?;
-                t = self.expr(n, true)?;
+                t = self.expr(true)?;
                 if !matches!(t, T::Op(Op::Comma)) {
                     break;
                 }
@@ -553,8 +557,7 @@ impl<'a> Fast<'a, '_, '_> {
     fn select(&mut self) -> Option<T> {
         let mut t;
         loop {
-            let n = self.next()?;
-            t = self.expr(n, true)?;
+            t = self.expr(true)?;
             if !(matches!(t, T::Op(Op::Comma)) || is_kw(t, Kw::As)) {
                 break;
             }
@@ -584,8 +587,7 @@ impl<'a> Fast<'a, '_, '_> {
             if !matches!(self.next()?, T::Op(Op::Eq)) {
                 return None;
             }
-            let v = self.next()?;
-            t = self.expr(v, true)?;
+            t = self.expr(true)?;
             if !matches!(t, T::Op(Op::Comma)) {
                 break;
             }
@@ -652,8 +654,8 @@ impl<'a> Fast<'a, '_, '_> {
             }
             let mut col = 0u16;
             loop {
-                let t = self.next()?;
                 let end = if keys.contains(&col) {
+                    let t = self.next()?;
                     let k = self.key_value(t)?;
                     let end = self.next()?;
                     if !matches!(end, T::Op(Op::Comma | Op::RParen)) {
@@ -662,7 +664,7 @@ impl<'a> Fast<'a, '_, '_> {
                     self.add_key(k);
                     end
                 } else {
-                    self.expr(t, true)?
+                    self.expr(true)?
                 };
                 match end {
                     T::Op(Op::Comma) => col = col.saturating_add(1),
