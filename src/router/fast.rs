@@ -422,10 +422,15 @@ impl<'a> Fast<'a, '_, '_> {
                     depth -= u32::from(b == b')');
                     i += 1;
                 }
-                b')' | b',' | b';' => {
-                    self.lx.pos = i;
-                    return if depth == 0 { self.lx.next() } else { None };
+                b')' | b',' | b';' if depth == 0 => {
+                    self.lx.pos = i + 1;
+                    return Some(T::Op(match b {
+                        b')' => Op::RParen,
+                        b',' => Op::Comma,
+                        _ => Op::Semi,
+                    }));
                 }
+                b';' => return None,
                 _ => {
                     // Operators: the lexer knows which ones are ours.
                     self.lx.pos = i;
