@@ -18,3 +18,6 @@ pub mod net;
 pub mod protocol;
 pub mod router;
 pub mod topology;
+
+#[cfg(test)]
+mod test_rng;

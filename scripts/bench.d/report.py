@@ -205,6 +205,8 @@ def tables(agg):
     for t in tests:
         for n in threads:
             d, h, r = (agg.get((t, n, tg)) or {} for tg in TARGETS)
+            if not (d or h or r):
+                continue  # e.g. the fixed-rate run exists at one thread count only
             out.append(
                 f"| {t} | {n} | {fratio(ratio(r.get('qps'), d.get('qps')))} | {fratio(ratio(r.get('qps'), h.get('qps')))} "
                 f"| {fratio(ratio(h.get('qps'), d.get('qps')))} | {fratio(ratio(r.get('cpu'), h.get('cpu')))} "
@@ -421,10 +423,10 @@ def main():
               "shard (shard1) — the same master the direct and HAProxy targets use. sysbench runs through "
               "dbrouter unchanged. Every statement still goes through the routing code (the scanner finds no "
               "key column and routes the table as global; sysbench's prepared statements are scanned once, at "
-              "PREPARE). A keyed statement on a sharded table costs one scanner pass — ≈0.7 µs for a point "
-              "select today, see \"Routing decision\" above (the goal is ~100–150 ns) — plus a ring lookup: "
-              "about 1 % of dbrouter's CPU per query measured here, so these numbers stand for per-user "
-              "routing too, within noise.")
+              "PREPARE). A keyed statement on a sharded table costs one routing decision — ≈0.1 µs for a "
+              "point select (scan + ring lookup, see \"Routing decision\" above) — well under 1 % of "
+              "dbrouter's CPU per query measured here, so these numbers stand for per-user routing too, "
+              "within noise.")
     md.append("")
     md.append("What is measured, per run: QPS (sysbench's `queries`, which counts BEGIN/COMMIT in the "
               "transactional tests); p50/p95/p99 latency computed from the `--histogram` of that same run "

@@ -22,15 +22,9 @@ mod robustness_tests {
     use super::packets::{eof_status, ok_status, parse_err};
     use super::response::{ResponseKind, ResponseTracker};
 
-    /// xorshift64*: a tiny deterministic generator, so failures are reproducible.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
         fn bytes(&mut self, max: usize) -> Vec<u8> {
             let len = (self.next() as usize) % (max + 1);
             // Bias towards protocol-significant bytes so branches get exercised.

@@ -832,25 +832,7 @@ mod tests {
         out
     }
 
-    /// Deterministic xorshift64*.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn chance(&mut self, percent: usize) -> bool {
-            self.below(100) < percent
-        }
-        fn pick<'x>(&mut self, from: &[&'x str]) -> &'x str {
-            from[self.below(from.len())]
-        }
-    }
+    use crate::test_rng::Rng;
 
     // Vocabularies: the plain words the fast path takes, and odd ones it must refuse
     // (or take and agree on), picked now and then.
