@@ -26,7 +26,8 @@
 //! needs its frame stack). Its tokens are those of the full lexer, checked by a test.
 
 use super::key::{
-    self, Hint, KeyColumns, KeyRef, Kw, Op, Scan, Span, StatementKind, MAX_INSERT_KEYS, T,
+    self, skip_spaces, Hint, KeyColumns, KeyRef, Kw, Op, Scan, Span, StatementKind,
+    MAX_INSERT_KEYS, T,
 };
 
 /// Parentheses nest at most this deep in a fast-path expression.
@@ -137,16 +138,10 @@ impl<'a> Lexer<'a> {
     #[inline(always)]
     fn next(&mut self) -> Option<T> {
         let s = self.s;
-        let mut i = self.pos;
-        let b = loop {
-            match s.get(i) {
-                Some(&b) if b <= b' ' => i += 1,
-                Some(&b) => break b,
-                None => {
-                    self.pos = i;
-                    return Some(T::End);
-                }
-            }
+        let (i, b) = skip_spaces(s, self.pos);
+        let Some(b) = b else {
+            self.pos = i;
+            return Some(T::End);
         };
         let n1 = s.get(i + 1).copied();
         let (t, len) = match b {

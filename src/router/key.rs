@@ -519,6 +519,18 @@ pub(super) struct Lexer<'a> {
     pub(super) exec: bool,
 }
 
+/// The index of the first byte above ASCII space at or after `i`, and that byte (None at
+/// the end of the statement). Shared by both lexers.
+#[inline(always)]
+pub(super) fn skip_spaces(s: &[u8], mut i: usize) -> (usize, Option<u8>) {
+    loop {
+        match s.get(i) {
+            Some(&b) if b <= b' ' => i += 1,
+            other => return (i, other.copied()),
+        }
+    }
+}
+
 /// Index just past the `*/` closing a comment whose content starts at `from`.
 pub(super) fn comment_end(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
@@ -591,18 +603,11 @@ impl<'a> Lexer<'a> {
         let s = self.s;
         loop {
             // Whitespace and identifiers first: they are most of the bytes.
-            let mut pos = self.pos;
-            let b = loop {
-                match s.get(pos) {
-                    Some(&b) if b <= b' ' => pos += 1,
-                    Some(&b) => break b,
-                    None => {
-                        self.pos = pos;
-                        return if self.exec { self.fail() } else { T::End };
-                    }
-                }
-            };
+            let (pos, b) = skip_spaces(s, self.pos);
             self.pos = pos;
+            let Some(b) = b else {
+                return if self.exec { self.fail() } else { T::End };
+            };
             if CLASS[usize::from(b)] == C_WORD {
                 return self.word();
             }
