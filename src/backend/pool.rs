@@ -19,20 +19,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::read_response;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
-
-/// Whether a login was refused because the server or the service account is out of
-/// connections (1040 max_connections, 1203 max_user_connections, 1226 the account's
-/// MAX_USER_CONNECTIONS): a connection may come free, as in an exhausted pool.
-fn out_of_connections(e: &BackendError) -> bool {
-    match e {
-        BackendError::Server { error, .. } => match error.code {
-            1040 | 1203 => true,
-            1226 => error.message.contains("max_user_connections"),
-            _ => false,
-        },
-        _ => false,
-    }
-}
 use crate::protocol::packets::OK_HEADER;
 use crate::protocol::response::ResponseKind;
 
@@ -281,6 +267,20 @@ impl Pools {
                 .saturating_sub(pool.slots.available_permits());
             taken.saturating_sub(pool.idle_count)
         })
+    }
+}
+
+/// Whether a login was refused because the server or the service account is out of
+/// connections (1040 max_connections, 1203 max_user_connections, 1226 the account's
+/// MAX_USER_CONNECTIONS): a connection may come free, as in an exhausted pool.
+fn out_of_connections(e: &BackendError) -> bool {
+    match e {
+        BackendError::Server { error, .. } => match error.code {
+            1040 | 1203 => true,
+            1226 => error.message.contains("max_user_connections"),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

@@ -104,20 +104,14 @@ impl Workers {
         };
         let count = self.workers.len();
         // The least loaded, starting after the last choice (round robin among equals).
-        let Some(pick) = (0..count)
-            .map(|i| (self.next + 1 + i) % count)
-            .min_by_key(|&i| {
-                self.workers
-                    .get(i)
-                    .map_or(usize::MAX, |w| w.open.load(Ordering::Relaxed))
-            })
+        let Some((pick, worker)) = (1..=count)
+            .map(|i| (self.next + i) % count)
+            .filter_map(|i| self.workers.get(i).map(|w| (i, w)))
+            .min_by_key(|(_, w)| w.open.load(Ordering::Relaxed))
         else {
             return;
         };
         self.next = pick;
-        let Some(worker) = self.workers.get(pick) else {
-            return;
-        };
         worker.open.fetch_add(1, Ordering::Relaxed);
         if worker
             .inbox

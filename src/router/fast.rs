@@ -26,8 +26,7 @@
 //! needs its frame stack). Its tokens are those of the full lexer, checked by a test.
 
 use super::key::{
-    self, skip_spaces, Hint, KeyColumns, KeyRef, Kw, Op, Scan, Span, StatementKind,
-    MAX_INSERT_KEYS, T,
+    self, skip_spaces, Hint, KeyColumns, KeyRef, Kw, Op, Scan, Span, MAX_INSERT_KEYS, T,
 };
 
 /// Parentheses nest at most this deep in a fast-path expression.
@@ -51,27 +50,15 @@ pub(super) fn scan_into<'a>(sql: &'a [u8], cols: &KeyColumns, out: &mut Scan<'a>
         param: 0,
     };
     let hinted = f.leading_hint()?;
-    let end = match f.next()? {
-        T::Kw(Kw::Select, _) => {
-            f.out.kind = StatementKind::Select;
-            f.select()?
-        }
-        T::Kw(Kw::Update, _) => {
-            f.out.kind = StatementKind::Update;
-            f.update()?
-        }
-        T::Kw(Kw::Delete, _) => {
-            f.out.kind = StatementKind::Delete;
-            f.delete()?
-        }
-        T::Kw(Kw::Insert, _) => {
-            f.out.kind = StatementKind::Insert;
-            f.insert()?
-        }
-        T::Kw(Kw::Replace, _) => {
-            f.out.kind = StatementKind::Replace;
-            f.insert()?
-        }
+    let T::Kw(first, _) = f.next()? else {
+        return None;
+    };
+    f.out.kind = first.statement_kind();
+    let end = match first {
+        Kw::Select => f.select()?,
+        Kw::Update => f.update()?,
+        Kw::Delete => f.delete()?,
+        Kw::Insert | Kw::Replace => f.insert()?,
         _ => return None,
     };
     // Only `;`s may follow: another statement is the full scanner's business.

@@ -994,7 +994,7 @@ keywords! {
 
 impl Kw {
     /// The statement kind a first keyword announces.
-    fn statement_kind(self) -> StatementKind {
+    pub(super) fn statement_kind(self) -> StatementKind {
         use StatementKind as K;
         match self {
             Kw::Select | Kw::With | Kw::Table | Kw::Values => K::Select,

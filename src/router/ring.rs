@@ -290,13 +290,8 @@ mod tests {
             for &p in ring.points.iter().take(2000) {
                 probes.extend([p, p.wrapping_sub(1), p.wrapping_add(1)]);
             }
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            for _ in 0..20_000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                probes.push(x);
-            }
+            let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+            probes.extend((0..20_000).map(|_| rng.next()));
             for h in probes {
                 let i = full(h);
                 let got = ring.lookup(h);
