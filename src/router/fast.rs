@@ -552,7 +552,12 @@ impl<'a> Fast<'a, '_, '_> {
         if !is_kw(t, Kw::From) {
             return Some(t);
         }
-        t = self.tables()?;
+        let t = self.tables()?;
+        self.where_and_tail(t)
+    }
+
+    /// An optional WHERE condition at `t`, then the tail.
+    fn where_and_tail(&mut self, mut t: T) -> Option<T> {
         if is_kw(t, Kw::Where) {
             t = self.condition(false)?;
         }
@@ -579,10 +584,7 @@ impl<'a> Fast<'a, '_, '_> {
                 break;
             }
         }
-        if is_kw(t, Kw::Where) {
-            t = self.condition(false)?;
-        }
-        self.tail(t)
+        self.where_and_tail(t)
     }
 
     /// After DELETE.
@@ -590,11 +592,8 @@ impl<'a> Fast<'a, '_, '_> {
         if !is_kw(self.next()?, Kw::From) {
             return None;
         }
-        let mut t = self.tables()?;
-        if is_kw(t, Kw::Where) {
-            t = self.condition(false)?;
-        }
-        self.tail(t)
+        let t = self.tables()?;
+        self.where_and_tail(t)
     }
 
     /// After INSERT or REPLACE: the table, the column list, the rows.
