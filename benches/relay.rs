@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dbrouter::net::write_packet;
-use dbrouter::protocol::response::{ResponseKind, Step};
+use dbrouter::protocol::response::{ResponseKind, ResultFormat, Step};
 use dbrouter::protocol::scanner::ResponseScanner;
 
 #[path = "common/alloc.rs"]
@@ -41,7 +41,7 @@ fn result_set(rows: usize) -> Vec<u8> {
 }
 
 fn scan_all(stream: &[u8]) -> Option<Step> {
-    let mut scanner = ResponseScanner::new(ResponseKind::Query, 0);
+    let mut scanner = ResponseScanner::new(ResponseKind::Query, ResultFormat::default(), 0);
     scanner.scan(stream).ok().and_then(|s| s.finished)
 }
 

@@ -302,7 +302,8 @@ async fn raw_commands_match_direct_byte_for_byte() {
         let rows = r.command(&fetch(rid, 10), ResponseKind::Fetch).await;
         assert_eq!(rows, d.command(&fetch(did, 10), ResponseKind::Fetch).await);
         fetched += rows.len() - 1;
-        let status = u16::from_le_bytes([rows.last().unwrap()[3], rows.last().unwrap()[4]]);
+        let status = dbrouter::protocol::packets::terminator_status(rows.last().unwrap())
+            .expect("status of the last packet");
         if status & 0x0080 != 0 {
             break;
         }
@@ -345,9 +346,85 @@ async fn raw_commands_match_direct_byte_for_byte() {
         .command(b"\x03SELECT @v IS NULL", ResponseKind::Query)
         .await;
     assert_eq!(
-        v[3], b"\x011",
+        r.first_row(&v),
+        b"\x011",
         "user variable survived COM_RESET_CONNECTION: {v:?}"
     );
+}
+
+/// MariaDB's MARIADB_CLIENT_CACHE_METADATA (libmariadb clients such as sysbench and the
+/// `mariadb` CLI ask for it): dbrouter offers it, passes it to the backends, and relays
+/// result sets whose column definitions the server left out, byte for byte as directly.
+#[tokio::test]
+async fn mariadb_metadata_caching_matches_direct_byte_for_byte() {
+    use mysql_common::constants::MariadbCapabilities;
+    let cache = MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA;
+    fresh_database("t_meta").await;
+    let mut d0 = direct(Some("t_meta")).await;
+    d0.query_drop("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10))")
+        .await
+        .unwrap();
+    d0.query_drop("INSERT INTO t SELECT seq, CONCAT('n', seq) FROM seq_1_to_25")
+        .await
+        .unwrap();
+    let router = cluster_router_addr();
+    let mut r = RawClient::connect_with(&router, "app", APP_PASSWORD, Some("t_meta"), cache).await;
+    let mut d = RawClient::connect_with(
+        &master_addr(),
+        "dbrouter",
+        "dbrouter-secret",
+        Some("t_meta"),
+        cache,
+    )
+    .await;
+    assert!(r.format.metadata_flag && d.format.metadata_flag);
+    // RawClient asks for CLIENT_DEPRECATE_EOF too, like MariaDB's own connectors.
+    assert!(r.format.deprecate_eof && d.format.deprecate_eof);
+
+    // Text results always carry their metadata: the flag byte is 1.
+    let q = b"\x03SELECT id, name FROM t WHERE id = 3".to_vec();
+    let rq = r.command(&q, ResponseKind::Query).await;
+    assert_eq!(rq[0], [2, 1], "column count and 'metadata follows'");
+    assert_eq!(rq, d.command(&q, ResponseKind::Query).await);
+
+    // Prepared: the server leaves the definitions out once the client has them.
+    let sql = "SELECT id, name FROM t WHERE id < 4 ORDER BY id";
+    let p = r.command(&prepare(sql), ResponseKind::Prepare).await;
+    let pd = d.command(&prepare(sql), ResponseKind::Prepare).await;
+    assert_eq!(p[1..], pd[1..], "prepare metadata");
+    let (rid, did) = (stmt_id(&p[0]), stmt_id(&pd[0]));
+    for round in 0..3 {
+        let rx = r.command(&execute(rid, false), ResponseKind::Execute).await;
+        let dx = d.command(&execute(did, false), ResponseKind::Execute).await;
+        assert_eq!(rx, dx, "execute #{round}");
+        assert_eq!(rx[0], [2, 0], "execute #{round}: metadata skipped");
+        assert_eq!(rx.len(), 1 + 3 + 1, "count, three rows, OK");
+    }
+    // Opening a cursor, then fetching: as directly.
+    let rx = r.command(&execute(rid, true), ResponseKind::Execute).await;
+    assert_eq!(
+        rx,
+        d.command(&execute(did, true), ResponseKind::Execute).await
+    );
+    let rows = r.command(&fetch(rid, 10), ResponseKind::Fetch).await;
+    assert_eq!(rows, d.command(&fetch(did, 10), ResponseKind::Fetch).await);
+    assert_eq!(rows.len(), 4, "three rows and the end");
+
+    // Answered by dbrouter itself: the flag byte is there too.
+    let local = r
+        .command(b"\x03SHOW DBROUTER ROUTE FOR 42", ResponseKind::Query)
+        .await;
+    assert_eq!(local[0], [6, 1], "{local:?}");
+
+    // A client without the capability still gets every definition, side by side.
+    let mut plain = RawClient::connect(&router, "app", APP_PASSWORD, Some("t_meta")).await;
+    assert!(!plain.format.metadata_flag);
+    let p = plain.command(&prepare(sql), ResponseKind::Prepare).await;
+    let px = plain
+        .command(&execute(stmt_id(&p[0]), false), ResponseKind::Execute)
+        .await;
+    assert_eq!(px[0], [2], "no flag byte");
+    assert_eq!(px.len(), 1 + 2 + 3 + 1, "count, two definitions, rows, OK");
 }
 
 #[tokio::test]

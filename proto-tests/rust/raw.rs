@@ -6,7 +6,8 @@
 use dbrouter::backend::{connect, LoginOptions};
 use dbrouter::net::PacketConn;
 use dbrouter::protocol::handshake::offered_capabilities;
-use dbrouter::protocol::response::{ResponseKind, ResponseTracker, Step};
+use dbrouter::protocol::response::{ResponseKind, ResponseTracker, ResultFormat, Step};
+use mysql_common::constants::MariadbCapabilities;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -14,23 +15,42 @@ use tokio::net::TcpStream;
 pub struct RawClient {
     /// The framed socket.
     pub io: PacketConn<TcpStream>,
+    /// How result sets are framed on it.
+    pub format: ResultFormat,
 }
 
 impl RawClient {
     /// Logs in to `addr`.
     pub async fn connect(addr: &str, user: &str, password: &str, db: Option<&str>) -> Self {
+        Self::connect_with(addr, user, password, db, MariadbCapabilities::empty()).await
+    }
+
+    /// Logs in to `addr` asking for these MariaDB extended capabilities (the login fails
+    /// if the server does not offer them all).
+    pub async fn connect_with(
+        addr: &str,
+        user: &str,
+        password: &str,
+        db: Option<&str>,
+        mariadb_capabilities: MariadbCapabilities,
+    ) -> Self {
         let opts = LoginOptions {
             user: user.into(),
             password: password.into(),
             database: db.map(Into::into),
             collation: None,
             capabilities: offered_capabilities(),
+            mariadb_capabilities,
             attributes: None,
         };
         let conn = connect(addr, &opts, Duration::from_secs(10))
             .await
             .unwrap_or_else(|e| panic!("raw login to {addr} failed: {e}"));
-        RawClient { io: conn.io }
+        let format = conn.result_format();
+        RawClient {
+            io: conn.io,
+            format,
+        }
     }
 
     /// Sends a command and collects its whole response (payloads, in order).
@@ -45,9 +65,19 @@ impl RawClient {
         self.io.flush().await.unwrap();
     }
 
+    /// The first row of a collected one-column text result: after the column count and
+    /// the definition, and the EOF unless CLIENT_DEPRECATE_EOF dropped it.
+    pub fn first_row<'a>(&self, packets: &'a [Vec<u8>]) -> &'a [u8] {
+        let at = if self.format.deprecate_eof { 2 } else { 3 };
+        packets
+            .get(at)
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| panic!("no row in {packets:?}"))
+    }
+
     /// Reads one response.
     pub async fn read_response(&mut self, kind: ResponseKind) -> Vec<Vec<u8>> {
-        let mut tracker = ResponseTracker::new(kind);
+        let mut tracker = ResponseTracker::new(kind, self.format);
         let mut packets = Vec::new();
         loop {
             let (_, p) =

@@ -626,6 +626,6 @@ async fn idle_logged_in_clients_hold_no_backend_connection() {
             dbrouter::protocol::response::ResponseKind::Query,
         )
         .await;
-    assert_eq!(resp[3], b"\x017");
+    assert_eq!(clients[0].first_row(&resp), b"\x017");
     wait_backend_connections(user, 1).await;
 }

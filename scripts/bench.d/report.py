@@ -14,11 +14,12 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "haproxy", "dbrouter"]
+TARGETS = ["direct", "haproxy", "dbrouter", "floor"]
 TARGET_LABEL = {
     "direct": "MariaDB direct",
     "haproxy": "HAProxy (TCP relay)",
     "dbrouter": "dbrouter",
+    "floor": "smallest relay (examples/relay_floor.rs)",
 }
 TEST_ORDER = ["oltp_point_select", "oltp_read_only", "oltp_write_only", "oltp_read_write"]
 
@@ -204,7 +205,7 @@ def tables(agg):
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in tests:
         for n in threads:
-            d, h, r = (agg.get((t, n, tg)) or {} for tg in TARGETS)
+            d, h, r = (agg.get((t, n, tg)) or {} for tg in ("direct", "haproxy", "dbrouter"))
             if not (d or h or r):
                 continue  # e.g. the fixed-rate run exists at one thread count only
             out.append(
@@ -289,6 +290,11 @@ def targets(agg):
         p50h = diff(h and h["p50"], d["p50"])
         if p50x is not None:
             detail += f"; p50 added: dbrouter {p50x:+.0f} µs" + (f", HAProxy {p50h:+.0f} µs" if p50h is not None else "")
+        f = agg.get((test, T3_THREADS, "floor"))
+        floor_p99 = diff(f and f["p99"], d["p99"])
+        if floor_p99 is not None:
+            detail += (f"; the smallest relay (no parsing, examples/relay_floor.rs) adds {floor_p99:+.0f} µs p99, "
+                       f"{diff(f['p50'], d['p50']):+.0f} µs p50")
         one_r = agg.get(("oltp_point_select", 1, "dbrouter"))
         one_d = agg.get(("oltp_point_select", 1, "direct"))
         one_h = agg.get(("oltp_point_select", 1, "haproxy"))
@@ -306,6 +312,8 @@ def targets(agg):
                            f"{diff(sat_r['p99'], sat_d['p99']):+.0f} µs")
         v = ("**inconclusive** (p99 here is dominated by scheduling noise far larger than 50 µs)"
              if noisy else verdict(x <= T3_ADDED_P99_US))
+        if x > T3_ADDED_P99_US and floor_p99 is not None and floor_p99 > T3_ADDED_P99_US:
+            v += " on this host: a hop through any user-space relay costs more here"
         lines.append(f"| {name} | {detail} | {v} |")
     head = "| target | measured (medians) | |\n|---|---|---|"
     return head + "\n" + "\n".join(lines)
@@ -317,6 +325,7 @@ def plots(agg, out_dir, png_dir):
     tests, threads = cells(agg)
     if not tests:
         return []
+    shown = [tg for tg in TARGETS if any(k[2] == tg for k in agg)]
     data_dir = os.path.join(out_dir, "plot")
     os.makedirs(data_dir, exist_ok=True)
     for t in tests:
@@ -357,13 +366,14 @@ def plots(agg, out_dir, png_dir):
             "set yrange [0:*]" if not logy else "set logscale y",
             "set format y \"%.0f\"" if col != 2 else "set format y \"%.1f\"",
         ]
-        styles = {"direct": 'lc rgb "#1b9e77" pt 7', "haproxy": 'lc rgb "#d95f02" pt 5', "dbrouter": 'lc rgb "#7570b3" pt 9'}
+        styles = {"direct": 'lc rgb "#1b9e77" pt 7', "haproxy": 'lc rgb "#d95f02" pt 5', "dbrouter": 'lc rgb "#7570b3" pt 9',
+                  "floor": 'lc rgb "#999999" pt 13 dt 2'}
         for t in tests:
             dat = os.path.join(data_dir, f"{t}.dat")
             gp.append(f'set title "{t}" noenhanced')
             series = []
             for i, tg in enumerate(TARGETS):
-                if col == 2 and tg == "direct":
+                if tg not in shown or (col == 2 and tg == "direct"):
                     continue
                 c = 2 + i * 3 + col
                 series.append(f'"{dat}" using 1:{c} with linespoints lw 2 ps 1.2 {styles[tg]} title "{TARGET_LABEL[tg]}"')
@@ -443,7 +453,11 @@ def main():
                   f"total rate (`sysbench --rate={rate}`, interleaved and repeated like the rest). Unthrottled, "
                   "16 clients, MariaDB and a proxy on 2 cores are saturated and p99 is mostly run-queue delay "
                   "(milliseconds); at a fixed rate well below every target's capacity the difference of p99s is "
-                  "what the proxy adds, which is what the p99 target below is about.")
+                  "what the proxy adds, which is what the p99 target below is about. This phase also runs "
+                  "through a fourth target, `floor`: `examples/relay_floor.rs`, the smallest relay we could "
+                  "write (two blocking threads per connection that read and write, no parsing, no event "
+                  "loop). What it adds is what one process in the middle costs on this host — the thread "
+                  "wake-ups, not the work — and so the least any proxy can add here.")
     md.append("")
     md.append("```sh")
     md.append(meta.get("COMMAND", "scripts/bench"))

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
@@ -16,6 +16,7 @@ use crate::net::{NetError, PacketConn};
 use crate::protocol::command::COM_QUIT;
 use crate::protocol::handshake::offered_capabilities;
 use crate::protocol::packets::{parse_err, ServerErrorInfo, ERR_HEADER, OK_HEADER};
+use crate::protocol::response::ResultFormat;
 
 /// Largest packet accepted during a backend handshake.
 const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
@@ -84,6 +85,9 @@ pub struct LoginOptions {
     pub collation: Option<u16>,
     /// Capabilities the client negotiated with dbrouter (intersected with the server's).
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities the client negotiated with dbrouter; the server must
+    /// offer them all (they change the framing the client expects).
+    pub mariadb_capabilities: MariadbCapabilities,
     /// Connection attributes to pass on.
     pub attributes: Option<HashMap<String, String>>,
 }
@@ -103,11 +107,20 @@ pub struct BackendConn {
     pub server_collation: u8,
     /// Capabilities in force on this connection.
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities in force on this connection.
+    pub mariadb_capabilities: MariadbCapabilities,
+    /// MariaDB extended capabilities the server offered (empty for MySQL servers).
+    pub server_mariadb_capabilities: MariadbCapabilities,
     /// The thread whose runtime the socket is registered with.
     home: std::thread::ThreadId,
 }
 
 impl BackendConn {
+    /// How result sets are framed on this connection.
+    pub fn result_format(&self) -> ResultFormat {
+        ResultFormat::negotiated(self.capabilities, self.mariadb_capabilities)
+    }
+
     /// Registers the socket with the calling thread's runtime if it lives on another
     /// thread's (a pooled connection last used by a session on another serving thread).
     /// Otherwise every readiness event would cross threads (docs/architecture.md).
@@ -190,6 +203,35 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
     let nonce = handshake.nonce();
     let mut caps = (opts.capabilities & offered_capabilities()) | required_capabilities();
     caps &= server_caps | CapabilityFlags::CLIENT_LONG_PASSWORD;
+    // A MariaDB server leaves CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear and puts its
+    // extended capabilities in the greeting; it reads ours only if we clear it too.
+    let server_mariadb_caps = if server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+        MariadbCapabilities::empty()
+    } else {
+        handshake.mariadb_ext_capabilities()
+    };
+    let mariadb_caps = opts.mariadb_capabilities;
+    // The client's framing must hold on this connection too.
+    if opts
+        .capabilities
+        .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+        && !server_caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    {
+        return Err(protocol(
+            "the client negotiated CLIENT_DEPRECATE_EOF and this server does not offer it \
+             (MariaDB 10.2+ and MySQL 5.7+ do)"
+                .into(),
+        ));
+    }
+    if !server_mariadb_caps.contains(mariadb_caps) {
+        return Err(protocol(format!(
+            "the client negotiated MariaDB capabilities {mariadb_caps:?} and this server offers only \
+             {server_mariadb_caps:?} (all shards should run the same MariaDB version, 10.6 or later)"
+        )));
+    }
+    if !mariadb_caps.is_empty() {
+        caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+    }
     let plugin_name = handshake
         .auth_plugin_name_ref()
         .unwrap_or(b"mysql_native_password")
@@ -210,7 +252,8 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         caps,
         opts.attributes.clone(),
         BACKEND_MAX_PACKET,
-    );
+    )
+    .with_mariadb_ext_capabilities(mariadb_caps);
     let mut payload = Vec::with_capacity(128);
     response.serialize(&mut payload);
     // The handshake response carries a one-byte collation at offset 8 (after the
@@ -274,6 +317,8 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         server_version: handshake.server_version_str().into_owned(),
         server_collation: handshake.default_collation(),
         capabilities: caps,
+        mariadb_capabilities: mariadb_caps,
+        server_mariadb_capabilities: server_mariadb_caps,
         home: std::thread::current().id(),
     })
 }

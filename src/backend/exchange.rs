@@ -6,18 +6,22 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use crate::net::{NetError, PacketConn};
-use crate::protocol::response::{ProtocolViolation, ResponseKind, ResponseTracker, Step};
+use crate::protocol::response::{
+    ProtocolViolation, ResponseKind, ResponseTracker, ResultFormat, Step,
+};
 
 /// Largest internal response (prepare metadata, OK/ERR of a replayed command) collected.
 const INTERNAL_RESPONSE_LIMIT: usize = 1 << 24;
 
-/// Reads one whole response (for internal exchanges, never for relayed results).
+/// Reads one whole response (for internal exchanges, never for relayed results) on a
+/// connection whose result sets are framed as `format`.
 pub async fn read_response(
     io: &mut PacketConn<TcpStream>,
     kind: ResponseKind,
+    format: ResultFormat,
     timeout: std::time::Duration,
 ) -> Result<Vec<BytesMut>, ExchangeError> {
-    let mut tracker = ResponseTracker::new(kind);
+    let mut tracker = ResponseTracker::new(kind, format);
     let mut packets = Vec::new();
     loop {
         let (_, packet) =
@@ -54,11 +58,12 @@ pub async fn exchange(
     io: &mut PacketConn<TcpStream>,
     payload: &[u8],
     kind: ResponseKind,
+    format: ResultFormat,
     timeout: std::time::Duration,
 ) -> Result<Vec<BytesMut>, String> {
     io.queue(0, payload);
     io.flush().await.map_err(|e| e.to_string())?;
-    read_response(io, kind, timeout)
+    read_response(io, kind, format, timeout)
         .await
         .map_err(|e| e.to_string())
 }

@@ -29,6 +29,8 @@ pub struct PoolKey {
     pub addr: String,
     /// Capability flags negotiated at login.
     pub capabilities: u32,
+    /// MariaDB extended capabilities negotiated at login.
+    pub mariadb_capabilities: u32,
     /// Collation id at login.
     pub collation: u16,
     /// Initial database.
@@ -289,6 +291,7 @@ fn out_of_connections(e: &BackendError) -> bool {
 /// it is set again (or, for a key without one, checked to be none: a connection that
 /// cannot be brought back is closed).
 async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
+    let format = conn.result_format();
     let io = &mut conn.io;
     let mut expected = vec![ResponseKind::Single];
     io.queue(0, &[COM_RESET_CONNECTION]);
@@ -314,12 +317,16 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
     let work = async {
         io.flush().await.map_err(|_| ())?;
         for kind in &expected {
-            let packets = read_response(io, *kind, deadline).await.map_err(|_| ())?;
+            let packets = read_response(io, *kind, format, deadline)
+                .await
+                .map_err(|_| ())?;
             let first = packets.first().and_then(|p| p.first().copied());
             let fine = match kind {
                 ResponseKind::Query if packets.len() > 1 => {
-                    // The `SELECT DATABASE() IS NULL` row must be "1".
-                    packets.get(3).is_some_and(|row| &row[..] == b"\x011")
+                    // The `SELECT DATABASE() IS NULL` row must be "1": after the column
+                    // count, its definition and (unless CLIENT_DEPRECATE_EOF) an EOF.
+                    let row = if format.deprecate_eof { 2 } else { 3 };
+                    packets.get(row).is_some_and(|row| &row[..] == b"\x011")
                 }
                 _ => first == Some(OK_HEADER),
             };

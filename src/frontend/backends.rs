@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::TcpStream;
 
 use crate::backend::{BackendError, LoginOptions, PoolError, PoolKey, PooledConn, Pools};
@@ -17,7 +17,7 @@ use crate::error::ClientError;
 use crate::net::PacketConn;
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
 use crate::protocol::packets::ERR_HEADER;
-use crate::protocol::response::ResponseKind;
+use crate::protocol::response::{ResponseKind, ResultFormat};
 
 pub use crate::backend::exchange::{exchange, read_response};
 use crate::router::ring::ShardId;
@@ -28,6 +28,8 @@ use crate::router::RoutingTable;
 pub struct LoginState {
     /// Capabilities negotiated with the client.
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities negotiated with the client.
+    pub mariadb_capabilities: MariadbCapabilities,
     /// Collation from the handshake (or COM_CHANGE_USER).
     pub collation: u16,
     /// Database from the handshake (or COM_CHANGE_USER).
@@ -84,6 +86,12 @@ impl SessionBackends {
     /// The login state.
     pub fn login(&self) -> &LoginState {
         &self.login
+    }
+
+    /// How result sets are framed for this client and on all its backend connections
+    /// (they are opened with the client's capabilities).
+    pub fn result_format(&self) -> ResultFormat {
+        ResultFormat::negotiated(self.login.capabilities, self.login.mariadb_capabilities)
     }
 
     /// Shards with an open connection.
@@ -151,11 +159,13 @@ impl SessionBackends {
             database: self.login.database.clone(),
             collation: Some(self.login.collation),
             capabilities: self.login.capabilities,
+            mariadb_capabilities: self.login.mariadb_capabilities,
             attributes: self.login.attributes.clone(),
         };
         let key = PoolKey {
             addr: info.master.clone(),
             capabilities: self.login.capabilities.bits(),
+            mariadb_capabilities: self.login.mariadb_capabilities.bits(),
             collation: self.login.collation,
             database: self.login.database.clone(),
         };
@@ -198,6 +208,7 @@ impl SessionBackends {
             commands.push((stmt.clone(), ResponseKind::Query));
         }
         if !commands.is_empty() {
+            let format = conn.conn.result_format();
             let io = &mut conn.conn.io;
             for (cmd, _) in &commands {
                 io.queue(0, cmd);
@@ -212,7 +223,7 @@ impl SessionBackends {
             };
             io.flush().await.map_err(|e| lost(e.to_string()))?;
             for (_, kind) in &commands {
-                let packets = read_response(io, *kind, timeout)
+                let packets = read_response(io, *kind, format, timeout)
                     .await
                     .map_err(|e| lost(e.to_string()))?;
                 if let Some(err) = packets.iter().find(|p| p.first() == Some(&ERR_HEADER)) {

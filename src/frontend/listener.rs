@@ -13,12 +13,14 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use arc_swap::ArcSwap;
+use mysql_common::constants::MariadbCapabilities;
 
 use crate::backend::health::{self, CheckerSettings, HealthRegistry};
 use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::PacketConn;
+use crate::protocol::handshake::offered_mariadb_capabilities;
 use crate::router::ring::RingError;
 use crate::router::RoutingTable;
 use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
@@ -64,6 +66,7 @@ pub enum ServeError {
 struct BackendFacts {
     server_version: String,
     collation: u8,
+    mariadb_capabilities: MariadbCapabilities,
 }
 
 /// Waits until the global shard's master accepts the service login.
@@ -89,6 +92,7 @@ async fn wait_until_ready(
                 let facts = BackendFacts {
                     server_version: conn.server_version.clone(),
                     collation: conn.server_collation,
+                    mariadb_capabilities: conn.server_mariadb_capabilities,
                 };
                 conn.quit().await;
                 return Ok(facts);
@@ -190,6 +194,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .clone()
             .unwrap_or(facts.server_version),
         server_collation: facts.collation,
+        mariadb_capabilities: facts.mariadb_capabilities & offered_mariadb_capabilities(),
         drain: super::drain::DrainSignal::new(),
         held: std::sync::atomic::AtomicUsize::new(0),
     });

@@ -222,6 +222,7 @@ impl Session {
         seq: u8,
     ) -> Result<Option<(u32, Vec<BytesMut>)>, End> {
         let timeout = self.ctx.config.timeouts.backend_read();
+        let format = self.backends.result_format();
         let io = match self.backends.connection(table, shard).await {
             Ok(io) => io,
             Err(f) => {
@@ -229,7 +230,7 @@ impl Session {
                 return Ok(None);
             }
         };
-        let result = exchange(io, payload, ResponseKind::Prepare, timeout).await;
+        let result = exchange(io, payload, ResponseKind::Prepare, format, timeout).await;
         let packets = match result {
             Ok(p) => p,
             Err(detail) => return Err(self.backend_lost(table, shard, seq, detail, false).await),
@@ -469,6 +470,7 @@ impl Session {
         stmt.cursor_shard = None;
         let copies = stmt.backends.clone();
         let timeout = self.ctx.config.timeouts.backend_read();
+        let format = self.backends.result_format();
         for b in copies {
             if self.backends.generation(b.shard) != Some(b.generation) {
                 continue; // its connection was replaced: the copy is gone already
@@ -478,7 +480,7 @@ impl Session {
             let Some(io) = self.backends.get(b.shard) else {
                 continue;
             };
-            let result = exchange(io, &cmd, ResponseKind::Single, timeout).await;
+            let result = exchange(io, &cmd, ResponseKind::Single, format, timeout).await;
             match result {
                 Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
                     return self.send_packets(seq, &packets).await;

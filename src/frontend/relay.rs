@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::net::{NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
-use crate::protocol::response::{ProtocolViolation, ResponseKind, Step};
+use crate::protocol::response::{ProtocolViolation, ResponseKind, ResultFormat, Step};
 use crate::protocol::scanner::{ResponseScanner, STREAM_THRESHOLD};
 
 /// How a relay ended when it did not complete.
@@ -58,11 +58,12 @@ pub async fn relay_response(
     client: &mut PacketConn<TcpStream>,
     backend: &mut PacketConn<TcpStream>,
     kind: ResponseKind,
+    format: ResultFormat,
     command_seq: u8,
     timeouts: RelayTimeouts,
     watchdog: &mut Watchdog,
 ) -> Result<Option<u16>, (RelayError, RelayPosition)> {
-    let mut scanner = ResponseScanner::new(kind, command_seq);
+    let mut scanner = ResponseScanner::new(kind, format, command_seq);
     let position = |s: &ResponseScanner| RelayPosition {
         last_seq: s.last_seq(),
         mid_packet: s.mid_packet(),

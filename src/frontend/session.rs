@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::BytesMut;
-use mysql_common::constants::CapabilityFlags;
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Instrument, Span};
@@ -56,6 +56,10 @@ pub struct SessionContext {
     pub server_version: String,
     /// Default collation announced in the greeting.
     pub server_collation: u8,
+    /// MariaDB extended capabilities offered in the greeting: those of
+    /// [`crate::protocol::handshake::offered_mariadb_capabilities`] the global shard's master offered at start-up
+    /// (none for MySQL). Every shard must offer them too.
+    pub mariadb_capabilities: MariadbCapabilities,
     /// Tells sessions when the router starts draining.
     pub drain: super::drain::DrainSignal,
     /// Statements currently held because their shard is switching masters.
@@ -198,6 +202,7 @@ async fn connection_phase(
         &ctx.server_version,
         &scramble,
         offered_capabilities(),
+        ctx.mariadb_capabilities,
         ctx.server_collation,
         method.plugin_name(),
     );
@@ -222,6 +227,7 @@ async fn connection_phase(
         }
     };
     login.capabilities &= offered_capabilities();
+    login.mariadb_capabilities &= ctx.mariadb_capabilities;
     let seq = authenticate(client, config, &login, &scramble, seq, peer).await?;
 
     // The first backend connection: on the global shard, which also checks the database.
@@ -248,6 +254,7 @@ async fn connection_phase(
 fn login_state(login: &ClientLogin) -> LoginState {
     LoginState {
         capabilities: login.capabilities,
+        mariadb_capabilities: login.mariadb_capabilities,
         collation: login.collation,
         database: login.database.clone(),
         attributes: login.attributes.clone(),
@@ -613,6 +620,7 @@ impl Session {
         seq: u8,
     ) -> Result<bool, End> {
         let timeout = self.ctx.config.timeouts.backend_read();
+        let format = self.backends.result_format();
         let io = match self.backends.connection(table, shard).await {
             Ok(io) => io,
             Err(f) => {
@@ -620,7 +628,7 @@ impl Session {
                 return Ok(false);
             }
         };
-        let result = exchange(io, payload, ResponseKind::Query, timeout).await;
+        let result = exchange(io, payload, ResponseKind::Query, format, timeout).await;
         match result {
             Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
                 self.tx = Tx::None;
@@ -721,6 +729,7 @@ impl Session {
             return self.reply_error(seq, err).await.map(|_| None);
         }
         let timeouts = self.relay_timeouts();
+        let format = self.backends.result_format();
         let io = match self.backends.connection(table, shard).await {
             Ok(io) => io,
             Err(failure) => {
@@ -740,6 +749,7 @@ impl Session {
             &mut self.client,
             io,
             kind,
+            format,
             seq,
             timeouts,
             &mut self.watchdog,
@@ -869,9 +879,10 @@ impl Session {
         shard: ShardId,
         seq: u8,
     ) -> Result<(), End> {
+        let format = self.backends.result_format();
         if let Some(io) = self.backends.get(tx_shard) {
             let timeout = self.ctx.config.timeouts.backend_read();
-            let ok = exchange(io, b"\x03ROLLBACK", ResponseKind::Query, timeout)
+            let ok = exchange(io, b"\x03ROLLBACK", ResponseKind::Query, format, timeout)
                 .await
                 .is_ok();
             if !ok {
@@ -907,6 +918,7 @@ impl Session {
         kind: ResponseKind,
     ) -> Result<(), End> {
         let timeout = self.ctx.config.timeouts.backend_read();
+        let format = self.backends.result_format();
         if self.backends.open_shards().next().is_none() {
             // Session state needs a connection to live on: the session's current shard.
             let shard = self.session_shard();
@@ -921,7 +933,7 @@ impl Session {
             let Some(io) = self.backends.get(shard) else {
                 continue;
             };
-            let result = exchange(io, payload, kind, timeout).await;
+            let result = exchange(io, payload, kind, format, timeout).await;
             let packets = match result {
                 Ok(p) => p,
                 Err(detail) => {
@@ -1012,6 +1024,7 @@ impl Session {
             ],
             &[row],
             self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
+            self.backends.result_format(),
         );
         self.send_packets(seq, &packets).await
     }
@@ -1077,6 +1090,7 @@ impl Session {
             &["name", "value"],
             &rows,
             self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
+            self.backends.result_format(),
         );
         self.send_packets(seq, &packets).await
     }
@@ -1092,18 +1106,22 @@ impl Session {
     ) -> Result<(), End> {
         let reply_seq = seq.wrapping_add(1);
         let login_now = self.backends.login().clone();
-        let mut login =
-            match parse_change_user(payload, login_now.capabilities, login_now.collation) {
-                Ok(login) => login,
-                Err(e) => {
-                    return Err(send_error(
-                        &mut self.client,
-                        reply_seq,
-                        ClientError::BadHandshake(e.to_string()),
-                    )
-                    .await)
-                }
-            };
+        let mut login = match parse_change_user(
+            payload,
+            login_now.capabilities,
+            login_now.mariadb_capabilities,
+            login_now.collation,
+        ) {
+            Ok(login) => login,
+            Err(e) => {
+                return Err(send_error(
+                    &mut self.client,
+                    reply_seq,
+                    ClientError::BadHandshake(e.to_string()),
+                )
+                .await)
+            }
+        };
         if login.attributes.is_none() {
             login.attributes = login_now.attributes.clone();
         }
@@ -1140,7 +1158,7 @@ pub(super) fn final_status(packets: &[BytesMut]) -> Option<u16> {
     let last = packets.last()?;
     match last.first()? {
         0x00 => crate::protocol::packets::ok_status(last),
-        0xfe if last.len() < 9 => crate::protocol::packets::eof_status(last),
+        0xfe if last.len() < 0xff_ffff => crate::protocol::packets::terminator_status(last),
         _ => None,
     }
 }

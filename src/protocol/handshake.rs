@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
@@ -12,12 +12,16 @@ use super::auth::SCRAMBLE_LEN;
 
 /// The capabilities dbrouter offers to clients: only what the relay handles faithfully.
 ///
+/// CLIENT_DEPRECATE_EOF is offered: a client's backend connections are opened with its
+/// capabilities (pooled per capability set), so both sides use one framing and the relay
+/// only has to recognise it (`ResultFormat`). MariaDB clients that cache metadata expect
+/// both together.
+///
 /// Not offered: CLIENT_SSL (TLS is not implemented yet), CLIENT_COMPRESS (the relay frames
-/// plain packets), CLIENT_DEPRECATE_EOF (one result-set framing keeps the response state
-/// machine small; every driver supports EOF packets), CLIENT_SESSION_TRACK and
+/// plain packets), CLIENT_SESSION_TRACK and
 /// CLIENT_QUERY_ATTRIBUTES (session state must stay router-owned once backend connections
-/// are pooled), MariaDB extended capabilities (bulk execute, metadata caching) and
-/// progress reports.
+/// are pooled), progress reports, and the MariaDB extended capabilities other than
+/// metadata caching (see [`offered_mariadb_capabilities`]).
 pub fn offered_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS
@@ -39,17 +43,37 @@ pub fn offered_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_PLUGIN_AUTH
         | CapabilityFlags::CLIENT_CONNECT_ATTRS
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_DEPRECATE_EOF
 }
 
-/// Builds the initial handshake packet payload.
+/// The MariaDB extended capabilities dbrouter offers when its backends are MariaDB:
+/// MARIADB_CLIENT_CACHE_METADATA (10.6+), with which the server leaves out the column
+/// definitions of a prepared statement's result when the client already has them. The
+/// relay only has to read one more byte of a result set's column-count packet, and a
+/// point select's answer shrinks by one column definition per column. Not offered: bulk
+/// execute (COM_STMT_BULK_EXECUTE would need its own routing) and extended metadata
+/// (locally answered result sets would need the extra field).
+pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
+    MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+}
+
+/// Builds the initial handshake packet payload. With MariaDB capabilities to offer, it
+/// is a MariaDB greeting: CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear, the extended
+/// capabilities in the last four reserved bytes.
 pub fn greeting(
     connection_id: u32,
     server_version: &str,
     scramble: &[u8; SCRAMBLE_LEN],
     capabilities: CapabilityFlags,
+    mariadb_capabilities: MariadbCapabilities,
     collation: u8,
     plugin: &str,
 ) -> Vec<u8> {
+    let capabilities = if mariadb_capabilities.is_empty() {
+        capabilities
+    } else {
+        capabilities - CapabilityFlags::CLIENT_LONG_PASSWORD
+    };
     let mut scramble_1 = [0u8; 8];
     scramble_1.copy_from_slice(&scramble[..8]);
     // The second part is sent NUL-terminated (13 bytes), as MySQL servers do.
@@ -65,7 +89,8 @@ pub fn greeting(
         collation,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(plugin.as_bytes()),
-    );
+    )
+    .with_mariadb_ext_capabilities(mariadb_capabilities);
     let mut out = Vec::with_capacity(96);
     packet.serialize(&mut out);
     out
@@ -86,6 +111,9 @@ pub fn auth_switch(plugin: &str, scramble: &[u8; SCRAMBLE_LEN]) -> Vec<u8> {
 pub struct ClientLogin {
     /// Capability flags the client asked for (before intersecting with ours).
     pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities the client asked for (empty unless it answered a
+    /// MariaDB greeting as a MariaDB client, i.e. with CLIENT_MYSQL clear).
+    pub mariadb_capabilities: MariadbCapabilities,
     /// Character set / collation id.
     pub collation: u16,
     /// Account name.
@@ -128,8 +156,15 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<ClientLogin, LoginPars
     let mut buf = ParseBuf(payload);
     let resp = HandshakeResponse::deserialize((), &mut buf)
         .map_err(|e| LoginParseError::Malformed(e.to_string()))?;
+    let capabilities = resp.capabilities();
+    let mariadb_capabilities = if capabilities.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+        MariadbCapabilities::empty()
+    } else {
+        resp.mariadb_ext_capabilities()
+    };
     Ok(ClientLogin {
-        capabilities: resp.capabilities(),
+        capabilities,
+        mariadb_capabilities,
         collation: u16::from(resp.collation()),
         user: String::from_utf8_lossy(resp.user()).into_owned(),
         auth_response: resp.scramble_buf().to_vec(),
@@ -143,7 +178,7 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<ClientLogin, LoginPars
 }
 
 /// Parses a COM_CHANGE_USER payload (including the command byte), given the session's
-/// negotiated capabilities.
+/// negotiated capabilities (which it keeps).
 ///
 /// Layout: user NUL, auth-response (1-byte length), database NUL, then optionally
 /// charset u16, plugin name NUL (CLIENT_PLUGIN_AUTH), connect attributes
@@ -151,6 +186,7 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<ClientLogin, LoginPars
 pub fn parse_change_user(
     payload: &[u8],
     capabilities: CapabilityFlags,
+    mariadb_capabilities: MariadbCapabilities,
     previous_collation: u16,
 ) -> Result<ClientLogin, LoginParseError> {
     let malformed = |what: &str| LoginParseError::Malformed(format!("COM_CHANGE_USER: {what}"));
@@ -178,6 +214,7 @@ pub fn parse_change_user(
     }
     Ok(ClientLogin {
         capabilities,
+        mariadb_capabilities,
         collation,
         user,
         auth_response,
@@ -223,6 +260,7 @@ mod tests {
             "10.11.6-MariaDB",
             &scramble,
             offered_capabilities(),
+            MariadbCapabilities::empty(),
             45,
             "mysql_native_password",
         );
@@ -232,6 +270,62 @@ mod tests {
         assert_eq!(p.nonce(), scramble.to_vec());
         assert_eq!(p.auth_plugin(), Some(AuthPlugin::MysqlNativePassword));
         assert!(!p.capabilities().contains(CapabilityFlags::CLIENT_SSL));
+        // A MySQL-style greeting: CLIENT_MYSQL set, no extended capabilities.
+        assert!(p
+            .capabilities()
+            .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
+        assert!(p.mariadb_ext_capabilities().is_empty());
+    }
+
+    #[test]
+    fn mariadb_greeting_carries_extended_capabilities() {
+        let scramble = *b"abcdefghijklmnopqrst";
+        let bytes = greeting(
+            7,
+            "10.11.6-MariaDB",
+            &scramble,
+            offered_capabilities(),
+            offered_mariadb_capabilities(),
+            45,
+            "mysql_native_password",
+        );
+        let p = HandshakePacket::deserialize((), &mut ParseBuf(&bytes)).unwrap();
+        assert!(!p
+            .capabilities()
+            .contains(CapabilityFlags::CLIENT_LONG_PASSWORD));
+        assert_eq!(
+            p.mariadb_ext_capabilities(),
+            MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+        );
+        assert_eq!(p.nonce(), scramble.to_vec());
+    }
+
+    #[test]
+    fn extended_capabilities_are_read_only_from_mariadb_clients() {
+        let response = |caps: CapabilityFlags| {
+            let resp = HandshakeResponse::new(
+                Some(vec![1u8; 20]),
+                (10, 11, 0),
+                Some(&b"app"[..]),
+                None::<&[u8]>,
+                Some(AuthPlugin::MysqlNativePassword),
+                caps,
+                None,
+                1 << 24,
+            )
+            .with_mariadb_ext_capabilities(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA);
+            let mut bytes = Vec::new();
+            resp.serialize(&mut bytes);
+            parse_handshake_response(&bytes).unwrap()
+        };
+        let mariadb = response(offered_capabilities() - CapabilityFlags::CLIENT_LONG_PASSWORD);
+        assert_eq!(
+            mariadb.mariadb_capabilities,
+            MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+        );
+        // CLIENT_MYSQL set: those bytes are filler, whatever they hold.
+        let mysql = response(offered_capabilities());
+        assert!(mysql.mariadb_capabilities.is_empty());
     }
 
     #[test]
@@ -289,13 +383,15 @@ mod tests {
         p.extend_from_slice(b"db2\0");
         p.extend_from_slice(&33u16.to_le_bytes());
         p.extend_from_slice(b"mysql_native_password\0");
-        let login = parse_change_user(&p, offered_capabilities(), 8).unwrap();
+        let cache = MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA;
+        let login = parse_change_user(&p, offered_capabilities(), cache, 8).unwrap();
+        assert_eq!(login.mariadb_capabilities, cache);
         assert_eq!(login.user, "bob");
         assert_eq!(login.auth_response, vec![7u8; 20]);
         assert_eq!(login.database.as_deref(), Some("db2"));
         assert_eq!(login.collation, 33);
         for cut in 0..p.len() {
-            let _ = parse_change_user(&p[..cut], offered_capabilities(), 8);
+            let _ = parse_change_user(&p[..cut], offered_capabilities(), cache, 8);
         }
     }
 }

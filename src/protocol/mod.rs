@@ -20,7 +20,7 @@ pub mod scanner;
 mod robustness_tests {
     use super::handshake::{offered_capabilities, parse_change_user, parse_handshake_response};
     use super::packets::{eof_status, ok_status, parse_err};
-    use super::response::{ResponseKind, ResponseTracker};
+    use super::response::{ResponseKind, ResponseTracker, ResultFormat};
 
     use crate::test_rng::Rng;
 
@@ -56,11 +56,20 @@ mod robustness_tests {
         for i in 0..50_000 {
             let data = rng.bytes(120);
             let _ = parse_handshake_response(&data);
-            let _ = parse_change_user(&data, offered_capabilities(), 8);
+            let _ = parse_change_user(
+                &data,
+                offered_capabilities(),
+                mysql_common::constants::MariadbCapabilities::all(),
+                8,
+            );
             let _ = parse_err(&data);
             let _ = ok_status(&data);
             let _ = eof_status(&data);
-            let mut tracker = ResponseTracker::new(kinds[i % kinds.len()]);
+            let format = ResultFormat {
+                deprecate_eof: i % 4 >= 2,
+                metadata_flag: i % 2 == 1,
+            };
+            let mut tracker = ResponseTracker::new(kinds[i % kinds.len()], format);
             for _ in 0..8 {
                 let packet = rng.bytes(40);
                 let len = if rng.next().is_multiple_of(50) {

@@ -128,6 +128,25 @@ pub fn eof_status(payload: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes([b[0], b[1]]))
 }
 
+/// Whether a packet (first byte + payload length) ends rows or metadata when
+/// CLIENT_DEPRECATE_EOF is in force: an OK packet with the 0xfe header (or, after a
+/// cursor's metadata, an old-style EOF). A row starting with 0xfe is at least 16 MiB.
+#[inline]
+pub fn is_ok_terminator(first: u8, len: usize) -> bool {
+    first == EOF_HEADER && len < 0xff_ffff
+}
+
+/// Server status flags of a 0xfe-headed terminator: an old-style EOF (5 bytes) or an OK
+/// packet with the 0xfe header (CLIENT_DEPRECATE_EOF; at least 7 bytes).
+#[inline]
+pub fn terminator_status(payload: &[u8]) -> Option<u16> {
+    if payload.len() < 7 {
+        eof_status(payload)
+    } else {
+        ok_status(payload)
+    }
+}
+
 /// Server status flags of an OK packet payload (header, affected rows, last insert id, status).
 #[inline]
 pub fn ok_status(payload: &[u8]) -> Option<u16> {

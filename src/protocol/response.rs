@@ -3,8 +3,11 @@
 //! command is complete, what the final server status flags are, and when the client must
 //! upload a LOCAL INFILE. Pure logic, unit-tested here, used by the relay loop.
 
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
+
 use super::packets::{
-    eof_status, is_eof, ok_status, read_lenenc_int, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
+    eof_status, is_eof, is_ok_terminator, ok_status, read_lenenc_int, terminator_status,
+    ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
 };
 
 /// SERVER_MORE_RESULTS_EXISTS: another result follows this one.
@@ -33,6 +36,29 @@ pub enum ResponseKind {
     Fetch,
     /// Exactly one packet of any kind (COM_PING, COM_INIT_DB, COM_STATISTICS, …).
     Single,
+}
+
+/// How result sets are framed on a connection: follows from the capabilities negotiated
+/// on it (a client session and its backend connections always agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResultFormat {
+    /// CLIENT_DEPRECATE_EOF: no EOF after column (or parameter) definitions, and rows end
+    /// with an OK packet carrying the 0xfe header instead of an EOF packet.
+    pub deprecate_eof: bool,
+    /// MARIADB_CLIENT_CACHE_METADATA: a result set's column count is followed by one
+    /// "metadata follows" byte; when it is 0 no column definitions come (the client kept
+    /// those of the prepared statement).
+    pub metadata_flag: bool,
+}
+
+impl ResultFormat {
+    /// The framing for these negotiated capabilities.
+    pub fn negotiated(capabilities: CapabilityFlags, mariadb: MariadbCapabilities) -> Self {
+        ResultFormat {
+            deprecate_eof: capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF),
+            metadata_flag: mariadb.contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA),
+        }
+    }
 }
 
 /// What the relay does after a packet.
@@ -81,11 +107,12 @@ enum State {
 pub struct ResponseTracker {
     kind: ResponseKind,
     state: State,
+    format: ResultFormat,
 }
 
 impl ResponseTracker {
-    /// A tracker for the response to a command of the given kind.
-    pub fn new(kind: ResponseKind) -> Self {
+    /// A tracker for the response to a command of the given kind, framed as `format`.
+    pub fn new(kind: ResponseKind, format: ResultFormat) -> Self {
         let state = match kind {
             ResponseKind::Query | ResponseKind::Execute | ResponseKind::Prepare => {
                 State::ResultStart
@@ -94,7 +121,11 @@ impl ResponseTracker {
             ResponseKind::Fetch => State::Rows,
             ResponseKind::Single => State::Single,
         };
-        Self { kind, state }
+        Self {
+            kind,
+            state,
+            format,
+        }
     }
 
     /// Feeds one logical packet. `head` is its payload, or at least its first byte when
@@ -147,8 +178,20 @@ impl ResponseTracker {
                 ERR_HEADER => Ok(Step::Done { status: None }),
                 LOCAL_INFILE_HEADER => Ok(Step::LocalInfile),
                 _ => match read_lenenc_int(head, 0) {
-                    Some((n, _)) if n > 0 => {
-                        self.state = State::Columns { left: n };
+                    Some((n, used)) if n > 0 => {
+                        self.state = if !self.format.metadata_flag {
+                            State::Columns { left: n }
+                        } else {
+                            match head.get(used) {
+                                Some(0) => self.after_definitions(),
+                                Some(_) => State::Columns { left: n },
+                                None => {
+                                    return Err(violation(
+                                        "a column count with its metadata-follows byte",
+                                    ))
+                                }
+                            }
+                        };
                         Ok(Step::Continue)
                     }
                     _ => Err(violation("OK, ERR, LOCAL INFILE or a column count")),
@@ -161,7 +204,7 @@ impl ResponseTracker {
                 self.state = if left > 1 {
                     State::Columns { left: left - 1 }
                 } else {
-                    State::ColumnsEof
+                    self.after_definitions()
                 };
                 Ok(Step::Continue)
             }
@@ -182,7 +225,12 @@ impl ResponseTracker {
                 if first == ERR_HEADER && len < 0xff_ffff {
                     return Ok(Step::Done { status: None });
                 }
-                if is_eof(first, len) {
+                // With CLIENT_DEPRECATE_EOF an opened cursor is also reported here, by the
+                // packet right after the metadata (its status has no MORE_RESULTS: done).
+                if self.format.deprecate_eof && is_ok_terminator(first, len) {
+                    return Ok(self.after_terminator(terminator_status(head)));
+                }
+                if !self.format.deprecate_eof && is_eof(first, len) {
                     return Ok(self.after_terminator(eof_status(head)));
                 }
                 Ok(Step::Continue)
@@ -193,8 +241,12 @@ impl ResponseTracker {
                         left: left - 1,
                         columns,
                     }
-                } else {
+                } else if !self.format.deprecate_eof {
                     State::PrepareParamsEof { columns }
+                } else if columns > 0 {
+                    State::PrepareColumns { left: columns }
+                } else {
+                    return Ok(Step::Done { status: None });
                 };
                 Ok(Step::Continue)
             }
@@ -211,8 +263,10 @@ impl ResponseTracker {
             State::PrepareColumns { left } => {
                 self.state = if left > 1 {
                     State::PrepareColumns { left: left - 1 }
-                } else {
+                } else if !self.format.deprecate_eof {
                     State::PrepareColumnsEof
+                } else {
+                    return Ok(Step::Done { status: None });
                 };
                 Ok(Step::Continue)
             }
@@ -224,11 +278,24 @@ impl ResponseTracker {
             }
             State::FieldList => match first {
                 ERR_HEADER => Ok(Step::Done { status: None }),
-                _ if is_eof(first, len) => Ok(Step::Done {
+                _ if self.format.deprecate_eof && is_ok_terminator(first, len) => Ok(Step::Done {
+                    status: terminator_status(head),
+                }),
+                _ if !self.format.deprecate_eof && is_eof(first, len) => Ok(Step::Done {
                     status: eof_status(head),
                 }),
                 _ => Ok(Step::Continue),
             },
+        }
+    }
+
+    /// After the last column definition (or none, when the metadata was left out): the
+    /// EOF that closes the metadata, unless CLIENT_DEPRECATE_EOF dropped it.
+    fn after_definitions(&self) -> State {
+        if self.format.deprecate_eof {
+            State::Rows
+        } else {
+            State::ColumnsEof
         }
     }
 
@@ -256,7 +323,11 @@ mod tests {
     }
 
     fn feed_all(kind: ResponseKind, packets: &[Vec<u8>]) -> Vec<Step> {
-        let mut t = ResponseTracker::new(kind);
+        feed_all_as(kind, ResultFormat::default(), packets)
+    }
+
+    fn feed_all_as(kind: ResponseKind, format: ResultFormat, packets: &[Vec<u8>]) -> Vec<Step> {
+        let mut t = ResponseTracker::new(kind, format);
         packets
             .iter()
             .map(|p| t.feed(p, p.len()).expect("valid packet"))
@@ -328,7 +399,7 @@ mod tests {
 
     #[test]
     fn local_infile_then_ok() {
-        let mut t = ResponseTracker::new(ResponseKind::Query);
+        let mut t = ResponseTracker::new(ResponseKind::Query, ResultFormat::default());
         assert_eq!(t.feed(b"\xfb/tmp/x", 7), Ok(Step::LocalInfile));
         let ok = ok_packet(5, 0, 2, 0);
         assert_eq!(t.feed(&ok, ok.len()), Ok(Step::Done { status: Some(2) }));
@@ -348,6 +419,125 @@ mod tests {
                 status: Some(2 | SERVER_STATUS_CURSOR_EXISTS)
             }
         );
+    }
+
+    const CACHED: ResultFormat = ResultFormat {
+        deprecate_eof: false,
+        metadata_flag: true,
+    };
+    const NO_EOF: ResultFormat = ResultFormat {
+        deprecate_eof: true,
+        metadata_flag: false,
+    };
+
+    /// An OK packet with the 0xfe header (CLIENT_DEPRECATE_EOF's end of rows).
+    fn ok_fe(status: u16) -> Vec<u8> {
+        let mut p = ok_packet(0, 0, status, 0);
+        p[0] = 0xfe;
+        p
+    }
+
+    #[test]
+    fn deprecate_eof_results_end_at_the_ok_terminator() {
+        // Text rows: no EOF after the definitions; a row may start with 0xfe if huge.
+        let packets = vec![vec![1], COLDEF.to_vec(), b"\x011".to_vec(), ok_fe(0x22)];
+        let steps = feed_all_as(ResponseKind::Query, NO_EOF, &packets);
+        assert!(steps[..3].iter().all(|s| *s == Step::Continue));
+        assert_eq!(steps[3], Step::Done { status: Some(0x22) });
+        let mut t = ResponseTracker::new(ResponseKind::Query, NO_EOF);
+        t.feed(&[1], 1).unwrap();
+        t.feed(COLDEF, COLDEF.len()).unwrap();
+        assert_eq!(t.feed(&[0xfe, 0, 0], 0xff_ffff), Ok(Step::Continue));
+        // More results: the terminator's status says so.
+        let packets = vec![
+            vec![1],
+            COLDEF.to_vec(),
+            ok_fe(2 | SERVER_MORE_RESULTS_EXISTS),
+            ok_packet(0, 0, 2, 0),
+        ];
+        let steps = feed_all_as(ResponseKind::Query, NO_EOF, &packets);
+        assert_eq!(steps[2], Step::Continue);
+        assert_eq!(steps[3], Step::Done { status: Some(2) });
+        // A cursor: the packet after the metadata reports it (EOF or 0xfe OK).
+        for cursor in [
+            eof(2 | SERVER_STATUS_CURSOR_EXISTS),
+            ok_fe(2 | SERVER_STATUS_CURSOR_EXISTS),
+        ] {
+            let steps = feed_all_as(
+                ResponseKind::Execute,
+                NO_EOF,
+                &[vec![1], COLDEF.to_vec(), cursor],
+            );
+            assert_eq!(
+                steps[2],
+                Step::Done {
+                    status: Some(2 | SERVER_STATUS_CURSOR_EXISTS)
+                }
+            );
+        }
+        // Prepare: no EOF after parameters or columns.
+        let prep_ok = vec![0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0];
+        let packets = vec![prep_ok, COLDEF.to_vec(), COLDEF.to_vec(), COLDEF.to_vec()];
+        let steps = feed_all_as(ResponseKind::Prepare, NO_EOF, &packets);
+        assert!(steps[..3].iter().all(|s| *s == Step::Continue));
+        assert_eq!(steps[3], Step::Done { status: None });
+        let params_only = vec![vec![0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], COLDEF.to_vec()];
+        let steps = feed_all_as(ResponseKind::Prepare, NO_EOF, &params_only);
+        assert_eq!(steps[1], Step::Done { status: None });
+        // Field list and fetch end at the 0xfe OK as well.
+        let steps = feed_all_as(
+            ResponseKind::FieldList,
+            NO_EOF,
+            &[COLDEF.to_vec(), ok_fe(2)],
+        );
+        assert_eq!(steps[1], Step::Done { status: Some(2) });
+        let fetched = [b"\x00\x00\x01".to_vec(), ok_fe(0x82)];
+        let steps = feed_all_as(ResponseKind::Fetch, NO_EOF, &fetched);
+        assert_eq!(steps[1], Step::Done { status: Some(0x82) });
+        // Both capabilities: skipped metadata goes straight to the rows.
+        let both = ResultFormat {
+            deprecate_eof: true,
+            metadata_flag: true,
+        };
+        let packets = vec![vec![1, 0], b"\x00\x00\x01".to_vec(), ok_fe(2)];
+        let steps = feed_all_as(ResponseKind::Execute, both, &packets);
+        assert_eq!(steps[2], Step::Done { status: Some(2) });
+    }
+
+    #[test]
+    fn cached_metadata_is_skipped_when_the_flag_says_so() {
+        // Metadata follows (1): definitions and their EOF, rows, EOF.
+        let with = vec![
+            vec![1, 1],
+            COLDEF.to_vec(),
+            eof(2),
+            b"\x00\x00\x01".to_vec(),
+            eof(2),
+        ];
+        let steps = feed_all_as(ResponseKind::Execute, CACHED, &with);
+        assert!(steps[..4].iter().all(|s| *s == Step::Continue));
+        assert_eq!(steps[4], Step::Done { status: Some(2) });
+        // Metadata skipped (0): the EOF comes right after the column count.
+        let without = vec![vec![1, 0], eof(2), b"\x00\x00\x01".to_vec(), eof(0x22)];
+        let steps = feed_all_as(ResponseKind::Execute, CACHED, &without);
+        assert!(steps[..3].iter().all(|s| *s == Step::Continue));
+        assert_eq!(steps[3], Step::Done { status: Some(0x22) });
+        // Skipped metadata with a cursor: done at that EOF.
+        let cursor = vec![vec![1, 0], eof(2 | SERVER_STATUS_CURSOR_EXISTS)];
+        let steps = feed_all_as(ResponseKind::Execute, CACHED, &cursor);
+        assert_eq!(
+            steps[1],
+            Step::Done {
+                status: Some(2 | SERVER_STATUS_CURSOR_EXISTS)
+            }
+        );
+        // Without the capability the byte after the count is not read: [1, 0] is still
+        // a one-column count followed by its definition.
+        let steps = feed_all(ResponseKind::Query, &with);
+        assert_eq!(steps[4], Step::Done { status: Some(2) });
+        // The flag byte missing is a violation, not a guess.
+        let mut t = ResponseTracker::new(ResponseKind::Execute, CACHED);
+        assert!(t.feed(&[1], 1).is_err());
     }
 
     #[test]
@@ -385,11 +575,11 @@ mod tests {
 
     #[test]
     fn garbage_is_a_violation_not_a_panic() {
-        let mut t = ResponseTracker::new(ResponseKind::Query);
+        let mut t = ResponseTracker::new(ResponseKind::Query, ResultFormat::default());
         assert!(t.feed(&[], 0).is_err());
-        let mut t = ResponseTracker::new(ResponseKind::Prepare);
+        let mut t = ResponseTracker::new(ResponseKind::Prepare, ResultFormat::default());
         assert!(t.feed(&[0, 1], 2).is_err());
-        let mut t = ResponseTracker::new(ResponseKind::Query);
+        let mut t = ResponseTracker::new(ResponseKind::Query, ResultFormat::default());
         assert!(t.feed(&[0xfc], 1).is_err());
         t.feed(&[1], 1).unwrap();
         t.feed(COLDEF, COLDEF.len()).unwrap();

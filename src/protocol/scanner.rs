@@ -6,7 +6,7 @@
 
 use crate::net::{parse_header, HEADER_LEN, MAX_PAYLOAD_LEN};
 
-use super::response::{ProtocolViolation, ResponseKind, ResponseTracker, Step};
+use super::response::{ProtocolViolation, ResponseKind, ResponseTracker, ResultFormat, Step};
 
 /// Packets at least this large are streamed to the client as their bytes arrive instead
 /// of being buffered whole; they are rows or data, never terminators.
@@ -40,10 +40,11 @@ pub struct ResponseScanner {
 }
 
 impl ResponseScanner {
-    /// A scanner for the response to a command whose last packet had `command_seq`.
-    pub fn new(kind: ResponseKind, command_seq: u8) -> Self {
+    /// A scanner for the response to a command whose last packet had `command_seq`, on a
+    /// connection whose result sets are framed as `format`.
+    pub fn new(kind: ResponseKind, format: ResultFormat, command_seq: u8) -> Self {
         Self {
-            tracker: ResponseTracker::new(kind),
+            tracker: ResponseTracker::new(kind, format),
             passthrough: 0,
             continuation: false,
             pending: None,
@@ -193,7 +194,7 @@ mod tests {
     /// Feeds `stream` in chunks of `chunk` bytes the way the relay does (unconsumed bytes
     /// stay buffered); returns the bytes forwarded before completion and the final step.
     fn run(stream: &[u8], chunk: usize) -> (usize, Step) {
-        let mut scanner = ResponseScanner::new(ResponseKind::Query, 0);
+        let mut scanner = ResponseScanner::new(ResponseKind::Query, ResultFormat::default(), 0);
         let mut buffered: Vec<u8> = Vec::new();
         let mut forwarded = 0;
         let mut fed = 0;
@@ -260,7 +261,7 @@ mod tests {
     fn single_ok_and_incomplete_hint() {
         let mut out = BytesMut::new();
         write_packet(&mut out, 1, &ok_packet(1, 0, 2, 0));
-        let mut scanner = ResponseScanner::new(ResponseKind::Query, 0);
+        let mut scanner = ResponseScanner::new(ResponseKind::Query, ResultFormat::default(), 0);
         let scan = scanner.scan(&out[..6]).unwrap();
         assert_eq!(
             scan,
