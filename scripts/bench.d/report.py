@@ -149,6 +149,8 @@ def aggregate(rows):
             "p99_all": [num(r["p99_us"]) for r in ok if num(r["p99_us"]) is not None],
             "cpu": med(num(r["proxy_cpu_us_per_query"]) for r in ok),
             "server_cpu": med(num(r["server_cpu_us_per_query"]) for r in ok),
+            "bytes_in": med(num(r.get("server_bytes_in_per_query")) for r in ok),
+            "bytes_out": med(num(r.get("server_bytes_out_per_query")) for r in ok),
             "foreign": med(num(r["foreign_cpu_s"]) for r in ok),
             "errors": sum(int(num(r["ignored_errors"]) or 0) for r in ok),
         }
@@ -182,8 +184,8 @@ def cells(agg):
 def tables(agg):
     tests, threads = cells(agg)
     out = []
-    out.append("| test | threads | target | QPS (median) | QPS min–max | p50 µs | p95 µs | p99 µs | proxy CPU µs/query | MariaDB CPU µs/query |")
-    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| test | threads | target | QPS (median) | QPS min–max | p50 µs | p95 µs | p99 µs | proxy CPU µs/query | MariaDB CPU µs/query | MariaDB bytes in / out per query |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in tests:
         for n in threads:
             for tg in TARGETS:
@@ -191,13 +193,13 @@ def tables(agg):
                 if not a:
                     continue
                 if a["ok"] == 0:
-                    out.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | |")
+                    out.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | | |")
                     continue
                 rng = f"{f0(a['qps_min'])}–{f0(a['qps_max'])}" if a["ok"] > 1 else "–"
                 cpu = "–" if tg == "direct" else f2(a["cpu"])
                 note = "" if a["ok"] == a["runs"] else f" ({a['runs'] - a['ok']} of {a['runs']} runs failed)"
                 out.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {f0(a['p50'])} | {f0(a['p95'])} "
-                           f"| {f0(a['p99'])} | {cpu} | {f2(a['server_cpu'])} |")
+                           f"| {f0(a['p99'])} | {cpu} | {f2(a['server_cpu'])} | {f0(a['bytes_in'])} / {f0(a['bytes_out'])} |")
     table1 = "\n".join(out)
 
     out = []
@@ -443,7 +445,9 @@ def main():
               "(latency is per sysbench *event*: one statement for `oltp_point_select`, one whole transaction "
               "for the other tests); proxy CPU per query = utime+stime of the HAProxy or dbrouter process "
               "(`/proc/<pid>/stat`, all threads) across the run, divided by sysbench's query count; the same "
-              "for shard1's mariadbd. sysbench uses its defaults otherwise (server-side prepared statements, "
+              "for shard1's mariadbd; and the bytes shard1's master received and sent per query (its "
+              "`Bytes_received` / `Bytes_sent` counters around the run, read as root over its socket): equal "
+              "for all targets when the proxy is transparent. sysbench uses its defaults otherwise (server-side prepared statements, "
               "`--rand-type=special`). The raw per-run TSV and sysbench logs are under `$DBR_STATE/bench/`.")
     rate = meta.get("BENCH_LATENCY_RATE", "0")
     if rate not in ("", "0"):

@@ -3,7 +3,9 @@
 
 Reads utime+stime (/proc/<pid>/stat, in clock ticks) of the proxy and of the other
 processes of the cluster before and after the run, the host's busy ticks (/proc/stat),
-and sysbench's own CPU (rusage of the child), then parses sysbench's report: queries,
+sysbench's own CPU (rusage of the child) and, given the server's socket, its
+Bytes_received / Bytes_sent counters (what crossed the wire per query, whoever is in
+between), then parses sysbench's report: queries,
 transactions, errors, and p50/p95/p99 from the latency histogram of that same run.
 
 Latency is per sysbench *event*: one statement for oltp_point_select, one transaction
@@ -26,6 +28,7 @@ COLUMNS = [
     "p95_us", "p99_us", "lat_max_us", "events_in_histogram", "proxy_cpu_s",
     "proxy_cpu_us_per_query", "server_cpu_s", "server_cpu_us_per_query",
     "sysbench_cpu_s", "host_busy_s", "foreign_cpu_s", "quiet_wait_s", "started", "log",
+    "server_bytes_in_per_query", "server_bytes_out_per_query",
 ]
 
 
@@ -41,6 +44,24 @@ def proc_ticks(pid):
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     rest = data[data.rfind(")") + 2:].split()
     return int(rest[11]) + int(rest[12])
+
+
+def server_bytes(socket):
+    """(Bytes_received, Bytes_sent) of the MariaDB server behind `socket` (as root), or None."""
+    if not socket:
+        return None
+    try:
+        out = subprocess.run(
+            ["mariadb", "--no-defaults", "-uroot", "-S", socket, "-N", "-B", "-e",
+             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Bytes_received', 'Bytes_sent')"],
+            capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    values = dict(line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line)
+    try:
+        return int(values["Bytes_received"]), int(values["Bytes_sent"])
+    except (KeyError, ValueError):
+        return None
 
 
 def host_busy_ticks():
@@ -114,6 +135,7 @@ def main():
     ap.add_argument("--table-size", required=True)
     ap.add_argument("--proxy-pid", type=int, default=0, help="the proxy of this target (0: none)")
     ap.add_argument("--server-pid", type=int, default=0, help="shard1 master's mariadbd")
+    ap.add_argument("--server-socket", help="shard1 master's socket: count its bytes in and out (as root)")
     ap.add_argument("--our-pids", default="", help="comma-separated: every other process of the setup")
     ap.add_argument("--perf-out", help="perf record the proxy (-F 997, no call graphs) during the run into this file")
     ap.add_argument("--quiet-wait", type=float, default=0,
@@ -156,6 +178,7 @@ def main():
         time.sleep(0.5)  # let them attach
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    bytes0 = server_bytes(args.server_socket)
     before = {p: proc_ticks(p) for p in watched}
     busy0 = host_busy_ticks()
     t0 = time.monotonic()
@@ -178,6 +201,7 @@ def main():
                 p.kill()
     busy1 = host_busy_ticks()
     after = {p: proc_ticks(p) for p in watched}
+    bytes1 = server_bytes(args.server_socket)
     child.returncode = os.waitstatus_to_exitcode(status)
 
     def delta_s(pid):
@@ -237,6 +261,8 @@ def main():
         "quiet_wait_s": quiet_wait,
         "started": started,
         "log": os.path.basename(args.log),
+        "server_bytes_in_per_query": (bytes1[0] - bytes0[0]) / queries if bytes0 and bytes1 and queries else None,
+        "server_bytes_out_per_query": (bytes1[1] - bytes0[1]) / queries if bytes0 and bytes1 and queries else None,
     }
 
     def fmt(v):
