@@ -104,6 +104,9 @@ pub struct ServerConfig {
     /// Serving threads, each with its own single-threaded runtime (default: one per CPU core).
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// Pin serving thread i to the i-th CPU core the process may run on (round robin).
+    #[serde(default = "default_true")]
+    pub pin_threads: bool,
     /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, status page); off if unset.
     #[serde(default)]
     pub admin_listen: Option<String>,
@@ -424,6 +427,9 @@ fn default_max_connections() -> usize {
 }
 fn default_max_packet_size() -> usize {
     64 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
 }
 fn default_auth_plugin() -> String {
     AuthMethod::Native.plugin_name().to_string()

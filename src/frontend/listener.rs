@@ -211,7 +211,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let mut workers = Workers::start(threads, &ctx).map_err(ServeError::Workers)?;
-    info!(threads = workers.len(), "serving threads started");
+    info!(
+        threads = workers.len(),
+        pinned = config.server.pin_threads,
+        "serving threads started"
+    );
     // Connections refused for the connection limit (answered here, on the listener's thread).
     let mut refusals = JoinSet::new();
 
