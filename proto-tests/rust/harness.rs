@@ -253,6 +253,11 @@ impl TestRouter {
         dbrouter::router::RoutingTable::from_config(&config).unwrap()
     }
 
+    /// The router's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes a config and starts `dbrouter serve`; waits until it accepts connections.
     pub fn start(settings: RouterSettings) -> Self {
         let router = Self::spawn(settings);

@@ -1,5 +1,5 @@
-//! The router process: readiness before listening, connection limits, timeouts, and the
-//! graceful drain on SIGTERM.
+//! The router process: readiness before listening, connection limits, timeouts, the
+//! graceful drain on SIGTERM, and serving threads pinned to cores.
 
 use std::time::{Duration, Instant};
 
@@ -148,4 +148,72 @@ async fn sigterm_drains_open_transactions_then_exits() {
     assert_eq!(code, 0, "{}", router.log_text());
     let rows: Vec<i32> = d.query("SELECT id FROM t ORDER BY id").await.unwrap();
     assert_eq!(rows, vec![1, 2]);
+}
+
+/// CPUs a thread may run on (`Cpus_allowed_list` of /proc, e.g. "0-1,4"), expanded.
+fn allowed_cpus(status_path: &std::path::Path) -> Vec<u32> {
+    let status = std::fs::read_to_string(status_path).unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc status")
+        .trim()
+        .to_string();
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// The CPUs each serving thread (`dbrouter-w<i>`) of a router may run on, by thread index.
+fn serving_thread_cpus(pid: u32) -> Vec<(usize, Vec<u32>)> {
+    let mut threads = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let Some(index) = name.trim().strip_prefix("dbrouter-w") {
+            threads.push((index.parse().unwrap(), allowed_cpus(&dir.join("status"))));
+        }
+    }
+    threads.sort();
+    threads
+}
+
+#[tokio::test]
+async fn serving_threads_are_pinned_one_per_core_unless_told_not_to() {
+    let process_cpus = allowed_cpus(std::path::Path::new("/proc/self/status"));
+    // One more thread than cores: the last one wraps around to the first core.
+    let count = process_cpus.len() + 1;
+    let pinned = TestRouter::start(RouterSettings {
+        server_extra: format!("worker_threads = {count}"),
+        ..Default::default()
+    });
+    let threads = serving_thread_cpus(pinned.pid());
+    assert_eq!(threads.len(), count, "{threads:?}");
+    for (index, cpus) in &threads {
+        assert_eq!(
+            cpus,
+            &vec![process_cpus[index % process_cpus.len()]],
+            "serving thread {index}"
+        );
+    }
+    // It still serves.
+    let mut conn = pinned.app_conn(None).await;
+    let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+
+    let free = TestRouter::start(RouterSettings {
+        server_extra: "worker_threads = 2\npin_threads = false".into(),
+        ..Default::default()
+    });
+    for (index, cpus) in serving_thread_cpus(free.pid()) {
+        assert_eq!(
+            cpus, process_cpus,
+            "serving thread {index} should not be pinned"
+        );
+    }
 }

@@ -79,7 +79,11 @@ impl Workers {
                         if core_affinity::set_for_current(core) {
                             debug!(thread = index, core = core.id, "serving thread pinned");
                         } else {
-                            warn!(thread = index, core = core.id, "cannot pin the serving thread to its core; it runs unpinned");
+                            warn!(
+                                thread = index,
+                                core = core.id,
+                                "cannot pin the serving thread to its core; it runs unpinned"
+                            );
                         }
                     }
                     runtime.block_on(serve_sessions(rx, abort_rx, ctx, thread_open));
