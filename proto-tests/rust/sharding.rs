@@ -629,3 +629,56 @@ async fn idle_logged_in_clients_hold_no_backend_connection() {
     assert_eq!(clients[0].first_row(&resp), b"\x017");
     wait_backend_connections(user, 1).await;
 }
+
+/// Idle pooled connections to a server that is no longer a master (and those idle too
+/// long) are closed with COM_QUIT by the pool sweeper, the others kept.
+#[tokio::test]
+async fn the_pool_sweeper_closes_idle_connections_to_demoted_masters() {
+    use dbrouter::backend::pool::{sweep, PoolLimits, Pools};
+    use dbrouter::backend::{LoginOptions, PoolKey};
+    let user = "sweep_svc";
+    fresh_service_user(user).await;
+    let master = master_addr();
+    let pools = Pools::new(PoolLimits {
+        max_per_master: 10,
+        max_idle_per_master: 10,
+        wait: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(300),
+        connect_timeout: Duration::from_secs(5),
+    });
+    let login = LoginOptions {
+        user: user.into(),
+        password: "svc-secret".into(),
+        collation: Some(45),
+        capabilities: dbrouter::protocol::handshake::offered_capabilities(),
+        ..Default::default()
+    };
+    let key = PoolKey {
+        addr: master.clone(),
+        capabilities: login.capabilities.bits(),
+        mariadb_capabilities: 0,
+        collation: 45,
+        database: None,
+    };
+    let a = pools.checkout(key.clone(), &login).await.unwrap();
+    let b = pools.checkout(key.clone(), &login).await.unwrap();
+    pools.checkin(a, true);
+    pools.checkin(b, true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pools.idle_count(&master) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections not back in the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_backend_connections(user, 2).await;
+
+    // Still the master: kept.
+    assert_eq!(sweep(&pools, &|addr| addr == master).await, 0);
+    assert_eq!(pools.idle_count(&master), 2);
+    // Demoted: both closed (with COM_QUIT), and the server sees them go.
+    assert_eq!(sweep(&pools, &|_| false).await, 2);
+    assert_eq!(pools.idle_count(&master), 0);
+    wait_backend_connections(user, 0).await;
+}

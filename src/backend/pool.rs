@@ -255,6 +255,30 @@ impl Pools {
         });
     }
 
+    /// Takes out the idle connections that should not wait any longer: all those to a
+    /// server that is no longer a master (`is_master` says no: the topology moved on), and
+    /// those idle for longer than the idle timeout. The caller says goodbye to them
+    /// ([`sweep`]); their slots are free at once.
+    pub fn retire_idle(&self, is_master: &dyn Fn(&str) -> bool) -> Vec<BackendConn> {
+        let now = Instant::now();
+        let mut retired = Vec::new();
+        let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+        for (addr, pool) in masters.iter_mut() {
+            let demoted = !is_master(addr);
+            for list in pool.idle.values_mut() {
+                let (gone, kept): (Vec<Idle>, Vec<Idle>) =
+                    std::mem::take(list).into_iter().partition(|i| {
+                        demoted || now.duration_since(i.since) >= self.limits.idle_timeout
+                    });
+                *list = kept;
+                pool.idle_count = pool.idle_count.saturating_sub(gone.len());
+                retired.extend(gone.into_iter().map(|i| i.conn));
+            }
+            pool.idle.retain(|_, list| !list.is_empty());
+        }
+        retired
+    }
+
     /// Idle connections to `addr` right now.
     pub fn idle_count(&self, addr: &str) -> usize {
         self.with_master(addr, |pool| pool.idle_count)
@@ -337,4 +361,19 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
         Ok(())
     };
     tokio::time::timeout(deadline, work).await.map_err(|_| ())?
+}
+
+/// Retires the idle connections [`Pools::retire_idle`] picks and says goodbye
+/// (COM_QUIT) to each, so the demoted master does not log them as aborted. Returns how
+/// many. Run by the pool sweeper (`frontend::listener`) once a second.
+pub async fn sweep(pools: &Pools, is_master: &(dyn Fn(&str) -> bool + Sync)) -> usize {
+    let retired = pools.retire_idle(is_master);
+    let count = retired.len();
+    for conn in retired {
+        // Registered with a serving thread's runtime: move it here first.
+        if let Ok(conn) = conn.bring_home() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.quit()).await;
+        }
+    }
+    count
 }

@@ -199,6 +199,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         held: std::sync::atomic::AtomicUsize::new(0),
     });
     admin.serving(Arc::clone(&ctx));
+    tokio::spawn(sweep_pools(
+        Arc::clone(&ctx.pools),
+        Arc::clone(&ctx.routing),
+    ));
     info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -265,4 +269,24 @@ async fn refuse(stream: TcpStream, err: ClientError) {
     let mut conn = PacketConn::new(stream);
     conn.queue(0, &err.to_packet());
     conn.shutdown().await;
+}
+
+/// Once a second, closes the pooled idle connections to servers that are no longer a
+/// shard's master (after a switchover or failover) and those idle too long. Sessions
+/// never take them (a pool is per master address); this frees the old master's slots.
+async fn sweep_pools(pools: Arc<Pools>, routing: Arc<ArcSwap<RoutingTable>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let table = routing.load_full();
+        let is_master = |addr: &str| table.shards.iter().any(|s| s.master == addr);
+        let closed = crate::backend::pool::sweep(&pools, &is_master).await;
+        if closed > 0 {
+            tracing::debug!(
+                closed,
+                "closed idle backend connections (demoted master or idle timeout)"
+            );
+        }
+    }
 }
