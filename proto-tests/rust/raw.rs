@@ -65,12 +65,10 @@ impl RawClient {
         self.io.flush().await.unwrap();
     }
 
-    /// The first row of a collected one-column text result: after the column count and
-    /// the definition, and the EOF unless CLIENT_DEPRECATE_EOF dropped it.
+    /// The first row of a collected one-column text result.
     pub fn first_row<'a>(&self, packets: &'a [Vec<u8>]) -> &'a [u8] {
-        let at = if self.format.deprecate_eof { 2 } else { 3 };
         packets
-            .get(at)
+            .get(self.format.text_rows_start(1))
             .map(Vec::as_slice)
             .unwrap_or_else(|| panic!("no row in {packets:?}"))
     }

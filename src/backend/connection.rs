@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::net::{NetError, PacketConn};
 use crate::protocol::command::COM_QUIT;
-use crate::protocol::handshake::offered_capabilities;
+use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
 use crate::protocol::packets::{parse_err, ServerErrorInfo, ERR_HEADER, OK_HEADER};
 use crate::protocol::response::ResultFormat;
 
@@ -205,11 +205,7 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
     caps &= server_caps | CapabilityFlags::CLIENT_LONG_PASSWORD;
     // A MariaDB server leaves CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear and puts its
     // extended capabilities in the greeting; it reads ours only if we clear it too.
-    let server_mariadb_caps = if server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
-        MariadbCapabilities::empty()
-    } else {
-        handshake.mariadb_ext_capabilities()
-    };
+    let server_mariadb_caps = mariadb_extended(server_caps, handshake.mariadb_ext_capabilities());
     let mariadb_caps = opts.mariadb_capabilities;
     // The client's framing must hold on this connection too.
     if opts

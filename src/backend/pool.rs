@@ -347,10 +347,10 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
             let first = packets.first().and_then(|p| p.first().copied());
             let fine = match kind {
                 ResponseKind::Query if packets.len() > 1 => {
-                    // The `SELECT DATABASE() IS NULL` row must be "1": after the column
-                    // count, its definition and (unless CLIENT_DEPRECATE_EOF) an EOF.
-                    let row = if format.deprecate_eof { 2 } else { 3 };
-                    packets.get(row).is_some_and(|row| &row[..] == b"\x011")
+                    // The `SELECT DATABASE() IS NULL` row must be "1".
+                    packets
+                        .get(format.text_rows_start(1))
+                        .is_some_and(|row| &row[..] == b"\x011")
                 }
                 _ => first == Some(OK_HEADER),
             };

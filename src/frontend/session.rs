@@ -1158,7 +1158,9 @@ pub(super) fn final_status(packets: &[BytesMut]) -> Option<u16> {
     let last = packets.last()?;
     match last.first()? {
         0x00 => crate::protocol::packets::ok_status(last),
-        0xfe if last.len() < 0xff_ffff => crate::protocol::packets::terminator_status(last),
+        &first if crate::protocol::packets::is_ok_terminator(first, last.len()) => {
+            crate::protocol::packets::terminator_status(last)
+        }
         _ => None,
     }
 }

@@ -57,6 +57,20 @@ pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
     MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
 }
 
+/// The MariaDB extended capabilities a greeting or handshake response carries: they
+/// count only when CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) is clear, i.e. from a MariaDB
+/// server or a MariaDB client answering one; otherwise those bytes are filler.
+pub fn mariadb_extended(
+    capabilities: CapabilityFlags,
+    extended: MariadbCapabilities,
+) -> MariadbCapabilities {
+    if capabilities.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+        MariadbCapabilities::empty()
+    } else {
+        extended
+    }
+}
+
 /// Builds the initial handshake packet payload. With MariaDB capabilities to offer, it
 /// is a MariaDB greeting: CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear, the extended
 /// capabilities in the last four reserved bytes.
@@ -157,11 +171,7 @@ pub fn parse_handshake_response(payload: &[u8]) -> Result<ClientLogin, LoginPars
     let resp = HandshakeResponse::deserialize((), &mut buf)
         .map_err(|e| LoginParseError::Malformed(e.to_string()))?;
     let capabilities = resp.capabilities();
-    let mariadb_capabilities = if capabilities.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
-        MariadbCapabilities::empty()
-    } else {
-        resp.mariadb_ext_capabilities()
-    };
+    let mariadb_capabilities = mariadb_extended(capabilities, resp.mariadb_ext_capabilities());
     Ok(ClientLogin {
         capabilities,
         mariadb_capabilities,

@@ -59,6 +59,13 @@ impl ResultFormat {
             metadata_flag: mariadb.contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA),
         }
     }
+
+    /// Index of the first row in the collected packets of a text result set with
+    /// `columns` columns (text results always carry their metadata): after the column
+    /// count and the definitions, and the EOF unless CLIENT_DEPRECATE_EOF dropped it.
+    pub fn text_rows_start(self, columns: usize) -> usize {
+        1 + columns + usize::from(!self.deprecate_eof)
+    }
 }
 
 /// What the relay does after a packet.
@@ -227,13 +234,10 @@ impl ResponseTracker {
                 }
                 // With CLIENT_DEPRECATE_EOF an opened cursor is also reported here, by the
                 // packet right after the metadata (its status has no MORE_RESULTS: done).
-                if self.format.deprecate_eof && is_ok_terminator(first, len) {
-                    return Ok(self.after_terminator(terminator_status(head)));
+                match self.rows_end(head, first, len) {
+                    Some(status) => Ok(self.after_terminator(status)),
+                    None => Ok(Step::Continue),
                 }
-                if !self.format.deprecate_eof && is_eof(first, len) {
-                    return Ok(self.after_terminator(eof_status(head)));
-                }
-                Ok(Step::Continue)
             }
             State::PrepareParams { left, columns } => {
                 self.state = if left > 1 {
@@ -278,14 +282,21 @@ impl ResponseTracker {
             }
             State::FieldList => match first {
                 ERR_HEADER => Ok(Step::Done { status: None }),
-                _ if self.format.deprecate_eof && is_ok_terminator(first, len) => Ok(Step::Done {
-                    status: terminator_status(head),
-                }),
-                _ if !self.format.deprecate_eof && is_eof(first, len) => Ok(Step::Done {
-                    status: eof_status(head),
-                }),
-                _ => Ok(Step::Continue),
+                _ => match self.rows_end(head, first, len) {
+                    Some(status) => Ok(Step::Done { status }),
+                    None => Ok(Step::Continue),
+                },
             },
+        }
+    }
+
+    /// If this packet ends rows (or column definitions of COM_FIELD_LIST), its status: an
+    /// EOF packet, or under CLIENT_DEPRECATE_EOF an OK packet with the 0xfe header.
+    fn rows_end(&self, head: &[u8], first: u8, len: usize) -> Option<Option<u16>> {
+        if self.format.deprecate_eof {
+            is_ok_terminator(first, len).then(|| terminator_status(head))
+        } else {
+            is_eof(first, len).then(|| eof_status(head))
         }
     }
 

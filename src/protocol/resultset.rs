@@ -105,7 +105,8 @@ mod tests {
             );
             let count: &[u8] = if metadata_flag { &[2, 1] } else { &[2] };
             assert_eq!(packets[0], count);
-            let row = if deprecate_eof { 3 } else { 4 };
+            let row = format.text_rows_start(2);
+            assert_eq!(row, if deprecate_eof { 3 } else { 4 });
             assert_eq!(packets[row], vec![1, b'1', 0xfb]);
             assert_eq!(packets.len(), row + 2);
         }

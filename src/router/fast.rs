@@ -108,9 +108,7 @@ fn word_byte(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     #[inline(always)]
     fn text(&self, sp: Span) -> &'a [u8] {
-        self.s
-            .get(sp.start as usize..sp.end as usize)
-            .unwrap_or_default()
+        sp.of(self.s)
     }
 
     /// Index of the first byte at or after `i` that is not a word byte.

@@ -557,12 +557,20 @@ pub(super) fn span(start: usize, end: usize) -> Span {
     }
 }
 
+impl Span {
+    /// The bytes of `s` this span covers (empty if it does not fit: never for spans
+    /// made over `s`).
+    #[inline(always)]
+    pub(super) fn of(self, s: &[u8]) -> &[u8] {
+        s.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
 impl<'a> Lexer<'a> {
     #[inline(always)]
     fn text(&self, sp: Span) -> &'a [u8] {
-        self.s
-            .get(sp.start as usize..sp.end as usize)
-            .unwrap_or_default()
+        sp.of(self.s)
     }
 
     fn fail(&mut self) -> T {
