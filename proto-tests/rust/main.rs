@@ -14,6 +14,7 @@ mod bad_input;
 mod failover;
 mod harness;
 mod lifecycle;
+mod oracle;
 mod prepared;
 mod queries;
 pub mod raw;

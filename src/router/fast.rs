@@ -70,8 +70,7 @@ pub(super) fn scan_into<'a>(sql: &'a [u8], cols: &KeyColumns, out: &mut Scan<'a>
         return None;
     }
     if hinted {
-        // As the full scanner: the hint's key alone, and no problem.
-        f.out.key_len = 1;
+        // As the full scanner: the hint's key first, then those of the statement.
         f.out.from_hint = true;
         f.out.problem = None;
     }
@@ -715,11 +714,7 @@ mod tests {
     /// The fast lexer's tokens are the full lexer's, up to where it gives up.
     fn same_tokens(sql: &[u8]) {
         let mut fast = Lexer { s: sql, pos: 0 };
-        let mut full = FullLexer {
-            s: sql,
-            pos: 0,
-            exec: false,
-        };
+        let mut full = FullLexer::new(sql, crate::router::dialect::Dialect::default());
         while let Some(t) = fast.next() {
             assert_eq!(t, full.next(), "{:?}", String::from_utf8_lossy(sql));
             assert_eq!(fast.pos, full.pos, "{:?}", String::from_utf8_lossy(sql));

@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use super::dialect::{Charset, Dialect};
+
 /// At most this many distinct key occurrences are kept; beyond that the scan reports
 /// [`KeyProblem::TooManyKeys`].
 pub const MAX_KEYS: usize = 16;
@@ -184,6 +186,9 @@ pub enum KeyProblem {
     MalformedHint,
     /// Parentheses or CASE expressions nest deeper than the scanner follows (32 levels).
     TooComplex,
+    /// Text that MariaDB may read differently from the scanner (see
+    /// [`KeyProblem::message`]); a hint does not lift it.
+    Unreadable,
 }
 
 impl KeyProblem {
@@ -202,9 +207,12 @@ impl KeyProblem {
                  add a leading hint comment /* userid=123 */"
             }
             KeyProblem::UnsupportedLiteral => {
-                "the shard-key value must be a non-negative integer or a plain string; \
-                 negative, decimal, hexadecimal, NULL, TRUE/FALSE, DEFAULT and \
-                 numeric-looking strings such as '5.0' or ' 5' cannot be routed"
+                "the shard-key value must be written as MariaDB stores it: a plain \
+                 non-negative integer (123 or '123') no larger than sharding.key_max, or \
+                 for a string key a plain string; negative, decimal, hexadecimal, NULL, \
+                 TRUE/FALSE, DEFAULT, out-of-range values and strings with spaces, signs, \
+                 decimals, exponents or other characters around the digits (' 5', '5.0', \
+                 '5abc') cannot be routed"
             }
             KeyProblem::NotConjunct => {
                 "the shard-key condition must stand on its own in the WHERE/ON/HAVING \
@@ -254,6 +262,13 @@ impl KeyProblem {
             KeyProblem::TooComplex => {
                 "the statement nests parentheses or CASE expressions more than 32 levels \
                  deep: add a leading hint comment /* userid=123 */"
+            }
+            KeyProblem::Unreadable => {
+                "dbrouter cannot be sure to read this statement exactly as MariaDB will (a \
+                 /*!NNNNN */ comment inside another one, a non-ASCII byte outside quotes in a \
+                 character set other than UTF-8, -- before a non-ASCII byte, a NUL byte in a \
+                 comment, a digit after a qualifying dot): rewrite that part (a hint does \
+                 not lift this refusal)"
             }
         }
     }
@@ -390,17 +405,26 @@ impl PartialEq for Scan<'_> {
     }
 }
 
-/// Scans one statement.
+/// Scans one statement as MariaDB reads it by default (see [`scan_in`]).
 pub fn scan<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
+    scan_in(sql, Dialect::default(), columns)
+}
+
+/// Scans one statement as MariaDB reads it on a connection of this dialect.
+pub fn scan_in<'a>(sql: &'a [u8], dialect: Dialect, columns: &KeyColumns) -> Scan<'a> {
     // Built in place (the result is ~0.5 KB), in the one variable returned.
     let mut out = Scan::empty();
     if u32::try_from(sql.len()).is_err() {
         // Token positions are u32; MySQL packets stay far below 4 GiB anyway.
         out.problem = Some(KeyProblem::TooComplex);
-    } else if super::fast::scan_into(sql, columns, &mut out).is_none() {
+        return out;
+    }
+    // The fast path reads ASCII outside quotes, strings without backslashes and no
+    // comment but a leading `/* */`: the same under every dialect except ANSI_QUOTES.
+    if dialect.ansi_quotes || super::fast::scan_into(sql, columns, &mut out).is_none() {
         // Not one of the common simple shapes: the full scanner starts over.
         out.clear();
-        scan_full_into(sql, columns, &mut out);
+        scan_full_into(sql, dialect, columns, &mut out);
     }
     out
 }
@@ -409,15 +433,15 @@ pub fn scan<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
 #[cfg(test)]
 pub(super) fn scan_full<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
     let mut out = Scan::empty();
-    scan_full_into(sql, columns, &mut out);
+    scan_full_into(sql, Dialect::default(), columns, &mut out);
     out
 }
 
-fn scan_full_into<'a>(sql: &'a [u8], columns: &KeyColumns, out: &mut Scan<'a>) {
+fn scan_full_into<'a>(sql: &'a [u8], dialect: Dialect, columns: &KeyColumns, out: &mut Scan<'a>) {
     // Built in place: the frame stack and the result are large enough that copying them
     // would cost more than scanning a short statement.
     let mut frames = [Frame::ZERO; MAX_DEPTH];
-    let mut scanner = Scanner::new(sql, columns, out, &mut frames);
+    let mut scanner = Scanner::new(sql, dialect, columns, out, &mut frames);
     scanner.leading_hints();
     scanner.run();
     scanner.finish();
@@ -515,8 +539,12 @@ pub(super) enum T {
 pub(super) struct Lexer<'a> {
     pub(super) s: &'a [u8],
     pub(super) pos: usize,
-    /// Inside `/*! … */` or `/*M! … */`, whose content is SQL.
+    /// Inside `/*! … */` or `/*M! … */` that MariaDB executes: its content is SQL.
     pub(super) exec: bool,
+    /// How MariaDB reads this statement's bytes on the connection that runs it.
+    pub(super) dialect: Dialect,
+    /// Why the last [`T::Bad`] was returned.
+    pub(super) bad: KeyProblem,
 }
 
 /// The index of the first byte above ASCII space at or after `i`, and that byte (None at
@@ -543,9 +571,62 @@ pub(super) fn comment_end(s: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// Whether a `--` at `i` starts a comment (MySQL wants whitespace or a control byte after it).
-fn dash_comment(s: &[u8], i: usize) -> bool {
-    s.get(i + 1) == Some(&b'-') && s.get(i + 2).is_none_or(|&c| c <= b' ')
+/// Index just past the `*/` closing a version comment that MariaDB skips: its body may
+/// hold one level of nested `/* … */` (MariaDB's `consume_comment(lip, 1)`).
+fn skipped_version_comment_end(s: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(&c) = s.get(i) {
+        if c == b'/' && s.get(i + 1) == Some(&b'*') {
+            i = comment_end(s, i + 2)?;
+            continue;
+        }
+        if c == b'*' && s.get(i + 1) == Some(&b'/') {
+            return Some(i + 2);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What a `-` at `i` that is followed by another `-` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dash {
+    /// A comment to the end of the line.
+    Comment,
+    /// Two minus signs.
+    Minus,
+    /// A byte whose class (space or control) depends on the character set: unreadable.
+    Unsure,
+}
+
+/// Whether a `--` at `i` starts a comment: MariaDB wants a space or a control byte after
+/// it (`my_isspace || my_iscntrl`), which for bytes of 0x80 and above depends on the
+/// character set.
+pub(super) fn dash_comment(s: &[u8], i: usize) -> Dash {
+    if s.get(i + 1) != Some(&b'-') {
+        return Dash::Minus;
+    }
+    match s.get(i + 2) {
+        None => Dash::Comment,
+        Some(&c) if c <= b' ' || c == 0x7F => Dash::Comment,
+        Some(&c) if c >= 0x80 => Dash::Unsure,
+        Some(_) => Dash::Minus,
+    }
+}
+
+/// Index just past the newline ending a line comment that starts at `i` (the end of the
+/// statement if none), or `i` itself when the line holds a NUL byte before its end.
+fn line_end(s: &[u8], i: usize) -> usize {
+    let rest = s.get(i..).unwrap_or_default();
+    let len = rest
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(rest.len(), |n| n + 1);
+    if rest.get(..len).unwrap_or_default().contains(&0) {
+        i
+    } else {
+        i + len
+    }
 }
 
 #[inline(always)]
@@ -568,36 +649,136 @@ impl Span {
 }
 
 impl<'a> Lexer<'a> {
+    /// A lexer at the start of `s`.
+    pub(super) fn new(s: &'a [u8], dialect: Dialect) -> Self {
+        Lexer {
+            s,
+            pos: 0,
+            exec: false,
+            dialect,
+            bad: KeyProblem::Unterminated,
+        }
+    }
+
     #[inline(always)]
     fn text(&self, sp: Span) -> &'a [u8] {
         sp.of(self.s)
     }
 
+    /// An unterminated string, quoted identifier or comment: the end.
     fn fail(&mut self) -> T {
         self.pos = self.s.len();
         self.exec = false;
         T::Bad
     }
 
-    fn skip_line(&mut self) {
+    /// Text that MariaDB may read differently from this lexer: the end.
+    #[cold]
+    fn unreadable(&mut self) -> T {
+        self.bad = KeyProblem::Unreadable;
+        self.fail()
+    }
+
+    /// Skips a `#` or `--` comment. MariaDB ends it at a newline or a NUL byte (what
+    /// follows a NUL is code to it): a NUL makes the statement unreadable.
+    fn skip_line(&mut self) -> Result<(), T> {
         let s = self.s;
         while let Some(&c) = s.get(self.pos) {
             self.pos += 1;
-            if c == b'\n' {
-                break;
+            match c {
+                b'\n' => break,
+                0 => return Err(self.unreadable()),
+                _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// A `/*!` (marker 3) or `/*M!` (marker 4) at `self.pos`. With five or six digits it
+    /// is a version comment: code when the version is at most the server's and, for plain
+    /// `/*!`, outside MySQL 5.7's range 50700–99999; else skipped as a comment. Without
+    /// five digits its whole content (digits included) is code.
+    fn version_comment(&mut self, marker: usize) -> Result<(), T> {
+        if self.exec {
+            // Nested in another executed comment: MariaDB's handling is not ours to guess.
+            return Err(self.unreadable());
+        }
+        let s = self.s;
+        let body = self.pos + marker;
+        let digits = s
+            .get(body..)
+            .unwrap_or_default()
+            .iter()
+            .take(6)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits < 5 {
+            self.pos = body;
+            self.exec = true;
+            return Ok(());
+        }
+        let version = s
+            .get(body..body + digits)
+            .unwrap_or_default()
+            .iter()
+            .fold(0u32, |v, &c| v * 10 + u32::from(c - b'0'));
+        let maria = marker == 4;
+        let server = self.dialect.version;
+        if server == 0 {
+            return Err(self.unreadable());
+        }
+        if version <= server && (!(50700..=99999).contains(&version) || maria) {
+            self.pos = body + digits;
+            self.exec = true;
+            return Ok(());
+        }
+        match skipped_version_comment_end(s, body) {
+            Some(end) => {
+                self.pos = end;
+                Ok(())
+            }
+            None => Err(self.fail()),
         }
     }
 
-    fn enter_exec(&mut self, marker: usize) {
-        self.pos += marker;
-        // A version number (5 digits in MySQL, 6 in MariaDB) may follow the marker.
-        let mut digits = 0;
-        while digits < 6 && self.s.get(self.pos).is_some_and(u8::is_ascii_digit) {
-            self.pos += 1;
-            digits += 1;
+    /// Skips whitespace and comments up to the next token; returns its first byte (None
+    /// at the end), or the token to return at once (`Bad`).
+    #[inline(always)]
+    fn trivia(&mut self) -> Result<Option<u8>, T> {
+        let s = self.s;
+        loop {
+            let (pos, b) = skip_spaces(s, self.pos);
+            self.pos = pos;
+            let Some(b) = b else {
+                return if self.exec {
+                    Err(self.fail())
+                } else {
+                    Ok(None)
+                };
+            };
+            match b {
+                b'#' => self.skip_line()?,
+                b'-' => match dash_comment(s, pos) {
+                    Dash::Comment => self.skip_line()?,
+                    Dash::Minus => return Ok(Some(b)),
+                    Dash::Unsure => return Err(self.unreadable()),
+                },
+                b'/' if s.get(pos + 1) == Some(&b'*') => match s.get(pos + 2) {
+                    Some(b'!') => self.version_comment(3)?,
+                    Some(b'M') if s.get(pos + 3) == Some(&b'!') => self.version_comment(4)?,
+                    _ if self.exec => return Err(self.unreadable()),
+                    _ => match comment_end(s, pos + 2) {
+                        Some(end) => self.pos = end,
+                        None => return Err(self.fail()),
+                    },
+                },
+                b'*' if self.exec && s.get(pos + 1) == Some(&b'/') => {
+                    self.exec = false;
+                    self.pos += 2;
+                }
+                _ => return Ok(Some(b)),
+            }
         }
-        self.exec = true;
     }
 
     /// The next token, out of line: for look-ahead from the scanner's rarer paths.
@@ -608,58 +789,52 @@ impl<'a> Lexer<'a> {
 
     #[inline(always)]
     pub(super) fn next(&mut self) -> T {
-        let s = self.s;
-        loop {
-            // Whitespace and identifiers first: they are most of the bytes.
-            let (pos, b) = skip_spaces(s, self.pos);
-            self.pos = pos;
-            let Some(b) = b else {
-                return if self.exec { self.fail() } else { T::End };
-            };
+        // Whitespace and identifiers first: they are most of the bytes.
+        let (pos, b) = skip_spaces(self.s, self.pos);
+        self.pos = pos;
+        if let Some(b) = b {
             if CLASS[usize::from(b)] == C_WORD {
                 return self.word();
             }
-            let at = pos;
-            match b {
-                b'#' => self.skip_line(),
-                b'-' if dash_comment(s, at) => self.skip_line(),
-                b'/' if s.get(at + 1) == Some(&b'*') => match s.get(at + 2) {
-                    Some(b'!') => self.enter_exec(3),
-                    Some(b'M') if s.get(at + 3) == Some(&b'!') => self.enter_exec(4),
-                    _ => match comment_end(s, at + 2) {
-                        Some(end) => self.pos = end,
-                        None => return self.fail(),
-                    },
-                },
-                b'*' if self.exec && s.get(at + 1) == Some(&b'/') => {
-                    self.exec = false;
-                    self.pos += 2;
-                }
-                b'\'' | b'"' => {
-                    return match self.quoted(b) {
-                        Some((sp, escaped)) => T::Str(sp, escaped),
-                        None => self.fail(),
-                    }
-                }
-                b'0'..=b'9' => return self.number(),
-                b'?' => {
-                    self.pos += 1;
-                    return T::Param;
-                }
-                b'@' => return self.variable(),
-                _ => return self.op(b),
+        }
+        let b = match self.trivia() {
+            Ok(Some(b)) => b,
+            Ok(None) => return T::End,
+            Err(t) => return t,
+        };
+        match b {
+            _ if CLASS[usize::from(b)] == C_WORD => self.word(),
+            b'"' if self.dialect.ansi_quotes => self.word(),
+            b'\'' | b'"' => match self.quoted(b) {
+                Some((sp, escaped)) => T::Str(sp, escaped),
+                None => self.fail(),
+            },
+            b'0'..=b'9' => self.number(),
+            b'?' => {
+                self.pos += 1;
+                T::Param
             }
+            b'@' => self.variable(),
+            _ => self.op(b),
         }
     }
 
     /// Content of a quoted string or identifier starting at `self.pos`, and whether it
-    /// holds an escape; None when it is not closed.
+    /// holds an escape; None when it is not closed. Backslashes escape only in strings and
+    /// only without NO_BACKSLASH_ESCAPES; in sjis/cp932/gbk/big5 a lead byte and its
+    /// trail byte are one character (the trail may be a backslash or a quote character).
     #[inline]
     fn quoted(&mut self, q: u8) -> Option<(Span, bool)> {
         let s = self.s;
         let start = self.pos + 1;
         let mut i = start;
         let mut escaped = false;
+        let string = q == b'\'' || (q == b'"' && !self.dialect.ansi_quotes);
+        let backslash = string && self.dialect.backslash_escapes;
+        let mb = match self.dialect.charset {
+            Charset::AsciiTrail(table) => Some(table),
+            _ => None,
+        };
         while let Some(&c) = s.get(i) {
             if c == q {
                 if s.get(i + 1) == Some(&q) {
@@ -670,57 +845,117 @@ impl<'a> Lexer<'a> {
                 self.pos = i + 1;
                 return Some((span(start, i), escaped));
             }
-            if c == b'\\' && q != b'`' {
+            if c == b'\\' && backslash {
                 escaped = true;
                 i += 2;
                 continue;
+            }
+            if c >= 0x80 {
+                if let Some(table) = mb {
+                    i += table.char_len(c, s.get(i + 1).copied());
+                    continue;
+                }
             }
             i += 1;
         }
         None
     }
 
-    /// One part of an identifier: unquoted or backticked.
+    /// One part of an identifier: unquoted, backticked or (ANSI_QUOTES) double-quoted.
+    /// Non-ASCII bytes outside quotes are identifier bytes only in UTF-8 (and only as
+    /// valid UTF-8); in other character sets they may be whitespace to MariaDB.
     #[inline(always)]
-    fn ident_part(&mut self) -> Option<(Span, bool)> {
+    fn ident_part(&mut self) -> Result<(Span, bool), T> {
         let s = self.s;
-        if s.get(self.pos) == Some(&b'`') {
-            return self.quoted(b'`').map(|(sp, _)| (sp, true));
+        match s.get(self.pos) {
+            Some(&q @ b'`') => return self.quoted(q).map(|(sp, _)| (sp, true)).ok_or(T::Bad),
+            Some(&q @ b'"') if self.dialect.ansi_quotes => {
+                return self.quoted(q).map(|(sp, _)| (sp, true)).ok_or(T::Bad)
+            }
+            _ => {}
         }
         let start = self.pos;
-        let rest = s.get(start + 1..).unwrap_or_default();
+        let rest = s.get(start..).unwrap_or_default();
         let len = rest
             .iter()
+            .skip(1)
             .position(|&c| !is_ident(c))
-            .unwrap_or(rest.len());
-        let end = start + 1 + len;
+            .map_or(rest.len(), |n| n + 1);
+        let end = start + len;
+        let part = s.get(start..end).unwrap_or_default();
+        if !part.is_ascii() {
+            let readable =
+                self.dialect.charset == Charset::Utf8 && std::str::from_utf8(part).is_ok();
+            if !readable {
+                return Err(self.unreadable());
+            }
+        }
         self.pos = end;
-        Some((span(start, end), false))
+        Ok((span(start, end), false))
     }
 
-    /// An identifier or keyword; `a.b.c` (no spaces around the dots) becomes its last part.
+    /// Whether a qualifying `.` and an identifier follow (across whitespace and comments,
+    /// as MariaDB's grammar allows: `a . b`, `a/**/.b`); if so, moves to that identifier.
+    /// `t.*` is not qualifying; a digit after the dot (MariaDB reads `t.1x` as an
+    /// identifier) makes the statement unreadable.
+    #[inline(always)]
+    fn qualifying_dot(&mut self) -> Result<bool, T> {
+        let s = self.s;
+        let mut ahead = *self;
+        if s.get(self.pos) == Some(&b'.') {
+            ahead.pos += 1;
+        } else {
+            let (_, b) = skip_spaces(s, self.pos);
+            if !matches!(b, Some(b'.' | b'/' | b'#' | b'-' | b'*')) {
+                return Ok(false);
+            }
+            // A broken comment ahead is the next token's to report.
+            match ahead.trivia() {
+                Ok(Some(b'.')) => ahead.pos += 1,
+                _ => return Ok(false),
+            }
+        }
+        let next = match s.get(ahead.pos) {
+            Some(&c) if c > b' ' && c != b'/' && c != b'#' && c != b'-' => Some(c),
+            _ => match ahead.trivia() {
+                Ok(next) => next,
+                Err(_) => return Err(self.unreadable()),
+            },
+        };
+        match next {
+            Some(c) if c.is_ascii_digit() => Err(self.unreadable()),
+            Some(c) if is_ident(c) || c == b'`' || (c == b'"' && self.dialect.ansi_quotes) => {
+                *self = ahead;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// An identifier or keyword; a qualified name `a.b.c` (with or without whitespace or
+    /// comments around the dots) becomes its last part.
     #[inline(always)]
     fn word(&mut self) -> T {
-        let s = self.s;
-        let Some((mut sp, quoted)) = self.ident_part() else {
-            return self.fail();
+        let (mut sp, quoted) = match self.ident_part() {
+            Ok(part) => part,
+            Err(_) if self.bad == KeyProblem::Unreadable => return T::Bad,
+            Err(_) => return self.fail(),
         };
         // A qualified last part is never a keyword (`t.order` is a column).
         let mut may_be_keyword = !quoted;
         loop {
-            let qualified = s.get(self.pos) == Some(&b'.')
-                && s.get(self.pos + 1)
-                    .is_some_and(|&c| is_ident(c) || c == b'`');
-            if !qualified {
-                break;
+            match self.qualifying_dot() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(t) => return t,
             }
-            self.pos += 1;
             match self.ident_part() {
-                Some((part, _)) => {
+                Ok((part, _)) => {
                     sp = part;
                     may_be_keyword = false;
                 }
-                None => return self.fail(),
+                Err(_) if self.bad == KeyProblem::Unreadable => return T::Bad,
+                Err(_) => return self.fail(),
             }
         }
         if may_be_keyword {
@@ -1497,17 +1732,14 @@ struct Scanner<'a, 'c, 'o> {
 impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
     fn new(
         sql: &'a [u8],
+        dialect: Dialect,
         cols: &'c KeyColumns,
         out: &'o mut Scan<'a>,
         frames: &'o mut [Frame; MAX_DEPTH],
     ) -> Self {
         Scanner {
             cols,
-            lx: Lexer {
-                s: sql,
-                pos: 0,
-                exec: false,
-            },
+            lx: Lexer::new(sql, dialect),
             out,
             frames,
             depth: 0,
@@ -1579,6 +1811,8 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
 
     // --- leading hint comments -----------------------------------------------------------
 
+    /// Reads the leading comments (hints among them). A line comment that holds a NUL
+    /// byte is left to the lexer, which refuses it.
     fn leading_hints(&mut self) {
         let s = self.lx.s;
         let mut i = 0;
@@ -1599,21 +1833,14 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
                     self.hint(s.get(i + 2..end - 2).unwrap_or_default());
                     i = end;
                 }
-                (Some(b'#'), _, _) => {
-                    while let Some(&c) = s.get(i) {
-                        i += 1;
-                        if c == b'\n' {
-                            break;
-                        }
+                (Some(b'#'), _, _) | (Some(b'-'), Some(b'-'), _)
+                    if s.get(i) == Some(&b'#') || dash_comment(s, i) == Dash::Comment =>
+                {
+                    let end = line_end(s, i);
+                    if end == i {
+                        break;
                     }
-                }
-                (Some(b'-'), _, _) if dash_comment(s, i) => {
-                    while let Some(&c) = s.get(i) {
-                        i += 1;
-                        if c == b'\n' {
-                            break;
-                        }
-                    }
+                    i = end;
                 }
                 _ => break,
             }
@@ -1642,8 +1869,8 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             match t {
                 T::End => break,
                 T::Bad => {
-                    // The text is broken wherever it was going: this problem wins.
-                    self.out.problem = Some(KeyProblem::Unterminated);
+                    // The text is broken or unreadable wherever it was going: this problem wins.
+                    self.out.problem = Some(self.lx.bad);
                     break;
                 }
                 T::Op(Op::Semi) => {}
@@ -1669,9 +1896,16 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
         if self.hint_bad {
             self.out.problem = Some(KeyProblem::MalformedHint);
         } else if self.hint_keys > 0 {
+            // The hint routes a statement whose key the scanner cannot decide, but it never
+            // lifts a reading problem, and the keys read in the statement stay (after the
+            // hint's) so that routing refuses a hint that contradicts them.
             self.out.from_hint = true;
-            self.out.key_len = self.hint_keys;
-            self.out.problem = None;
+            if !matches!(
+                self.out.problem,
+                Some(KeyProblem::Unreadable | KeyProblem::Unterminated)
+            ) {
+                self.out.problem = None;
+            }
         }
     }
 

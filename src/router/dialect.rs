@@ -1,0 +1,226 @@
+//! How MariaDB will read the bytes of a statement on one connection: the `sql_mode` flags
+//! that change the lexer (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`, the foreign grammars
+//! `ORACLE` / `MSSQL`), the connection's `character_set_client` (which bytes may follow a
+//! multi-byte lead byte, which bytes are whitespace or identifier bytes), and the server
+//! version that decides whether a `/*!NNNNN … */` comment is code or a comment.
+//!
+//! The scanner ([`super::key`]) reads a statement under one [`Dialect`]; the session keeps
+//! the dialect of each backend connection (read from the server at connect, after a pool
+//! reset and after any statement that may change it) and routes only when the statement
+//! reads the same on the connection that runs it.
+
+/// A client character set, as far as the lexer is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Charset {
+    /// utf8mb3 / utf8mb4: every byte of a multi-byte character is 0x80 or above, and
+    /// MariaDB reads a valid non-ASCII character outside quotes as an identifier character.
+    Utf8,
+    /// A multi-byte character set whose trail bytes may be ASCII (0x40–0x7E, so a
+    /// backslash or a backtick can be the second byte of a character): sjis, cp932, gbk,
+    /// big5. Inside quotes the scanner skips whole characters as MariaDB's `my_ismbchar`
+    /// does; outside quotes any non-ASCII byte makes the statement unreadable.
+    AsciiTrail(MbTable),
+    /// Any other character set (latin1, ascii, binary, the single-byte and ASCII-safe
+    /// multi-byte ones): inside quotes bytes are read one by one, outside quotes a
+    /// non-ASCII byte may be whitespace or a control byte to MariaDB (latin1 0xA0), so it
+    /// makes the statement unreadable.
+    Other,
+}
+
+/// Lead and trail byte ranges of a multi-byte character set with ASCII trail bytes
+/// (MariaDB's `ismbchar_*` in `strings/ctype-{sjis,cp932,gbk,big5}.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MbTable {
+    /// sjis and cp932: lead 0x81–0x9F, 0xE0–0xFC; trail 0x40–0x7E, 0x80–0xFC.
+    Sjis,
+    /// gbk: lead 0x81–0xFE; trail 0x40–0x7E, 0x80–0xFE.
+    Gbk,
+    /// big5: lead 0xA1–0xF9; trail 0x40–0x7E, 0xA1–0xFE.
+    Big5,
+}
+
+impl MbTable {
+    /// Length of the character starting with `lead, trail` (2 for a valid pair, else 1).
+    #[inline]
+    pub fn char_len(self, lead: u8, trail: Option<u8>) -> usize {
+        let Some(t) = trail else { return 1 };
+        let ok = match self {
+            MbTable::Sjis => {
+                matches!(lead, 0x81..=0x9F | 0xE0..=0xFC) && matches!(t, 0x40..=0x7E | 0x80..=0xFC)
+            }
+            MbTable::Gbk => matches!(lead, 0x81..=0xFE) && matches!(t, 0x40..=0x7E | 0x80..=0xFE),
+            MbTable::Big5 => matches!(lead, 0xA1..=0xF9) && matches!(t, 0x40..=0x7E | 0xA1..=0xFE),
+        };
+        if ok {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+impl Charset {
+    /// The class of a `character_set_client` name as MariaDB reports it.
+    pub fn from_name(name: &str) -> Charset {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "utf8" | "utf8mb3" | "utf8mb4" => Charset::Utf8,
+            "sjis" | "cp932" => Charset::AsciiTrail(MbTable::Sjis),
+            "gbk" => Charset::AsciiTrail(MbTable::Gbk),
+            "big5" => Charset::AsciiTrail(MbTable::Big5),
+            _ => Charset::Other,
+        }
+    }
+}
+
+/// Everything about a connection that decides how MariaDB lexes a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dialect {
+    /// A backslash escapes the next byte inside quotes (no `NO_BACKSLASH_ESCAPES`).
+    pub backslash_escapes: bool,
+    /// `"…"` is an identifier, not a string (`ANSI_QUOTES`).
+    pub ansi_quotes: bool,
+    /// `sql_mode` holds ORACLE or MSSQL: MariaDB parses with another grammar, which the
+    /// scanner does not follow (every statement that needs its key is refused).
+    pub foreign_grammar: bool,
+    /// The connection's `character_set_client`.
+    pub charset: Charset,
+    /// The server's version as MariaDB's `MYSQL_VERSION_ID` (10.11.6 → 101106): the
+    /// threshold of `/*!NNNNN … */` comments.
+    pub version: u32,
+}
+
+impl Default for Dialect {
+    /// MariaDB's defaults: backslash escapes, `"` quotes strings, utf8mb4, version 10.11.0.
+    fn default() -> Self {
+        Dialect {
+            backslash_escapes: true,
+            ansi_quotes: false,
+            foreign_grammar: false,
+            charset: Charset::Utf8,
+            version: 101100,
+        }
+    }
+}
+
+impl Dialect {
+    /// The dialect of a connection from its `@@SESSION.sql_mode`,
+    /// `@@SESSION.character_set_client` and server version string.
+    pub fn from_server(sql_mode: &str, charset: &str, server_version: &str) -> Dialect {
+        let mut d = Dialect {
+            charset: Charset::from_name(charset),
+            version: version_id(server_version),
+            ..Dialect::default()
+        };
+        d.apply_sql_mode(sql_mode);
+        d
+    }
+
+    /// Sets the `sql_mode` flags from the comma-separated names MariaDB reports.
+    pub fn apply_sql_mode(&mut self, sql_mode: &str) {
+        self.backslash_escapes = true;
+        self.ansi_quotes = false;
+        self.foreign_grammar = false;
+        for flag in sql_mode.split(',') {
+            match flag.trim().to_ascii_uppercase().as_str() {
+                "NO_BACKSLASH_ESCAPES" => self.backslash_escapes = false,
+                "ANSI_QUOTES" => self.ansi_quotes = true,
+                "ORACLE" | "MSSQL" => self.foreign_grammar = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// MariaDB's `MYSQL_VERSION_ID` of a version string (`10.11.6-MariaDB-0+deb12u1` →
+/// 101106; a MySQL-compatible prefix `5.5.5-10.11.6-MariaDB` is skipped). 0 when it
+/// cannot be read: then no versioned comment counts as code, and statements with one are
+/// refused as unreadable rather than guessed.
+pub fn version_id(version: &str) -> u32 {
+    let v = version.strip_prefix("5.5.5-").unwrap_or(version);
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Some(major)), Some(Some(minor)), Some(Some(patch)))
+            if major < 100 && minor < 100 && patch < 100 =>
+        {
+            major * 10000 + minor * 100 + patch
+        }
+        _ => 0,
+    }
+}
+
+/// Whether a `SET` statement's text may change the dialect of its connection (it names
+/// `sql_mode`, NAMES, or a character set variable); the session then reads the dialect
+/// back from the server.
+pub fn may_change_dialect(sql: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 3] = [b"sql_mode", b"char", b"names"];
+    sql.windows(3).enumerate().any(|(i, w)| {
+        NEEDLES.iter().any(|n| {
+            w.eq_ignore_ascii_case(&n[..3])
+                && sql
+                    .get(i..i + n.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(n))
+        })
+    })
+}
+
+/// The statement that reads a connection's dialect back: its answer is one row of
+/// `@@SESSION.sql_mode` and `@@SESSION.character_set_client`.
+pub const DIALECT_QUERY: &[u8] = b"\x03SELECT @@SESSION.sql_mode, @@SESSION.character_set_client";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ids() {
+        assert_eq!(version_id("10.11.6-MariaDB-0+deb12u1"), 101106);
+        assert_eq!(version_id("5.5.5-10.11.14-MariaDB-log"), 101114);
+        assert_eq!(version_id("8.0.36"), 80036);
+        assert_eq!(version_id("garbage"), 0);
+        assert_eq!(version_id(""), 0);
+    }
+
+    #[test]
+    fn sql_mode_flags() {
+        let d = Dialect::from_server(
+            "STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES,ANSI_QUOTES",
+            "utf8mb4",
+            "10.11.6-MariaDB",
+        );
+        assert!(!d.backslash_escapes && d.ansi_quotes && !d.foreign_grammar);
+        let d = Dialect::from_server("PIPES_AS_CONCAT,ORACLE", "sjis", "10.11.6");
+        assert!(d.backslash_escapes && !d.ansi_quotes && d.foreign_grammar);
+        assert_eq!(d.charset, Charset::AsciiTrail(MbTable::Sjis));
+        assert_eq!(
+            Dialect::from_server("", "latin1", "x").charset,
+            Charset::Other
+        );
+    }
+
+    #[test]
+    fn dialect_changing_statements() {
+        assert!(may_change_dialect(b"SET sql_mode = ''"));
+        assert!(may_change_dialect(b"set NAMES sjis"));
+        assert!(may_change_dialect(b"SET CHARACTER SET big5"));
+        assert!(may_change_dialect(
+            b"SET @@session.Character_Set_Client = 1"
+        ));
+        assert!(may_change_dialect(b"SET CHARSET gbk"));
+        assert!(!may_change_dialect(b"SET @a = 1"));
+        assert!(!may_change_dialect(b"SET autocommit = 0"));
+    }
+
+    #[test]
+    fn multibyte_pairs() {
+        assert_eq!(MbTable::Sjis.char_len(0x95, Some(0x5C)), 2);
+        assert_eq!(MbTable::Sjis.char_len(0x95, Some(0x27)), 1);
+        assert_eq!(MbTable::Sjis.char_len(0xA0, Some(0x5C)), 1);
+        assert_eq!(MbTable::Gbk.char_len(0x81, Some(0x5C)), 2);
+        assert_eq!(MbTable::Big5.char_len(0xA4, Some(0x5C)), 2);
+        assert_eq!(MbTable::Big5.char_len(0x81, Some(0x5C)), 1);
+        assert_eq!(MbTable::Big5.char_len(0xA4, None), 1);
+    }
+}
