@@ -176,8 +176,15 @@ impl<'a> Lexer<'a> {
             sp = key::span(part, end);
             qualified = true;
         }
-        // `$` and non-ASCII bytes continue an identifier in MySQL: not ours.
+        // `$` and non-ASCII bytes continue an identifier in MySQL: not ours. Neither is a
+        // dot or comment after the word (`a . b`, `a/**/.b` are one qualified name).
         if self.s.get(end).is_some_and(|&c| key::is_ident(c)) {
+            return None;
+        }
+        let (after, next) = skip_spaces(self.s, end);
+        if matches!(next, Some(b'.' | b'/' | b'#'))
+            || (next == Some(b'-') && self.s.get(after + 1) == Some(&b'-'))
+        {
             return None;
         }
         self.pos = end;

@@ -896,8 +896,8 @@ impl<'a> Lexer<'a> {
 
     /// Whether a qualifying `.` and an identifier follow (across whitespace and comments,
     /// as MariaDB's grammar allows: `a . b`, `a/**/.b`); if so, moves to that identifier.
-    /// `t.*` is not qualifying; a digit after the dot (MariaDB reads `t.1x` as an
-    /// identifier) makes the statement unreadable.
+    /// `t.*` is not qualifying; a digit right after the dot starts an identifier
+    /// (`t.1x`), a digit after whitespace or a comment makes the statement unreadable.
     #[inline(always)]
     fn qualifying_dot(&mut self) -> Result<bool, T> {
         let s = self.s;
@@ -914,6 +914,13 @@ impl<'a> Lexer<'a> {
                 Ok(Some(b'.')) => ahead.pos += 1,
                 _ => return Ok(false),
             }
+        }
+        // Directly after the dot MariaDB reads any identifier characters as a name,
+        // digits first included (`t.1x`, `t.5` are columns).
+        let adjacent = ahead.pos == self.pos + 1;
+        if adjacent && s.get(ahead.pos).is_some_and(|c| c.is_ascii_digit()) {
+            *self = ahead;
+            return Ok(true);
         }
         let next = match s.get(ahead.pos) {
             Some(&c) if c > b' ' && c != b'/' && c != b'#' && c != b'-' => Some(c),
@@ -941,8 +948,20 @@ impl<'a> Lexer<'a> {
             Err(_) if self.bad == KeyProblem::Unreadable => return T::Bad,
             Err(_) => return self.fail(),
         };
-        // A qualified last part is never a keyword (`t.order` is a column).
+        // A qualified last part is never a keyword (`t.order` is a column). A keyword is
+        // a qualifier only when a dot and an identifier character follow it directly
+        // (`where.x` is a name, `WHERE .x` the keyword): MariaDB looks a word up as a
+        // keyword unless that is so.
         let mut may_be_keyword = !quoted;
+        if may_be_keyword && keyword(self.text(sp)).is_some() {
+            let adjacent = self.s.get(self.pos) == Some(&b'.')
+                && self.s.get(self.pos + 1).is_some_and(|&c| is_ident(c));
+            if !adjacent {
+                if let Some(k) = keyword(self.text(sp)) {
+                    return T::Kw(k, sp);
+                }
+            }
+        }
         loop {
             match self.qualifying_dot() {
                 Ok(true) => {}
@@ -1896,14 +1915,30 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
         if self.hint_bad {
             self.out.problem = Some(KeyProblem::MalformedHint);
         } else if self.hint_keys > 0 {
-            // The hint routes a statement whose key the scanner cannot decide, but it never
-            // lifts a reading problem, and the keys read in the statement stay (after the
-            // hint's) so that routing refuses a hint that contradicts them.
+            // The hint routes a statement whose *filter* the scanner cannot decide (a range,
+            // an OR, an expression): such a statement only touches rows of the shard it runs
+            // on. It never lifts a problem with a key the statement *writes* (an INSERT's
+            // values, a key assignment) nor a reading problem, and the keys read in the
+            // statement stay (after the hint's) so that routing refuses a hint that
+            // contradicts them.
             self.out.from_hint = true;
-            if !matches!(
-                self.out.problem,
-                Some(KeyProblem::Unreadable | KeyProblem::Unterminated)
-            ) {
+            let writes_key = matches!(
+                self.out.kind,
+                StatementKind::Insert | StatementKind::Replace
+            );
+            let liftable = match self.out.problem {
+                Some(
+                    KeyProblem::NonEquality
+                    | KeyProblem::NotALiteral
+                    | KeyProblem::NotConjunct
+                    | KeyProblem::OrCondition
+                    | KeyProblem::TooManyKeys
+                    | KeyProblem::TooComplex,
+                ) => true,
+                Some(KeyProblem::UnsupportedLiteral | KeyProblem::EscapedString) => !writes_key,
+                _ => false,
+            };
+            if liftable {
                 self.out.problem = None;
             }
         }
@@ -3503,13 +3538,15 @@ mod tests {
             ("/*userid = '123'*/ SELECT 1", &[int(123)]),
             ("/* USERID = 'abc' */ SELECT 1", &[text("abc")]),
             ("  /* owner_id=9 */SELECT 1", &[int(9)]),
-            ("/* userid=5 */ SELECT * FROM t WHERE userid = 6", &[int(5)]),
+            // Visible keys stay after the hint's: routing refuses a contradiction.
+            (
+                "/* userid=5 */ SELECT * FROM t WHERE userid = 6",
+                &[int(5), int(6)],
+            ),
             (
                 "/* userid=5 */ SELECT * FROM t WHERE userid > 6 OR a",
                 &[int(5)],
             ),
-            ("/* userid=5 */ INSERT INTO t SELECT * FROM u", &[int(5)]),
-            ("/* userid=5 */ INSERT INTO t VALUES (1)", &[int(5)]),
             ("-- note\n/* userid=5 */ SELECT 1", &[int(5)]),
             ("/* app=web */ /* userid=5 */ SELECT 1", &[int(5)]),
         ];
@@ -3908,7 +3945,10 @@ mod tests {
             assert!(r.keys().len() <= MAX_KEYS);
             assert!(r.tables().len() <= MAX_TABLES);
             if r.from_hint {
-                assert!(r.problem.is_none());
+                assert!(!matches!(
+                    r.problem,
+                    Some(KeyProblem::MalformedHint | KeyProblem::NonEquality | KeyProblem::OrCondition)
+                ));
             }
             for k in r.keys() {
                 let mut b = [0u8; 20];
