@@ -231,6 +231,41 @@ pub struct ShardingConfig {
     /// Tables in neither list: `"sharded"` (need the key; the safe default) or
     /// `"global"` (live on `global_shard`).
     pub unlisted_tables: UnlistedTables,
+    /// SQL type of the key columns, so that key values are read as MariaDB converts them.
+    pub key_type: KeyColumnType,
+}
+
+/// SQL type of the shard-key columns (`sharding.key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KeyColumnType {
+    /// `BIGINT` (signed): user ids 0 ..= 9223372036854775807. The default.
+    #[serde(rename = "bigint")]
+    Bigint,
+    /// `BIGINT UNSIGNED`: user ids 0 ..= 18446744073709551615.
+    #[serde(rename = "bigint unsigned")]
+    BigintUnsigned,
+    /// `INT` (signed): user ids 0 ..= 2147483647.
+    #[serde(rename = "int")]
+    Int,
+    /// `INT UNSIGNED`: user ids 0 ..= 4294967295.
+    #[serde(rename = "int unsigned")]
+    IntUnsigned,
+    /// A string type (`VARCHAR`, `CHAR`, `VARBINARY`…): user ids are text.
+    #[serde(rename = "text")]
+    Text,
+}
+
+impl KeyColumnType {
+    /// The largest user id an integer key column holds; None for text keys.
+    pub fn max(self) -> Option<u64> {
+        match self {
+            KeyColumnType::Bigint => Some(i64::MAX as u64),
+            KeyColumnType::BigintUnsigned => Some(u64::MAX),
+            KeyColumnType::Int => Some(i32::MAX as u64),
+            KeyColumnType::IntUnsigned => Some(u64::from(u32::MAX)),
+            KeyColumnType::Text => None,
+        }
+    }
 }
 
 /// How tables named in neither `sharding.tables` nor `sharding.global_tables` are treated.
@@ -251,6 +286,7 @@ impl Default for ShardingConfig {
             global_tables: Vec::new(),
             tables: Vec::new(),
             unlisted_tables: UnlistedTables::Sharded,
+            key_type: KeyColumnType::Bigint,
         }
     }
 }

@@ -53,6 +53,7 @@ use generate::{Gen, CATEGORIES};
 const SHARDING: &str = r#"
 [sharding]
 key_column = "userid"
+key_type = "bigint unsigned"
 global_shard = "shard1"
 unlisted_tables = "sharded"
 

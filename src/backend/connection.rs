@@ -15,8 +15,12 @@ use tokio::net::TcpStream;
 use crate::net::{NetError, PacketConn};
 use crate::protocol::command::COM_QUIT;
 use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
-use crate::protocol::packets::{parse_err, ServerErrorInfo, ERR_HEADER, OK_HEADER};
-use crate::protocol::response::ResultFormat;
+use bytes::BytesMut;
+
+use super::exchange::read_response;
+use crate::protocol::packets::{parse_err, read_lenenc_int, ServerErrorInfo, ERR_HEADER, OK_HEADER};
+use crate::protocol::response::{ResponseKind, ResultFormat};
+use crate::router::dialect::{Dialect, DIALECT_QUERY};
 
 /// Largest packet accepted during a backend handshake.
 const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
@@ -111,6 +115,9 @@ pub struct BackendConn {
     pub mariadb_capabilities: MariadbCapabilities,
     /// MariaDB extended capabilities the server offered (empty for MySQL servers).
     pub server_mariadb_capabilities: MariadbCapabilities,
+    /// How MariaDB lexes statements on this connection (sql_mode, client character set,
+    /// version), as last read back from the server ([`read_dialect`]).
+    pub dialect: Dialect,
     /// The thread whose runtime the socket is registered with.
     home: std::thread::ThreadId,
 }
@@ -306,7 +313,7 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         }
     }
 
-    Ok(BackendConn {
+    let mut conn = BackendConn {
         io,
         addr: addr.to_string(),
         connection_id: handshake.connection_id(),
@@ -315,8 +322,53 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         capabilities: caps,
         mariadb_capabilities: mariadb_caps,
         server_mariadb_capabilities: server_mariadb_caps,
+        dialect: Dialect::default(),
         home: std::thread::current().id(),
-    })
+    };
+    // The global sql_mode and the login character set decide how statements are read.
+    conn.io.queue(0, DIALECT_QUERY);
+    conn.io.flush().await.map_err(net)?;
+    let format = conn.result_format();
+    conn.dialect = read_dialect(&mut conn.io, format, &conn.server_version, DIALECT_READ_TIMEOUT)
+        .await
+        .map_err(protocol)?;
+    Ok(conn)
+}
+
+/// How long reading a connection's dialect back may take.
+pub const DIALECT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the answer to [`DIALECT_QUERY`] (already sent) into a [`Dialect`].
+pub async fn read_dialect(
+    io: &mut PacketConn<TcpStream>,
+    format: ResultFormat,
+    server_version: &str,
+    timeout: Duration,
+) -> Result<Dialect, String> {
+    let packets = read_response(io, ResponseKind::Query, format, timeout)
+        .await
+        .map_err(|e| format!("reading sql_mode and character_set_client: {e}"))?;
+    dialect_from_answer(&packets, format, server_version)
+        .ok_or_else(|| "unexpected answer to the sql_mode / character_set_client query".to_string())
+}
+
+/// The dialect from the collected answer to [`DIALECT_QUERY`]: one text row of two values.
+pub fn dialect_from_answer(
+    packets: &[BytesMut],
+    format: ResultFormat,
+    server_version: &str,
+) -> Option<Dialect> {
+    let row = packets.get(format.text_rows_start(2))?;
+    let (mode_len, at) = read_lenenc_int(row, 0)?;
+    let mode_end = at.checked_add(usize::try_from(mode_len).ok()?)?;
+    let mode = row.get(at..mode_end)?;
+    let (cs_len, at) = read_lenenc_int(row, mode_end)?;
+    let charset = row.get(at..at.checked_add(usize::try_from(cs_len).ok()?)?)?;
+    Some(Dialect::from_server(
+        std::str::from_utf8(mode).ok()?,
+        std::str::from_utf8(charset).ok()?,
+        server_version,
+    ))
 }
 
 fn auth_token(

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::connection::{connect, BackendConn, BackendError, LoginOptions};
+use super::connection::{connect, read_dialect, BackendConn, BackendError, LoginOptions};
 use super::exchange::read_response;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 use crate::protocol::packets::OK_HEADER;
 use crate::protocol::response::ResponseKind;
+use crate::router::dialect::DIALECT_QUERY;
 
 /// What a pooled connection was logged in with; only equal keys may share connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -316,6 +317,7 @@ fn out_of_connections(e: &BackendError) -> bool {
 /// cannot be brought back is closed).
 async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
     let format = conn.result_format();
+    let version = conn.server_version.clone();
     let io = &mut conn.io;
     let mut expected = vec![ResponseKind::Single];
     io.queue(0, &[COM_RESET_CONNECTION]);
@@ -337,6 +339,9 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
         io.queue(0, b"\x03SELECT DATABASE() IS NULL");
         expected.push(ResponseKind::Query);
     }
+    // The reset brought back the global sql_mode (which ops may have changed since the
+    // login): read the dialect again, in the same round trip.
+    io.queue(0, DIALECT_QUERY);
     let deadline = Duration::from_secs(5);
     let work = async {
         io.flush().await.map_err(|_| ())?;
@@ -358,9 +363,12 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
                 return Err(());
             }
         }
-        Ok(())
+        read_dialect(io, format, &version, deadline)
+            .await
+            .map_err(|_| ())
     };
-    tokio::time::timeout(deadline, work).await.map_err(|_| ())?
+    conn.dialect = tokio::time::timeout(deadline, work).await.map_err(|_| ())??;
+    Ok(())
 }
 
 /// Retires the idle connections [`Pools::retire_idle`] picks and says goodbye

@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::TcpStream;
 
+use crate::backend::connection::{read_dialect, BackendConn};
 use crate::backend::{BackendError, LoginOptions, PoolError, PoolKey, PooledConn, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
@@ -21,6 +23,7 @@ use crate::protocol::response::{ResponseKind, ResultFormat};
 
 pub use crate::backend::exchange::{exchange, read_response};
 use crate::router::ring::ShardId;
+use crate::router::dialect::{may_change_dialect, Dialect, DIALECT_QUERY};
 use crate::router::RoutingTable;
 
 /// How the client logged in: what every backend connection of the session starts from.
@@ -207,6 +210,8 @@ impl SessionBackends {
         for stmt in &self.replay {
             commands.push((stmt.clone(), ResponseKind::Query));
         }
+        // A replayed SET may change how statements are read: read the dialect back after.
+        let reread = self.replay.iter().any(|s| may_change_dialect(s));
         if !commands.is_empty() {
             let format = conn.conn.result_format();
             let io = &mut conn.conn.io;
@@ -237,8 +242,36 @@ impl SessionBackends {
                     }));
                 }
             }
+            if reread {
+                conn.conn.dialect = exchange_dialect(&mut conn.conn, timeout)
+                    .await
+                    .map_err(lost)?;
+            }
         }
         Ok(conn)
+    }
+
+    /// How MariaDB reads statements on the session's connection to `shard`, if open.
+    pub fn dialect(&self, shard: ShardId) -> Option<Dialect> {
+        self.conns
+            .iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, c, _)| c.conn.dialect)
+    }
+
+    /// Reads the dialect of every open connection back from its server (after a statement
+    /// that may have changed sql_mode or the character set); returns the first one's.
+    pub async fn refresh_dialects(&mut self) -> Result<Option<Dialect>, (ShardId, String)> {
+        let timeout = self.config.timeouts.backend_read();
+        let mut first = None;
+        for (shard, conn, _) in &mut self.conns {
+            let dialect = exchange_dialect(&mut conn.conn, timeout)
+                .await
+                .map_err(|e| (*shard, e))?;
+            conn.conn.dialect = dialect;
+            first.get_or_insert(dialect);
+        }
+        Ok(first)
     }
 
     /// Records a successful `USE` / COM_INIT_DB.
@@ -246,9 +279,17 @@ impl SessionBackends {
         self.current_db = Some(db);
     }
 
-    /// Records a successful `SET …` statement (its COM_QUERY payload).
+    /// Records a successful `SET …` statement (its COM_QUERY payload); a repeated one
+    /// moves to the end instead of being kept twice.
     pub fn record_set(&mut self, payload: &[u8]) {
+        self.replay.retain(|p| p.as_slice() != payload);
         self.replay.push(payload.to_vec());
+    }
+
+    /// Whether one more `SET …` statement can be recorded for replay (at most
+    /// [`MAX_REPLAY`] distinct ones, so that opening a connection stays one round trip).
+    pub fn can_record(&self, payload: &[u8]) -> bool {
+        self.replay.len() < MAX_REPLAY || self.replay.iter().any(|p| p.as_slice() == payload)
     }
 
     /// Records a successful COM_SET_OPTION.
@@ -282,6 +323,17 @@ impl SessionBackends {
         self.clear_state();
         self.login = login;
     }
+}
+
+/// Most distinct session-state statements a session may record for replay.
+pub const MAX_REPLAY: usize = 256;
+
+/// Sends [`DIALECT_QUERY`] on a connection and reads its answer.
+async fn exchange_dialect(conn: &mut BackendConn, timeout: Duration) -> Result<Dialect, String> {
+    let format = conn.result_format();
+    conn.io.queue(0, DIALECT_QUERY);
+    conn.io.flush().await.map_err(|e| e.to_string())?;
+    read_dialect(&mut conn.io, format, &conn.server_version, timeout).await
 }
 
 impl Drop for SessionBackends {

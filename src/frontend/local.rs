@@ -88,24 +88,35 @@ pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
     if !w.next()?.eq_ignore_ascii_case(b"set") {
         return None;
     }
-    if !w.next()?.eq_ignore_ascii_case(b"@dbrouter_userid") {
-        return None;
-    }
-    let op = w.next()?;
-    if op != b"=" && op != b":" {
-        return None;
-    }
-    let mut value = w.next()?;
-    if value == b"=" {
-        value = w.next()?; // `:=`
-    }
-    if w.next().is_some() {
-        return None;
-    }
+    // The rest, `@dbrouter_userid = <id>` with or without spaces around `=` / `:=`.
+    let rest: Vec<u8> = w.flatten().copied().collect();
+    let name = b"@dbrouter_userid";
+    let after = rest
+        .get(..name.len())
+        .filter(|n| n.eq_ignore_ascii_case(name))
+        .and_then(|_| rest.get(name.len()..))?;
+    let after = after.trim_ascii_start();
+    let value = after
+        .strip_prefix(b":=")
+        .or_else(|| after.strip_prefix(b"="))?
+        .trim_ascii();
     if value.eq_ignore_ascii_case(b"null") {
         return Some(None);
     }
-    Some(Some(unquote(value).to_vec()))
+    let unquoted = unquote(value);
+    let bare = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'+' | b'-' | b'.');
+    let plain = if unquoted.len() == value.len() {
+        !value.is_empty() && value.iter().all(bare)
+    } else {
+        !unquoted.iter().any(|c| matches!(c, b'\\' | b'\'' | b'"' | b'`'))
+    };
+    plain.then(|| Some(unquoted.to_vec()))
+}
+
+/// Whether a statement mentions the session pin variable `@dbrouter_userid`.
+pub fn mentions_pin(sql: &[u8]) -> bool {
+    const NAME: &[u8] = b"dbrouter_userid";
+    sql.windows(NAME.len()).any(|w| w.eq_ignore_ascii_case(NAME))
 }
 
 /// The database of `USE <db>`.

@@ -14,11 +14,12 @@ use crate::protocol::command::{COM_STMT_CLOSE, COM_STMT_RESET};
 use crate::protocol::execute::{param_value, parse_head, set_stmt_id, stmt_id, ParamValue};
 use crate::protocol::packets::{ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_CURSOR_EXISTS};
-use crate::router::key::{self, KeyRef};
+use crate::router::key::{self, KeyRef, StatementKind};
 use crate::router::ring::ShardId;
-use crate::router::{canonical_key_text, Route, RouteError, RoutingTable};
+use crate::router::{key_from_int, key_from_text, Route, RouteError, RoutingTable};
 
 use super::backends::exchange;
+use super::local;
 use super::session::{End, Session};
 
 /// One shard's copy of a statement.
@@ -145,7 +146,16 @@ impl Session {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
-        let scan = key::scan(sql, table.key_columns());
+        // A prepared statement is one statement, read as the session's connection reads it.
+        if key::shape(sql, self.dialect) != key::Shape::Plain || local::mentions_pin(sql) {
+            let err = RouteError::Statement(PREPARE_PLAIN);
+            return self.reply_error(seq, err.into()).await;
+        }
+        let scan = key::scan_in(sql, self.dialect, table.key_columns());
+        if self.dialect.foreign_grammar && !scan.kind.is_session_control() {
+            let err = RouteError::Statement(PREPARE_PLAIN);
+            return self.reply_error(seq, err.into()).await;
+        }
         let key_params: Vec<u16> = scan
             .keys()
             .iter()
@@ -154,15 +164,13 @@ impl Session {
                 KeyRef::Literal(_) => None,
             })
             .collect();
-        let keyless = scan.keys().is_empty() && !scan.from_hint;
-        let shard = match table.route(&scan, sql) {
+        if scan.kind == StatementKind::Call && !scan.from_hint && self.pin_key().is_none() {
+            let err = RouteError::Statement(super::session::KEYLESS_CALL);
+            return self.reply_error(seq, err.into()).await;
+        }
+        let shard = match table.route_pinned(&scan, sql, self.pin_key()) {
             Ok(Some(Route::Shard(s))) => Some(s),
             Ok(_) => None,
-            Err(RouteError::NoKey { .. } | RouteError::Undecidable(_))
-                if keyless && self.pinned_shard(table).is_some() =>
-            {
-                self.pinned_shard(table)
-            }
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
         let target = shard.unwrap_or_else(|| self.session_shard());
@@ -207,10 +215,6 @@ impl Session {
             },
         );
         self.send_packets(seq, &packets).await
-    }
-
-    fn pinned_shard(&self, table: &RoutingTable) -> Option<ShardId> {
-        self.pin_key().map(|k| table.shard_for_key(k).0)
     }
 
     /// Prepares on one shard; `None` when the backend refused (its ERR was relayed).
@@ -260,6 +264,8 @@ impl Session {
         client_id: u32,
     ) -> Result<ExecPlan, ClientError> {
         let session_shard = self.session_shard();
+        let pinned = self.pin_key().map(<[u8]>::to_vec);
+        let pin = pinned.as_deref();
         let max = self.statements.max_long_data;
         let stmt =
             self.statements
@@ -296,18 +302,28 @@ impl Session {
                     let value =
                         param_value(payload, &head, &types, index, |i| stmt.has_long_data(i))
                             .map_err(|e| ClientError::MalformedPacket(e.to_string()))?;
+                    // Converted as MariaDB converts it to the key column's type, or refused
+                    // (a string ' 5' or a DECIMAL 5.00 is the integer 5 to the server).
+                    let key_type = table.key_type();
                     let canonical = match value {
-                        ParamValue::Int(v) if v >= 0 => v.to_string().into_bytes(),
-                        ParamValue::Int(_) => {
-                            return Err(problem("is negative; user ids are non-negative"))
-                        }
-                        ParamValue::Bytes(b) => canonical_key_text(b),
+                        ParamValue::Int(v) => key_from_int(v, key_type),
+                        ParamValue::Bytes(b) => key_from_text(b, key_type),
                         ParamValue::LongData => {
-                            canonical_key_text(&stmt.long_data_of(index).unwrap_or_default())
+                            key_from_text(&stmt.long_data_of(index).unwrap_or_default(), key_type)
                         }
                         ParamValue::Null => return Err(problem("is NULL")),
-                        ParamValue::Other => return Err(problem("must be an integer or a string")),
-                    };
+                        ParamValue::Other => {
+                            return Err(problem("must be an integer or a string (not a float, double or date)"))
+                        }
+                    }
+                    .map_err(problem)?;
+                    if let Some(pin) = pin.filter(|p| *p != canonical.as_slice()) {
+                        return Err(ClientError::Route(RouteError::Conflict {
+                            by: "session pin (@dbrouter_userid)",
+                            asserted: String::from_utf8_lossy(pin).into_owned(),
+                            named: String::from_utf8_lossy(&canonical).into_owned(),
+                        }));
+                    }
                     let shard = table.shard_for_key(&canonical).0;
                     match &chosen {
                         None => chosen = Some((shard, canonical)),
@@ -532,3 +548,6 @@ fn with_types(payload: &[u8], params: u16, types: &[u8]) -> Vec<u8> {
         _ => payload.to_vec(),
     }
 }
+
+/// Why a COM_STMT_PREPARE is refused before it reaches a shard.
+const PREPARE_PLAIN: &str = "a prepared statement must be one ordinary statement (no batch, dynamic SQL, compound statement or @dbrouter_userid), read with the default sql_mode grammar";

@@ -27,9 +27,10 @@ use crate::protocol::handshake::{
 use crate::protocol::packets::{ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
 use crate::protocol::resultset::text_result_set;
-use crate::router::key::{self, StatementKind};
+use crate::router::dialect::{may_change_dialect, Dialect};
+use crate::router::key::{self, KeyProblem, Shape, StatementKind};
 use crate::router::ring::ShardId;
-use crate::router::{canonical_key_text, Route, RouteError, RoutingTable, Why};
+use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 
 use super::backends::{exchange, BackendFailure, LoginState, SessionBackends};
 use super::local;
@@ -104,6 +105,10 @@ pub(super) struct Session {
     pub(super) tx: Tx,
     /// Canonical key of the session pin (`SET @dbrouter_userid = …`).
     pin: Option<Vec<u8>>,
+    /// How MariaDB reads this session's statements (sql_mode, client character set,
+    /// version), as last read back from its backend connections: statements are scanned
+    /// with it, and checked again against the dialect of the connection that runs them.
+    pub(super) dialect: Dialect,
     /// Status flags of the last backend response (for locally answered OKs).
     pub(super) status: u16,
     pub(super) statements: Statements,
@@ -118,6 +123,21 @@ pub(super) struct Session {
     /// instead of entering it on every poll of the session.
     pub(super) span: Span,
 }
+
+/// Why a batch (`CLIENT_MULTI_STATEMENTS`) or a statement shape is refused.
+const BATCH_DYNAMIC: &str = "a multi-statement batch may not hold dynamic SQL, SET STATEMENT or compound statements: send them alone";
+const BATCH_TX: &str = "a multi-statement batch may not hold BEGIN, COMMIT, ROLLBACK or SAVEPOINT: send transaction statements alone";
+const BATCH_SHARDS: &str = "the statements of this multi-statement batch are for users on different shards: send them separately";
+const BATCH_STATE: &str = "this multi-statement batch mixes session state (SET, USE) with other statements: send the SET / USE statements alone";
+const SET_STATEMENT_DIALECT: &str = "SET STATEMENT that changes sql_mode or a character set changes how the statement is read: set it for the session instead";
+const DYNAMIC_SQL: &str = "dynamic SQL (PREPARE … FROM, EXECUTE, EXECUTE IMMEDIATE of anything but one plain string literal) hides the statement from the router: send the statement itself, or use the binary protocol's prepared statements";
+const INNER_STATE: &str = "SET STATEMENT … FOR and EXECUTE IMMEDIATE must run an ordinary statement, not session state or a transaction statement";
+const COMPOUND: &str = "compound statements (BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE, REPEAT, labels) run statements the router cannot route one by one: send them one at a time, or put them in a stored procedure and CALL it with a /* userid=… */ hint";
+const PIN_ALONE: &str = "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
+const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
+const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
+const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables, which every new backend connection must replay: reuse fewer distinct SET statements";
+pub(super) const KEYLESS_CALL: &str = "CALL runs a procedure whose statements the router cannot see: prefix it with /* userid=<user id> */ (every row it touches must be that user's) or SET @dbrouter_userid first";
 
 /// Runs one client connection to its end. Never panics on client input; every failure
 /// that can still be reported becomes an ERR packet.
@@ -136,7 +156,7 @@ pub async fn run(
         connection_phase(&mut client, peer, connection_id, &ctx).instrument(span.clone()),
     )
     .await;
-    let (backends, scramble, current) = match phase {
+    let (backends, scramble, current, dialect) = match phase {
         Ok(Ok(parts)) => parts,
         Ok(Err(end)) => {
             log_end(&span, &end);
@@ -161,6 +181,7 @@ pub async fn run(
         current,
         tx: Tx::None,
         pin: None,
+        dialect,
         status: SERVER_STATUS_AUTOCOMMIT,
         statements: Statements::new(max_packet),
         refused: None,
@@ -193,7 +214,7 @@ async fn connection_phase(
     peer: SocketAddr,
     connection_id: u32,
     ctx: &SessionContext,
-) -> Result<(SessionBackends, [u8; SCRAMBLE_LEN], ShardId), End> {
+) -> Result<(SessionBackends, [u8; SCRAMBLE_LEN], ShardId, Dialect), End> {
     let config = &ctx.config;
     let scramble = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
     let method = config.default_auth_method();
@@ -241,6 +262,8 @@ async fn connection_phase(
     if let Err(failure) = backends.connection(&table, global).await {
         return Err(send_failure(client, seq, failure).await);
     }
+    // The global sql_mode and the login character set, as the login connection reads them.
+    let dialect = backends.dialect(global).unwrap_or_default();
     // The login checked the database; a session with no state yet needs no backend
     // connection until its first statement. Idle clients (10 000 of them are normal) then
     // hold none, and the pool lends it to whoever needs it.
@@ -248,7 +271,7 @@ async fn connection_phase(
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
     debug!(user = %login.user, db = ?login.database, "client logged in");
-    Ok((backends, scramble, global))
+    Ok((backends, scramble, global, dialect))
 }
 
 fn login_state(login: &ClientLogin) -> LoginState {
@@ -533,24 +556,23 @@ impl Session {
         if local::is_status_query(sql) {
             return self.show_status(table, seq).await;
         }
-        let scan = key::scan(sql, table.key_columns());
-        if scan.kind == StatementKind::Set {
+        if local::mentions_pin(sql) && key::shape(sql, self.dialect) == Shape::Plain {
             if let Some(pin) = local::session_pin(sql) {
-                self.pin = pin.map(|p| canonical_key_text(&p));
+                self.pin = match pin.map(|p| (key_from_text(&p, table.key_type()), p)) {
+                    None => None,
+                    Some((Ok(key), _)) => Some(key),
+                    Some((Err(why), p)) => {
+                        let key = String::from_utf8_lossy(&p).into_owned();
+                        return self
+                            .reply_error(seq, RouteError::BadKey { key, why }.into())
+                            .await;
+                    }
+                };
             }
         }
-        let routed = table.route(&scan, sql);
-        let keyless = scan.keys().is_empty() && !scan.from_hint;
-        let pin_shard = self.pin.as_ref().map(|p| table.shard_for_key(p).0);
-        let route = match (routed, pin_shard) {
-            (Ok(Some(Route::Session)), Some(p)) if keyless => Route::Shard(p),
-            (Err(RouteError::NoKey { .. } | RouteError::Undecidable(_)), Some(p)) if keyless => {
-                Route::Shard(p)
-            }
-            (Ok(Some(route)), _) => route,
-            // `?` in a text statement: the server will answer with its syntax error.
-            (Ok(None), _) => Route::Session,
-            (Err(e), _) => return self.reply_error(seq, e.into()).await,
+        let route = match self.route_query(table, sql, self.dialect) {
+            Ok(route) => route,
+            Err(e) => return self.reply_error(seq, e.into()).await,
         };
         match route {
             Route::Shard(shard) => self
@@ -563,12 +585,115 @@ impl Session {
                     .await
                     .map(drop)
             }
+            Route::Broadcast if !self.backends.can_record(payload) => {
+                let err = RouteError::Statement(TOO_MUCH_STATE);
+                self.reply_error(seq, err.into()).await
+            }
             Route::Broadcast => {
                 self.broadcast(table, payload, seq, ResponseKind::Query)
                     .await
             }
             Route::Transaction(kind) => self.transaction(table, kind, payload, seq).await,
         }
+    }
+
+    /// Where a COM_QUERY text runs when MariaDB reads it under `dialect`
+    /// (docs/sharding.md): a batch only when every statement alone would run and all on
+    /// one shard (or all are session state); `SET STATEMENT … FOR` and `EXECUTE IMMEDIATE
+    /// '…'` by the statement they run; SQL-level PREPARE / EXECUTE and compound
+    /// statements are refused.
+    fn route_query(
+        &self,
+        table: &RoutingTable,
+        sql: &[u8],
+        dialect: Dialect,
+    ) -> Result<Route, RouteError> {
+        match key::shape(sql, dialect) {
+            Shape::Plain => self.route_statement(table, sql, dialect, true),
+            Shape::Batch(parts) => {
+                let mut shard: Option<(ShardId, usize)> = None;
+                let (mut state, mut work) = (0usize, 0usize);
+                for (i, part) in parts.iter().enumerate() {
+                    if key::shape(part, dialect) != Shape::Plain {
+                        return Err(RouteError::Statement(BATCH_DYNAMIC));
+                    }
+                    match self.route_statement(table, part, dialect, false)? {
+                        Route::Broadcast => state += 1,
+                        Route::Transaction(_) => return Err(RouteError::Statement(BATCH_TX)),
+                        Route::Session => work += 1,
+                        Route::Shard(s) => {
+                            work += 1;
+                            match shard {
+                                Some((first, _)) if first != s => {
+                                    return Err(RouteError::Statement(BATCH_SHARDS))
+                                }
+                                _ => shard = Some((s, i)),
+                            }
+                        }
+                    }
+                }
+                match (state, work) {
+                    (_, 0) => Ok(Route::Broadcast),
+                    (0, _) => Ok(shard.map_or(Route::Session, |(s, _)| Route::Shard(s))),
+                    _ => Err(RouteError::Statement(BATCH_STATE)),
+                }
+            }
+            Shape::SetStatement {
+                changes_dialect: true,
+                ..
+            } => Err(RouteError::Statement(SET_STATEMENT_DIALECT)),
+            Shape::SetStatement { inner, .. } => self.route_inner(table, inner, dialect),
+            Shape::ExecuteImmediate(Some(inner)) => self.route_inner(table, inner, dialect),
+            Shape::ExecuteImmediate(None) | Shape::SqlPrepared => {
+                Err(RouteError::Statement(DYNAMIC_SQL))
+            }
+            Shape::Compound => Err(RouteError::Statement(COMPOUND)),
+            Shape::Unreadable => Err(RouteError::Undecidable(KeyProblem::Unreadable.message())),
+        }
+    }
+
+    /// The statement run by `SET STATEMENT … FOR` or `EXECUTE IMMEDIATE`: one ordinary
+    /// statement that runs on a shard (never session state or a transaction statement).
+    fn route_inner(
+        &self,
+        table: &RoutingTable,
+        inner: &[u8],
+        dialect: Dialect,
+    ) -> Result<Route, RouteError> {
+        if key::shape(inner, dialect) != Shape::Plain {
+            return Err(RouteError::Statement(DYNAMIC_SQL));
+        }
+        match self.route_statement(table, inner, dialect, false)? {
+            route @ (Route::Shard(_) | Route::Session) => Ok(route),
+            Route::Broadcast | Route::Transaction(_) => Err(RouteError::Statement(INNER_STATE)),
+        }
+    }
+
+    /// One statement alone: its scan under `dialect`, routed with the session pin;
+    /// `standalone` is false inside a batch or around dynamic SQL.
+    fn route_statement(
+        &self,
+        table: &RoutingTable,
+        sql: &[u8],
+        dialect: Dialect,
+        standalone: bool,
+    ) -> Result<Route, RouteError> {
+        let scan = key::scan_in(sql, dialect, table.key_columns());
+        if scan.kind == StatementKind::Set && local::mentions_pin(sql) {
+            if !standalone || local::session_pin(sql).is_none() {
+                return Err(RouteError::Statement(PIN_ALONE));
+            }
+        }
+        if dialect.foreign_grammar && !scan.kind.is_session_control() {
+            return Err(RouteError::Undecidable(FOREIGN_GRAMMAR));
+        }
+        if scan.kind == StatementKind::Call && !scan.from_hint && self.pin.is_none() {
+            return Err(RouteError::Statement(KEYLESS_CALL));
+        }
+        Ok(table
+            .route_pinned(&scan, sql, self.pin.as_deref())?
+            // `?` in a text statement: the server will answer with its syntax error.
+            .unwrap_or(Route::Session))
     }
 
     /// BEGIN is answered locally and sent lazily with the transaction's first statement;
@@ -730,12 +855,29 @@ impl Session {
         }
         let timeouts = self.relay_timeouts();
         let format = self.backends.result_format();
-        let io = match self.backends.connection(table, shard).await {
-            Ok(io) => io,
-            Err(failure) => {
-                self.reply_failure(seq, failure).await?;
-                return Ok(None);
+        if let Err(failure) = self.backends.connection(table, shard).await {
+            self.reply_failure(seq, failure).await?;
+            return Ok(None);
+        }
+        // The statement was read with the session's dialect; a connection that reads
+        // differently (another global sql_mode or version on this shard) runs it only if
+        // it routes the same under the connection's own dialect.
+        if let Some(conn_dialect) = self.backends.dialect(shard).filter(|d| *d != self.dialect) {
+            if payload.first() == Some(&COM_QUERY) {
+                let sql = payload.get(1..).unwrap_or_default();
+                match self.route_query(table, sql, conn_dialect) {
+                    Ok(Route::Shard(s)) if s != shard => {
+                        let err = RouteError::Statement(DIALECT_DIFFERS);
+                        return self.reply_error(seq, err.into()).await.map(|_| None);
+                    }
+                    Err(e) => return self.reply_error(seq, e.into()).await.map(|_| None),
+                    Ok(_) => {}
+                }
             }
+        }
+        let Some(io) = self.backends.get(shard) else {
+            let err = ClientError::Internal("backend connection vanished".into());
+            return self.reply_error(seq, err).await.map(|_| None);
         };
         // Re-framing from sequence 0 reproduces the client's packet split exactly.
         io.queue(0, payload);
@@ -954,6 +1096,23 @@ impl Session {
         if !failed {
             self.record_state(payload);
         }
+        let sql = payload.get(1..).unwrap_or_default();
+        let reread = match payload.first().copied() {
+            Some(COM_RESET_CONNECTION) => true,
+            Some(COM_QUERY) => may_change_dialect(sql),
+            _ => false,
+        };
+        if reread {
+            // sql_mode or the character set may have changed (even by a statement that
+            // failed on one shard): read back how each connection now reads statements.
+            match self.backends.refresh_dialects().await {
+                Ok(Some(dialect)) => self.dialect = dialect,
+                Ok(None) => {}
+                Err((shard, detail)) => {
+                    return Err(self.backend_lost(table, shard, seq, detail, false).await)
+                }
+            }
+        }
         match answer {
             Some(packets) => self.send_packets(seq, &packets).await,
             None => {
@@ -991,7 +1150,15 @@ impl Session {
 
     /// `SHOW DBROUTER ROUTE FOR <user>`: where a user's statements go, and why.
     async fn show_route(&mut self, table: &RoutingTable, user: &[u8], seq: u8) -> Result<(), End> {
-        let canonical = canonical_key_text(user);
+        let canonical = match key_from_text(user, table.key_type()) {
+            Ok(key) => key,
+            Err(why) => {
+                let key = String::from_utf8_lossy(user).into_owned();
+                return self
+                    .reply_error(seq, RouteError::BadKey { key, why }.into())
+                    .await;
+            }
+        };
         let (shard, why) = table.shard_for_key(&canonical);
         let info = table.shard(shard);
         let (reason, key_hash, vnode) = match why {
@@ -1144,6 +1311,7 @@ impl Session {
         if let Err(failure) = self.backends.connection(table, global).await {
             return Err(send_failure(&mut self.client, next, failure).await);
         }
+        self.dialect = self.backends.dialect(global).unwrap_or_default();
         self.backends.release_all(true);
         self.client
             .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));

@@ -21,6 +21,9 @@ use std::fmt;
 
 use super::dialect::{Charset, Dialect};
 
+mod statements;
+pub use statements::{shape, Shape};
+
 /// At most this many distinct key occurrences are kept; beyond that the scan reports
 /// [`KeyProblem::TooManyKeys`].
 pub const MAX_KEYS: usize = 16;
@@ -155,6 +158,17 @@ pub enum StatementKind {
     Other,
 }
 
+impl StatementKind {
+    /// SET, USE, SHOW and the transaction statements: they read no sharded rows.
+    pub fn is_session_control(self) -> bool {
+        use StatementKind as K;
+        matches!(
+            self,
+            K::Set | K::Use | K::Show | K::Begin | K::Commit | K::Rollback | K::Savepoint
+        )
+    }
+}
+
 /// Why the scanner cannot decide the key of a statement that mentions a key column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyProblem {
@@ -192,6 +206,25 @@ pub enum KeyProblem {
 }
 
 impl KeyProblem {
+    /// Whether a hint (or the session pin) naming the statement's user makes this
+    /// problem harmless: only an undecidable *filter* (a range, an OR, an expression),
+    /// as such a statement touches rows of the shard it runs on only; never a problem
+    /// with a key the statement writes (INSERT values, a key assignment) or with reading
+    /// the text.
+    pub fn lifted_by_hint(self, kind: StatementKind) -> bool {
+        let writes_key = matches!(kind, StatementKind::Insert | StatementKind::Replace);
+        match self {
+            KeyProblem::NonEquality
+            | KeyProblem::NotALiteral
+            | KeyProblem::NotConjunct
+            | KeyProblem::OrCondition
+            | KeyProblem::TooManyKeys
+            | KeyProblem::TooComplex => true,
+            KeyProblem::UnsupportedLiteral | KeyProblem::EscapedString => !writes_key,
+            _ => false,
+        }
+    }
+
     /// A user-facing explanation that says how to fix the statement.
     pub fn message(self) -> &'static str {
         match self {
@@ -1383,7 +1416,7 @@ fn number_value(n: &[u8]) -> Result<KeyValue<'_>, KeyProblem> {
 
 /// Whether a string would compare equal to a different number than its text: `-5`, `+5`,
 /// `5.0`, `.5`, `1e3`.
-fn numeric_text(s: &[u8]) -> bool {
+pub(super) fn numeric_text(s: &[u8]) -> bool {
     let mut i = usize::from(matches!(s.first(), Some(b'+' | b'-')));
     let mut digits = 0;
     while s.get(i).is_some_and(u8::is_ascii_digit) {
@@ -1922,23 +1955,11 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             // statement stay (after the hint's) so that routing refuses a hint that
             // contradicts them.
             self.out.from_hint = true;
-            let writes_key = matches!(
-                self.out.kind,
-                StatementKind::Insert | StatementKind::Replace
-            );
-            let liftable = match self.out.problem {
-                Some(
-                    KeyProblem::NonEquality
-                    | KeyProblem::NotALiteral
-                    | KeyProblem::NotConjunct
-                    | KeyProblem::OrCondition
-                    | KeyProblem::TooManyKeys
-                    | KeyProblem::TooComplex,
-                ) => true,
-                Some(KeyProblem::UnsupportedLiteral | KeyProblem::EscapedString) => !writes_key,
-                _ => false,
-            };
-            if liftable {
+            if self
+                .out
+                .problem
+                .is_some_and(|p| p.lifted_by_hint(self.out.kind))
+            {
                 self.out.problem = None;
             }
         }

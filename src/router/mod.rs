@@ -12,6 +12,8 @@ pub mod table;
 
 pub use table::{Route, RouteError, RoutingTable, Why};
 
+use crate::config::KeyColumnType;
+
 /// Canonical key bytes of a user id given as text (a config value, a CLI argument, a
 /// string parameter): a run of decimal digits that fits in a u64 is normalised like an
 /// integer (`"00123"` → `"123"`, as MySQL compares an integer column numerically);
@@ -21,6 +23,65 @@ pub fn canonical_key_text(text: &[u8]) -> Vec<u8> {
         Some(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
         None => text.to_vec(),
     }
+}
+
+/// Why a user id is not routed: MariaDB would store or compare it as a value whose
+/// conversion the router does not reproduce exactly (see docs/sharding.md, "Key values").
+pub type KeyRefusal = &'static str;
+
+/// Checks a key literal read from a statement against the key columns' type.
+pub fn admit_key(value: &key::KeyValue<'_>, ty: KeyColumnType) -> Result<(), KeyRefusal> {
+    match (value, ty.max()) {
+        (key::KeyValue::Int(n), Some(max)) if *n > max => Err(OUT_OF_RANGE),
+        (key::KeyValue::Int(_), _) => Ok(()),
+        (key::KeyValue::Str(_), Some(_)) => Err(NOT_DIGITS),
+        (key::KeyValue::Str(s), None) => text_key(s).map(drop),
+    }
+}
+
+/// Canonical key bytes of a user id given as text (a string or decimal parameter, long
+/// data, the session pin, a CLI argument), or why it is refused: integer keys must be
+/// plain decimal digits within the column's range; text keys printable ASCII without
+/// upper case or surrounding spaces (digits-only text is read as the integer).
+pub fn key_from_text(text: &[u8], ty: KeyColumnType) -> Result<Vec<u8>, KeyRefusal> {
+    if let Some(max) = ty.max() {
+        return match parse_decimal(text) {
+            Some(n) if n <= max => Ok(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+            Some(_) => Err(OUT_OF_RANGE),
+            None if text.iter().all(u8::is_ascii_digit) && !text.is_empty() => Err(OUT_OF_RANGE),
+            None => Err(NOT_DIGITS),
+        };
+    }
+    if let Some(n) = parse_decimal(text) {
+        return Ok(itoa::Buffer::new().format(n).as_bytes().to_vec());
+    }
+    text_key(text).map(<[u8]>::to_vec)
+}
+
+/// Canonical key bytes of a user id given as an integer parameter.
+pub fn key_from_int(value: i128, ty: KeyColumnType) -> Result<Vec<u8>, KeyRefusal> {
+    let max = ty.max().unwrap_or(u64::MAX);
+    match u64::try_from(value) {
+        Ok(n) if n <= max => Ok(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+        Ok(_) => Err(OUT_OF_RANGE),
+        Err(_) => Err("is negative; user ids are non-negative"),
+    }
+}
+
+const OUT_OF_RANGE: KeyRefusal =
+    "is above the key column's range (sharding.key_type); MariaDB would clamp or refuse it";
+const NOT_DIGITS: KeyRefusal = "is not plain decimal digits: MariaDB converts spaces, signs, decimals, exponents and other text to an integer the router does not reproduce; send the user id as an integer or as digits only";
+
+/// A text user id (text key columns): printable ASCII, no upper case (a case-insensitive
+/// collation would equate users the ring tells apart), no leading or trailing space
+/// (PAD SPACE collations ignore trailing spaces), no number in another spelling.
+fn text_key(s: &[u8]) -> Result<&[u8], KeyRefusal> {
+    let printable = s.iter().all(|&c| (b' '..=b'~').contains(&c) && !c.is_ascii_uppercase());
+    let spaced = s.first() == Some(&b' ') || s.last() == Some(&b' ');
+    if s.is_empty() || !printable || spaced || key::numeric_text(s) {
+        return Err("is not a plain text user id (printable ASCII without upper case, surrounding spaces or a number's spelling)");
+    }
+    Ok(s)
 }
 
 /// The value of a non-empty run of ASCII digits that fits in a u64.

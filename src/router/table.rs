@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
 use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
-use crate::config::{Config, ShardingConfig, UnlistedTables};
+use crate::config::{Config, KeyColumnType, ShardingConfig, UnlistedTables};
 
 /// One shard as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,33 @@ pub enum RouteError {
     /// DDL on a sharded table.
     #[error("DDL on sharded table `{0}` is refused through the router: schema changes must reach every shard, so apply them to each shard's master directly (see docs/sharding.md)")]
     DdlRefused(String),
+    /// A statement shape the router does not run (a mixed batch, dynamic SQL, a compound
+    /// statement…); the message says what to send instead.
+    #[error("cannot route this statement: {0}")]
+    Statement(&'static str),
+    /// A key value MariaDB would convert to another user id than the router reads.
+    #[error("cannot route by the user id {key}: it {why}")]
+    BadKey {
+        /// The key as written.
+        key: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// A `/* key=… */` hint or the session pin names another user than the statement.
+    #[error("the {by} names user {asserted} but the statement names user {named}: dbrouter refuses a statement whose users disagree; remove the {by} or make them agree")]
+    Conflict {
+        /// `/* userid=… */ hint` or `session pin (@dbrouter_userid)`.
+        by: &'static str,
+        /// The user the hint or pin names.
+        asserted: String,
+        /// The user the statement names.
+        named: String,
+    },
 }
+
+/// Who a statement is attributed to besides the keys it names.
+const HINT: &str = "/* key=… */ hint";
+const PIN: &str = "session pin (@dbrouter_userid)";
 
 /// The immutable routing snapshot.
 #[derive(Debug, Clone)]
@@ -99,6 +125,7 @@ pub struct RoutingTable {
     overrides: Overrides,
     global_shard: ShardId,
     key_columns: KeyColumns,
+    key_type: KeyColumnType,
     default_key_column: String,
     table_keys: Vec<(String, String)>,
     global_tables: HashSet<Vec<u8>>,
@@ -153,6 +180,7 @@ impl RoutingTable {
             overrides: map,
             global_shard,
             key_columns,
+            key_type: sharding.key_type,
             default_key_column: sharding.key_column.clone(),
             table_keys: sharding
                 .tables
@@ -184,6 +212,11 @@ impl RoutingTable {
     /// The key columns the scanner looks for.
     pub fn key_columns(&self) -> &KeyColumns {
         &self.key_columns
+    }
+
+    /// The key columns' SQL type (how key values convert).
+    pub fn key_type(&self) -> KeyColumnType {
+        self.key_type
     }
 
     /// The shard of global tables and first connections.
@@ -255,12 +288,85 @@ impl RoutingTable {
     /// are the caller's to resolve once their values are known; here they make the
     /// statement keyed but do not pick a shard (`Ok(None)` is returned for them).
     pub fn route(&self, scan: &Scan<'_>, sql: &[u8]) -> Result<Option<Route>, RouteError> {
+        self.route_pinned(scan, sql, None)
+    }
+
+    /// [`RoutingTable::route`] for a session pinned to a user (`SET @dbrouter_userid`,
+    /// canonical key). One precedence for hints and the pin (docs/sharding.md, "Hints and
+    /// the session pin"): a leading hint, else the pin, names the statement's user; every
+    /// key the statement names must be that same user, else [`RouteError::Conflict`]; the
+    /// user routes statements that name no key, and lifts exactly the problems a hint
+    /// lifts (an undecidable filter, never a key the statement writes).
+    pub fn route_pinned(
+        &self,
+        scan: &Scan<'_>,
+        sql: &[u8],
+        pin: Option<&[u8]>,
+    ) -> Result<Option<Route>, RouteError> {
+        let mut buf = [0u8; 20];
+        let asserted: Option<(&'static str, Vec<u8>)> = if scan.from_hint {
+            match scan.keys().first() {
+                Some(KeyRef::Literal(v)) => Some((HINT, v.canonical(&mut buf).to_vec())),
+                _ => None,
+            }
+        } else {
+            pin.map(|p| (PIN, p.to_vec()))
+        };
+        if let Some((by, user)) = &asserted {
+            for key in scan.keys().iter().skip(usize::from(scan.from_hint)) {
+                let named = match *key {
+                    KeyRef::Literal(v) => {
+                        let mut b = [0u8; 20];
+                        let c = v.canonical(&mut b);
+                        if c == user.as_slice() {
+                            continue;
+                        }
+                        display_key(&v)
+                    }
+                    // A `?` key is checked against the pin when its value arrives; a hint
+                    // over one is refused (it could only be checked per execution).
+                    KeyRef::Param(_) if *by == PIN => continue,
+                    KeyRef::Param(i) => format!("in parameter {}", i + 1),
+                };
+                return Err(RouteError::Conflict {
+                    by,
+                    asserted: String::from_utf8_lossy(user).into_owned(),
+                    named,
+                });
+            }
+        }
+        let lifted = scan.problem.filter(|p| {
+            !(asserted.is_some() && !scan.from_hint && p.lifted_by_hint(scan.kind))
+        });
+        let routed = self.route_scan(scan, lifted, sql);
+        let Some((_, user)) = asserted.filter(|_| !scan.from_hint) else {
+            return routed;
+        };
+        let pinned = Route::Shard(self.shard_for_key(&user).0);
+        match routed {
+            Ok(Some(Route::Session)) | Err(RouteError::NoKey { .. }) => Ok(Some(pinned)),
+            other => other,
+        }
+    }
+
+    fn route_scan(
+        &self,
+        scan: &Scan<'_>,
+        problem: Option<KeyProblem>,
+        sql: &[u8],
+    ) -> Result<Option<Route>, RouteError> {
         let mut keyed: Option<(ShardId, KeyValue<'_>)> = None;
         let mut has_param = false;
         for key in scan.keys() {
             match *key {
                 KeyRef::Param(_) => has_param = true,
                 KeyRef::Literal(value) => {
+                    if let Err(why) = super::admit_key(&value, self.key_type) {
+                        return Err(RouteError::BadKey {
+                            key: display_key(&value),
+                            why,
+                        });
+                    }
                     let shard = self.shard_for_value(&value);
                     match keyed {
                         None => keyed = Some((shard, value)),
@@ -277,8 +383,11 @@ impl RoutingTable {
                 }
             }
         }
-        if let (Some(problem), false) = (scan.problem, scan.from_hint) {
-            if self.all_tables_global(scan) {
+        if let Some(problem) = problem {
+            // A statement MariaDB may read differently names tables the scanner may
+            // have misread: refused even on global tables.
+            let misread = matches!(problem, KeyProblem::Unreadable | KeyProblem::Unterminated);
+            if !misread && self.all_tables_global(scan) {
                 return Ok(Some(Route::Shard(self.global_shard)));
             }
             return Err(RouteError::Undecidable(problem_message(problem)));
