@@ -203,6 +203,9 @@ pub enum KeyProblem {
     /// Text that MariaDB may read differently from the scanner (see
     /// [`KeyProblem::message`]); a hint does not lift it.
     Unreadable,
+    /// A branch of UNION / INTERSECT / EXCEPT names a table but no key: its rows would
+    /// come from one shard only.
+    KeylessBranch,
 }
 
 impl KeyProblem {
@@ -219,7 +222,8 @@ impl KeyProblem {
             | KeyProblem::NotConjunct
             | KeyProblem::OrCondition
             | KeyProblem::TooManyKeys
-            | KeyProblem::TooComplex => true,
+            | KeyProblem::TooComplex
+            | KeyProblem::KeylessBranch => true,
             KeyProblem::UnsupportedLiteral | KeyProblem::EscapedString => !writes_key,
             _ => false,
         }
@@ -291,6 +295,11 @@ impl KeyProblem {
             KeyProblem::MalformedHint => {
                 "the leading comment looks like a shard-key hint but is malformed: write \
                  it as /* userid=123 */ or /* userid='abc' */"
+            }
+            KeyProblem::KeylessBranch => {
+                "a branch of this UNION, INTERSECT or EXCEPT reads a table without the \
+                 shard key, so it would return one shard's rows only: give every branch its \
+                 own userid = … condition, or add a leading hint comment /* userid=123 */"
             }
             KeyProblem::TooComplex => {
                 "the statement nests parentheses or CASE expressions more than 32 levels \
@@ -1699,6 +1708,11 @@ struct Frame {
     between: u8,
     /// INSERT column list / row: index of the current column.
     col: u16,
+    /// Query frames: a UNION / INTERSECT / EXCEPT was seen here; the current branch
+    /// started with this many keys and this many table mentions.
+    set_op: bool,
+    branch_keys: u16,
+    branch_tables: u16,
 }
 
 impl Frame {
@@ -1717,6 +1731,9 @@ impl Frame {
             key_start,
             between: 0,
             col: 0,
+            set_op: false,
+            branch_keys: 0,
+            branch_tables: 0,
         }
     }
 
@@ -1779,6 +1796,9 @@ struct Scanner<'a, 'c, 'o> {
     ins_table: bool,
     hint_keys: u8,
     hint_bad: bool,
+    /// Table names and key conditions met so far (each UNION branch must find a key).
+    tables_named: u16,
+    keys_found: u16,
 }
 
 impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
@@ -1812,7 +1832,30 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             ins_table: false,
             hint_keys: 0,
             hint_bad: false,
+            tables_named: 0,
+            keys_found: 0,
         }
+    }
+
+    /// Ends the current branch of a UNION / INTERSECT / EXCEPT in the top frame (`last`:
+    /// the frame or statement ends; checked only if a set operator came before): a branch
+    /// that named a table must have found a key of its own.
+    fn end_branch(&mut self, last: bool) {
+        let f = *self.top();
+        let keyless = self.tables_named > f.branch_tables && self.keys_found <= f.branch_keys;
+        if keyless && (f.set_op || !last) {
+            self.problem(KeyProblem::KeylessBranch);
+        }
+    }
+
+    /// Starts a branch after a set operator in the top frame.
+    fn start_branch(&mut self) {
+        self.end_branch(false);
+        let (tables, keys) = (self.tables_named, self.keys_found);
+        let f = self.top_mut();
+        f.set_op = true;
+        f.branch_keys = keys;
+        f.branch_tables = tables;
     }
 
     fn problem(&mut self, p: KeyProblem) {
@@ -1822,6 +1865,7 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
     }
 
     fn add_key(&mut self, k: KeyRef<'a>) {
+        self.keys_found = self.keys_found.saturating_add(1);
         if let Err(p) = self.out.push_key(k) {
             self.problem(p);
         }
@@ -1944,7 +1988,8 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
         }
     }
 
-    fn finish(self) {
+    fn finish(mut self) {
+        self.end_branch(true);
         if self.hint_bad {
             self.out.problem = Some(KeyProblem::MalformedHint);
         } else if self.hint_keys > 0 {
@@ -2000,7 +2045,10 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
         }
         self.depth = 0;
         self.overflow = 0;
+        self.end_branch(true);
         self.frames[0] = Frame::new(FrameKind::Query, Clause::Start, 0, self.out.key_len);
+        self.frames[0].branch_tables = self.tables_named;
+        self.frames[0].branch_keys = self.keys_found;
         self.kind = None;
         self.first_kw = None;
         self.with_pending = false;
@@ -2047,6 +2095,8 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
     fn open(&mut self, ti: u32) {
         let parent = *self.top();
         let mut f = Frame::new(FrameKind::Expr, Clause::Body, ti, self.out.key_len);
+        f.branch_tables = self.tables_named;
+        f.branch_keys = self.keys_found;
         f.in_cond = parent.in_cond_now();
         f.conj_at = ti.wrapping_add(1);
         if parent.kind == FrameKind::Query {
@@ -2085,6 +2135,9 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             return;
         }
         let f = *self.top();
+        if f.kind == FrameKind::Query {
+            self.end_branch(true);
+        }
         self.depth -= 1;
         let parent = *self.top();
         match f.kind {
@@ -2147,6 +2200,7 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
 
     fn table(&mut self, name: &'a [u8]) {
         self.out.push_table(name);
+        self.tables_named = self.tables_named.saturating_add(1);
         let insert_target = self.depth == 0 && self.is_insert() && !self.ins_table;
         if insert_target {
             self.ins_table = true;
@@ -2242,8 +2296,11 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             && f.kind != FrameKind::Case
         {
             self.check_insert_select();
+            let (tables, keys) = (self.tables_named, self.keys_found);
             let f = self.top_mut();
             f.kind = FrameKind::Query;
+            f.branch_tables = tables;
+            f.branch_keys = keys;
             f.clause = if k == Kw::Table {
                 Clause::TablesExpect
             } else {
@@ -2253,6 +2310,12 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             return;
         }
         if f.kind != FrameKind::Query {
+            return;
+        }
+        if matches!(k, Kw::Union | Kw::Intersect | Kw::Except) {
+            // Also after a parenthesised first branch, still at the statement's start.
+            self.start_branch();
+            self.top_mut().clause = Clause::Body;
             return;
         }
         let depth0 = self.depth == 0;
@@ -2313,9 +2376,6 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             | Kw::Procedure
             | Kw::For
             | Kw::Lock
-            | Kw::Union
-            | Kw::Intersect
-            | Kw::Except
             | Kw::Returning
             | Kw::Fetch => self.top_mut().clause = Clause::Body,
             Kw::Into => self.top_mut().clause = Clause::Body,
@@ -3550,6 +3610,27 @@ mod tests {
             ("SET NAMES utf8mb4", &[], None),
             ("SELECT * FROM t", &[], None),
         ]);
+    }
+
+    #[test]
+    fn every_union_branch_needs_its_key() {
+        for sql in [
+            "SELECT a FROM posts WHERE userid = 5 UNION SELECT a FROM messages",
+            "SELECT a FROM posts UNION ALL SELECT a FROM messages WHERE userid = 5",
+            "(SELECT a FROM posts WHERE userid = 5) UNION (SELECT a FROM messages)",
+            "SELECT * FROM (SELECT a FROM posts WHERE userid = 5 EXCEPT SELECT a FROM m) d",
+            "SELECT a FROM t WHERE userid = 5 INTERSECT SELECT a FROM m",
+        ] {
+            assert_eq!(sc(sql).problem, Some(KeyProblem::KeylessBranch), "{sql}");
+        }
+        for sql in [
+            "SELECT a FROM posts WHERE userid = 5 UNION SELECT a FROM messages WHERE userid = 5",
+            "(SELECT a FROM posts WHERE userid = 5) UNION (SELECT a FROM m WHERE userid = 5)",
+            "SELECT a FROM posts WHERE userid = 5 UNION SELECT 1",
+            "SELECT a FROM posts WHERE userid = 5 AND b IN (SELECT b FROM m)",
+        ] {
+            assert_eq!(sc(sql).problem, None, "{sql}");
+        }
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub enum RouteError {
 /// Who a statement is attributed to besides the keys it names.
 const HINT: &str = "/* key=… */ hint";
 const PIN: &str = "session pin (@dbrouter_userid)";
+const LOAD_DATA_KEY: &str = "LOAD DATA into a sharded table takes each row's user id from the file, which dbrouter does not read, so a hint or the session pin cannot route it: add SET <key column> = <user id> to the statement (every row is then that user's), or load each shard's rows on its master directly";
 
 /// The immutable routing snapshot.
 #[derive(Debug, Clone)]
@@ -334,6 +335,16 @@ impl RoutingTable {
                     named,
                 });
             }
+        }
+        // LOAD DATA writes the keys the uploaded file holds, which the router never reads:
+        // a hint or the pin cannot vouch for them, only a key the statement sets itself
+        // (`… SET userid = 5`).
+        if asserted.is_some()
+            && scan.kind == StatementKind::Load
+            && scan.keys().len() <= usize::from(scan.from_hint)
+            && !self.all_tables_global(scan)
+        {
+            return Err(RouteError::Statement(LOAD_DATA_KEY));
         }
         let lifted = scan.problem.filter(|p| {
             !(asserted.is_some() && !scan.from_hint && p.lifted_by_hint(scan.kind))
