@@ -84,7 +84,8 @@ async fn multi_statements_and_procedures_return_every_result() {
     .unwrap();
     for sql in [
         "SELECT 1; SELECT 2, 3; DO 1; SELECT 'last'",
-        "CALL two_results()",
+        // A procedure's statements are invisible to the router: it needs a hint or the pin.
+        "/* userid=1 */ CALL two_results()",
         "CREATE TEMPORARY TABLE tmp (a INT); INSERT INTO tmp VALUES (1),(2); SELECT SUM(a) FROM tmp",
     ] {
         let got = run_all(&mut r, sql).await;
@@ -140,9 +141,16 @@ async fn transactions_commit_and_roll_back() {
     let seen: Vec<i32> = d.query("SELECT id FROM t").await.unwrap();
     assert!(seen.is_empty(), "uncommitted row visible");
     r.query_drop("COMMIT").await.unwrap();
-    r.query_drop("START TRANSACTION; INSERT INTO t VALUES (2); ROLLBACK")
-        .await
-        .unwrap();
+    // A transaction inside a batch is refused whole (it was once answered OK and lost).
+    let err = server_error(
+        r.query_drop("START TRANSACTION; INSERT INTO t VALUES (2); ROLLBACK")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.0, 1235, "{err:?}");
+    r.query_drop("START TRANSACTION").await.unwrap();
+    r.query_drop("INSERT INTO t VALUES (2)").await.unwrap();
+    r.query_drop("ROLLBACK").await.unwrap();
     r.query_drop("SET autocommit = 0").await.unwrap();
     r.query_drop("INSERT INTO t VALUES (3)").await.unwrap();
     r.query_drop("ROLLBACK").await.unwrap();

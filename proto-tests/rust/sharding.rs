@@ -16,6 +16,7 @@ use crate::harness::*;
 const SHARDING: &str = r#"
 [sharding]
 key_column = "userid"
+key_type = "bigint unsigned"
 global_shard = "shard1"
 global_tables = ["countries"]
 "#;
@@ -457,17 +458,33 @@ async fn hints_pins_overrides_and_the_route_query() {
         .unwrap();
     assert_eq!(n, Some(1), "override ignored");
 
-    // A hint routes a statement the scanner cannot key.
+    // A hint routes a statement whose filter the scanner cannot key…
     c.query_drop(format!(
-        "/* userid={b} */ INSERT INTO posts (userid, body) SELECT {b}, 'hinted'"
+        "INSERT INTO posts (userid, body) VALUES ({b}, 'to hint')"
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!(
+        "/* userid={b} */ UPDATE posts SET body = 'hinted' WHERE body = 'to hint' OR id < 0"
     ))
     .await
     .unwrap();
     let n: Option<i64> = c
-        .query_first(format!("SELECT COUNT(*) FROM posts WHERE userid = {b}"))
+        .query_first(format!(
+            "SELECT COUNT(*) FROM posts WHERE userid = {b} AND body = 'hinted'"
+        ))
         .await
         .unwrap();
     assert_eq!(n, Some(1));
+    // … but never a key the statement writes, nor one that contradicts it.
+    for sql in [
+        format!("/* userid={b} */ INSERT INTO posts (userid, body) SELECT {b}, 'hinted'"),
+        format!("/* userid={b} */ INSERT INTO posts (userid, body) VALUES ({a}, 'x')"),
+        format!("/* userid={b} */ SELECT * FROM posts WHERE userid = {a}"),
+    ] {
+        let err = server_error(c.query_drop(&sql).await.unwrap_err());
+        assert_eq!(err.0, 1235, "{sql}: {err:?}");
+    }
 
     // The session pin serves keyless statements for one user.
     c.query_drop(format!("SET @dbrouter_userid = {a}"))
@@ -487,6 +504,14 @@ async fn hints_pins_overrides_and_the_route_query() {
         Some(1),
         "pinned keyless statement must run on user {a}'s shard"
     );
+    // The pin never overrides a key the statement names.
+    let err = server_error(
+        c.query_drop(format!("SELECT * FROM posts WHERE userid = {b}"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.0, 1235, "{err:?}");
+    assert!(err.2.contains(&format!("names user {a}")), "{err:?}");
     c.query_drop("SET @dbrouter_userid = NULL").await.unwrap();
     assert_eq!(
         server_error(

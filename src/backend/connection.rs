@@ -18,7 +18,9 @@ use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
 use bytes::BytesMut;
 
 use super::exchange::read_response;
-use crate::protocol::packets::{parse_err, read_lenenc_int, ServerErrorInfo, ERR_HEADER, OK_HEADER};
+use crate::protocol::packets::{
+    parse_err, read_lenenc_int, ServerErrorInfo, ERR_HEADER, OK_HEADER,
+};
 use crate::protocol::response::{ResponseKind, ResultFormat};
 use crate::router::dialect::{Dialect, DIALECT_QUERY};
 
@@ -313,7 +315,7 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         }
     }
 
-    let mut conn = BackendConn {
+    Ok(BackendConn {
         io,
         addr: addr.to_string(),
         connection_id: handshake.connection_id(),
@@ -324,19 +326,26 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         server_mariadb_capabilities: server_mariadb_caps,
         dialect: Dialect::default(),
         home: std::thread::current().id(),
-    };
-    // The global sql_mode and the login character set decide how statements are read.
-    conn.io.queue(0, DIALECT_QUERY);
-    conn.io.flush().await.map_err(net)?;
-    let format = conn.result_format();
-    conn.dialect = read_dialect(&mut conn.io, format, &conn.server_version, DIALECT_READ_TIMEOUT)
-        .await
-        .map_err(protocol)?;
-    Ok(conn)
+    })
 }
 
-/// How long reading a connection's dialect back may take.
-pub const DIALECT_READ_TIMEOUT: Duration = Duration::from_secs(5);
+impl BackendConn {
+    /// Reads how the server lexes statements on this connection ([`DIALECT_QUERY`]) into
+    /// [`BackendConn::dialect`]: done by the pool for every connection it lends out.
+    pub async fn learn_dialect(&mut self, timeout: Duration) -> Result<(), BackendError> {
+        let addr = self.addr.clone();
+        self.io.queue(0, DIALECT_QUERY);
+        self.io.flush().await.map_err(|source| BackendError::Net {
+            addr: addr.clone(),
+            source,
+        })?;
+        let format = self.result_format();
+        self.dialect = read_dialect(&mut self.io, format, &self.server_version, timeout)
+            .await
+            .map_err(|message| BackendError::Protocol { addr, message })?;
+        Ok(())
+    }
+}
 
 /// Reads the answer to [`DIALECT_QUERY`] (already sent) into a [`Dialect`].
 pub async fn read_dialect(

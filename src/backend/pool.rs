@@ -161,7 +161,16 @@ impl Pools {
                 Err(_) => self.evict_idle(&key.addr),
             };
             if let Some(permit) = permit {
-                match connect(&key.addr, login, self.limits.connect_timeout).await {
+                let connected = match connect(&key.addr, login, self.limits.connect_timeout).await {
+                    // The global sql_mode and the login character set decide how the
+                    // session's statements are read on it.
+                    Ok(mut conn) => conn
+                        .learn_dialect(self.limits.connect_timeout)
+                        .await
+                        .map(|()| conn),
+                    Err(e) => Err(e),
+                };
+                match connected {
                     Ok(conn) => {
                         return Ok(PooledConn {
                             conn,
@@ -365,9 +374,11 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
         }
         read_dialect(io, format, &version, deadline)
             .await
-            .map_err(|_| ())
+            .map_err(drop)
     };
-    conn.dialect = tokio::time::timeout(deadline, work).await.map_err(|_| ())??;
+    conn.dialect = tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| ())??;
     Ok(())
 }
 

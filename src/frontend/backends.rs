@@ -22,8 +22,8 @@ use crate::protocol::packets::ERR_HEADER;
 use crate::protocol::response::{ResponseKind, ResultFormat};
 
 pub use crate::backend::exchange::{exchange, read_response};
-use crate::router::ring::ShardId;
 use crate::router::dialect::{may_change_dialect, Dialect, DIALECT_QUERY};
+use crate::router::ring::ShardId;
 use crate::router::RoutingTable;
 
 /// How the client logged in: what every backend connection of the session starts from.

@@ -108,7 +108,9 @@ pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
     let plain = if unquoted.len() == value.len() {
         !value.is_empty() && value.iter().all(bare)
     } else {
-        !unquoted.iter().any(|c| matches!(c, b'\\' | b'\'' | b'"' | b'`'))
+        !unquoted
+            .iter()
+            .any(|c| matches!(c, b'\\' | b'\'' | b'"' | b'`'))
     };
     plain.then(|| Some(unquoted.to_vec()))
 }
@@ -116,7 +118,8 @@ pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
 /// Whether a statement mentions the session pin variable `@dbrouter_userid`.
 pub fn mentions_pin(sql: &[u8]) -> bool {
     const NAME: &[u8] = b"dbrouter_userid";
-    sql.windows(NAME.len()).any(|w| w.eq_ignore_ascii_case(NAME))
+    sql.windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
 }
 
 /// The database of `USE <db>`.

@@ -313,7 +313,9 @@ impl Session {
                         }
                         ParamValue::Null => return Err(problem("is NULL")),
                         ParamValue::Other => {
-                            return Err(problem("must be an integer or a string (not a float, double or date)"))
+                            return Err(problem(
+                                "must be an integer or a string (not a float, double or date)",
+                            ))
                         }
                     }
                     .map_err(problem)?;

@@ -133,7 +133,8 @@ const SET_STATEMENT_DIALECT: &str = "SET STATEMENT that changes sql_mode or a ch
 const DYNAMIC_SQL: &str = "dynamic SQL (PREPARE … FROM, EXECUTE, EXECUTE IMMEDIATE of anything but one plain string literal) hides the statement from the router: send the statement itself, or use the binary protocol's prepared statements";
 const INNER_STATE: &str = "SET STATEMENT … FOR and EXECUTE IMMEDIATE must run an ordinary statement, not session state or a transaction statement";
 const COMPOUND: &str = "compound statements (BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE, REPEAT, labels) run statements the router cannot route one by one: send them one at a time, or put them in a stored procedure and CALL it with a /* userid=… */ hint";
-const PIN_ALONE: &str = "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
+const PIN_ALONE: &str =
+    "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
 const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
 const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
 const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables, which every new backend connection must replay: reuse fewer distinct SET statements";
@@ -679,10 +680,11 @@ impl Session {
         standalone: bool,
     ) -> Result<Route, RouteError> {
         let scan = key::scan_in(sql, dialect, table.key_columns());
-        if scan.kind == StatementKind::Set && local::mentions_pin(sql) {
-            if !standalone || local::session_pin(sql).is_none() {
-                return Err(RouteError::Statement(PIN_ALONE));
-            }
+        if scan.kind == StatementKind::Set
+            && local::mentions_pin(sql)
+            && (!standalone || local::session_pin(sql).is_none())
+        {
+            return Err(RouteError::Statement(PIN_ALONE));
         }
         if dialect.foreign_grammar && !scan.kind.is_session_control() {
             return Err(RouteError::Undecidable(FOREIGN_GRAMMAR));

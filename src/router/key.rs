@@ -4049,7 +4049,11 @@ mod tests {
             if r.from_hint {
                 assert!(!matches!(
                     r.problem,
-                    Some(KeyProblem::MalformedHint | KeyProblem::NonEquality | KeyProblem::OrCondition)
+                    Some(
+                        KeyProblem::MalformedHint
+                            | KeyProblem::NonEquality
+                            | KeyProblem::OrCondition
+                    )
                 ));
             }
             for k in r.keys() {

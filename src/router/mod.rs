@@ -76,7 +76,9 @@ const NOT_DIGITS: KeyRefusal = "is not plain decimal digits: MariaDB converts sp
 /// collation would equate users the ring tells apart), no leading or trailing space
 /// (PAD SPACE collations ignore trailing spaces), no number in another spelling.
 fn text_key(s: &[u8]) -> Result<&[u8], KeyRefusal> {
-    let printable = s.iter().all(|&c| (b' '..=b'~').contains(&c) && !c.is_ascii_uppercase());
+    let printable = s
+        .iter()
+        .all(|&c| (b' '..=b'~').contains(&c) && !c.is_ascii_uppercase());
     let spaced = s.first() == Some(&b' ') || s.last() == Some(&b' ');
     if s.is_empty() || !printable || spaced || key::numeric_text(s) {
         return Err("is not a plain text user id (printable ASCII without upper case, surrounding spaces or a number's spelling)");

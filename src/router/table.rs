@@ -113,7 +113,7 @@ pub enum RouteError {
 /// Who a statement is attributed to besides the keys it names.
 const HINT: &str = "/* key=… */ hint";
 const PIN: &str = "session pin (@dbrouter_userid)";
-const LOAD_DATA_KEY: &str = "LOAD DATA into a sharded table takes each row's user id from the file, which dbrouter does not read, so a hint or the session pin cannot route it: add SET <key column> = <user id> to the statement (every row is then that user's), or load each shard's rows on its master directly";
+const LOAD_DATA_KEY: &str = "LOAD DATA into a sharded table takes each row's user id from the file, which dbrouter does not read (a hint or the session pin cannot vouch for it): load each shard's rows on its master directly";
 
 /// The immutable routing snapshot.
 #[derive(Debug, Clone)]
@@ -337,18 +337,16 @@ impl RoutingTable {
             }
         }
         // LOAD DATA writes the keys the uploaded file holds, which the router never reads:
-        // a hint or the pin cannot vouch for them, only a key the statement sets itself
-        // (`… SET userid = 5`).
-        if asserted.is_some()
-            && scan.kind == StatementKind::Load
+        // a hint or the pin cannot vouch for them.
+        if scan.kind == StatementKind::Load
             && scan.keys().len() <= usize::from(scan.from_hint)
             && !self.all_tables_global(scan)
         {
             return Err(RouteError::Statement(LOAD_DATA_KEY));
         }
-        let lifted = scan.problem.filter(|p| {
-            !(asserted.is_some() && !scan.from_hint && p.lifted_by_hint(scan.kind))
-        });
+        let lifted = scan
+            .problem
+            .filter(|p| !(asserted.is_some() && !scan.from_hint && p.lifted_by_hint(scan.kind)));
         let routed = self.route_scan(scan, lifted, sql);
         let Some((_, user)) = asserted.filter(|_| !scan.from_hint) else {
             return routed;

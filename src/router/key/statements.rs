@@ -40,7 +40,8 @@ pub enum Shape<'a> {
 pub fn shape(sql: &[u8], dialect: Dialect) -> Shape<'_> {
     let mut lx = Lexer::new(sql, dialect);
     let first = lx.next();
-    let is = |w: Option<&[u8]>, name: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(name.as_bytes()));
+    let is =
+        |w: Option<&[u8]>, name: &str| w.is_some_and(|w| w.eq_ignore_ascii_case(name.as_bytes()));
     let first_word = word(first, &lx);
     let single = match first {
         T::Kw(Kw::Set, _) => {
@@ -59,7 +60,11 @@ pub fn shape(sql: &[u8], dialect: Dialect) -> Shape<'_> {
             matches!(t, T::Kw(Kw::Not, _)).then_some(Shape::Compound)
         }
         T::Kw(Kw::If | Kw::Case, _) => Some(Shape::Compound),
-        T::Name(_) if ["loop", "while", "repeat"].iter().any(|n| is(first_word, n)) => {
+        T::Name(_)
+            if ["loop", "while", "repeat"]
+                .iter()
+                .any(|n| is(first_word, n)) =>
+        {
             Some(Shape::Compound)
         }
         T::Name(_) if is(first_word, "prepare") => Some(Shape::SqlPrepared),
@@ -200,7 +205,10 @@ mod tests {
             sh("SELECT ';'; SELECT \"x;\" -- ;\n; /* ; */"),
             Shape::Batch(vec![b"SELECT ';'".as_slice(), b" SELECT \"x;\""])
         );
-        assert_eq!(sh("SELECT 1 /*!50000 ; DELETE FROM t */"), Shape::Unreadable);
+        assert_eq!(
+            sh("SELECT 1 /*!50000 ; DELETE FROM t */"),
+            Shape::Unreadable
+        );
         assert_eq!(sh("SELECT 'a; SELECT 2"), Shape::Unreadable);
     }
 
@@ -234,7 +242,10 @@ mod tests {
             sh("EXECUTE IMMEDIATE CONCAT('SELECT ', 1)"),
             Shape::ExecuteImmediate(None)
         );
-        assert_eq!(sh("EXECUTE IMMEDIATE 'it''s'"), Shape::ExecuteImmediate(None));
+        assert_eq!(
+            sh("EXECUTE IMMEDIATE 'it''s'"),
+            Shape::ExecuteImmediate(None)
+        );
         assert_eq!(sh("PREPARE s FROM 'SELECT 1'"), Shape::SqlPrepared);
         assert_eq!(sh("EXECUTE s USING @a"), Shape::SqlPrepared);
         for sql in [
@@ -246,7 +257,10 @@ mod tests {
             "CASE WHEN 1 THEN SELECT 1; END CASE",
         ] {
             assert_eq!(
-                shape(sql.split(';').next().unwrap_or_default().as_bytes(), Dialect::default()),
+                shape(
+                    sql.split(';').next().unwrap_or_default().as_bytes(),
+                    Dialect::default()
+                ),
                 Shape::Compound,
                 "{sql}"
             );
