@@ -114,6 +114,15 @@ pub enum ClientError {
         /// The statement's shard.
         shard: String,
     },
+    /// LOCK TABLES holds the session on one shard and the statement needs another.
+    #[error("dbrouter: LOCK TABLES holds tables on shard '{shard}' and this statement needs another shard; run UNLOCK TABLES first (nothing was executed)")]
+    TablesLocked {
+        /// The shard holding the locks.
+        shard: String,
+    },
+    /// A transaction was found open on a second shard and rolled back.
+    #[error("dbrouter: {0}")]
+    RolledBack(&'static str),
     /// A prepared statement's shard-key parameter cannot be used.
     #[error("dbrouter: the shard-key parameter (#{index}) of this prepared statement {problem}")]
     KeyParameter {
@@ -172,6 +181,8 @@ impl ClientError {
             ClientError::PoolExhausted { .. } => 1040,
             ClientError::Route(_)
             | ClientError::CrossShardTransaction { .. }
+            | ClientError::TablesLocked { .. }
+            | ClientError::RolledBack(_)
             | ClientError::KeyParameter { .. } => 1235,
             ClientError::UnknownStatement { .. } => 1243,
             ClientError::MalformedPacket(_) => 1835,
@@ -188,6 +199,8 @@ impl ClientError {
             | ClientError::PoolExhausted { .. } => b"08004",
             ClientError::Route(_)
             | ClientError::CrossShardTransaction { .. }
+            | ClientError::TablesLocked { .. }
+            | ClientError::RolledBack(_)
             | ClientError::KeyParameter { .. } => b"42000",
             ClientError::UnknownStatement { .. }
             | ClientError::MalformedPacket(_)
@@ -219,6 +232,8 @@ impl ClientError {
                 | ClientError::PoolExhausted { .. }
                 | ClientError::Route(_)
                 | ClientError::CrossShardTransaction { .. }
+                | ClientError::TablesLocked { .. }
+                | ClientError::RolledBack(_)
                 | ClientError::KeyParameter { .. }
                 | ClientError::UnknownStatement { .. }
                 | ClientError::MalformedPacket(_)
@@ -247,6 +262,8 @@ impl ClientError {
             ClientError::StateReplay { .. } => "state_replay",
             ClientError::Route(_) => "route",
             ClientError::CrossShardTransaction { .. } => "cross_shard_transaction",
+            ClientError::TablesLocked { .. } => "tables_locked",
+            ClientError::RolledBack(_) => "rolled_back",
             ClientError::KeyParameter { .. } => "key_parameter",
             ClientError::UnknownStatement { .. } => "unknown_statement",
             ClientError::MalformedPacket(_) => "malformed_packet",

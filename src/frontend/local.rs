@@ -6,7 +6,7 @@
 /// Splits SQL into words: runs of identifier characters, backtick-quoted names, quoted
 /// strings (kept with their quotes) and single punctuation bytes; whitespace and
 /// comments are skipped. Enough for the fixed statement shapes handled here.
-fn words(sql: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn words(sql: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = 0;
     std::iter::from_fn(move || loop {
         let rest = sql.get(pos..)?;
@@ -46,7 +46,7 @@ fn words(sql: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn unquote(word: &[u8]) -> &[u8] {
+pub(crate) fn unquote(word: &[u8]) -> &[u8] {
     match (word.first(), word.last()) {
         (Some(b'\''), Some(b'\'')) | (Some(b'"'), Some(b'"')) | (Some(b'`'), Some(b'`'))
             if word.len() >= 2 =>
@@ -115,11 +115,33 @@ pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
     plain.then(|| Some(unquoted.to_vec()))
 }
 
+/// Whether a statement calls a named-lock function (GET_LOCK, RELEASE_LOCK,
+/// RELEASE_ALL_LOCKS, IS_FREE_LOCK, IS_USED_LOCK).
+pub fn mentions_named_lock(sql: &[u8]) -> bool {
+    const NAMES: [&[u8]; 5] = [
+        b"get_lock",
+        b"release_lock",
+        b"release_all_locks",
+        b"is_free_lock",
+        b"is_used_lock",
+    ];
+    NAMES.iter().any(|n| contains_ignore_case(sql, n))
+}
+
+/// Whether a statement calls LAST_INSERT_ID().
+pub fn mentions_last_insert_id(sql: &[u8]) -> bool {
+    contains_ignore_case(sql, b"last_insert_id")
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Whether a statement mentions the session pin variable `@dbrouter_userid`.
 pub fn mentions_pin(sql: &[u8]) -> bool {
-    const NAME: &[u8] = b"dbrouter_userid";
-    sql.windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
+    contains_ignore_case(sql, b"dbrouter_userid")
 }
 
 /// The database of `USE <db>`.

@@ -9,6 +9,7 @@ pub mod local;
 pub mod prepared;
 pub mod relay;
 pub mod session;
+pub mod transaction;
 pub mod workers;
 
 pub use listener::{serve, ServeError};

@@ -50,6 +50,15 @@ pub struct RelayTimeouts {
     pub client_read: Duration,
 }
 
+/// What a relayed response said that the session needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relayed {
+    /// Server status flags of the final OK or EOF (`None` after an ERR).
+    pub status: Option<u16>,
+    /// An OK carried a non-zero last insert id.
+    pub inserted: bool,
+}
+
 /// Relays the response to the command that ended with sequence id `command_seq`, under
 /// the time limits of `timeouts` kept by the session's `watchdog`.
 /// Returns the final server status flags (`None` after an ERR), or the error with the
@@ -62,7 +71,7 @@ pub async fn relay_response(
     command_seq: u8,
     timeouts: RelayTimeouts,
     watchdog: &mut Watchdog,
-) -> Result<Option<u16>, (RelayError, RelayPosition)> {
+) -> Result<Relayed, (RelayError, RelayPosition)> {
     let mut scanner = ResponseScanner::new(kind, format, command_seq);
     let position = |s: &ResponseScanner| RelayPosition {
         last_seq: s.last_seq(),
@@ -89,7 +98,12 @@ pub async fn relay_response(
             buf.reserve(scan.incomplete_packet - buf.len());
         }
         match scan.finished {
-            Some(Step::Done { status }) => return Ok(status),
+            Some(Step::Done { status }) => {
+                return Ok(Relayed {
+                    status,
+                    inserted: scanner.inserted(),
+                })
+            }
             Some(Step::LocalInfile) => {
                 relay_local_infile(client, backend, timeouts, watchdog)
                     .await

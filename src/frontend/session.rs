@@ -24,7 +24,7 @@ use crate::protocol::handshake::{
     auth_switch, greeting, offered_capabilities, parse_change_user, parse_handshake_response,
     ClientLogin, LoginParseError,
 };
-use crate::protocol::packets::{ok_packet, ERR_HEADER};
+use crate::protocol::packets::{err_packet, ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
 use crate::protocol::resultset::text_result_set;
 use crate::router::dialect::{may_change_dialect, Dialect};
@@ -35,7 +35,10 @@ use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 use super::backends::{exchange, BackendFailure, LoginState, SessionBackends};
 use super::local;
 use super::prepared::Statements;
-use super::relay::{relay_response, RelayError, RelayTimeouts};
+use super::relay::{relay_response, RelayError, RelayTimeouts, Relayed};
+use super::transaction::{
+    one_shot_characteristics, Observation, PendingAnswer, Transaction, TxStatement,
+};
 
 /// Largest packet accepted during the connection phase.
 const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
@@ -80,18 +83,6 @@ pub(super) enum End {
     Closed(&'static str),
 }
 
-/// The session's transaction, as far as routing is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Tx {
-    /// No transaction open.
-    None,
-    /// BEGIN / START TRANSACTION was answered locally; it is sent (this exact
-    /// statement) to the shard of the first statement that needs one.
-    Pending(Vec<u8>),
-    /// A transaction is open on this shard (the backend's SERVER_STATUS_IN_TRANS says so).
-    Open(ShardId),
-}
-
 /// A session in its command phase.
 pub(super) struct Session {
     pub(super) client: PacketConn<TcpStream>,
@@ -102,7 +93,11 @@ pub(super) struct Session {
     /// The shard of the last statement: keyless statements (`SELECT LAST_INSERT_ID()`)
     /// go there.
     pub(super) current: ShardId,
-    pub(super) tx: Tx,
+    /// The transaction, locks and last insert, as routing sees them.
+    pub(super) tx: Transaction,
+    /// A stray transaction was rolled back after its statement's answer had gone out: the
+    /// next command is answered with this error.
+    rolled_back: Option<&'static str>,
     /// Canonical key of the session pin (`SET @dbrouter_userid = …`).
     pin: Option<Vec<u8>>,
     /// How MariaDB reads this session's statements (sql_mode, client character set,
@@ -112,6 +107,8 @@ pub(super) struct Session {
     /// Status flags of the last backend response (for locally answered OKs).
     pub(super) status: u16,
     pub(super) statements: Statements,
+    /// Shards found with a transaction the session must not have (see `note_status`).
+    stray: Vec<ShardId>,
     /// Kind of the last error the router itself answered with (statement metrics).
     refused: Option<&'static str>,
     /// The routing snapshot the last statement used; refreshed when the topology changes
@@ -138,6 +135,11 @@ const PIN_ALONE: &str =
 const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
 const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
 const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables, which every new backend connection must replay: reuse fewer distinct SET statements";
+const TX_FORM: &str = "dbrouter reads BEGIN, START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT], COMMIT / ROLLBACK [WORK] [AND [NO] CHAIN] [[NO] RELEASE], SAVEPOINT, ROLLBACK TO and RELEASE SAVEPOINT only in these plain forms";
+const SNAPSHOT_NEEDS_SHARD: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT takes its snapshot at once, on the shard of the transaction, which is not known yet: SET @dbrouter_userid = <user id> first, or prefix it with /* userid=<user id> */";
+const STRAY_TX: &str = "the last statement left a transaction open on a second shard, so both were rolled back (a session holds a transaction on one shard only): run the transaction again, with statements of one user";
+const SET_TRANSACTION_FORM: &str = "dbrouter reads SET TRANSACTION only as ISOLATION LEVEL …, READ ONLY or READ WRITE (comma-separated)";
+const XA_REFUSED: &str = "XA transactions are not supported through dbrouter (a prepared XA branch could outlive the session that owns it): use BEGIN / COMMIT, with the statements of one user";
 pub(super) const KEYLESS_CALL: &str = "CALL runs a procedure whose statements the router cannot see: prefix it with /* userid=<user id> */ (every row it touches must be that user's) or SET @dbrouter_userid first";
 
 /// Runs one client connection to its end. Never panics on client input; every failure
@@ -180,7 +182,9 @@ pub async fn run(
         peer,
         scramble,
         current,
-        tx: Tx::None,
+        tx: Transaction::new(),
+        rolled_back: None,
+        stray: Vec::new(),
         pin: None,
         dialect,
         status: SERVER_STATUS_AUTOCOMMIT,
@@ -396,7 +400,7 @@ impl Session {
         let idle = self.ctx.config.timeouts.idle();
         let mut draining = false;
         loop {
-            if draining && self.tx == Tx::None && !self.client.has_buffered_input() {
+            if draining && self.tx.is_idle() && !self.client.has_buffered_input() {
                 return End::Closed("router draining");
             }
             let read = self
@@ -463,6 +467,10 @@ impl Session {
         if let Some(err) = ClientError::for_command(cmd) {
             return self.reply_error(seq, err).await;
         }
+        if let Some(why) = self.rolled_back.take().filter(|_| cmd != COM_QUIT) {
+            // Reported as the answer to the next command, as MariaDB reports a deadlock.
+            return self.reply_error(seq, ClientError::RolledBack(why)).await;
+        }
         match cmd {
             COM_QUIT => Err(End::ClientQuit),
             COM_QUERY => self.query(table, &payload, seq).await,
@@ -505,10 +513,7 @@ impl Session {
 
     /// The shard for statements that name no user: the transaction's, else the last one.
     pub(super) fn session_shard(&self) -> ShardId {
-        match self.tx {
-            Tx::Open(shard) => shard,
-            _ => self.current,
-        }
+        self.tx.open_shard().unwrap_or(self.current)
     }
 
     /// Sends an ERR answering the command that ended with `seq`; closes the session if
@@ -571,10 +576,55 @@ impl Session {
                 };
             }
         }
+        if let Some(valid) = one_shot_characteristics(sql) {
+            return self.set_next_transaction(table, payload, seq, valid).await;
+        }
         let route = match self.route_query(table, sql, self.dialect) {
             Ok(route) => route,
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
+        let first_word = local::words(sql).next().map(<[u8]>::to_ascii_lowercase);
+        match (&route, first_word.as_deref()) {
+            (Route::Shard(shard), Some(b"lock")) => {
+                // LOCK TABLES: the session stays on this shard until UNLOCK TABLES.
+                let shard = *shard;
+                let status = self
+                    .run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                    .await?;
+                if status.is_some() {
+                    self.tx.locked_on(shard);
+                }
+                return Ok(());
+            }
+            (Route::Session, Some(b"unlock")) => {
+                let shard = self.tx.locked().unwrap_or_else(|| self.session_shard());
+                let status = self
+                    .run_on(table, shard, payload, seq, ResponseKind::Query, false)
+                    .await?;
+                if status.is_some() {
+                    self.tx.unlocked();
+                }
+                return Ok(());
+            }
+            (Route::Session, _) if local::mentions_named_lock(sql) => {
+                // Named locks are one namespace for all routers' clients: on the global
+                // shard, whatever shard the session is on.
+                let shard = table.global_shard();
+                return self
+                    .run_on(table, shard, payload, seq, ResponseKind::Query, false)
+                    .await
+                    .map(drop);
+            }
+            (Route::Session, _) if local::mentions_last_insert_id(sql) => {
+                // Asked on the connection whose statement generated the value.
+                let shard = self.tx.last_insert().unwrap_or_else(|| self.session_shard());
+                return self
+                    .run_on(table, shard, payload, seq, ResponseKind::Query, false)
+                    .await
+                    .map(drop);
+            }
+            _ => {}
+        }
         match route {
             Route::Shard(shard) => self
                 .run_on(table, shard, payload, seq, ResponseKind::Query, true)
@@ -594,8 +644,40 @@ impl Session {
                 self.broadcast(table, payload, seq, ResponseKind::Query)
                     .await
             }
-            Route::Transaction(kind) => self.transaction(table, kind, payload, seq).await,
+            Route::Transaction(_) => self.transaction(table, payload, seq).await,
         }
+    }
+
+    /// A one-shot `SET TRANSACTION …`: kept for the next transaction (sent before it, on
+    /// its shard), or passed to the open transaction's shard, whose server refuses it.
+    async fn set_next_transaction(
+        &mut self,
+        table: &RoutingTable,
+        payload: &[u8],
+        seq: u8,
+        valid: bool,
+    ) -> Result<(), End> {
+        if !valid {
+            let err = RouteError::Statement(SET_TRANSACTION_FORM);
+            return self.reply_error(seq, err.into()).await;
+        }
+        if let Some(open) = self.tx.open_shard() {
+            return self
+                .run_on(table, open, payload, seq, ResponseKind::Query, true)
+                .await
+                .map(drop);
+        }
+        if self.tx.is_pending() {
+            // What MariaDB answers after BEGIN.
+            let err = err_packet(
+                1568,
+                b"25001",
+                "Transaction characteristics can't be changed while a transaction is in progress",
+            );
+            return self.send_packets(seq, &[err]).await;
+        }
+        self.tx.set_next_characteristics(payload);
+        self.answer_ok(seq).await
     }
 
     /// Where a COM_QUERY text runs when MariaDB reads it under `dialect`
@@ -686,6 +768,13 @@ impl Session {
         {
             return Err(RouteError::Statement(PIN_ALONE));
         }
+        if scan.kind == StatementKind::Other
+            && local::words(sql)
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"xa"))
+        {
+            return Err(RouteError::Statement(XA_REFUSED));
+        }
         if dialect.foreign_grammar && !scan.kind.is_session_control() {
             return Err(RouteError::Undecidable(FOREIGN_GRAMMAR));
         }
@@ -698,42 +787,99 @@ impl Session {
             .unwrap_or(Route::Session))
     }
 
-    /// BEGIN is answered locally and sent lazily with the transaction's first statement;
-    /// COMMIT / ROLLBACK go where the transaction is.
+    /// Transaction control (docs/sharding.md, "Transactions"): BEGIN is answered locally
+    /// and sent with the transaction's first statement; COMMIT / ROLLBACK / savepoints go
+    /// where the transaction is, or are answered locally while BEGIN is still pending.
     async fn transaction(
         &mut self,
         table: &RoutingTable,
-        kind: StatementKind,
         payload: &[u8],
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
-        match (kind, &self.tx) {
-            (StatementKind::Begin, _) => {
-                if let Tx::Open(shard) = self.tx {
-                    // BEGIN inside a transaction commits it first, as on MySQL.
-                    if !self.run_internal(table, shard, b"\x03COMMIT", seq).await? {
+        let stmt = TxStatement::parse(sql);
+        match stmt {
+            TxStatement::Unknown => {
+                let err = RouteError::Statement(TX_FORM);
+                self.reply_error(seq, err.into()).await
+            }
+            TxStatement::Begin {
+                consistent_snapshot,
+            } => {
+                if let Some(open) = self.tx.open_shard() {
+                    // BEGIN inside a transaction commits it first, as MariaDB does.
+                    if !self.run_internal(table, open, b"\x03COMMIT", seq).await? {
                         return Ok(());
                     }
                 }
-                self.tx = Tx::Pending(payload.to_vec());
-                let status = (self.status | SERVER_STATUS_IN_TRANS)
-                    & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS;
-                self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
+                if consistent_snapshot {
+                    // The snapshot is taken by this statement: it must run now, where the
+                    // transaction will be.
+                    let Some(shard) = self.pin.as_ref().map(|p| table.shard_for_key(p).0) else {
+                        let err = RouteError::Statement(SNAPSHOT_NEEDS_SHARD);
+                        return self.reply_error(seq, err.into()).await;
+                    };
+                    return self
+                        .run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                        .await
+                        .map(drop);
+                }
+                self.tx.begin(payload);
+                self.answer_ok(seq).await
             }
-            (StatementKind::Commit | StatementKind::Rollback, Tx::Pending(_))
-                if local::is_plain_end(sql) =>
-            {
-                self.tx = Tx::None;
-                let status = self.status & !SERVER_STATUS_IN_TRANS;
-                self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
-            }
-            _ => {
+            TxStatement::End { chain, release, .. } => {
+                match self.tx.end_pending(chain, release) {
+                    Some(PendingAnswer::OkThenClose) => {
+                        self.answer_ok(seq).await?;
+                        return Err(End::Closed("COMMIT / ROLLBACK RELEASE"));
+                    }
+                    Some(_) => return self.answer_ok(seq).await,
+                    None => {}
+                }
                 let shard = self.session_shard();
-                self.run_on(table, shard, payload, seq, ResponseKind::Query, true)
-                    .await
-                    .map(drop)
+                let status = self
+                    .run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                    .await?;
+                if release && status.is_some() {
+                    // The server closes its side: so does the session.
+                    self.backends.discard(shard);
+                    self.tx.ended(shard);
+                    return Err(End::Closed("COMMIT / ROLLBACK RELEASE"));
+                }
+                Ok(())
             }
+            TxStatement::Savepoint(_)
+            | TxStatement::RollbackTo(_)
+            | TxStatement::ReleaseSavepoint(_) => match self.tx.savepoint_pending(&stmt, payload) {
+                Some(PendingAnswer::NoSuchSavepoint(name)) => {
+                    let message = format!("SAVEPOINT {} does not exist", String::from_utf8_lossy(&name));
+                    let err = err_packet(1305, b"42000", &message);
+                    self.send_packets(seq, &[err]).await
+                }
+                Some(_) => self.answer_ok(seq).await,
+                None => {
+                    let shard = self.session_shard();
+                    self.run_on(table, shard, payload, seq, ResponseKind::Query, true)
+                        .await
+                        .map(drop)
+                }
+            },
+        }
+    }
+
+    /// An OK answered by the router itself, with the status the client must see.
+    async fn answer_ok(&mut self, seq: u8) -> Result<(), End> {
+        let status = self.client_status();
+        self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
+    }
+
+    /// The last backend status, with IN_TRANS as the session's transaction says.
+    fn client_status(&self) -> u16 {
+        let status = self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS;
+        if self.tx.client_in_trans() {
+            status | SERVER_STATUS_IN_TRANS
+        } else {
+            status & !SERVER_STATUS_IN_TRANS
         }
     }
 
@@ -758,11 +904,16 @@ impl Session {
         let result = exchange(io, payload, ResponseKind::Query, format, timeout).await;
         match result {
             Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
-                self.tx = Tx::None;
+                self.tx.ended(shard);
                 self.send_packets(seq, &packets).await?;
                 Ok(false)
             }
-            Ok(_) => Ok(true),
+            Ok(packets) => {
+                if let Some(status) = final_status(&packets) {
+                    self.note_status(shard, status);
+                }
+                Ok(true)
+            }
             Err(detail) => Err(self.backend_lost(table, shard, seq, detail, false).await),
         }
     }
@@ -815,7 +966,8 @@ impl Session {
         // published, then route with the new topology. Statements of a transaction already
         // open there go on: the switchover lets them finish before it fences the old master.
         let reloaded;
-        let table = if table.shard(shard).is_some_and(|s| s.switching) && self.tx != Tx::Open(shard)
+        let table = if table.shard(shard).is_some_and(|s| s.switching)
+            && self.tx.open_shard() != Some(shard)
         {
             match self.hold_while_switching(shard).await {
                 Ok(fresh) => {
@@ -827,28 +979,38 @@ impl Session {
         } else {
             table
         };
-        if let Tx::Open(tx_shard) = self.tx {
-            if tx_shard != shard && binds {
-                return self
-                    .cross_shard_transaction(table, tx_shard, shard, seq)
-                    .await
-                    .map(|_| None);
-            }
-        }
         if binds {
-            if let Tx::Pending(begin) = &self.tx {
-                let begin = begin.clone();
-                if !self.run_internal(table, shard, &begin, seq).await? {
-                    return Ok(None);
+            match self.tx.bind(shard) {
+                Err(other) => {
+                    return self
+                        .cross_shard_transaction(table, other, shard, seq)
+                        .await
+                        .map(|_| None)
                 }
-                self.tx = Tx::Open(shard);
+                Ok(prelude) => {
+                    // The pending BEGIN (and what came with it) opens the transaction here.
+                    for stmt in prelude {
+                        if !self.run_internal(table, shard, &stmt, seq).await? {
+                            return Ok(None);
+                        }
+                    }
+                    if self.roll_back_stray().await {
+                        let err = ClientError::RolledBack(STRAY_TX);
+                        return self.reply_error(seq, err).await.map(|_| None);
+                    }
+                }
             }
+        } else if let Err(locked) = self.tx.check_unbound(shard) {
+            return self
+                .cross_shard_transaction(table, locked, shard, seq)
+                .await
+                .map(|_| None);
         }
-        if self.tx == Tx::Open(shard) && self.backends.is_stale(table, shard) {
+        if self.tx.open_shard() == Some(shard) && self.backends.is_stale(table, shard) {
             // The shard's master changed under an open transaction: it is gone with the
             // old master's connection.
             self.backends.discard(shard);
-            self.tx = Tx::None;
+            self.tx.ended(shard);
             self.status &= !SERVER_STATUS_IN_TRANS;
             let err = ClientError::MasterChanged {
                 shard: table.shard_name(shard).to_string(),
@@ -900,9 +1062,15 @@ impl Session {
         )
         .await
         {
-            Ok(status) => {
+            Ok(Relayed { status, inserted }) => {
+                if inserted {
+                    self.tx.inserted_on(shard);
+                }
                 if let Some(status) = status {
                     self.note_status(shard, status);
+                }
+                if self.roll_back_stray().await {
+                    self.rolled_back = Some(STRAY_TX);
                 }
                 Ok(status)
             }
@@ -936,7 +1104,7 @@ impl Session {
         table: &RoutingTable,
         shard: ShardId,
     ) -> Result<Option<Arc<RoutingTable>>, ClientError> {
-        if table.shard(shard).is_some_and(|s| s.switching) && self.tx != Tx::Open(shard) {
+        if table.shard(shard).is_some_and(|s| s.switching) && self.tx.open_shard() != Some(shard) {
             return self.hold_while_switching(shard).await.map(Some);
         }
         Ok(None)
@@ -980,14 +1148,48 @@ impl Session {
         result
     }
 
-    /// Updates the transaction state from a backend's final status flags.
+    /// Updates the transaction state from a backend's final status flags. A second open
+    /// transaction is remembered for [`Session::roll_back_stray`].
     pub(super) fn note_status(&mut self, shard: ShardId, status: u16) {
         self.status = status;
-        if status & SERVER_STATUS_IN_TRANS != 0 {
-            self.tx = Tx::Open(shard);
-        } else if self.tx == Tx::Open(shard) {
-            self.tx = Tx::None;
+        if let Observation::Violation(shards) = self.tx.observe(shard, status) {
+            for s in shards {
+                if !self.stray.contains(&s) {
+                    self.stray.push(s);
+                }
+            }
         }
+    }
+
+    /// Rolls back every transaction of a violation [`Session::note_status`] found (a
+    /// session never holds transactions on two shards); true if there was one.
+    async fn roll_back_stray(&mut self) -> bool {
+        if self.stray.is_empty() {
+            return false;
+        }
+        for shard in std::mem::take(&mut self.stray) {
+            self.roll_back_quietly(shard).await;
+        }
+        self.tx.abort();
+        self.status &= !SERVER_STATUS_IN_TRANS;
+        true
+    }
+
+    /// ROLLBACK on `shard`'s connection, answer consumed; a connection that cannot roll
+    /// back is closed (the server rolls back a closed connection's transaction).
+    async fn roll_back_quietly(&mut self, shard: ShardId) {
+        let format = self.backends.result_format();
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let rolled_back = match self.backends.get(shard) {
+            Some(io) => exchange(io, b"\x03ROLLBACK", ResponseKind::Query, format, timeout)
+                .await
+                .is_ok_and(|p| p.first().and_then(|p| p.first()) != Some(&ERR_HEADER)),
+            None => true,
+        };
+        if !rolled_back {
+            self.backends.discard(shard);
+        }
+        self.tx.ended(shard);
     }
 
     /// The backend connection of `shard` broke: report it (answering the command that
@@ -1023,17 +1225,14 @@ impl Session {
         shard: ShardId,
         seq: u8,
     ) -> Result<(), End> {
-        let format = self.backends.result_format();
-        if let Some(io) = self.backends.get(tx_shard) {
-            let timeout = self.ctx.config.timeouts.backend_read();
-            let ok = exchange(io, b"\x03ROLLBACK", ResponseKind::Query, format, timeout)
-                .await
-                .is_ok();
-            if !ok {
-                self.backends.discard(tx_shard);
-            }
+        if self.tx.open_shard() != Some(tx_shard) {
+            // Not a transaction: LOCK TABLES holds the session on that shard.
+            let err = ClientError::TablesLocked {
+                shard: table.shard_name(tx_shard).to_string(),
+            };
+            return self.reply_error(seq, err).await;
         }
-        self.tx = Tx::None;
+        self.roll_back_quietly(tx_shard).await;
         self.status &= !SERVER_STATUS_IN_TRANS;
         let err = ClientError::CrossShardTransaction {
             tx_shard: table.shard_name(tx_shard).to_string(),
@@ -1098,6 +1297,12 @@ impl Session {
         if !failed {
             self.record_state(payload);
         }
+        if self.roll_back_stray().await {
+            // A SET (a stored function in it) opened transactions where the session must
+            // not have them: undone, and said so instead of the SET's answer.
+            let err = ClientError::RolledBack(STRAY_TX);
+            return self.reply_error(seq, err).await;
+        }
         let sql = payload.get(1..).unwrap_or_default();
         let reread = match payload.first().copied() {
             Some(COM_RESET_CONNECTION) => true,
@@ -1136,7 +1341,7 @@ impl Session {
             Some(COM_RESET_CONNECTION) => {
                 self.backends.clear_state();
                 self.statements.clear();
-                self.tx = Tx::None;
+                self.tx.reset();
                 self.pin = None;
             }
             Some(COM_QUERY) => {
@@ -1305,7 +1510,7 @@ impl Session {
         .await?;
         self.backends.relogin(login_state(&login));
         self.statements.clear();
-        self.tx = Tx::None;
+        self.tx.reset();
         self.pin = None;
         self.status = SERVER_STATUS_AUTOCOMMIT;
         let global = table.global_shard();

@@ -147,6 +147,12 @@ pub fn terminator_status(payload: &[u8]) -> Option<u16> {
     }
 }
 
+/// The last insert id of an OK packet payload (its AUTO_INCREMENT value, 0 if none).
+pub fn ok_insert_id(payload: &[u8]) -> Option<u64> {
+    let (_, pos) = read_lenenc_int(payload, 1)?;
+    read_lenenc_int(payload, pos).map(|(id, _)| id)
+}
+
 /// Server status flags of an OK packet payload (header, affected rows, last insert id, status).
 #[inline]
 pub fn ok_status(payload: &[u8]) -> Option<u16> {

@@ -6,7 +6,8 @@
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 
 use super::packets::{
-    eof_status, is_eof, is_ok_terminator, ok_status, read_lenenc_int, terminator_status,
+    eof_status, is_eof, is_ok_terminator, ok_insert_id, ok_status, read_lenenc_int,
+    terminator_status,
     ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
 };
 
@@ -115,6 +116,9 @@ pub struct ResponseTracker {
     kind: ResponseKind,
     state: State,
     format: ResultFormat,
+    /// An OK of this response carried a last insert id (the statement generated an
+    /// AUTO_INCREMENT value): `LAST_INSERT_ID()` now answers on this connection.
+    inserted: bool,
 }
 
 impl ResponseTracker {
@@ -132,7 +136,13 @@ impl ResponseTracker {
             kind,
             state,
             format,
+            inserted: false,
         }
+    }
+
+    /// Whether an OK of this response carried a non-zero last insert id.
+    pub fn inserted(&self) -> bool {
+        self.inserted
     }
 
     /// Feeds one logical packet. `head` is its payload, or at least its first byte when
@@ -181,7 +191,10 @@ impl ResponseTracker {
                 _ => Err(violation("a prepare-OK or ERR packet")),
             },
             State::ResultStart => match first {
-                OK_HEADER => Ok(self.after_terminator(ok_status(head))),
+                OK_HEADER => {
+                    self.inserted |= ok_insert_id(head).is_some_and(|id| id != 0);
+                    Ok(self.after_terminator(ok_status(head)))
+                }
                 ERR_HEADER => Ok(Step::Done { status: None }),
                 LOCAL_INFILE_HEADER => Ok(Step::LocalInfile),
                 _ => match read_lenenc_int(head, 0) {

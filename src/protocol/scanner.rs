@@ -40,6 +40,11 @@ pub struct ResponseScanner {
 }
 
 impl ResponseScanner {
+    /// Whether an OK of this response carried a non-zero last insert id.
+    pub fn inserted(&self) -> bool {
+        self.tracker.inserted()
+    }
+
     /// A scanner for the response to a command whose last packet had `command_seq`, on a
     /// connection whose result sets are framed as `format`.
     pub fn new(kind: ResponseKind, format: ResultFormat, command_seq: u8) -> Self {

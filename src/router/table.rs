@@ -433,7 +433,11 @@ impl RoutingTable {
         use StatementKind::*;
         match scan.kind {
             Begin | Commit | Rollback | Savepoint => return Ok(Route::Transaction(scan.kind)),
-            Set | Use => return Ok(Route::Broadcast),
+            // Session state, unless it reads a table (`SET @n = (SELECT … FROM t)`): then
+            // its value depends on the shard, so it runs where a query would, once.
+            Set | Use if scan.tables().is_empty() && !scan.tables_truncated => {
+                return Ok(Route::Broadcast)
+            }
             Show | Explain => return Ok(Route::Session),
             _ => {}
         }
