@@ -20,3 +20,4 @@ mod queries;
 pub mod raw;
 pub mod sharding;
 mod topology;
+mod transactions;

@@ -22,7 +22,7 @@ global_tables = ["countries"]
 "#;
 
 /// Creates `db.table (id, userid, body)` directly on both masters.
-async fn create_on_both(db: &str, table: &str) {
+pub async fn create_on_both(db: &str, table: &str) {
     for addr in [master_addr(), env("DBR_S2_MASTER")] {
         let mut c = direct_to(&addr, None).await;
         c.query_drop(format!(
@@ -60,7 +60,7 @@ fn masters() -> [String; 2] {
 }
 
 /// Two user ids that the router places on different shards, and one more on the first's.
-fn users_on_both(router: &TestRouter) -> (u64, u64, u64) {
+pub fn users_on_both(router: &TestRouter) -> (u64, u64, u64) {
     let table = router.routing();
     let shard = |u: u64| table.shard_for_key(u.to_string().as_bytes()).0;
     let a = 1000;

@@ -617,7 +617,10 @@ impl Session {
             }
             (Route::Session, _) if local::mentions_last_insert_id(sql) => {
                 // Asked on the connection whose statement generated the value.
-                let shard = self.tx.last_insert().unwrap_or_else(|| self.session_shard());
+                let shard = self
+                    .tx
+                    .last_insert()
+                    .unwrap_or_else(|| self.session_shard());
                 return self
                     .run_on(table, shard, payload, seq, ResponseKind::Query, false)
                     .await
@@ -852,7 +855,10 @@ impl Session {
             | TxStatement::RollbackTo(_)
             | TxStatement::ReleaseSavepoint(_) => match self.tx.savepoint_pending(&stmt, payload) {
                 Some(PendingAnswer::NoSuchSavepoint(name)) => {
-                    let message = format!("SAVEPOINT {} does not exist", String::from_utf8_lossy(&name));
+                    let message = format!(
+                        "SAVEPOINT {} does not exist",
+                        String::from_utf8_lossy(&name)
+                    );
                     let err = err_packet(1305, b"42000", &message);
                     self.send_packets(seq, &[err]).await
                 }
@@ -1270,6 +1276,7 @@ impl Session {
             }
         }
         let shards: Vec<ShardId> = self.backends.open_shards().collect();
+        let was_autocommit = self.status & SERVER_STATUS_AUTOCOMMIT != 0;
         let mut answer: Option<Vec<BytesMut>> = None;
         let mut failed = false;
         for shard in shards {
@@ -1296,6 +1303,10 @@ impl Session {
         }
         if !failed {
             self.record_state(payload);
+        }
+        if !was_autocommit && self.status & SERVER_STATUS_AUTOCOMMIT != 0 {
+            // Switching autocommit on commits the transaction, also one still pending.
+            self.tx.end_pending(false, false);
         }
         if self.roll_back_stray().await {
             // A SET (a stored function in it) opened transactions where the session must

@@ -124,9 +124,7 @@ impl TxStatement {
 /// transaction only): None for any other statement, Some(false) for a form the router
 /// does not read.
 pub fn one_shot_characteristics(sql: &[u8]) -> Option<bool> {
-    let w: Vec<Vec<u8>> = words(sql)
-        .map(|w| w.to_ascii_lowercase())
-        .collect();
+    let w: Vec<Vec<u8>> = words(sql).map(|w| w.to_ascii_lowercase()).collect();
     let w: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
     let [b"set", b"transaction", rest @ ..] = w.as_slice() else {
         return None;
@@ -275,7 +273,11 @@ impl Transaction {
 
     /// SAVEPOINT / ROLLBACK TO / RELEASE SAVEPOINT while BEGIN is pending: recorded (or
     /// applied to the record) and answered locally. None when nothing is pending.
-    pub fn savepoint_pending(&mut self, stmt: &TxStatement, payload: &[u8]) -> Option<PendingAnswer> {
+    pub fn savepoint_pending(
+        &mut self,
+        stmt: &TxStatement,
+        payload: &[u8],
+    ) -> Option<PendingAnswer> {
         let State::Pending { savepoints, .. } = &mut self.state else {
             return None;
         };
@@ -458,19 +460,31 @@ mod tests {
             parse("start transaction with consistent snapshot, read write"),
             begin(true)
         );
-        assert_eq!(parse("START TRANSACTION READ SOMETIMES"), TxStatement::Unknown);
+        assert_eq!(
+            parse("START TRANSACTION READ SOMETIMES"),
+            TxStatement::Unknown
+        );
         assert_eq!(parse("COMMIT"), end(true, false, false));
         assert_eq!(parse("commit work and chain"), end(true, true, false));
-        assert_eq!(parse("ROLLBACK AND NO CHAIN NO RELEASE"), end(false, false, false));
+        assert_eq!(
+            parse("ROLLBACK AND NO CHAIN NO RELEASE"),
+            end(false, false, false)
+        );
         assert_eq!(parse("COMMIT RELEASE"), end(true, false, true));
         assert_eq!(parse("COMMIT FOREVER"), TxStatement::Unknown);
         assert_eq!(parse("SAVEPOINT a"), TxStatement::Savepoint(b"a".to_vec()));
-        assert_eq!(parse("SAVEPOINT `b c`"), TxStatement::Savepoint(b"b c".to_vec()));
+        assert_eq!(
+            parse("SAVEPOINT `b c`"),
+            TxStatement::Savepoint(b"b c".to_vec())
+        );
         assert_eq!(
             parse("ROLLBACK WORK TO SAVEPOINT a"),
             TxStatement::RollbackTo(b"a".to_vec())
         );
-        assert_eq!(parse("rollback to a"), TxStatement::RollbackTo(b"a".to_vec()));
+        assert_eq!(
+            parse("rollback to a"),
+            TxStatement::RollbackTo(b"a".to_vec())
+        );
         assert_eq!(
             parse("RELEASE SAVEPOINT a"),
             TxStatement::ReleaseSavepoint(b"a".to_vec())
@@ -486,7 +500,10 @@ mod tests {
             f("set transaction isolation level read committed, read write"),
             Some(true)
         );
-        assert_eq!(f("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Some(true));
+        assert_eq!(
+            f("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Some(true)
+        );
         assert_eq!(f("SET TRANSACTION ISOLATION LEVEL SOMETIMES"), Some(false));
         assert_eq!(f("SET SESSION TRANSACTION READ ONLY"), None);
         assert_eq!(f("SET @a = 1"), None);

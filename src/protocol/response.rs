@@ -7,8 +7,7 @@ use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 
 use super::packets::{
     eof_status, is_eof, is_ok_terminator, ok_insert_id, ok_status, read_lenenc_int,
-    terminator_status,
-    ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
+    terminator_status, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
 };
 
 /// SERVER_MORE_RESULTS_EXISTS: another result follows this one.
