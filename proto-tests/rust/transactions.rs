@@ -416,7 +416,7 @@ async fn random_interleavings_keep_the_invariants() {
             0 => "BEGIN".to_string(),
             1 => "COMMIT".to_string(),
             2 => "ROLLBACK".to_string(),
-            3 | 4 | 5 => format!("INSERT INTO posts (userid, body) VALUES ({user}, '{body}')"),
+            3..=5 => format!("INSERT INTO posts (userid, body) VALUES ({user}, '{body}')"),
             6 => format!("SELECT COUNT(*) FROM posts WHERE userid = {user}"),
             7 => "SELECT 1".to_string(),
             8 => format!("SET autocommit = {}", next(2)),
