@@ -24,7 +24,7 @@ use crate::protocol::handshake::{
     auth_switch, greeting, offered_capabilities, parse_change_user, parse_handshake_response,
     ClientLogin, LoginParseError,
 };
-use crate::protocol::packets::{err_packet, ok_packet, ERR_HEADER};
+use crate::protocol::packets::{add_ok_status, err_packet, ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
 use crate::protocol::resultset::text_result_set;
 use crate::router::dialect::{may_change_dialect, Dialect};
@@ -447,6 +447,8 @@ impl Session {
     }
 
     async fn dispatch(&mut self, seq: u8, payload: BytesMut) -> Result<(), End> {
+        // Counted in before the table is loaded: see router::in_flight.
+        let _in_flight = crate::router::in_flight::enter();
         let table = self.take_table();
         let result = self.dispatch_on(&table, seq, payload).await;
         self.table = Some(table);
@@ -1332,7 +1334,15 @@ impl Session {
             }
         }
         match answer {
-            Some(packets) => self.send_packets(seq, &packets).await,
+            Some(mut packets) => {
+                if self.tx.is_pending() {
+                    // The servers know nothing of the pending BEGIN yet; the client must.
+                    if let Some(ok) = packets.first_mut() {
+                        add_ok_status(ok, SERVER_STATUS_IN_TRANS);
+                    }
+                }
+                self.send_packets(seq, &packets).await
+            }
             None => {
                 self.reply_error(
                     seq,

@@ -153,6 +153,28 @@ pub fn ok_insert_id(payload: &[u8]) -> Option<u64> {
     read_lenenc_int(payload, pos).map(|(id, _)| id)
 }
 
+/// Sets extra status flags in an OK packet payload in place (the router's view of the
+/// session, e.g. IN_TRANS while BEGIN is pending); false if it is not a whole OK packet.
+pub fn add_ok_status(payload: &mut [u8], flags: u16) -> bool {
+    if payload.first() != Some(&OK_HEADER) {
+        return false;
+    }
+    let Some((_, pos)) = read_lenenc_int(payload, 1) else {
+        return false;
+    };
+    let Some((_, pos)) = read_lenenc_int(payload, pos) else {
+        return false;
+    };
+    match payload.get_mut(pos..pos + 2) {
+        Some(b) => {
+            let status = u16::from_le_bytes([b[0], b[1]]) | flags;
+            b.copy_from_slice(&status.to_le_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Server status flags of an OK packet payload (header, affected rows, last insert id, status).
 #[inline]
 pub fn ok_status(payload: &[u8]) -> Option<u16> {
@@ -171,6 +193,14 @@ mod tests {
         let p = ok_packet(300, 70_000, 0x0003, 2);
         assert_eq!(ok_status(&p), Some(0x0003));
         assert_eq!(read_lenenc_int(&p, 1), Some((300, 4)));
+        assert_eq!(ok_insert_id(&p), Some(70_000));
+        let mut q = p.clone();
+        assert!(add_ok_status(&mut q, 0x0001));
+        assert_eq!(ok_status(&q), Some(0x0003));
+        assert!(add_ok_status(&mut q, 0x0100));
+        assert_eq!(ok_status(&q), Some(0x0103));
+        assert!(!add_ok_status(&mut [0xff, 0, 0], 1));
+        assert!(!add_ok_status(&mut [0x00, 0xfc], 1));
     }
 
     #[test]

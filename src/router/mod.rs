@@ -6,6 +6,7 @@
 
 pub mod dialect;
 mod fast;
+pub mod in_flight;
 pub mod key;
 pub mod ring;
 pub mod table;

@@ -77,6 +77,9 @@ pub struct FollowerSettings {
     pub sharding: ShardingConfig,
 }
 
+/// How long a new topology version waits for statements routed with the previous one.
+const IN_FLIGHT_DRAIN: Duration = Duration::from_secs(2);
+
 /// Connects, applies the first snapshot, registers, and spawns the follower. Fails if no
 /// topology could be loaded within `startup` (the router must not serve without one).
 pub async fn start(
@@ -169,6 +172,11 @@ impl Follower {
         let version = table.version;
         // Built off the hot path; sessions pick it up with their next statement.
         self.routing.store(Arc::new(table));
+        // Confirmed only once no statement routed with an older table is in flight (so
+        // none reaches a master the new version says to hold), within a bound.
+        if !crate::router::in_flight::advance_and_drain(IN_FLIGHT_DRAIN).await {
+            warn!(version, "statements routed with the previous topology still in flight after {IN_FLIGHT_DRAIN:?}; confirming anyway");
+        }
         self.applied = version;
         self.status.update(|c| {
             c.applied_version = version;
