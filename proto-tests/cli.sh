@@ -145,7 +145,9 @@ expect_in warnings "$WORK/warnings_flag.direct" "Warning (Code 1292): Truncated 
 ok "warnings: SHOW WARNINGS after CAST('x' AS SIGNED), warning count in the EOF/OK packet"
 
 # --- stored procedure with two result sets -----------------------------------------------------
-same proc -D "$DB" -B -e 'CALL cli_two_results(21); CALL cli_two_results(5); SELECT 99 AS after_calls'
+# A procedure's statements are invisible to the router: CALL needs the session pin (or a hint,
+# which the mariadb client strips unless --comments).
+same proc -D "$DB" -B -e 'SET @dbrouter_userid = 1; CALL cli_two_results(21); CALL cli_two_results(5); SELECT 99 AS after_calls'
 expect_in proc "$WORK/proc.direct" $'42\tNULL\tzwei — 二'
 expect_in proc "$WORK/proc.direct" 99
 ok "CALL of a procedure returning two result sets (twice), then a plain query"

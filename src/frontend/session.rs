@@ -696,8 +696,14 @@ impl Session {
         sql: &[u8],
         dialect: Dialect,
     ) -> Result<Route, RouteError> {
-        match key::shape(sql, dialect) {
-            Shape::Plain => self.route_statement(table, sql, dialect, true),
+        let scan = key::scan_in(sql, dialect, table.key_columns());
+        let shape = if key::may_have_shape(&scan) {
+            key::shape(sql, dialect)
+        } else {
+            Shape::Plain
+        };
+        match shape {
+            Shape::Plain => self.route_scanned(table, sql, &scan, dialect, true),
             Shape::Batch(parts) => {
                 let mut shard: Option<(ShardId, usize)> = None;
                 let (mut state, mut work) = (0usize, 0usize);
@@ -767,6 +773,18 @@ impl Session {
         standalone: bool,
     ) -> Result<Route, RouteError> {
         let scan = key::scan_in(sql, dialect, table.key_columns());
+        self.route_scanned(table, sql, &scan, dialect, standalone)
+    }
+
+    /// [`Session::route_statement`] of a statement already scanned.
+    fn route_scanned(
+        &self,
+        table: &RoutingTable,
+        sql: &[u8],
+        scan: &key::Scan<'_>,
+        dialect: Dialect,
+        standalone: bool,
+    ) -> Result<Route, RouteError> {
         if scan.kind == StatementKind::Set
             && local::mentions_pin(sql)
             && (!standalone || local::session_pin(sql).is_none())
@@ -787,7 +805,7 @@ impl Session {
             return Err(RouteError::Statement(KEYLESS_CALL));
         }
         Ok(table
-            .route_pinned(&scan, sql, self.pin.as_deref())?
+            .route_pinned(scan, sql, self.pin.as_deref())?
             // `?` in a text statement: the server will answer with its syntax error.
             .unwrap_or(Route::Session))
     }

@@ -22,7 +22,7 @@ use std::fmt;
 use super::dialect::{Charset, Dialect};
 
 mod statements;
-pub use statements::{shape, Shape};
+pub use statements::{may_have_shape, shape, Shape};
 
 /// At most this many distinct key occurrences are kept; beyond that the scan reports
 /// [`KeyProblem::TooManyKeys`].

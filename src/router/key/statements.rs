@@ -34,6 +34,15 @@ pub enum Shape<'a> {
     Unreadable,
 }
 
+/// Whether a statement the scanner read as `scan` can have another shape than
+/// [`Shape::Plain`]: several statements, or a first word that may start dynamic SQL, a
+/// compound statement or `SET STATEMENT`. SELECT, INSERT, UPDATE, DELETE… never do, so
+/// the common statements skip [`shape`] (and its second pass over the text).
+pub fn may_have_shape(scan: &super::Scan<'_>) -> bool {
+    use super::StatementKind as K;
+    scan.multi_statement || matches!(scan.kind, K::Set | K::Begin | K::Other)
+}
+
 /// The shape of `sql` as MariaDB reads it under `dialect`. Costs one byte search for the
 /// common statement without `;` whose first word is none of SET, BEGIN, EXECUTE,
 /// PREPARE, IF, CASE, LOOP, WHILE, REPEAT or a label.
