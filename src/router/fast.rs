@@ -187,7 +187,8 @@ impl<'a> Lexer<'a> {
         {
             return None;
         }
-        self.pos = end;
+        // The next token starts after the spaces: spare skipping them again.
+        self.pos = after;
         if !qualified {
             if let Some(k) = key::keyword(self.s.get(start..end).unwrap_or_default()) {
                 return Some(T::Kw(k, sp));
@@ -724,7 +725,13 @@ mod tests {
         let mut full = FullLexer::new(sql, crate::router::dialect::Dialect::default());
         while let Some(t) = fast.next() {
             assert_eq!(t, full.next(), "{:?}", String::from_utf8_lossy(sql));
-            assert_eq!(fast.pos, full.pos, "{:?}", String::from_utf8_lossy(sql));
+            // Either may already have skipped the spaces after a word.
+            assert_eq!(
+                skip_spaces(sql, fast.pos).0,
+                skip_spaces(sql, full.pos).0,
+                "{:?}",
+                String::from_utf8_lossy(sql)
+            );
             if t == T::End {
                 break;
             }

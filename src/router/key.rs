@@ -947,8 +947,10 @@ impl<'a> Lexer<'a> {
         if s.get(self.pos) == Some(&b'.') {
             ahead.pos += 1;
         } else {
-            let (_, b) = skip_spaces(s, self.pos);
+            let (after, b) = skip_spaces(s, self.pos);
             if !matches!(b, Some(b'.' | b'/' | b'#' | b'-' | b'*')) {
+                // The next token starts there: spare it skipping the spaces again.
+                self.pos = after;
                 return Ok(false);
             }
             // A broken comment ahead is the next token's to report.
@@ -994,16 +996,15 @@ impl<'a> Lexer<'a> {
         // a qualifier only when a dot and an identifier character follow it directly
         // (`where.x` is a name, `WHERE .x` the keyword): MariaDB looks a word up as a
         // keyword unless that is so.
-        let mut may_be_keyword = !quoted;
-        if may_be_keyword && keyword(self.text(sp)).is_some() {
+        let kw = if quoted { None } else { keyword(self.text(sp)) };
+        if let Some(k) = kw {
             let adjacent = self.s.get(self.pos) == Some(&b'.')
                 && self.s.get(self.pos + 1).is_some_and(|&c| is_ident(c));
             if !adjacent {
-                if let Some(k) = keyword(self.text(sp)) {
-                    return T::Kw(k, sp);
-                }
+                return T::Kw(k, sp);
             }
         }
+        let mut qualified = false;
         loop {
             match self.qualifying_dot() {
                 Ok(true) => {}
@@ -1013,18 +1014,16 @@ impl<'a> Lexer<'a> {
             match self.ident_part() {
                 Ok((part, _)) => {
                     sp = part;
-                    may_be_keyword = false;
+                    qualified = true;
                 }
                 Err(_) if self.bad == KeyProblem::Unreadable => return T::Bad,
                 Err(_) => return self.fail(),
             }
         }
-        if may_be_keyword {
-            if let Some(k) = keyword(self.text(sp)) {
-                return T::Kw(k, sp);
-            }
+        match kw {
+            Some(k) if !qualified => T::Kw(k, sp),
+            _ => T::Name(sp),
         }
-        T::Name(sp)
     }
 
     fn number(&mut self) -> T {
