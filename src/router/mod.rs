@@ -113,3 +113,52 @@ mod tests {
         assert_eq!(canonical_key_text(b""), b"");
     }
 }
+
+#[cfg(test)]
+mod key_conversion_tests {
+    use super::*;
+
+    #[test]
+    fn text_and_integer_parameters_convert_as_mariadb_or_are_refused() {
+        let big = KeyColumnType::Bigint;
+        assert_eq!(key_from_text(b"00123", big), Ok(b"123".to_vec()));
+        assert_eq!(
+            key_from_text(b"9223372036854775807", big).map(|k| k.len()),
+            Ok(19)
+        );
+        for refused in [
+            &b" 5"[..],
+            b"5 ",
+            b"\t5",
+            b"+5",
+            b"5.0",
+            b"5.00",
+            b"5e0",
+            b"5abc",
+            b"",
+            b"0x5",
+            b"9223372036854775808",
+            b"99999999999999999999999",
+        ] {
+            assert!(key_from_text(refused, big).is_err(), "{refused:?}");
+        }
+        assert_eq!(key_from_int(5, big), Ok(b"5".to_vec()));
+        assert!(key_from_int(-1, big).is_err());
+        assert!(key_from_int(i128::from(u64::MAX), big).is_err());
+        assert!(key_from_int(i128::from(u64::MAX), KeyColumnType::BigintUnsigned).is_ok());
+        assert!(key_from_int(i128::from(u32::MAX) + 1, KeyColumnType::IntUnsigned).is_err());
+        let text = KeyColumnType::Text;
+        assert_eq!(key_from_text(b"alice", text), Ok(b"alice".to_vec()));
+        assert_eq!(key_from_text(b"007", text), Ok(b"7".to_vec()));
+        for refused in [
+            &b"Alice"[..],
+            b" alice",
+            b"alice ",
+            b"5.0",
+            b"",
+            b"caf\xc3\xa9",
+        ] {
+            assert!(key_from_text(refused, text).is_err(), "{refused:?}");
+        }
+    }
+}

@@ -480,3 +480,182 @@ pub fn display_key(value: &KeyValue<'_>) -> String {
 fn problem_message(problem: KeyProblem) -> &'static str {
     problem.message()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ShardedTableConfig;
+    use crate::router::key::scan;
+
+    fn table(key_type: KeyColumnType) -> RoutingTable {
+        let shard = |name: &str| ShardInfo {
+            name: name.into(),
+            master: format!("{name}:3306"),
+            standbys: Vec::new(),
+            weight: 256,
+            epoch: 0,
+            switching: false,
+            rejoin: Vec::new(),
+        };
+        let sharding = ShardingConfig {
+            global_tables: vec!["countries".into()],
+            tables: vec![ShardedTableConfig {
+                name: "posts".into(),
+                key: None,
+            }],
+            key_type,
+            ..ShardingConfig::default()
+        };
+        RoutingTable::build(1, vec![shard("s1"), shard("s2")], "s1", [], &sharding)
+            .expect("a valid table")
+    }
+
+    /// Two users on different shards.
+    fn users(t: &RoutingTable) -> (u64, u64) {
+        let shard = |u: u64| t.shard_for_key(u.to_string().as_bytes()).0;
+        let b = (2..).find(|u| shard(*u) != shard(1)).unwrap_or(2);
+        (1, b)
+    }
+
+    fn route(t: &RoutingTable, sql: &str, pin: Option<u64>) -> Result<Option<Route>, RouteError> {
+        let pin = pin.map(|p| p.to_string().into_bytes());
+        t.route_pinned(
+            &scan(sql.as_bytes(), t.key_columns()),
+            sql.as_bytes(),
+            pin.as_deref(),
+        )
+    }
+
+    #[test]
+    fn hints_and_the_pin_never_contradict_a_visible_key() {
+        let t = table(KeyColumnType::Bigint);
+        let (a, b) = users(&t);
+        let home = |u: u64| {
+            Ok(Some(Route::Shard(
+                t.shard_for_key(u.to_string().as_bytes()).0,
+            )))
+        };
+        let conflict =
+            |r: Result<Option<Route>, RouteError>| matches!(r, Err(RouteError::Conflict { .. }));
+        // The hint's user routes; the statement's own key must agree.
+        assert_eq!(
+            route(&t, &format!("/* userid={a} */ SELECT * FROM posts"), None),
+            home(a)
+        );
+        assert_eq!(
+            route(
+                &t,
+                &format!("/* userid={a} */ SELECT * FROM posts WHERE userid = {a}"),
+                None
+            ),
+            home(a)
+        );
+        assert!(conflict(route(
+            &t,
+            &format!("/* userid={a} */ INSERT INTO posts (userid, body) VALUES ({b}, 'x')"),
+            None
+        )));
+        assert!(conflict(route(
+            &t,
+            &format!("/* userid={a} */ SELECT * FROM posts WHERE userid = ?"),
+            None
+        )));
+        // The pin: the same precedence, and a `?` is checked at EXECUTE.
+        assert_eq!(route(&t, "SELECT * FROM posts", Some(a)), home(a));
+        assert_eq!(route(&t, "SELECT LAST_INSERT_ID()", Some(a)), home(a));
+        assert!(conflict(route(
+            &t,
+            &format!("SELECT * FROM posts WHERE userid = {b}"),
+            Some(a)
+        )));
+        assert_eq!(
+            route(&t, "SELECT * FROM posts WHERE userid = ?", Some(a)),
+            Ok(None)
+        );
+        // A hint wins over the pin, and is then what the statement must agree with.
+        assert_eq!(
+            route(
+                &t,
+                &format!("/* userid={b} */ SELECT * FROM posts"),
+                Some(a)
+            ),
+            home(b)
+        );
+        // Global tables and session state are not the user's.
+        assert_eq!(
+            route(&t, "SELECT * FROM countries", Some(b)),
+            Ok(Some(Route::Shard(0)))
+        );
+        assert_eq!(route(&t, "SET @x = 1", Some(b)), Ok(Some(Route::Broadcast)));
+    }
+
+    #[test]
+    fn a_hint_or_pin_lifts_undecidable_filters_never_written_keys() {
+        let t = table(KeyColumnType::Bigint);
+        let (a, _) = users(&t);
+        let home = Ok(Some(Route::Shard(
+            t.shard_for_key(a.to_string().as_bytes()).0,
+        )));
+        for sql in [
+            "UPDATE posts SET body = 'x' WHERE userid > 5",
+            "DELETE FROM posts WHERE userid = 5 OR id = 3",
+            "SELECT * FROM posts WHERE userid = 1 UNION SELECT * FROM posts",
+        ] {
+            assert_eq!(
+                route(&t, &format!("/* userid={a} */ {sql}"), None),
+                home,
+                "{sql}"
+            );
+            assert_eq!(route(&t, sql, Some(a)), home, "{sql}");
+            assert!(route(&t, sql, None).is_err(), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO posts (userid, body) SELECT userid, body FROM posts",
+            "UPDATE posts SET userid = 7 WHERE id = 1",
+            "INSERT INTO posts VALUES (1, 'x')",
+            "LOAD DATA LOCAL INFILE 'f' INTO TABLE posts (userid, body)",
+        ] {
+            assert!(
+                route(&t, &format!("/* userid={a} */ {sql}"), None).is_err(),
+                "{sql}"
+            );
+            assert!(route(&t, sql, Some(a)).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn key_values_are_read_as_the_column_type_converts_them() {
+        let bigint = table(KeyColumnType::Bigint);
+        let unsigned = table(KeyColumnType::BigintUnsigned);
+        let text = table(KeyColumnType::Text);
+        let ok = |t: &RoutingTable, v: &str| {
+            let sql = format!("SELECT * FROM posts WHERE userid = {v}");
+            matches!(route(t, &sql, None), Ok(Some(Route::Shard(_))))
+        };
+        for v in ["5", "+5", "0005", "'5'", "'0005'", "9223372036854775807"] {
+            assert!(ok(&bigint, v), "{v}");
+        }
+        for v in [
+            "9223372036854775808",
+            "' 5'",
+            "'5 '",
+            "'+5'",
+            "'5.0'",
+            "'5e0'",
+            "'5abc'",
+            "''",
+            "'alice'",
+            "5.0",
+            "-5",
+            "NULL",
+        ] {
+            assert!(!ok(&bigint, v), "{v}");
+        }
+        assert!(ok(&unsigned, "18446744073709551615"));
+        assert!(!ok(&unsigned, "18446744073709551616"));
+        assert!(ok(&text, "'alice'"));
+        for v in ["'Alice'", "' alice'", "'alice '", "'5.0'"] {
+            assert!(!ok(&text, v), "{v}");
+        }
+    }
+}
