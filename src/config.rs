@@ -356,13 +356,6 @@ impl Default for TopologyConfig {
     }
 }
 
-impl TopologyConfig {
-    /// The ZooKeeper target, when the topology lives there.
-    pub fn zk_target(&self) -> Option<crate::topology::zk::ZkTarget> {
-        crate::topology::zk::ZkTarget::parse(&self.source).ok()
-    }
-}
-
 /// The `[admin]` table: an account with SUPER / replication privileges on every server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -660,7 +653,7 @@ impl Config {
             }
         }
         for (i, o) in self.overrides.iter().enumerate() {
-            if override_key(&o.user).is_none() {
+            if !is_user_id(&o.user) {
                 return Err(invalid(
                     format!("overrides[{i}].user"),
                     "must be a non-negative integer or a string".into(),
@@ -710,13 +703,10 @@ impl Config {
     }
 }
 
-/// The canonical key bytes of an override's user id (decimal for integers).
-pub fn override_key(user: &toml::Value) -> Option<Vec<u8>> {
-    match user {
-        toml::Value::Integer(i) if *i >= 0 => Some(i.to_string().into_bytes()),
-        toml::Value::String(s) => Some(crate::router::canonical_key_text(s.as_bytes())),
-        _ => None,
-    }
+/// Whether an override's user id is one: a non-negative integer or a string (its
+/// canonical key bytes are the topology's business, `topology::override_key`).
+fn is_user_id(user: &toml::Value) -> bool {
+    matches!(user, toml::Value::Integer(i) if *i >= 0) || matches!(user, toml::Value::String(_))
 }
 
 fn check_host_port(addr: &str) -> Result<(), String> {

@@ -14,6 +14,7 @@ pub mod ctl;
 pub mod error;
 pub mod failover;
 pub mod frontend;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod router;

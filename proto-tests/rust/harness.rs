@@ -252,7 +252,7 @@ impl TestRouter {
     /// The routing table of this router's config, computed by the library.
     pub fn routing(&self) -> dbrouter::router::RoutingTable {
         let config = dbrouter::config::Config::load(&self.config_path).unwrap();
-        dbrouter::router::RoutingTable::from_config(&config).unwrap()
+        dbrouter::topology::file::routing_table(&config).unwrap()
     }
 
     /// The router's process id.

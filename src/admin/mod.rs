@@ -3,7 +3,7 @@
 //!
 //! | path | answers |
 //! |---|---|
-//! | `/metrics` | Prometheus text ([`metrics`], docs/metrics.md) |
+//! | `/metrics` | Prometheus text ([`crate::metrics`], docs/metrics.md) |
 //! | `/healthz` | 200 `ok` while the process runs |
 //! | `/readyz` | 200 when clients can be served, else 503 with the reason ([`Admin::readiness`]) |
 //! | `/`, `/status` | the HTML status page ([`status`]) |
@@ -15,7 +15,6 @@
 //! call (the registered routers, from ZooKeeper) is bounded by a short timeout and cached.
 
 pub mod http;
-pub mod metrics;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -25,9 +24,43 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use std::sync::atomic::AtomicUsize;
+
+use arc_swap::ArcSwap;
+
+use crate::backend::health::HealthRegistry;
+use crate::backend::Pools;
 use crate::config::Config;
-use crate::frontend::session::SessionContext;
-use crate::frontend::ServeError;
+use crate::router::RoutingTable;
+use crate::topology::watcher::TopologyStatus;
+
+/// What the admin listener reads from a serving router: the structures its sessions
+/// share, never the sessions themselves (the admin imports nothing from the frontend).
+#[derive(Debug, Clone)]
+pub struct RouterView {
+    /// The loaded configuration.
+    pub config: Arc<Config>,
+    /// The current routing snapshot.
+    pub routing: Arc<ArcSwap<RoutingTable>>,
+    /// The latest health of every server.
+    pub health: Arc<HealthRegistry>,
+    /// Where the topology comes from and how that source is doing.
+    pub topology: Arc<TopologyStatus>,
+    /// Backend connection pools.
+    pub pools: Arc<Pools>,
+    /// Statements currently held because their shard is switching masters.
+    pub held: Arc<AtomicUsize>,
+}
+
+/// The admin listener's address could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (server.admin_listen): {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: String,
+    /// The socket error.
+    pub source: std::io::Error,
+}
 
 /// Where the router is in its life, as far as readiness is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +102,7 @@ impl Phase {
 pub struct Admin {
     config: Arc<Config>,
     phase: AtomicU8,
-    ctx: OnceLock<Arc<SessionContext>>,
+    ctx: OnceLock<RouterView>,
     prometheus: Option<PrometheusHandle>,
     /// The admin listener's bound address (none when `admin_listen` is unset).
     pub addr: Option<SocketAddr>,
@@ -91,17 +124,17 @@ impl std::fmt::Debug for Admin {
 /// else, so `/healthz` answers and `/readyz` says why not yet during start-up), and
 /// installs the metrics recorder. Without `admin_listen` it returns a handle that only
 /// tracks the phase, and metrics calls stay no-ops.
-pub async fn start(config: &Arc<Config>) -> Result<Arc<Admin>, ServeError> {
+pub async fn start(config: &Arc<Config>) -> Result<Arc<Admin>, BindError> {
     let Some(listen) = config.server.admin_listen.clone() else {
         return Ok(Arc::new(Admin::new(Arc::clone(config), None, None)));
     };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(|source| ServeError::Bind {
-            addr: format!("{listen} (server.admin_listen)"),
+        .map_err(|source| BindError {
+            addr: listen.clone(),
             source,
         })?;
-    let handle = metrics::install();
+    let handle = crate::metrics::install();
     let addr = listener.local_addr().ok();
     let admin = Arc::new(Admin::new(Arc::clone(config), Some(handle.clone()), addr));
     http::spawn(listener, Arc::clone(&admin));
@@ -110,7 +143,7 @@ pub async fn start(config: &Arc<Config>) -> Result<Arc<Admin>, ServeError> {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            metrics::upkeep(&handle);
+            crate::metrics::upkeep(&handle);
         }
     });
     tracing::info!(admin = %listen, "admin listener (metrics, health, status) bound");
@@ -145,14 +178,14 @@ impl Admin {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    /// The client listener is bound: from now on the status and readiness read `ctx`.
-    pub fn serving(&self, ctx: Arc<SessionContext>) {
-        let _ = self.ctx.set(ctx);
+    /// The client listener is bound: from now on the status and readiness read `view`.
+    pub fn serving(&self, view: RouterView) {
+        let _ = self.ctx.set(view);
         self.set_phase(Phase::Serving);
     }
 
-    /// The session context, once serving.
-    fn context(&self) -> Option<&Arc<SessionContext>> {
+    /// The router's shared structures, once serving.
+    fn context(&self) -> Option<&RouterView> {
         self.ctx.get()
     }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{metrics as m, Admin};
+use super::Admin;
 use crate::backend::health::ServerHealth;
+use crate::metrics as m;
 use crate::topology::zk::ZkStore;
 
 /// Seconds the page waits before reloading itself.
@@ -343,7 +344,10 @@ impl Admin {
                 });
             }
         }
-        let routers = match (routers, self.config.topology.zk_target()) {
+        let routers = match (
+            routers,
+            crate::topology::zk::ZkTarget::of(&self.config.topology),
+        ) {
             (true, Some(target)) => Some(self.routers.get(&target).await),
             _ => None,
         };
@@ -365,7 +369,9 @@ impl Admin {
                 version,
                 zookeeper_state: match &condition {
                     Some(c) => c.state,
-                    None if self.config.topology.zk_target().is_some() => "connecting",
+                    None if crate::topology::zk::ZkTarget::of(&self.config.topology).is_some() => {
+                        "connecting"
+                    }
                     None => "none",
                 }
                 .to_string(),

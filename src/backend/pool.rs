@@ -192,7 +192,7 @@ impl Pools {
                 if let Some(e) = refused {
                     return Err(e.into());
                 }
-                crate::admin::metrics::pool_exhausted(&key.addr);
+                crate::metrics::pool_exhausted(&key.addr);
                 return Err(PoolError::Exhausted {
                     addr: key.addr.clone(),
                     max: self.limits.max_per_master,
@@ -201,7 +201,7 @@ impl Pools {
             }
             if !waited {
                 waited = true;
-                crate::admin::metrics::pool_wait(&key.addr);
+                crate::metrics::pool_wait(&key.addr);
             }
             // A slot frees when a session ends; a connection of our key comes back after
             // its reset. Either shows up at the next look.

@@ -41,7 +41,7 @@ pub fn hash_password(user: &str, password: &str) -> String {
 /// (the topology of the config file; `user show` asks ZooKeeper).
 pub fn route(path: &Path, user: &str) -> Result<String, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let table = RoutingTable::from_config(&config).map_err(|e| e.to_string())?;
+    let table = crate::topology::file::routing_table(&config).map_err(|e| e.to_string())?;
     Ok(describe_route(&table, user.as_bytes()))
 }
 

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{override_key, Config};
+use crate::config::Config;
 use crate::router::canonical_key_text;
+use crate::topology::override_key;
 use crate::topology::zk::{InitOutcome, ZkStore, ZkTarget};
 use crate::topology::{ShardDoc, ShardState, TopologyDoc, TopologyError};
 
@@ -17,7 +18,7 @@ pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
         return ZkTarget::parse(url);
     }
     let config = Config::load(config).map_err(|e| e.to_string())?;
-    config.topology.zk_target().ok_or_else(|| {
+    crate::topology::zk::ZkTarget::of(&config.topology).ok_or_else(|| {
         format!(
             "the config's [topology] source is {:?}: give --zk zk://host:port/path",
             config.topology.source

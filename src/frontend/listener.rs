@@ -116,8 +116,8 @@ async fn wait_until_ready(
 async fn load_topology(
     config: &Config,
 ) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), ServeError> {
-    let Some(target) = config.topology.zk_target() else {
-        let table = RoutingTable::from_config(config)?;
+    let Some(target) = crate::topology::zk::ZkTarget::of(&config.topology) else {
+        let table = crate::topology::file::routing_table(config)?;
         return Ok((
             Arc::new(ArcSwap::from_pointee(table)),
             TopologyStatus::file(),
@@ -152,7 +152,12 @@ async fn load_topology(
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
-    let admin = crate::admin::start(&config).await?;
+    let admin = crate::admin::start(&config)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: format!("{} (server.admin_listen)", e.addr),
+            source: e.source,
+        })?;
     let (routing, topology) = load_topology(&config).await?;
     admin.set_phase(crate::admin::Phase::WaitingForBackend);
     let facts = wait_until_ready(&config, &routing.load()).await?;
@@ -196,9 +201,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         server_collation: facts.collation,
         mariadb_capabilities: facts.mariadb_capabilities & offered_mariadb_capabilities(),
         drain: super::drain::DrainSignal::new(),
-        held: std::sync::atomic::AtomicUsize::new(0),
+        held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
     });
-    admin.serving(Arc::clone(&ctx));
+    admin.serving(crate::admin::RouterView {
+        config: Arc::clone(&ctx.config),
+        routing: Arc::clone(&ctx.routing),
+        health: Arc::clone(&ctx.health),
+        topology: Arc::clone(&ctx.topology),
+        pools: Arc::clone(&ctx.pools),
+        held: Arc::clone(&ctx.held),
+    });
     tokio::spawn(sweep_pools(
         Arc::clone(&ctx.pools),
         Arc::clone(&ctx.routing),
@@ -239,7 +251,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => workers.hand_over(stream, peer, id, permit),
                     Err(_) => {
-                        crate::admin::metrics::connection_refused();
+                        crate::metrics::connection_refused();
                         refusals.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
                     }
                 }
@@ -265,7 +277,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 /// Answers a connection that cannot be served with an ERR instead of a greeting, as
 /// MySQL does when it is out of connections.
 async fn refuse(stream: TcpStream, err: ClientError) {
-    crate::admin::metrics::error_sent(err.kind());
+    crate::metrics::error_sent(err.kind());
     let mut conn = PacketConn::new(stream);
     conn.queue(0, &err.to_packet());
     conn.shutdown().await;

@@ -67,7 +67,7 @@ pub struct SessionContext {
     /// Tells sessions when the router starts draining.
     pub drain: super::drain::DrainSignal,
     /// Statements currently held because their shard is switching masters.
-    pub held: std::sync::atomic::AtomicUsize,
+    pub held: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -362,7 +362,7 @@ async fn authenticate(
 
 /// Sends an ERR packet (best effort) and turns the error into a session end.
 async fn send_error(client: &mut PacketConn<TcpStream>, seq: u8, err: ClientError) -> End {
-    crate::admin::metrics::error_sent(err.kind());
+    crate::metrics::error_sent(err.kind());
     client.queue(seq, &err.to_packet());
     match client.flush().await {
         Ok(()) => End::Error(err),
@@ -955,7 +955,7 @@ impl Session {
         kind: ResponseKind,
         binds: bool,
     ) -> Result<Option<u16>, End> {
-        let started = crate::admin::metrics::start_timer();
+        let started = crate::metrics::start_timer();
         self.refused = None;
         let result = self
             .run_on_inner(table, shard, payload, seq, kind, binds)
@@ -971,7 +971,7 @@ impl Session {
                 Err(_) => "closed",
             };
             let name = table.shard_name(shard);
-            crate::admin::metrics::statement(shard, name, outcome, started);
+            crate::metrics::statement(shard, name, outcome, started);
         }
         result
     }

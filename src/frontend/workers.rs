@@ -219,7 +219,7 @@ async fn serve_sessions(
                     sessions.spawn(async move {
                         let Accepted { stream, peer, id, permit } = a;
                         let span = info_span!("conn", id, %peer);
-                        let _open = crate::admin::metrics::ConnectionGuard::new();
+                        let _open = crate::metrics::ConnectionGuard::new();
                         match TcpStream::from_std(stream) {
                             Ok(stream) => session::run(stream, peer, id, ctx, span).await,
                             Err(e) => warn!(parent: &span, error = %e, "cannot register the connection; closing it"),

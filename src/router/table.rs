@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
 use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
-use crate::config::{Config, KeyColumnType, ShardingConfig, UnlistedTables};
+use crate::config::{KeyColumnType, ShardingConfig, UnlistedTables};
 
 /// One shard as the router sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,14 +134,6 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// Builds the snapshot from a validated config (the file topology, see
-    /// [`crate::topology::file::FileStore`]).
-    pub fn from_config(config: &Config) -> Result<Self, crate::topology::TopologyError> {
-        crate::topology::file::FileStore::new(config)
-            .snapshot_now()
-            .routing_table(&config.sharding)
-    }
-
     /// Builds a snapshot from its parts: shards in `ShardId` order, the global shard's
     /// name, overrides as (canonical key, shard name), and the table rules. Overrides
     /// naming an unknown shard are skipped (the topology store validates them).

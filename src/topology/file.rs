@@ -2,14 +2,24 @@
 //! config file, read once. The embedded default: dbrouter runs without ZooKeeper.
 
 use super::{
-    bucket_of, BucketDoc, Snapshot, TopologyDoc, TopologyError, TopologyStore, BUCKETS, SCHEMA,
+    bucket_of, override_key, BucketDoc, Snapshot, TopologyDoc, TopologyError, TopologyStore,
+    BUCKETS, SCHEMA,
 };
-use crate::config::{override_key, Config};
+use crate::config::Config;
+use crate::router::RoutingTable;
 
 /// The topology of one config file.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     snapshot: Snapshot,
+}
+
+/// The routing snapshot of a validated config's own topology (its `[[shards]]` and
+/// `[[overrides]]`): what a router without ZooKeeper serves, and what `ctl route` reads.
+pub fn routing_table(config: &Config) -> Result<RoutingTable, TopologyError> {
+    FileStore::new(config)
+        .snapshot_now()
+        .routing_table(&config.sharding)
 }
 
 impl FileStore {

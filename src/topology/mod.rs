@@ -324,6 +324,15 @@ impl Snapshot {
     }
 }
 
+/// The canonical key bytes of a config override's user id (decimal for integers).
+pub fn override_key(user: &toml::Value) -> Option<Vec<u8>> {
+    match user {
+        toml::Value::Integer(i) if *i >= 0 => Some(i.to_string().into_bytes()),
+        toml::Value::String(s) => Some(crate::router::canonical_key_text(s.as_bytes())),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

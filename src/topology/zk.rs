@@ -26,6 +26,11 @@ pub struct ZkTarget {
 }
 
 impl ZkTarget {
+    /// The ZooKeeper target of `[topology] source`, when the topology lives there.
+    pub fn of(config: &crate::config::TopologyConfig) -> Option<ZkTarget> {
+        ZkTarget::parse(&config.source).ok()
+    }
+
     /// Parses `zk://host:port[,host:port]/path`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url

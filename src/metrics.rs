@@ -1,4 +1,6 @@
-//! Prometheus metrics: what the hot path records, and what is read at scrape time.
+//! Prometheus metrics: what the hot path records, and what is read at scrape time. A leaf
+//! module: the data path records into it through these functions, the admin listener
+//! renders it; it imports nothing of the router.
 //!
 //! Two kinds, rendered together by `/metrics` (docs/metrics.md lists every one):
 //!
@@ -19,8 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use ::metrics::{Counter, Histogram, Key, Label, Recorder, Unit};
 use arc_swap::ArcSwap;
-use metrics::{Counter, Histogram, Key, Label, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
