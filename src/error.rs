@@ -52,9 +52,6 @@ pub enum ClientError {
         "Too many connections (dbrouter limit: {0}); retry later or raise server.max_connections"
     )]
     TooManyConnections(usize),
-    /// The router is draining for shutdown.
-    #[error("Server shutdown in progress: this dbrouter is draining; reconnect (retryable)")]
-    ShuttingDown,
     /// A backend could not be reached or refused dbrouter's service login.
     #[error(
         "dbrouter: shard '{shard}' master {addr} is unavailable: {detail} (retryable: retry in 1s)"
@@ -172,8 +169,7 @@ impl ClientError {
             ClientError::PacketTooLarge { .. } => 1153,
             ClientError::PacketsOutOfOrder => 1156,
             ClientError::TooManyConnections(_) => 1040,
-            ClientError::ShuttingDown
-            | ClientError::BackendUnavailable { .. }
+            ClientError::BackendUnavailable { .. }
             | ClientError::MasterChanged { .. }
             | ClientError::ShardSwitching { .. } => 1053,
             ClientError::BackendLost { .. } => 1158,
@@ -215,7 +211,6 @@ impl ClientError {
         matches!(
             self,
             ClientError::TooManyConnections(_)
-                | ClientError::ShuttingDown
                 | ClientError::BackendUnavailable { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::MasterChanged { .. }
@@ -254,7 +249,6 @@ impl ClientError {
             ClientError::PacketTooLarge { .. } => "packet_too_large",
             ClientError::PacketsOutOfOrder => "packets_out_of_order",
             ClientError::TooManyConnections(_) => "too_many_connections",
-            ClientError::ShuttingDown => "shutting_down",
             ClientError::BackendUnavailable { .. } => "backend_unavailable",
             ClientError::BackendLost { .. } => "backend_lost",
             ClientError::BackendTimeout { .. } => "backend_timeout",

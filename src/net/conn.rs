@@ -172,11 +172,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         self.wbuf.len()
     }
 
-    /// Queues already framed bytes for sending.
-    pub fn queue_raw(&mut self, bytes: &[u8]) {
-        self.wbuf.extend_from_slice(bytes);
-    }
-
     /// Sends everything queued.
     pub async fn flush(&mut self) -> Result<(), NetError> {
         if !self.wbuf.is_empty() {

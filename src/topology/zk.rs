@@ -361,15 +361,6 @@ impl ZkStore {
             .map(Some)
     }
 
-    /// The override of a user, if any.
-    pub async fn get_override(&self, canonical: &[u8]) -> Result<Option<String>, TopologyError> {
-        let (doc, _) = self.read_bucket(bucket_of(canonical)).await?;
-        Ok(doc
-            .users
-            .get(String::from_utf8_lossy(canonical).as_ref())
-            .cloned())
-    }
-
     /// Creates (or, for our own session, updates) this router's ephemeral registration.
     pub async fn register(&self, doc: &RouterDoc) -> Result<(), TopologyError> {
         let path = self.path(&format!("routers/{}", doc.id));
