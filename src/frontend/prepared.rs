@@ -168,7 +168,7 @@ impl Session {
             let err = RouteError::Statement(super::session::KEYLESS_CALL);
             return self.reply_error(seq, err.into()).await;
         }
-        let shard = match table.route_pinned(&scan, sql, self.pin_key()) {
+        let shard = match table.route_pinned(&scan, self.pin_key()) {
             Ok(Some(Route::Shard(s))) => Some(s),
             Ok(_) => None,
             Err(e) => return self.reply_error(seq, e.into()).await,

@@ -805,7 +805,7 @@ impl Session {
             return Err(RouteError::Statement(KEYLESS_CALL));
         }
         Ok(table
-            .route_pinned(scan, sql, self.pin.as_deref())?
+            .route_pinned(scan, self.pin.as_deref())?
             // `?` in a text statement: the server will answer with its syntax error.
             .unwrap_or(Route::Session))
     }

@@ -341,6 +341,8 @@ pub struct Scan<'a> {
     pub placeholders: u16,
     /// The text holds more than one statement (`;` followed by another statement).
     pub multi_statement: bool,
+    /// `CREATE [OR REPLACE] TEMPORARY …` or `DROP TEMPORARY …`: the table is the session's.
+    pub temporary: bool,
 }
 
 impl Scan<'_> {
@@ -357,6 +359,7 @@ impl Scan<'_> {
             problem: None,
             placeholders: 0,
             multi_statement: false,
+            temporary: false,
         }
     }
 }
@@ -428,6 +431,7 @@ impl fmt::Debug for Scan<'_> {
             .field("problem", &self.problem)
             .field("placeholders", &self.placeholders)
             .field("multi_statement", &self.multi_statement)
+            .field("temporary", &self.temporary)
             .finish()
     }
 }
@@ -444,6 +448,7 @@ impl PartialEq for Scan<'_> {
             && self.problem == other.problem
             && self.placeholders == other.placeholders
             && self.multi_statement == other.multi_statement
+            && self.temporary == other.temporary
     }
 }
 
@@ -2250,6 +2255,12 @@ impl<'a, 'c, 'o> Scanner<'a, 'c, 'o> {
             return;
         }
         let f = *self.top();
+        if k == Kw::Temporary
+            && self.depth == 0
+            && matches!(self.p1.t, T::Kw(Kw::Create | Kw::Drop | Kw::Replace, _))
+        {
+            self.out.temporary = true;
+        }
         if f.kind == FrameKind::Query && f.clause == Clause::TablesExpect && !k.structural() {
             if !k.table_modifier() {
                 self.table(w);
@@ -3609,6 +3620,25 @@ mod tests {
             ("SET NAMES utf8mb4", &[], None),
             ("SELECT * FROM t", &[], None),
         ]);
+    }
+
+    #[test]
+    fn temporary_tables_are_recognised_after_comments() {
+        for sql in [
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "/* note */ create temporary table t (a INT)",
+            "CREATE OR REPLACE TEMPORARY TABLE t (a INT)",
+            "DROP TEMPORARY TABLE IF EXISTS t",
+        ] {
+            assert!(sc(sql).temporary, "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE t (a INT)",
+            "CREATE TABLE temporary_x (a INT)",
+            "SELECT * FROM t",
+        ] {
+            assert!(!sc(sql).temporary, "{sql}");
+        }
     }
 
     #[test]

@@ -280,8 +280,8 @@ impl RoutingTable {
     /// The routing decision for a scanned statement. `Param` keys (prepared statements)
     /// are the caller's to resolve once their values are known; here they make the
     /// statement keyed but do not pick a shard (`Ok(None)` is returned for them).
-    pub fn route(&self, scan: &Scan<'_>, sql: &[u8]) -> Result<Option<Route>, RouteError> {
-        self.route_pinned(scan, sql, None)
+    pub fn route(&self, scan: &Scan<'_>) -> Result<Option<Route>, RouteError> {
+        self.route_pinned(scan, None)
     }
 
     /// [`RoutingTable::route`] for a session pinned to a user (`SET @dbrouter_userid`,
@@ -293,7 +293,6 @@ impl RoutingTable {
     pub fn route_pinned(
         &self,
         scan: &Scan<'_>,
-        sql: &[u8],
         pin: Option<&[u8]>,
     ) -> Result<Option<Route>, RouteError> {
         let mut buf = [0u8; 20];
@@ -339,7 +338,7 @@ impl RoutingTable {
         let lifted = scan
             .problem
             .filter(|p| !(asserted.is_some() && !scan.from_hint && p.lifted_by_hint(scan.kind)));
-        let routed = self.route_scan(scan, lifted, sql);
+        let routed = self.route_scan(scan, lifted);
         let Some((_, user)) = asserted.filter(|_| !scan.from_hint) else {
             return routed;
         };
@@ -354,7 +353,6 @@ impl RoutingTable {
         &self,
         scan: &Scan<'_>,
         problem: Option<KeyProblem>,
-        sql: &[u8],
     ) -> Result<Option<Route>, RouteError> {
         let mut keyed: Option<(ShardId, KeyValue<'_>)> = None;
         let mut has_param = false;
@@ -399,7 +397,7 @@ impl RoutingTable {
         if has_param {
             return Ok(None);
         }
-        if scan.kind == StatementKind::Ddl && is_temporary_table_ddl(sql) {
+        if scan.kind == StatementKind::Ddl && scan.temporary {
             // Temporary tables belong to the session: they live where it runs.
             return Ok(Some(Route::Session));
         }
@@ -447,18 +445,6 @@ impl RoutingTable {
             }),
         }
     }
-}
-
-/// Whether a DDL statement is `CREATE TEMPORARY TABLE` or `DROP TEMPORARY TABLE`.
-fn is_temporary_table_ddl(sql: &[u8]) -> bool {
-    let mut words = sql
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
-        .take(2);
-    let first = words.next().unwrap_or_default();
-    let second = words.next().unwrap_or_default();
-    (first.eq_ignore_ascii_case(b"create") || first.eq_ignore_ascii_case(b"drop"))
-        && second.eq_ignore_ascii_case(b"temporary")
 }
 
 /// A key value as the user wrote it, for messages.
@@ -511,11 +497,7 @@ mod tests {
 
     fn route(t: &RoutingTable, sql: &str, pin: Option<u64>) -> Result<Option<Route>, RouteError> {
         let pin = pin.map(|p| p.to_string().into_bytes());
-        t.route_pinned(
-            &scan(sql.as_bytes(), t.key_columns()),
-            sql.as_bytes(),
-            pin.as_deref(),
-        )
+        t.route_pinned(&scan(sql.as_bytes(), t.key_columns()), pin.as_deref())
     }
 
     #[test]
