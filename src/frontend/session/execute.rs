@@ -1,0 +1,310 @@
+//! Phases 3 to 5 of a statement on one shard: acquire (switchover hold, transaction
+//! binding, checkout with state replay, dialect check), execute (send and relay the
+//! answer) and settle (status flags, last insert, metrics).
+
+use super::*;
+
+impl Session {
+    /// Runs a statement silently (answer consumed). Returns false when it failed: its ERR
+    /// was relayed as the answer to the client's command, which must go no further.
+    pub(in crate::frontend) async fn run_internal(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+    ) -> Result<bool, End> {
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let format = self.backends.result_format();
+        let io = match self.backends.connection(table, shard).await {
+            Ok(io) => io,
+            Err(f) => {
+                self.reply_failure(seq, f).await?;
+                return Ok(false);
+            }
+        };
+        let result = exchange(io, payload, ResponseKind::Query, format, timeout).await;
+        match result {
+            Ok(packets) if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) => {
+                self.tx.ended(shard);
+                self.send_packets(seq, &packets).await?;
+                Ok(false)
+            }
+            Ok(packets) => {
+                if let Some(status) = final_status(&packets) {
+                    self.note_status(shard, status);
+                }
+                Ok(true)
+            }
+            Err(detail) => Err(self.backend_lost(table, shard, seq, detail, false).await),
+        }
+    }
+
+    /// Forwards a command to one shard and relays its answer (see `run_on_inner`), and
+    /// records its outcome and latency (docs/metrics.md).
+    pub(in crate::frontend) async fn run_on(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+        kind: ResponseKind,
+        binds: bool,
+    ) -> Result<Option<u16>, End> {
+        let started = crate::metrics::start_timer();
+        self.refused = None;
+        let result = self
+            .run_on_inner(table, shard, payload, seq, kind, binds)
+            .await;
+        if let Some(started) = started {
+            let outcome = match &result {
+                Ok(Some(_)) => "ok",
+                // Its answer is a plain string, not an OK packet.
+                Ok(None) if payload.first() == Some(&COM_STATISTICS) => "ok",
+                Ok(None) => self.refused.unwrap_or("error"),
+                Err(End::Error(e)) => e.kind(),
+                Err(End::ClientGone(_)) => "client_gone",
+                Err(_) => "closed",
+            };
+            let name = table.shard_name(shard);
+            crate::metrics::statement(shard, name, outcome, started);
+        }
+        result
+    }
+
+    /// Forwards a command to one shard and relays its answer. With `binds`, the
+    /// statement belongs to the session's transaction: a pending BEGIN is sent first, and
+    /// a statement for another shard than the open transaction's rolls it back and fails.
+    pub(in crate::frontend) async fn run_on_inner(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        payload: &[u8],
+        seq: u8,
+        kind: ResponseKind,
+        binds: bool,
+    ) -> Result<Option<u16>, End> {
+        // A shard switching masters: hold the statement (bounded) until the new master is
+        // published, then route with the new topology. Statements of a transaction already
+        // open there go on: the switchover lets them finish before it fences the old master.
+        let reloaded;
+        let table = if table.shard(shard).is_some_and(|s| s.switching)
+            && self.tx.open_shard() != Some(shard)
+        {
+            match self.hold_while_switching(shard).await {
+                Ok(fresh) => {
+                    reloaded = fresh;
+                    &*reloaded
+                }
+                Err(err) => return self.reply_error(seq, err).await.map(|_| None),
+            }
+        } else {
+            table
+        };
+        if binds {
+            match self.tx.bind(shard) {
+                Err(other) => {
+                    return self
+                        .cross_shard_transaction(table, other, shard, seq)
+                        .await
+                        .map(|_| None)
+                }
+                Ok(prelude) => {
+                    // The pending BEGIN (and what came with it) opens the transaction here.
+                    for stmt in prelude {
+                        if !self.run_internal(table, shard, &stmt, seq).await? {
+                            return Ok(None);
+                        }
+                    }
+                    if self.roll_back_stray().await {
+                        let err = ClientError::RolledBack(STRAY_TX);
+                        return self.reply_error(seq, err).await.map(|_| None);
+                    }
+                }
+            }
+        } else if let Err(locked) = self.tx.check_unbound(shard) {
+            return self
+                .cross_shard_transaction(table, locked, shard, seq)
+                .await
+                .map(|_| None);
+        }
+        if self.tx.open_shard() == Some(shard) && self.backends.is_stale(table, shard) {
+            // The shard's master changed under an open transaction: it is gone with the
+            // old master's connection.
+            self.backends.discard(shard);
+            self.tx.ended(shard);
+            self.status &= !SERVER_STATUS_IN_TRANS;
+            let err = ClientError::MasterChanged {
+                shard: table.shard_name(shard).to_string(),
+            };
+            return self.reply_error(seq, err).await.map(|_| None);
+        }
+        let timeouts = self.relay_timeouts();
+        let format = self.backends.result_format();
+        if let Err(failure) = self.backends.connection(table, shard).await {
+            self.reply_failure(seq, failure).await?;
+            return Ok(None);
+        }
+        // The statement was read with the session's dialect; a connection that reads
+        // differently (another global sql_mode or version on this shard) runs it only if
+        // it routes the same under the connection's own dialect.
+        if let Some(conn_dialect) = self.backends.dialect(shard).filter(|d| *d != self.dialect) {
+            if payload.first() == Some(&COM_QUERY) {
+                let sql = payload.get(1..).unwrap_or_default();
+                match self.route_query(table, sql, conn_dialect) {
+                    Ok(Route::Shard(s)) if s != shard => {
+                        let err = RouteError::Statement(DIALECT_DIFFERS);
+                        return self.reply_error(seq, err.into()).await.map(|_| None);
+                    }
+                    Err(e) => return self.reply_error(seq, e.into()).await.map(|_| None),
+                    Ok(_) => {}
+                }
+            }
+        }
+        let Some(io) = self.backends.get(shard) else {
+            let err = ClientError::Internal("backend connection vanished".into());
+            return self.reply_error(seq, err).await.map(|_| None);
+        };
+        // Re-framing from sequence 0 reproduces the client's packet split exactly.
+        io.queue(0, payload);
+        if let Err(e) = io.flush().await {
+            return Err(self
+                .backend_lost(table, shard, seq, e.to_string(), false)
+                .await);
+        }
+        self.current = shard;
+        match relay_response(
+            &mut self.client,
+            io,
+            kind,
+            format,
+            seq,
+            timeouts,
+            &mut self.watchdog,
+        )
+        .await
+        {
+            Ok(Relayed { status, inserted }) => {
+                if inserted {
+                    self.tx.inserted_on(shard);
+                }
+                if let Some(status) = status {
+                    self.note_status(shard, status);
+                }
+                if self.roll_back_stray().await {
+                    self.rolled_back = Some(STRAY_TX);
+                }
+                Ok(status)
+            }
+            Err((RelayError::Client(e), _)) => {
+                self.backends.discard(shard);
+                Err(End::ClientGone(e))
+            }
+            Err((err, position)) => {
+                let detail = err.to_string();
+                let timeout = matches!(err, RelayError::BackendTimeout(_));
+                warn!(parent: &self.span, shard = table.shard_name(shard), command = command::name(payload.first().copied().unwrap_or(0)), error = %detail, "relay failed");
+                if position.mid_packet {
+                    // Part of a packet reached the client: an ERR would be garbage now.
+                    self.backends.discard(shard);
+                    return Err(End::Error(ClientError::BackendLost {
+                        shard: table.shard_name(shard).to_string(),
+                        detail,
+                    }));
+                }
+                Err(self
+                    .backend_lost(table, shard, position.last_seq, detail, timeout)
+                    .await)
+            }
+        }
+    }
+
+    /// Holds the statement if `shard` is switching (and the session has no transaction
+    /// open there); returns the snapshot to continue with when it waited.
+    pub(in crate::frontend) async fn hold_if_switching(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<Option<Arc<RoutingTable>>, ClientError> {
+        if table.shard(shard).is_some_and(|s| s.switching) && self.tx.open_shard() != Some(shard) {
+            return self.hold_while_switching(shard).await.map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Waits until `shard` is no longer switching, within `failover.buffer_max_ms` and
+    /// `failover.buffer_max_statements`; returns the routing snapshot to continue with.
+    pub(in crate::frontend) async fn hold_while_switching(
+        &self,
+        shard: ShardId,
+    ) -> Result<Arc<RoutingTable>, ClientError> {
+        use std::sync::atomic::Ordering;
+        let limits = &self.ctx.config.failover;
+        let name = || self.ctx.routing.load().shard_name(shard).to_string();
+        if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
+            self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+            return Err(ClientError::ShardSwitching {
+                shard: name(),
+                why: format!(
+                    "{} statements are held already (failover.buffer_max_statements)",
+                    limits.buffer_max_statements
+                ),
+            });
+        }
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(limits.buffer_max_ms);
+        let result = loop {
+            let table = self.ctx.routing.load_full();
+            if !table.shard(shard).is_some_and(|s| s.switching) {
+                break Ok(table);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Err(ClientError::ShardSwitching {
+                    shard: name(),
+                    why: format!(
+                        "held for {} ms (failover.buffer_max_ms)",
+                        limits.buffer_max_ms
+                    ),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        };
+        self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    /// The backend connection of `shard` broke: report it (answering the command that
+    /// ended with `seq`), drop the connection, end the session (its state is gone).
+    pub(in crate::frontend) async fn backend_lost(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        seq: u8,
+        detail: String,
+        timeout: bool,
+    ) -> End {
+        self.backends.discard(shard);
+        let name = table.shard_name(shard).to_string();
+        let err = if timeout {
+            ClientError::BackendTimeout {
+                shard: name,
+                after: self.ctx.config.timeouts.backend_read(),
+            }
+        } else {
+            ClientError::BackendLost {
+                shard: name,
+                detail,
+            }
+        };
+        send_error(&mut self.client, seq.wrapping_add(1), err).await
+    }
+
+    pub(in crate::frontend) fn relay_timeouts(&self) -> RelayTimeouts {
+        let t = &self.ctx.config.timeouts;
+        RelayTimeouts {
+            backend_read: t.backend_read(),
+            client_write: t.client_write(),
+            client_read: t.idle(),
+        }
+    }
+}
