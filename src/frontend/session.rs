@@ -4,11 +4,12 @@
 //! each statement is routed (see [`crate::router`]) to one shard's master, within the
 //! session's transaction, and its response relayed back.
 //!
-//! A statement goes through named phases, one file each: [`route`] (what it is and where
-//! it runs), [`transaction_control`] (BEGIN / COMMIT / savepoints and the transaction's
-//! invariants), [`execute`] (acquire a connection, send, relay, settle), [`state`]
-//! (session state on every connection) and [`local_answers`] (what the router answers
-//! itself). This file holds the session, its connection phase and its command loop.
+//! A statement goes through named phases, one file each in `session/`: `route.rs` (what
+//! it is and where it runs), `transaction_control.rs` (BEGIN / COMMIT / savepoints and the
+//! transaction's invariants), `execute.rs` (acquire a connection, send, relay, settle),
+//! `state.rs` (session state on every connection) and `local_answers.rs` (what the router
+//! answers itself). This file holds the session, its connection phase and its command
+//! loop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
