@@ -307,6 +307,141 @@ mod tests {
     use super::*;
     use crate::protocol::packets::parse_err;
 
+    /// One error of every kind. The match below has no wildcard: a new variant does not
+    /// compile until it is listed here, and so checked against docs/errors.md.
+    fn one_of_each() -> Vec<ClientError> {
+        let s = || String::from("x");
+        let all = vec![
+            ClientError::AccessDenied {
+                user: s(),
+                host: s(),
+                using_password: true,
+            },
+            ClientError::AuthNotSupported(s()),
+            ClientError::BadHandshake(s()),
+            ClientError::UnknownCommand(0x1f),
+            ClientError::UnsupportedCommand {
+                name: "x",
+                why: "x",
+            },
+            ClientError::PacketTooLarge { limit: 1 },
+            ClientError::PacketsOutOfOrder,
+            ClientError::TooManyConnections(1),
+            ClientError::BackendUnavailable {
+                shard: s(),
+                addr: s(),
+                detail: s(),
+            },
+            ClientError::BackendLost {
+                shard: s(),
+                detail: s(),
+            },
+            ClientError::BackendTimeout {
+                shard: s(),
+                after: Duration::from_secs(1),
+            },
+            ClientError::PoolExhausted {
+                shard: s(),
+                addr: s(),
+                max: 1,
+                waited: Duration::from_secs(1),
+            },
+            ClientError::StateReplay {
+                shard: s(),
+                detail: s(),
+            },
+            ClientError::Route(crate::router::RouteError::Statement("x")),
+            ClientError::CrossShardTransaction {
+                tx_shard: s(),
+                shard: s(),
+            },
+            ClientError::TablesLocked { shard: s() },
+            ClientError::RolledBack("x"),
+            ClientError::KeyParameter {
+                index: 1,
+                problem: "x",
+            },
+            ClientError::UnknownStatement {
+                id: 1,
+                command: "x",
+            },
+            ClientError::MasterChanged { shard: s() },
+            ClientError::ShardSwitching {
+                shard: s(),
+                why: s(),
+            },
+            ClientError::MalformedPacket(s()),
+            ClientError::Internal(s()),
+        ];
+        for e in &all {
+            match e {
+                ClientError::AccessDenied { .. }
+                | ClientError::AuthNotSupported(_)
+                | ClientError::BadHandshake(_)
+                | ClientError::UnknownCommand(_)
+                | ClientError::UnsupportedCommand { .. }
+                | ClientError::PacketTooLarge { .. }
+                | ClientError::PacketsOutOfOrder
+                | ClientError::TooManyConnections(_)
+                | ClientError::BackendUnavailable { .. }
+                | ClientError::BackendLost { .. }
+                | ClientError::BackendTimeout { .. }
+                | ClientError::PoolExhausted { .. }
+                | ClientError::StateReplay { .. }
+                | ClientError::Route(_)
+                | ClientError::CrossShardTransaction { .. }
+                | ClientError::TablesLocked { .. }
+                | ClientError::RolledBack(_)
+                | ClientError::KeyParameter { .. }
+                | ClientError::UnknownStatement { .. }
+                | ClientError::MasterChanged { .. }
+                | ClientError::ShardSwitching { .. }
+                | ClientError::MalformedPacket(_)
+                | ClientError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    /// Errors the session sends in MariaDB's own words, not as a `ClientError`.
+    const SENT_AS_MARIADB: [(u16, &str); 2] = [(1305, "42000"), (1568, "25001")];
+
+    #[test]
+    fn every_error_sent_is_in_the_catalogue_and_nothing_else_is() {
+        let doc = include_str!("../docs/errors.md");
+        let rows: Vec<(u16, String)> = doc
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.split('|').map(str::trim).skip(1);
+                let code = cells.next()?.parse::<u16>().ok()?;
+                let state = cells.next()?.to_string();
+                Some((code, state))
+            })
+            .collect();
+        let mut sent: Vec<(u16, String)> = one_of_each()
+            .iter()
+            .map(|e| {
+                let state = String::from_utf8_lossy(e.sql_state()).into_owned();
+                (e.code(), state)
+            })
+            .collect();
+        sent.extend(SENT_AS_MARIADB.iter().map(|(c, s)| (*c, s.to_string())));
+        for (code, state) in &sent {
+            assert!(
+                rows.contains(&(*code, state.clone())),
+                "docs/errors.md has no row for {code} / {state}"
+            );
+        }
+        for row in &rows {
+            assert!(
+                sent.contains(row),
+                "docs/errors.md lists {} / {} which dbrouter never sends",
+                row.0,
+                row.1
+            );
+        }
+    }
+
     #[test]
     fn access_denied_matches_mysql_text() {
         let e = ClientError::AccessDenied {
