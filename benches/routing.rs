@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 
 use criterion::{criterion_group, Criterion};
 use dbrouter::router::dialect::Dialect;
-use dbrouter::router::key::{may_have_shape, scan, shape, KeyColumns, KeyRef, KeyValue, Shape};
+use dbrouter::router::key::{may_have_shape, shape, KeyColumns, KeyRef, KeyValue, Shape};
 use dbrouter::router::ring::{key_hash, Ring, ShardId};
+use dbrouter::router::scan;
 
 #[path = "common/alloc.rs"]
 mod alloc;

@@ -151,7 +151,7 @@ impl Session {
             let err = RouteError::Statement(PREPARE_PLAIN);
             return self.reply_error(seq, err.into()).await;
         }
-        let scan = key::scan_in(sql, self.dialect, table.key_columns());
+        let scan = crate::router::scan_in(sql, self.dialect, table.key_columns());
         if self.dialect.foreign_grammar && !scan.kind.is_session_control() {
             let err = RouteError::Statement(PREPARE_PLAIN);
             return self.reply_error(seq, err.into()).await;

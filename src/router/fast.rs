@@ -1,6 +1,6 @@
 //! The shard-key scanner's fast path: a small recognizer for the common, simple statement
 //! shapes that returns exactly the [`Scan`] the full scanner ([`super::key`]) would
-//! return, or gives up (`None`) at the first thing it is not sure about; [`key::scan`]
+//! return, or gives up (`None`) at the first thing it is not sure about; [`super::scan`]
 //! then runs the full scanner. It never decides anything the full scanner would not.
 //!
 //! What it owns (one statement, optionally after one leading `/* … */` comment, which may

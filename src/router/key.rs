@@ -1,7 +1,7 @@
 //! The shard-key scanner: finds the user id ("shard key") a statement concerns in the SQL
 //! text itself, in one pass over the bytes, without a parser and without allocating.
 //!
-//! [`scan`] lexes the statement (comments, strings, quoted identifiers, executable
+//! [`crate::router::scan`] lexes the statement (comments, strings, quoted identifiers, executable
 //! comments) and follows just enough structure to know *where* a key column is mentioned:
 //! a `WHERE`/`ON`/`HAVING` condition (and there, whether the mention is a top-level
 //! conjunct reached only through `AND` and parentheses), an `UPDATE … SET` list, an
@@ -373,7 +373,7 @@ impl Scan<'_> {
 
 impl<'a> Scan<'a> {
     /// Back to [`Scan::empty`].
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         *self = Scan::empty();
     }
 
@@ -459,30 +459,6 @@ impl PartialEq for Scan<'_> {
     }
 }
 
-/// Scans one statement as MariaDB reads it by default (see [`scan_in`]).
-pub fn scan<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
-    scan_in(sql, Dialect::default(), columns)
-}
-
-/// Scans one statement as MariaDB reads it on a connection of this dialect.
-pub fn scan_in<'a>(sql: &'a [u8], dialect: Dialect, columns: &KeyColumns) -> Scan<'a> {
-    // Built in place (the result is ~0.5 KB), in the one variable returned.
-    let mut out = Scan::empty();
-    if u32::try_from(sql.len()).is_err() {
-        // Token positions are u32; MySQL packets stay far below 4 GiB anyway.
-        out.problem = Some(KeyProblem::TooComplex);
-        return out;
-    }
-    // The fast path reads ASCII outside quotes, strings without backslashes and no
-    // comment but a leading `/* */`: the same under every dialect except ANSI_QUOTES.
-    if dialect.ansi_quotes || super::fast::scan_into(sql, columns, &mut out).is_none() {
-        // Not one of the common simple shapes: the full scanner starts over.
-        out.clear();
-        scan_full_into(sql, dialect, columns, &mut out);
-    }
-    out
-}
-
 /// The full scanner, without the fast path (statements shorter than 4 GiB).
 #[cfg(test)]
 pub(super) fn scan_full<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
@@ -491,7 +467,14 @@ pub(super) fn scan_full<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
     out
 }
 
-fn scan_full_into<'a>(sql: &'a [u8], dialect: Dialect, columns: &KeyColumns, out: &mut Scan<'a>) {
+/// The full scanner into `out` (see [`crate::router::scan_in`], which tries the fast path
+/// first).
+pub(super) fn scan_full_into<'a>(
+    sql: &'a [u8],
+    dialect: Dialect,
+    columns: &KeyColumns,
+    out: &mut Scan<'a>,
+) {
     // Built in place: the frame stack and the result are large enough that copying them
     // would cost more than scanning a short statement.
     let mut frames = [Frame::ZERO; MAX_DEPTH];

@@ -463,7 +463,7 @@ fn problem_message(problem: KeyProblem) -> &'static str {
 mod tests {
     use super::*;
     use crate::config::ShardedTableConfig;
-    use crate::router::key::scan;
+    use crate::router::scan;
 
     fn table(key_type: KeyColumnType) -> RoutingTable {
         let shard = |name: &str| ShardInfo {

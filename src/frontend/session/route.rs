@@ -151,7 +151,7 @@ impl Session {
         sql: &[u8],
         dialect: Dialect,
     ) -> Result<Route, RouteError> {
-        let scan = key::scan_in(sql, dialect, table.key_columns());
+        let scan = crate::router::scan_in(sql, dialect, table.key_columns());
         let shape = if key::may_have_shape(&scan) {
             key::shape(sql, dialect)
         } else {
@@ -227,7 +227,7 @@ impl Session {
         dialect: Dialect,
         standalone: bool,
     ) -> Result<Route, RouteError> {
-        let scan = key::scan_in(sql, dialect, table.key_columns());
+        let scan = crate::router::scan_in(sql, dialect, table.key_columns());
         self.route_scanned(table, sql, &scan, dialect, standalone)
     }
 

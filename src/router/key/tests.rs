@@ -17,7 +17,7 @@ fn sc(sql: &str) -> Scan<'_> {
 /// scanner (every statement of these tests goes through here).
 fn checked_scan<'a>(sql: &'a [u8], cols: &KeyColumns) -> Scan<'a> {
     let full = scan_full(sql, cols);
-    if let Some(fast) = super::super::fast::scan(sql, cols) {
+    if let Some(fast) = crate::router::fast::scan(sql, cols) {
         assert_eq!(
             fast,
             full,
@@ -25,7 +25,7 @@ fn checked_scan<'a>(sql: &'a [u8], cols: &KeyColumns) -> Scan<'a> {
             String::from_utf8_lossy(sql)
         );
     }
-    let r = scan(sql, cols);
+    let r = crate::router::scan(sql, cols);
     assert_eq!(r, full, "{:?}", String::from_utf8_lossy(sql));
     r
 }
