@@ -6,7 +6,6 @@ pub mod backends;
 pub mod drain;
 pub mod listener;
 pub mod local;
-pub mod prepared;
 pub mod relay;
 pub mod session;
 pub mod transaction;

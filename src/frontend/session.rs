@@ -7,9 +7,9 @@
 //! A statement goes through named phases, one file each in `session/`: `route.rs` (what
 //! it is and where it runs), `transaction_control.rs` (BEGIN / COMMIT / savepoints and the
 //! transaction's invariants), `execute.rs` (acquire a connection, send, relay, settle),
-//! `state.rs` (session state on every connection) and `local_answers.rs` (what the router
-//! answers itself). This file holds the session, its connection phase and its command
-//! loop.
+//! `state.rs` (session state on every connection), `local_answers.rs` (what the router
+//! answers itself) and `prepared.rs` (prepared statements across shards). This file holds
+//! the session, its connection phase and its command loop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,14 +41,15 @@ use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 
 use super::backends::{exchange, BackendFailure, LoginState, SessionBackends};
 use super::local;
-use super::prepared::Statements;
 use super::relay::{relay_response, RelayError, RelayTimeouts, Relayed};
 use super::transaction::{
     one_shot_characteristics, Observation, PendingAnswer, Transaction, TxStatement,
 };
+use prepared::Statements;
 
 mod execute;
 mod local_answers;
+pub mod prepared;
 mod route;
 mod state;
 mod transaction_control;

@@ -18,9 +18,9 @@ use crate::router::key::{self, KeyRef, StatementKind};
 use crate::router::ring::ShardId;
 use crate::router::{key_from_int, key_from_text, Route, RouteError, RoutingTable};
 
-use super::backends::exchange;
-use super::local;
-use super::session::{End, Session};
+use super::super::backends::exchange;
+use super::super::local;
+use super::{End, Session};
 
 /// One shard's copy of a statement.
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +165,7 @@ impl Session {
             })
             .collect();
         if scan.kind == StatementKind::Call && !scan.from_hint && self.pin_key().is_none() {
-            let err = RouteError::Statement(super::session::KEYLESS_CALL);
+            let err = RouteError::Statement(super::KEYLESS_CALL);
             return self.reply_error(seq, err.into()).await;
         }
         let shard = match table.route_pinned(&scan, self.pin_key()) {
