@@ -110,6 +110,10 @@ pub struct ServerConfig {
     /// Admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, status page); off if unset.
     #[serde(default)]
     pub admin_listen: Option<String>,
+    /// Put internal details (backend addresses, socket errors) in the error messages
+    /// clients see; off by default: they are in the router's log only.
+    #[serde(default)]
+    pub error_detail: bool,
 }
 
 /// The `[timeouts]` table; all values in milliseconds.

@@ -3,6 +3,7 @@
 //! client should do; keep the two in step. Errors that come from a backend are relayed
 //! unchanged and never pass through here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::protocol::command;
@@ -267,11 +268,47 @@ impl ClientError {
         }
     }
 
-    /// The ERR packet payload.
-    pub fn to_packet(&self) -> Vec<u8> {
-        err_packet(self.code(), self.sql_state(), &self.to_string())
+    /// The message the client sees. Without `server.error_detail` it leaves out what only
+    /// operators need (backend addresses, socket and internal errors): that is in the log
+    /// line, which prints the whole error ([`std::fmt::Display`]).
+    pub fn client_text(&self) -> String {
+        if ERROR_DETAIL.load(Ordering::Relaxed) {
+            return self.to_string();
+        }
+        match self {
+            ClientError::BackendUnavailable { shard, .. } => format!(
+                "dbrouter: shard '{shard}' master is unavailable (retryable: retry in 1s)"
+            ),
+            ClientError::BackendLost { shard, .. } => format!(
+                "dbrouter: lost the connection to shard '{shard}' during the statement; its outcome is unknown, reconnect and check before retrying"
+            ),
+            ClientError::PoolExhausted {
+                shard, max, waited, ..
+            } => format!(
+                "dbrouter: shard '{shard}' is busy: all {max} connections are in use and none came free within {waited:?} (retryable: retry in 1s)"
+            ),
+            ClientError::Internal(_) => {
+                "dbrouter internal error (the router's log has the details)".to_string()
+            }
+            other => other.to_string(),
+        }
     }
 
+    /// The ERR packet payload (with [`ClientError::client_text`]).
+    pub fn to_packet(&self) -> Vec<u8> {
+        err_packet(self.code(), self.sql_state(), &self.client_text())
+    }
+}
+
+/// `server.error_detail`: whether clients see internal details in error messages.
+static ERROR_DETAIL: AtomicBool = AtomicBool::new(false);
+
+/// Sets `server.error_detail` for the process (once, at start-up).
+pub fn set_error_detail(on: bool) {
+    ERROR_DETAIL.store(on, Ordering::Relaxed);
+}
+
+impl ClientError {
     /// The error for a command byte the router will not relay, if it is one of those.
     pub fn for_command(cmd: u8) -> Option<Self> {
         use command::*;
@@ -401,6 +438,31 @@ mod tests {
             }
         }
         all
+    }
+
+    #[test]
+    fn clients_never_see_backend_addresses_or_socket_errors_by_default() {
+        let e = ClientError::BackendUnavailable {
+            shard: "s1".into(),
+            addr: "10.0.0.7:3306".into(),
+            detail: "Connection refused (os error 111)".into(),
+        };
+        let client = String::from_utf8_lossy(&e.to_packet()).into_owned();
+        assert!(
+            client.contains("shard 's1'") && client.contains("retryable"),
+            "{client}"
+        );
+        assert!(
+            !client.contains("10.0.0.7") && !client.contains("os error"),
+            "{client}"
+        );
+        // The log line has everything.
+        assert!(e.to_string().contains("10.0.0.7:3306"));
+        let internal = ClientError::Internal("stream out of step at 0x42".into());
+        assert!(!internal.client_text().contains("0x42"));
+        // Nothing else is hidden.
+        let route = ClientError::Route(crate::router::RouteError::Statement("split it"));
+        assert_eq!(route.client_text(), route.to_string());
     }
 
     /// Errors the session sends in MariaDB's own words, not as a `ClientError`.

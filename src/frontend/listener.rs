@@ -152,6 +152,7 @@ async fn load_topology(
 /// Runs the proxy until SIGTERM or SIGINT, then drains.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
+    crate::error::set_error_detail(config.server.error_detail);
     let admin = crate::admin::start(&config)
         .await
         .map_err(|e| ServeError::Bind {
