@@ -276,8 +276,13 @@ impl ClientError {
             return self.to_string();
         }
         match self {
-            ClientError::BackendUnavailable { shard, .. } => format!(
-                "dbrouter: shard '{shard}' master is unavailable (retryable: retry in 1s)"
+            ClientError::BackendUnavailable {
+                shard,
+                addr,
+                detail,
+            } => format!(
+                "dbrouter: shard '{shard}' master is unavailable: {} (retryable: retry in 1s)",
+                scrub(detail, addr)
             ),
             ClientError::BackendLost { shard, .. } => format!(
                 "dbrouter: lost the connection to shard '{shard}' during the statement; its outcome is unknown, reconnect and check before retrying"
@@ -298,6 +303,19 @@ impl ClientError {
     pub fn to_packet(&self) -> Vec<u8> {
         err_packet(self.code(), self.sql_state(), &self.client_text())
     }
+}
+
+/// A backend failure's text as clients may see it: the server's address replaced, OS
+/// error numbers left out (what the server said, e.g. "Too many connections", stays).
+fn scrub(detail: &str, addr: &str) -> String {
+    let mut text = detail.replace(addr, "the master");
+    while let Some(start) = text.find(" (os error ") {
+        match text[start..].find(')') {
+            Some(end) => text.replace_range(start..start + end + 1, ""),
+            None => break,
+        }
+    }
+    text
 }
 
 /// `server.error_detail`: whether clients see internal details in error messages.
@@ -447,7 +465,18 @@ mod tests {
             addr: "10.0.0.7:3306".into(),
             detail: "Connection refused (os error 111)".into(),
         };
+        let full = ClientError::BackendUnavailable {
+            shard: "s1".into(),
+            addr: "10.0.0.7:3306".into(),
+            detail: "10.0.0.7:3306 refused the login: ERROR 1040 (08004): Too many connections"
+                .into(),
+        };
+        assert_eq!(
+            full.client_text(),
+            "dbrouter: shard 's1' master is unavailable: the master refused the login: ERROR 1040 (08004): Too many connections (retryable: retry in 1s)"
+        );
         let client = String::from_utf8_lossy(&e.to_packet()).into_owned();
+        assert!(client.contains("Connection refused"), "{client}");
         assert!(
             client.contains("shard 's1'") && client.contains("retryable"),
             "{client}"
