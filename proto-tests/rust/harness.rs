@@ -219,13 +219,22 @@ fn rand_u64() -> u128 {
         .unwrap_or(0)
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, never one this process handed out before (two
+/// calls in a row may otherwise get the same one: the first is not bound yet).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.contains(&port) {
+            seen.push(port);
+            return port;
+        }
+    }
 }
 
 fn shard_tables(settings: &RouterSettings) -> String {
