@@ -9,7 +9,7 @@ use bytes::Buf;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::net::{NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
+use crate::net::{ClientStream, NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
 use crate::protocol::response::{ProtocolViolation, ResponseKind, ResultFormat, Step};
 use crate::protocol::scanner::{ResponseScanner, STREAM_THRESHOLD};
 
@@ -64,7 +64,7 @@ pub struct Relayed {
 /// Returns the final server status flags (`None` after an ERR), or the error with the
 /// position reached.
 pub async fn relay_response(
-    client: &mut PacketConn<TcpStream>,
+    client: &mut PacketConn<impl ClientStream>,
     backend: &mut PacketConn<TcpStream>,
     kind: ResponseKind,
     format: ResultFormat,
@@ -126,7 +126,7 @@ pub async fn relay_response(
 }
 
 async fn write_client(
-    client: &mut PacketConn<TcpStream>,
+    client: &mut PacketConn<impl ClientStream>,
     bytes: &[u8],
     timeout: Duration,
     watchdog: &mut Watchdog,
@@ -143,7 +143,7 @@ async fn write_client(
 /// After the server's LOCAL INFILE request: copies the client's file packets to the
 /// backend up to and including the empty packet that ends the upload.
 async fn relay_local_infile(
-    client: &mut PacketConn<TcpStream>,
+    client: &mut PacketConn<impl ClientStream>,
     backend: &mut PacketConn<TcpStream>,
     timeouts: RelayTimeouts,
     watchdog: &mut Watchdog,

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn, Instrument, Span};
 use crate::backend::Pools;
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::net::{NetError, PacketConn, Watchdog};
+use crate::net::{ClientStream, NetError, PacketConn, Watchdog};
 use crate::protocol::auth::{new_scramble, AuthMethod, SCRAMBLE_LEN};
 use crate::protocol::command::{self, *};
 use crate::protocol::handshake::{
@@ -98,8 +98,8 @@ pub(super) enum End {
 }
 
 /// A session in its command phase.
-pub(super) struct Session {
-    pub(super) client: PacketConn<TcpStream>,
+pub(super) struct Session<S: ClientStream = TcpStream> {
+    pub(super) client: PacketConn<S>,
     pub(super) ctx: Arc<SessionContext>,
     pub(super) backends: SessionBackends,
     peer: SocketAddr,
@@ -166,6 +166,17 @@ pub async fn run(
     span: Span,
 ) {
     let _ = stream.set_nodelay(true);
+    run_on_stream(stream, peer, connection_id, ctx, span).await;
+}
+
+/// [`run`] over any client stream (TLS, or an in-memory pipe in tests).
+pub async fn run_on_stream(
+    stream: impl ClientStream,
+    peer: SocketAddr,
+    connection_id: u32,
+    ctx: Arc<SessionContext>,
+    span: Span,
+) {
     let mut client = PacketConn::new(stream);
     let handshake_timeout = ctx.config.timeouts.handshake();
     let phase = tokio::time::timeout(
@@ -229,7 +240,7 @@ fn log_end(span: &Span, end: &End) {
 }
 
 async fn connection_phase(
-    client: &mut PacketConn<TcpStream>,
+    client: &mut PacketConn<impl ClientStream>,
     peer: SocketAddr,
     connection_id: u32,
     ctx: &SessionContext,
@@ -306,7 +317,7 @@ fn login_state(login: &ClientLogin) -> LoginState {
 /// Verifies the client's password, switching its plugin when needed. Returns the next
 /// sequence id to send with.
 async fn authenticate(
-    client: &mut PacketConn<TcpStream>,
+    client: &mut PacketConn<impl ClientStream>,
     config: &Config,
     login: &ClientLogin,
     scramble: &[u8; SCRAMBLE_LEN],
@@ -375,7 +386,7 @@ async fn authenticate(
 }
 
 /// Sends an ERR packet (best effort) and turns the error into a session end.
-async fn send_error(client: &mut PacketConn<TcpStream>, seq: u8, err: ClientError) -> End {
+async fn send_error(client: &mut PacketConn<impl ClientStream>, seq: u8, err: ClientError) -> End {
     crate::metrics::error_sent(err.kind());
     client.queue(seq, &err.to_packet());
     match client.flush().await {
@@ -385,7 +396,11 @@ async fn send_error(client: &mut PacketConn<TcpStream>, seq: u8, err: ClientErro
 }
 
 /// Tells the client why no backend connection could be had, ending the session.
-async fn send_failure(client: &mut PacketConn<TcpStream>, seq: u8, failure: BackendFailure) -> End {
+async fn send_failure(
+    client: &mut PacketConn<impl ClientStream>,
+    seq: u8,
+    failure: BackendFailure,
+) -> End {
     match failure {
         BackendFailure::Relay(payload) => {
             client.queue(seq, &payload);
@@ -408,7 +423,7 @@ fn net_to_client_error(e: NetError, limit: usize) -> ClientError {
     }
 }
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     async fn command_loop(&mut self, mut drain: oneshot::Receiver<()>) -> End {
         let max_packet = self.ctx.config.server.max_packet_size;
         let idle = self.ctx.config.timeouts.idle();

@@ -57,6 +57,11 @@ pub struct PacketConn<S> {
     wbuf: BytesMut,
 }
 
+/// A client's byte stream: TCP today, TLS over TCP next, an in-memory duplex in tests.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for T {}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     /// Wraps a connected stream with a client-sized read buffer.
     pub fn new(stream: S) -> Self {

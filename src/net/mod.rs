@@ -6,6 +6,6 @@ pub mod conn;
 pub mod packet;
 pub mod watchdog;
 
-pub use conn::{NetError, PacketConn};
+pub use conn::{ClientStream, NetError, PacketConn};
 pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use watchdog::{Elapsed, Watchdog};

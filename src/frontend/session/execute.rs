@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     /// Runs a statement silently (answer consumed). Returns false when it failed: its ERR
     /// was relayed as the answer to the client's command, which must go no further.
     pub(in crate::frontend) async fn run_internal(

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     /// `SHOW DBROUTER ROUTE FOR <user>`: where a user's statements go, and why.
     pub(in crate::frontend) async fn show_route(
         &mut self,

@@ -21,6 +21,7 @@ use crate::router::{key_from_int, key_from_text, Route, RouteError, RoutingTable
 use super::super::backends::exchange;
 use super::super::local;
 use super::{End, Session};
+use crate::net::ClientStream;
 
 /// One shard's copy of a statement.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +137,7 @@ struct ExecPlan {
     sent_types: bool,
 }
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     /// COM_STMT_PREPARE: routed like the statement would be; prepared on that shard
     /// (or the session's, when a parameter holds the key) for its metadata.
     pub(super) async fn prepare(

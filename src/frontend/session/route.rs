@@ -5,7 +5,7 @@
 
 use super::*;
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     pub(in crate::frontend) async fn query(
         &mut self,
         table: &RoutingTable,

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     /// Session state (`SET`, `USE`, COM_INIT_DB, COM_SET_OPTION, COM_RESET_CONNECTION):
     /// sent to every open backend connection, answered with the first error or the last
     /// OK, and remembered for connections opened later.

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Session {
+impl<S: ClientStream> Session<S> {
     /// Transaction control (docs/sharding.md, "Transactions"): BEGIN is answered locally
     /// and sent with the transaction's first statement; COMMIT / ROLLBACK / savepoints go
     /// where the transaction is, or are answered locally while BEGIN is still pending.
