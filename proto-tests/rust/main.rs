@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod failover;
 mod harness;
+mod in_process;
 mod lifecycle;
 mod oracle;
 mod prepared;

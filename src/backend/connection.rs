@@ -10,6 +10,7 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
 use mysql_common::scramble::{scramble_native, scramble_sha256};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::net::{NetError, PacketConn};
@@ -187,6 +188,46 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
     // Statements are small and latency-bound: never wait to coalesce.
     let _ = stream.set_nodelay(true);
     let mut io = PacketConn::with_capacity(stream, crate::net::conn::BACKEND_READ_CAPACITY);
+    let facts = login(&mut io, addr, opts).await?;
+    Ok(BackendConn {
+        io,
+        addr: addr.to_string(),
+        connection_id: facts.connection_id,
+        server_version: facts.server_version,
+        server_collation: facts.server_collation,
+        capabilities: facts.capabilities,
+        mariadb_capabilities: facts.mariadb_capabilities,
+        server_mariadb_capabilities: facts.server_mariadb_capabilities,
+        dialect: Dialect::default(),
+        home: std::thread::current().id(),
+    })
+}
+
+/// What a login learned about the server and agreed with it.
+#[derive(Debug, Clone)]
+pub struct LoginFacts {
+    /// The server's thread id for this connection.
+    pub connection_id: u32,
+    /// The server's version string.
+    pub server_version: String,
+    /// The server's default collation id.
+    pub server_collation: u8,
+    /// Capabilities in force on this connection.
+    pub capabilities: CapabilityFlags,
+    /// MariaDB extended capabilities in force on this connection.
+    pub mariadb_capabilities: MariadbCapabilities,
+    /// MariaDB extended capabilities the server offered.
+    pub server_mariadb_capabilities: MariadbCapabilities,
+}
+
+/// The client side of the MySQL handshake over any stream (TCP to a backend; an
+/// in-memory pipe to a session in tests): reads the greeting, authenticates, returns
+/// what was agreed. `addr` only names the peer in errors.
+pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut PacketConn<S>,
+    addr: &str,
+    opts: &LoginOptions,
+) -> Result<LoginFacts, BackendError> {
     let net = |source| BackendError::Net {
         addr: addr.to_string(),
         source,
@@ -315,17 +356,13 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         }
     }
 
-    Ok(BackendConn {
-        io,
-        addr: addr.to_string(),
+    Ok(LoginFacts {
         connection_id: handshake.connection_id(),
         server_version: handshake.server_version_str().into_owned(),
         server_collation: handshake.default_collation(),
         capabilities: caps,
         mariadb_capabilities: mariadb_caps,
         server_mariadb_capabilities: server_mariadb_caps,
-        dialect: Dialect::default(),
-        home: std::thread::current().id(),
     })
 }
 

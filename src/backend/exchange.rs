@@ -3,7 +3,7 @@
 //! response. Relayed client results never come through here: they stream.
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::net::{NetError, PacketConn};
 use crate::protocol::response::{
@@ -16,7 +16,7 @@ const INTERNAL_RESPONSE_LIMIT: usize = 1 << 24;
 /// Reads one whole response (for internal exchanges, never for relayed results) on a
 /// connection whose result sets are framed as `format`.
 pub async fn read_response(
-    io: &mut PacketConn<TcpStream>,
+    io: &mut PacketConn<impl AsyncRead + AsyncWrite + Unpin>,
     kind: ResponseKind,
     format: ResultFormat,
     timeout: std::time::Duration,
@@ -55,7 +55,7 @@ pub enum ExchangeError {
 /// Sends one command and collects its whole response; the error is a message for the
 /// client (the caller reports the connection as lost).
 pub async fn exchange(
-    io: &mut PacketConn<TcpStream>,
+    io: &mut PacketConn<impl AsyncRead + AsyncWrite + Unpin>,
     payload: &[u8],
     kind: ResponseKind,
     format: ResultFormat,
