@@ -115,6 +115,14 @@ pub fn session_pin(sql: &[u8]) -> Option<Option<Vec<u8>>> {
     plain.then(|| Some(unquoted.to_vec()))
 }
 
+/// Whether the statement's first word (after comments) is `word`, case-insensitively;
+/// allocates nothing (it runs on every statement).
+pub fn first_word_is(sql: &[u8], word: &[u8]) -> bool {
+    words(sql)
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+}
+
 /// Whether a statement calls a named-lock function (GET_LOCK, RELEASE_LOCK,
 /// RELEASE_ALL_LOCKS, IS_FREE_LOCK, IS_USED_LOCK).
 pub fn mentions_named_lock(sql: &[u8]) -> bool {
@@ -125,23 +133,19 @@ pub fn mentions_named_lock(sql: &[u8]) -> bool {
         b"is_free_lock",
         b"is_used_lock",
     ];
-    NAMES.iter().any(|n| contains_ignore_case(sql, n))
+    NAMES
+        .iter()
+        .any(|n| crate::router::contains_ignore_case(sql, n))
 }
 
 /// Whether a statement calls LAST_INSERT_ID().
 pub fn mentions_last_insert_id(sql: &[u8]) -> bool {
-    contains_ignore_case(sql, b"last_insert_id")
-}
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    crate::router::contains_ignore_case(sql, b"last_insert_id")
 }
 
 /// Whether a statement mentions the session pin variable `@dbrouter_userid`.
 pub fn mentions_pin(sql: &[u8]) -> bool {
-    contains_ignore_case(sql, b"dbrouter_userid")
+    crate::router::contains_ignore_case(sql, b"dbrouter_userid")
 }
 
 /// The database of `USE <db>`.
@@ -152,16 +156,6 @@ pub fn use_database(sql: &[u8]) -> Option<String> {
     }
     let db = unquote(w.next()?);
     Some(String::from_utf8_lossy(db).into_owned())
-}
-
-/// Whether a COMMIT / ROLLBACK has no modifier (`TO SAVEPOINT`, `AND CHAIN`, `RELEASE`).
-pub fn is_plain_end(sql: &[u8]) -> bool {
-    let mut w = words(sql);
-    let Some(first) = w.next() else { return false };
-    if !(first.eq_ignore_ascii_case(b"commit") || first.eq_ignore_ascii_case(b"rollback")) {
-        return false;
-    }
-    w.all(|word| word.eq_ignore_ascii_case(b"work"))
 }
 
 #[cfg(test)]
@@ -210,10 +204,8 @@ mod tests {
     fn use_and_plain_end() {
         assert_eq!(use_database(b"USE `my db`").as_deref(), Some("my db"));
         assert_eq!(use_database(b"use app;").as_deref(), Some("app"));
-        assert!(is_plain_end(b"COMMIT"));
-        assert!(is_plain_end(b"rollback work;"));
-        assert!(!is_plain_end(b"ROLLBACK TO SAVEPOINT a"));
-        assert!(!is_plain_end(b"COMMIT AND CHAIN"));
+        assert!(first_word_is(b"/* c */ SET @a = 1", b"set"));
+        assert!(!first_word_is(b"SETX", b"set"));
     }
 
     #[test]
@@ -230,7 +222,7 @@ mod tests {
                 route_query(s),
                 session_pin(s),
                 use_database(s),
-                is_plain_end(s),
+                first_word_is(s, b"set"),
             );
         }
     }

@@ -124,6 +124,15 @@ impl TxStatement {
 /// transaction only): None for any other statement, Some(false) for a form the router
 /// does not read.
 pub fn one_shot_characteristics(sql: &[u8]) -> Option<bool> {
+    // Runs on every statement: nothing is allocated unless it starts `SET TRANSACTION`.
+    let mut first = words(sql);
+    let set_transaction = first.next().is_some_and(|w| w.eq_ignore_ascii_case(b"set"))
+        && first
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"transaction"));
+    if !set_transaction {
+        return None;
+    }
     let w: Vec<Vec<u8>> = words(sql).map(|w| w.to_ascii_lowercase()).collect();
     let w: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
     let [b"set", b"transaction", rest @ ..] = w.as_slice() else {

@@ -156,14 +156,7 @@ pub fn version_id(version: &str) -> u32 {
 /// back from the server.
 pub fn may_change_dialect(sql: &[u8]) -> bool {
     const NEEDLES: [&[u8]; 3] = [b"sql_mode", b"char", b"names"];
-    sql.windows(3).enumerate().any(|(i, w)| {
-        NEEDLES.iter().any(|n| {
-            w.eq_ignore_ascii_case(&n[..3])
-                && sql
-                    .get(i..i + n.len())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(n))
-        })
-    })
+    NEEDLES.iter().any(|n| super::contains_ignore_case(sql, n))
 }
 
 /// The statement that reads a connection's dialect back: its answer is one row of

@@ -21,7 +21,7 @@ use crate::config::KeyColumnType;
 /// anything else is taken as is.
 pub fn canonical_key_text(text: &[u8]) -> Vec<u8> {
     match parse_decimal(text) {
-        Some(n) => itoa::Buffer::new().format(n).as_bytes().to_vec(),
+        Some(n) => decimal(n),
         None => text.to_vec(),
     }
 }
@@ -56,6 +56,15 @@ pub fn scan_in<'a>(
     out
 }
 
+/// Whether `needle` occurs in `haystack`, ASCII case-insensitively (statement texts are
+/// searched for variable and function names with it).
+pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Why a user id is not routed: MariaDB would store or compare it as a value whose
 /// conversion the router does not reproduce exactly (see docs/sharding.md, "Key values").
 pub type KeyRefusal = &'static str;
@@ -77,14 +86,14 @@ pub fn admit_key(value: &key::KeyValue<'_>, ty: KeyColumnType) -> Result<(), Key
 pub fn key_from_text(text: &[u8], ty: KeyColumnType) -> Result<Vec<u8>, KeyRefusal> {
     if let Some(max) = ty.max() {
         return match parse_decimal(text) {
-            Some(n) if n <= max => Ok(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+            Some(n) if n <= max => Ok(decimal(n)),
             Some(_) => Err(OUT_OF_RANGE),
             None if text.iter().all(u8::is_ascii_digit) && !text.is_empty() => Err(OUT_OF_RANGE),
             None => Err(NOT_DIGITS),
         };
     }
     if let Some(n) = parse_decimal(text) {
-        return Ok(itoa::Buffer::new().format(n).as_bytes().to_vec());
+        return Ok(decimal(n));
     }
     text_key(text).map(<[u8]>::to_vec)
 }
@@ -93,7 +102,7 @@ pub fn key_from_text(text: &[u8], ty: KeyColumnType) -> Result<Vec<u8>, KeyRefus
 pub fn key_from_int(value: i128, ty: KeyColumnType) -> Result<Vec<u8>, KeyRefusal> {
     let max = ty.max().unwrap_or(u64::MAX);
     match u64::try_from(value) {
-        Ok(n) if n <= max => Ok(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+        Ok(n) if n <= max => Ok(decimal(n)),
         Ok(_) => Err(OUT_OF_RANGE),
         Err(_) => Err("is negative; user ids are non-negative"),
     }
@@ -115,6 +124,11 @@ fn text_key(s: &[u8]) -> Result<&[u8], KeyRefusal> {
         return Err("is not a plain text user id (printable ASCII without upper case, surrounding spaces or a number's spelling)");
     }
     Ok(s)
+}
+
+/// The canonical key bytes of an integer user id: its decimal digits.
+fn decimal(n: u64) -> Vec<u8> {
+    itoa::Buffer::new().format(n).as_bytes().to_vec()
 }
 
 /// The value of a non-empty run of ASCII digits that fits in a u64.

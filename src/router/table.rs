@@ -295,29 +295,30 @@ impl RoutingTable {
         scan: &Scan<'_>,
         pin: Option<&[u8]>,
     ) -> Result<Option<Route>, RouteError> {
+        // Borrowed, never copied: this runs for every hinted or pinned statement.
         let mut buf = [0u8; 20];
-        let asserted: Option<(&'static str, Vec<u8>)> = if scan.from_hint {
+        let asserted: Option<(&'static str, &[u8])> = if scan.from_hint {
             match scan.keys().first() {
-                Some(KeyRef::Literal(v)) => Some((HINT, v.canonical(&mut buf).to_vec())),
+                Some(KeyRef::Literal(v)) => Some((HINT, v.canonical(&mut buf))),
                 _ => None,
             }
         } else {
-            pin.map(|p| (PIN, p.to_vec()))
+            pin.map(|p| (PIN, p))
         };
-        if let Some((by, user)) = &asserted {
+        if let Some((by, user)) = asserted {
             for key in scan.keys().iter().skip(usize::from(scan.from_hint)) {
                 let named = match *key {
                     KeyRef::Literal(v) => {
                         let mut b = [0u8; 20];
                         let c = v.canonical(&mut b);
-                        if c == user.as_slice() {
+                        if c == user {
                             continue;
                         }
                         display_key(&v)
                     }
                     // A `?` key is checked against the pin when its value arrives; a hint
                     // over one is refused (it could only be checked per execution).
-                    KeyRef::Param(_) if *by == PIN => continue,
+                    KeyRef::Param(_) if by == PIN => continue,
                     KeyRef::Param(i) => format!("in parameter {}", i + 1),
                 };
                 return Err(RouteError::Conflict {
@@ -342,7 +343,7 @@ impl RoutingTable {
         let Some((_, user)) = asserted.filter(|_| !scan.from_hint) else {
             return routed;
         };
-        let pinned = Route::Shard(self.shard_for_key(&user).0);
+        let pinned = Route::Shard(self.shard_for_key(user).0);
         match routed {
             Ok(Some(Route::Session)) | Err(RouteError::NoKey { .. }) => Ok(Some(pinned)),
             other => other,

@@ -147,12 +147,15 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
-        // A prepared statement is one statement, read as the session's connection reads it.
-        if key::shape(sql, self.dialect) != key::Shape::Plain || local::mentions_pin(sql) {
+        // A prepared statement is one statement, read as the session's connection reads it
+        // (the same shape check as for a COM_QUERY: only where the scan says it may matter).
+        let scan = crate::router::scan_in(sql, self.dialect, table.key_columns());
+        let plain =
+            !key::may_have_shape(&scan) || key::shape(sql, self.dialect) == key::Shape::Plain;
+        if !plain || local::mentions_pin(sql) {
             let err = RouteError::Statement(PREPARE_PLAIN);
             return self.reply_error(seq, err.into()).await;
         }
-        let scan = crate::router::scan_in(sql, self.dialect, table.key_columns());
         if self.dialect.foreign_grammar && !scan.kind.is_session_control() {
             let err = RouteError::Statement(PREPARE_PLAIN);
             return self.reply_error(seq, err.into()).await;

@@ -19,7 +19,10 @@ impl<S: ClientStream> Session<S> {
         if local::is_status_query(sql) {
             return self.show_status(table, seq).await;
         }
-        if local::mentions_pin(sql) && key::shape(sql, self.dialect) == Shape::Plain {
+        if local::first_word_is(sql, b"set")
+            && local::mentions_pin(sql)
+            && key::shape(sql, self.dialect) == Shape::Plain
+        {
             if let Some(pin) = local::session_pin(sql) {
                 self.pin = match pin.map(|p| (key_from_text(&p, table.key_type()), p)) {
                     None => None,
@@ -40,11 +43,9 @@ impl<S: ClientStream> Session<S> {
             Ok(route) => route,
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
-        let first_word = local::words(sql).next().map(<[u8]>::to_ascii_lowercase);
-        match (&route, first_word.as_deref()) {
-            (Route::Shard(shard), Some(b"lock")) => {
+        match route {
+            Route::Shard(shard) if local::first_word_is(sql, b"lock") => {
                 // LOCK TABLES: the session stays on this shard until UNLOCK TABLES.
-                let shard = *shard;
                 let status = self
                     .run_on(table, shard, payload, seq, ResponseKind::Query, true)
                     .await?;
@@ -53,7 +54,7 @@ impl<S: ClientStream> Session<S> {
                 }
                 return Ok(());
             }
-            (Route::Session, Some(b"unlock")) => {
+            Route::Session if local::first_word_is(sql, b"unlock") => {
                 let shard = self.tx.locked().unwrap_or_else(|| self.session_shard());
                 let status = self
                     .run_on(table, shard, payload, seq, ResponseKind::Query, false)
@@ -63,7 +64,7 @@ impl<S: ClientStream> Session<S> {
                 }
                 return Ok(());
             }
-            (Route::Session, _) if local::mentions_named_lock(sql) => {
+            Route::Session if local::mentions_named_lock(sql) => {
                 // Named locks are one namespace for all routers' clients: on the global
                 // shard, whatever shard the session is on.
                 let shard = table.global_shard();
@@ -72,7 +73,7 @@ impl<S: ClientStream> Session<S> {
                     .await
                     .map(drop);
             }
-            (Route::Session, _) if local::mentions_last_insert_id(sql) => {
+            Route::Session if local::mentions_last_insert_id(sql) => {
                 // Asked on the connection whose statement generated the value.
                 let shard = self
                     .tx
@@ -246,11 +247,7 @@ impl<S: ClientStream> Session<S> {
         {
             return Err(RouteError::Statement(PIN_ALONE));
         }
-        if scan.kind == StatementKind::Other
-            && local::words(sql)
-                .next()
-                .is_some_and(|w| w.eq_ignore_ascii_case(b"xa"))
-        {
+        if scan.kind == StatementKind::Other && local::first_word_is(sql, b"xa") {
             return Err(RouteError::Statement(XA_REFUSED));
         }
         if dialect.foreign_grammar && !scan.kind.is_session_control() {

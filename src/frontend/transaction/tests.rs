@@ -36,6 +36,7 @@ fn statements_parse_as_mariadb_reads_them() {
         end(false, false, false)
     );
     assert_eq!(parse("COMMIT RELEASE"), end(true, false, true));
+    assert_eq!(parse("rollback work;"), end(false, false, false));
     assert_eq!(parse("COMMIT FOREVER"), TxStatement::Unknown);
     assert_eq!(parse("SAVEPOINT a"), TxStatement::Savepoint(b"a".to_vec()));
     assert_eq!(
