@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Report of scripts/bench: medians over repeats, ratios, targets, gnuplot plots, and the
-"## End-to-end load" section of docs/benchmarks.md.
+"## End-to-end load" section of docs/benchmarks.md; for a build-vs-build run (BENCH_BUILDS,
+META.env has BUILDS=…) the builds compared instead, in the section "## Build vs build".
 
     report.py --tsv RESULTS.tsv --meta META.env --out-dir DIR [--doc docs/benchmarks.md --png-dir docs]
 
@@ -397,6 +398,204 @@ def plots(agg, out_dir, png_dir):
     return made
 
 
+def pct(v):
+    return "–" if v is None else f"{v * 100:+.1f} %"
+
+
+def spread(values):
+    """(max - min) / median of the values, or None for fewer than two."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2 or not statistics.median(vals):
+        return None
+    return (max(vals) - min(vals)) / statistics.median(vals)
+
+
+def direction(ratios):
+    """What paired ratios (one per repeat) say about the sign of a difference."""
+    if len(ratios) < 2:
+        return "one repeat"
+    if all(r > 1 for r in ratios):
+        return "higher in every repeat"
+    if all(r < 1 for r in ratios):
+        return "lower in every repeat"
+    return "no consistent direction"
+
+
+def build_report(rows, meta):
+    """The Markdown of a build-vs-build run (scripts/bench with BENCH_BUILDS)."""
+    builds = meta.get("BUILDS", "").split()
+    base = builds[0]
+    others = builds[1:]
+    run_targets = meta.get("BENCH_TARGETS_RUN", " ".join(builds)).split()
+    refs = [t for t in run_targets if t not in builds]
+    agg = aggregate(rows)
+    tests, threads = cells(agg)
+
+    def b(name, key):
+        return meta.get(f"BUILD_{name}_{key}", "")
+
+    # Per repeat: {(test, threads, target, repeat): row} of the ok runs, for paired ratios.
+    by_rep = {}
+    for r in rows:
+        if r["status"] == "ok":
+            by_rep[(r["test"], int(r["threads"]), r["target"], int(r["repeat"]))] = r
+
+    def paired(t, n, other, col):
+        out = []
+        reps = sorted({k[3] for k in by_rep if k[0] == t and k[1] == n})
+        for rp in reps:
+            x, y = by_rep.get((t, n, other, rp)), by_rep.get((t, n, base, rp))
+            v = ratio(num(x and x[col]), num(y and y[col]))
+            if v is not None:
+                out.append(v)
+        return out
+
+    md = []
+    md.append("## Build vs build")
+    md.append("")
+    md.append(f"`scripts/bench` with `BENCH_BUILDS` compares dbrouter builds end to end: for each build it starts "
+              "one more dbrouter from that binary with the dev cluster's config (`$DBR_STATE/dbrouter.toml` with its "
+              "own listen and admin ports; same backends, ZooKeeper topology and accounts) and runs the same sysbench "
+              "load through each, **interleaved in one run** — for each test and thread count: "
+              f"{', '.join(run_targets)}, and again, `BENCH_REPEAT` times, the builds' order rotating from repeat "
+              "to repeat — so machine noise and drift hit the builds alike. "
+              + (f"{' and '.join(f'`{r}`' for r in refs)} ran in every repeat too, as a reference"
+                 + (" (`direct` = MariaDB without a proxy: its spread between repeats is the host's own noise). "
+                    if "direct" in refs else ". ")
+                 if refs else "")
+              + "QPS is sysbench's; CPU per query = utime+stime of that build's dbrouter process "
+              "(`/proc/<pid>/stat`, all threads) over the run / sysbench's queries. Medians over the repeats; "
+              f"the ratios {', '.join(f'{o}/{base}' for o in others)} are of the medians, and “paired” ones are "
+              "taken within each repeat (the two builds ran back to back).")
+    md.append("")
+    md.append("| build | commit | source tree | binary |")
+    md.append("|---|---|---|---|")
+    for name in builds:
+        commit = b(name, "COMMIT")
+        ctext = f"`{commit[:7]}` {b(name, 'SUBJECT')}" if commit else "? (no dep-info beside the binary)"
+        if b(name, "DIRTY"):
+            ctext += " **+ uncommitted changes in src/**"
+        if b(name, "STALE") not in ("", "0"):
+            ctext += f" **(stale: {b(name, 'STALE')} source files newer than the binary)**"
+        md.append(f"| {name} | {ctext.replace('|', '/')} | {b(name, 'SRC') or '?'} | {b(name, 'BIN')} (built {b(name, 'MTIME')}) |")
+    md.append("")
+    md.append("To re-run: build each commit in a worktree of its own, start a dev cluster, run the command.")
+    md.append("")
+    md.append("```sh")
+    made = {}  # (source tree, commit, target dir) -> the builds made so
+    for name in builds:
+        binp, src, commit = b(name, "BIN"), b(name, "SRC"), b(name, "COMMIT")
+        tdir = binp[:-len("/release/dbrouter")] if binp.endswith("/release/dbrouter") else None
+        if src and commit and tdir:
+            made.setdefault((src, commit, tdir), []).append(name)
+    for (src, commit, tdir), names in made.items():
+        md.append(f"git worktree add --detach {src} {commit[:7]}   # {', '.join(names)}")
+        md.append(f"(cd {src} && CARGO_TARGET_DIR={tdir} cargo build --release --bin dbrouter)")
+    cluster = meta.get("CLUSTER", "")
+    if cluster:
+        first = b(builds[0], "BIN")
+        md.append(f"export {cluster} && eval \"$(scripts/dev-cluster env)\"")
+        md.append(f"DBR_ROUTER_BIN={first} scripts/dev-cluster up   # no cargo build of the repo's target/")
+    md.append(meta.get("COMMAND", "scripts/bench"))
+    md.append("```")
+    md.append("")
+    md.append(f"Measured {meta.get('DATE', '?')} on {meta.get('MACHINE', '?')}; {meta.get('VERSIONS', '')}. "
+              f"Settings: tests `{meta.get('BENCH_TESTS', '?')}`, threads `{meta.get('BENCH_THREADS', '?')}`, "
+              f"{meta.get('BENCH_TIME', '?')} s per run, {meta.get('BENCH_REPEAT', '?')} repeat(s), "
+              f"{meta.get('BENCH_TABLES', '?')} tables × {meta.get('BENCH_TABLE_SIZE', '?')} rows; "
+              f"{len(rows)} runs in {meta.get('ELAPSED', '?')}.")
+    if meta.get("NOTE"):
+        md.append("")
+        md.append(meta["NOTE"])
+    md.append("")
+    md.append("### Results (median over repeats)")
+    md.append("")
+    md.append("| test | threads | target | QPS (median) | QPS min–max | CPU µs/query (median) | CPU µs/query min–max | p50 µs | p99 µs |")
+    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for t in tests:
+        for n in threads:
+            for tg in run_targets:
+                a = agg.get((t, n, tg))
+                if not a:
+                    continue
+                if a["ok"] == 0:
+                    md.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | |")
+                    continue
+                ok = [r for r in rows if r["test"] == t and int(r["threads"]) == n and r["target"] == tg and r["status"] == "ok"]
+                cpus = [num(r["proxy_cpu_us_per_query"]) for r in ok if num(r["proxy_cpu_us_per_query"]) is not None]
+                rng = f"{f0(a['qps_min'])}–{f0(a['qps_max'])}" if a["ok"] > 1 else "–"
+                crng = f"{min(cpus):.2f}–{max(cpus):.2f}" if len(cpus) > 1 and tg != "direct" else "–"
+                cpu = "–" if tg == "direct" else f2(a["cpu"])
+                note = "" if a["ok"] == a["runs"] else f" ({a['runs'] - a['ok']} of {a['runs']} runs failed)"
+                md.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {cpu} | {crng} | {f0(a['p50'])} | {f0(a['p99'])} |")
+    md.append("")
+    summary = []
+    for o in others:
+        md.append(f"### {o} / {base}")
+        md.append("")
+        md.append(f"| test | threads | QPS {o}/{base} | paired, per repeat | QPS {o} vs {base} over the repeats "
+                  f"| CPU/query {o}/{base} | paired, per repeat | CPU/query {o} vs {base} over the repeats |")
+        md.append("|---|---:|---:|---|---|---:|---|---|")
+        for t in tests:
+            for n in threads:
+                x, y = agg.get((t, n, o)), agg.get((t, n, base))
+                if not (x and y):
+                    continue
+                q = ratio(x["qps"], y["qps"])
+                c = ratio(x["cpu"], y["cpu"])
+                pq, pc = paired(t, n, o, "qps"), paired(t, n, o, "proxy_cpu_us_per_query")
+                summary.append((o, t, n, q, c, pq, pc))
+                md.append(f"| {t} | {n} | {fratio(q)} | {', '.join(f'{v:.3f}' for v in pq) or '–'} | {direction(pq)} "
+                          f"| {fratio(c)} | {', '.join(f'{v:.3f}' for v in pc) or '–'} | {direction(pc)} |")
+        md.append("")
+    md.append("### Reading these numbers")
+    md.append("")
+    # Noise: how far each target's own repeats moved (max - min over median), per cell.
+    spreads_q, spreads_c = {}, {}
+    for (t, n, tg) in agg:
+        ok = [r for r in rows if r["test"] == t and int(r["threads"]) == n and r["target"] == tg and r["status"] == "ok"]
+        sq = spread([num(r["qps"]) for r in ok])
+        sc = spread([num(r["proxy_cpu_us_per_query"]) for r in ok])
+        if sq is not None:
+            spreads_q.setdefault(tg, []).append(sq)
+        if sc is not None and tg != "direct":
+            spreads_c.setdefault(tg, []).append(sc)
+    lines = []
+    if summary:
+        wq = max((s for s in summary if s[3] is not None), key=lambda s: abs(s[3] - 1), default=None)
+        wc = max((s for s in summary if s[4] is not None), key=lambda s: abs(s[4] - 1), default=None)
+        if wq:
+            lines.append(f"- Largest difference of the medians: QPS {pct(wq[3] - 1)} ({wq[0]} vs {base}, {wq[1]} at {wq[2]} threads)"
+                         + (f"; CPU per query {pct(wc[4] - 1)} ({wc[0]} vs {base}, {wc[1]} at {wc[2]} threads)." if wc else "."))
+        consistent = [s for s in summary if direction(s[5]).endswith("every repeat") or direction(s[6]).endswith("every repeat")]
+        reps = meta.get("BENCH_REPEAT", "")
+        chance = (f" With {reps} repeats that happens by chance for one metric with probability "
+                  f"{2 * 0.5 ** int(reps):.2f} when the builds do not differ, so read it together with the size of "
+                  "the difference against the spread below." if reps.isdigit() and int(reps) > 1 else "")
+        lines.append(f"- Cells where every repeat's paired ratio fell on the same side of 1 (QPS or CPU): {len(consistent)} of "
+                     f"{len(summary)}." + chance)
+    def sp(d, tg):
+        v = d.get(tg)
+        return f"{tg} median {statistics.median(v) * 100:.1f} %, max {max(v) * 100:.1f} %" if v else None
+    qs = [x for x in (sp(spreads_q, tg) for tg in run_targets) if x]
+    cs = [x for x in (sp(spreads_c, tg) for tg in run_targets) if x]
+    if qs:
+        lines.append("- Spread between repeats of one target in one cell ((max − min) / median), i.e. the noise a "
+                     "difference must clear: QPS " + "; ".join(qs) + (". CPU per query " + "; ".join(cs) + "." if cs else "."))
+    foreign = [num(r["foreign_cpu_s"]) / num(r["seconds"]) for r in rows
+               if r["status"] == "ok" and num(r["foreign_cpu_s"]) is not None and num(r["seconds"])]
+    if foreign:
+        lines.append(f"- CPU used by processes outside this benchmark during a run: median {statistics.median(foreign):.2f} "
+                     f"cores, max {max(foreign):.2f} of {meta.get('NPROC', '?')} (each run first waited up to "
+                     f"{meta.get('BENCH_QUIET_WAIT', '?')} s for a quiet second). Load generator, MariaDB and the router "
+                     "share the same cores: compare builds within one run, never absolute numbers across runs.")
+    failed = [r for r in rows if r["status"] != "ok"]
+    lines.append(f"- Failed runs: {len(failed)}.")
+    md.extend(lines)
+    md.append("")
+    return "\n".join(md)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tsv", required=True)
@@ -409,6 +608,15 @@ def main():
 
     rows = load(args.tsv)
     meta = read_meta(args.meta)
+    if meta.get("BUILDS"):
+        text = build_report(rows, meta)
+        with open(os.path.join(args.out_dir, "report.md"), "w") as f:
+            f.write(text)
+        print(text)
+        if args.doc:
+            replace_section(args.doc, "Build vs build", text)
+            print(f"bench: updated section '## Build vs build' of {args.doc}", file=sys.stderr)
+        return 0
     agg = aggregate(rows)
     t1, t2 = tables(agg)
     tg = targets(agg)

@@ -18,12 +18,11 @@ use crate::protocol::command::COM_QUIT;
 use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
 use bytes::BytesMut;
 
-use super::exchange::read_response;
 use crate::protocol::packets::{
     parse_err, read_lenenc_int, ServerErrorInfo, ERR_HEADER, OK_HEADER,
 };
-use crate::protocol::response::{ResponseKind, ResultFormat};
-use crate::router::dialect::{Dialect, DIALECT_QUERY};
+use crate::protocol::response::ResultFormat;
+use crate::router::dialect::Dialect;
 
 /// Largest packet accepted during a backend handshake.
 const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
@@ -119,7 +118,7 @@ pub struct BackendConn {
     /// MariaDB extended capabilities the server offered (empty for MySQL servers).
     pub server_mariadb_capabilities: MariadbCapabilities,
     /// How MariaDB lexes statements on this connection (sql_mode, client character set,
-    /// version), as last read back from the server ([`read_dialect`]).
+    /// version), as last read back from the server (`backend::pipeline`).
     pub dialect: Dialect,
     /// The thread whose runtime the socket is registered with.
     home: std::thread::ThreadId,
@@ -366,39 +365,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     })
 }
 
-impl BackendConn {
-    /// Reads how the server lexes statements on this connection ([`DIALECT_QUERY`]) into
-    /// [`BackendConn::dialect`]: done by the pool for every connection it lends out.
-    pub async fn learn_dialect(&mut self, timeout: Duration) -> Result<(), BackendError> {
-        let addr = self.addr.clone();
-        self.io.queue(0, DIALECT_QUERY);
-        self.io.flush().await.map_err(|source| BackendError::Net {
-            addr: addr.clone(),
-            source,
-        })?;
-        let format = self.result_format();
-        self.dialect = read_dialect(&mut self.io, format, &self.server_version, timeout)
-            .await
-            .map_err(|message| BackendError::Protocol { addr, message })?;
-        Ok(())
-    }
-}
-
-/// Reads the answer to [`DIALECT_QUERY`] (already sent) into a [`Dialect`].
-pub async fn read_dialect(
-    io: &mut PacketConn<TcpStream>,
-    format: ResultFormat,
-    server_version: &str,
-    timeout: Duration,
-) -> Result<Dialect, String> {
-    let packets = read_response(io, ResponseKind::Query, format, timeout)
-        .await
-        .map_err(|e| format!("reading sql_mode and character_set_client: {e}"))?;
-    dialect_from_answer(&packets, format, server_version)
-        .ok_or_else(|| "unexpected answer to the sql_mode / character_set_client query".to_string())
-}
-
-/// The dialect from the collected answer to [`DIALECT_QUERY`]: one text row of two values.
+/// The dialect from the collected answer to [`crate::router::dialect::DIALECT_QUERY`]: one text row of two values.
 pub fn dialect_from_answer(
     packets: &[BytesMut],
     format: ResultFormat,

@@ -52,18 +52,16 @@ pub enum ExchangeError {
     UnexpectedInfile,
 }
 
-/// Sends one command and collects its whole response; the error is a message for the
-/// client (the caller reports the connection as lost).
+/// Sends one command and collects its whole response (an ERR answer is a response too;
+/// the error is about the connection, whose state is then unknown).
 pub async fn exchange(
     io: &mut PacketConn<impl AsyncRead + AsyncWrite + Unpin>,
     payload: &[u8],
     kind: ResponseKind,
     format: ResultFormat,
     timeout: std::time::Duration,
-) -> Result<Vec<BytesMut>, String> {
+) -> Result<Vec<BytesMut>, ExchangeError> {
     io.queue(0, payload);
-    io.flush().await.map_err(|e| e.to_string())?;
-    read_response(io, kind, format, timeout)
-        .await
-        .map_err(|e| e.to_string())
+    io.flush().await?;
+    read_response(io, kind, format, timeout).await
 }

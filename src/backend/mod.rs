@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod exchange;
 pub mod health;
+pub mod pipeline;
 pub mod pool;
 
 pub use connection::{connect, BackendConn, BackendError, LoginOptions};

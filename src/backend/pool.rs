@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::connection::{connect, read_dialect, BackendConn, BackendError, LoginOptions};
-use super::exchange::read_response;
+use super::connection::{connect, BackendConn, BackendError, LoginOptions};
+use super::exchange::ExchangeError;
+use super::pipeline::{Expect, Pipeline, PipelineError};
+use crate::net::NetError;
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
-use crate::protocol::packets::OK_HEADER;
 use crate::protocol::response::ResponseKind;
-use crate::router::dialect::DIALECT_QUERY;
 
 /// What a pooled connection was logged in with; only equal keys may share connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -164,8 +164,7 @@ impl Pools {
                 let connected = match connect(&key.addr, login, self.limits.connect_timeout).await {
                     // The global sql_mode and the login character set decide how the
                     // session's statements are read on it.
-                    Ok(mut conn) => conn
-                        .learn_dialect(self.limits.connect_timeout)
+                    Ok(mut conn) => learn_dialect(&mut conn, self.limits.connect_timeout)
                         .await
                         .map(|()| conn),
                     Err(e) => Err(e),
@@ -247,7 +246,8 @@ impl Pools {
                 key,
                 _permit: permit,
             } = conn;
-            if reset(&mut conn, &key).await.is_err() {
+            if let Err(e) = reset(&mut conn, &key).await {
+                tracing::debug!(addr = %key.addr, error = %e, "reset failed; connection closed");
                 return;
             }
             let addr = key.addr.clone();
@@ -321,20 +321,17 @@ fn out_of_connections(e: &BackendError) -> bool {
 }
 
 /// Restores a returned connection to the state of a fresh login with its key, in one
-/// round trip of pipelined commands. COM_RESET_CONNECTION keeps the current database, so
-/// it is set again (or, for a key without one, checked to be none: a connection that
-/// cannot be brought back is closed).
-async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
-    let format = conn.result_format();
-    let version = conn.server_version.clone();
-    let io = &mut conn.io;
-    let mut expected = vec![ResponseKind::Single];
-    io.queue(0, &[COM_RESET_CONNECTION]);
+/// round trip ([`Pipeline`]). COM_RESET_CONNECTION keeps the current database, so it is
+/// set again (or, for a key without one, checked to be none: a connection that cannot be
+/// brought back is closed). The reset brought back the global sql_mode, which ops may
+/// have changed since the login: the dialect is read again in the same round trip.
+async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), PipelineError> {
+    let mut pipeline = Pipeline::new();
+    pipeline.push(vec![COM_RESET_CONNECTION], ResponseKind::Single, Expect::Ok);
     if let Some(db) = &key.database {
         let mut cmd = vec![COM_INIT_DB];
         cmd.extend_from_slice(db.as_bytes());
-        io.queue(0, &cmd);
-        expected.push(ResponseKind::Single);
+        pipeline.push(cmd, ResponseKind::Single, Expect::Ok);
     }
     let c = key.collation;
     let mut set = vec![COM_QUERY];
@@ -342,44 +339,29 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), ()> {
         format!("SET character_set_client = {c}, character_set_results = {c}, collation_connection = {c}")
             .as_bytes(),
     );
-    io.queue(0, &set);
-    expected.push(ResponseKind::Query);
+    pipeline.push(set, ResponseKind::Query, Expect::Ok);
     if key.database.is_none() {
-        io.queue(0, b"\x03SELECT DATABASE() IS NULL");
-        expected.push(ResponseKind::Query);
+        let check = b"\x03SELECT DATABASE() IS NULL".to_vec();
+        pipeline.push(check, ResponseKind::Query, Expect::Row(b"\x011"));
     }
-    // The reset brought back the global sql_mode (which ops may have changed since the
-    // login): read the dialect again, in the same round trip.
-    io.queue(0, DIALECT_QUERY);
+    pipeline.read_dialect();
     let deadline = Duration::from_secs(5);
-    let work = async {
-        io.flush().await.map_err(|_| ())?;
-        for kind in &expected {
-            let packets = read_response(io, *kind, format, deadline)
-                .await
-                .map_err(|_| ())?;
-            let first = packets.first().and_then(|p| p.first().copied());
-            let fine = match kind {
-                ResponseKind::Query if packets.len() > 1 => {
-                    // The `SELECT DATABASE() IS NULL` row must be "1".
-                    packets
-                        .get(format.text_rows_start(1))
-                        .is_some_and(|row| &row[..] == b"\x011")
-                }
-                _ => first == Some(OK_HEADER),
-            };
-            if !fine {
-                return Err(());
-            }
-        }
-        read_dialect(io, format, &version, deadline)
-            .await
-            .map_err(drop)
-    };
-    conn.dialect = tokio::time::timeout(deadline, work)
+    tokio::time::timeout(deadline, pipeline.run(conn, deadline))
         .await
-        .map_err(|_| ())??;
-    Ok(())
+        .map_err(|_| ExchangeError::Net(NetError::Timeout(deadline)))?
+}
+
+/// Reads how the server lexes statements on a new connection ([`Pipeline::read_dialect`]).
+async fn learn_dialect(conn: &mut BackendConn, timeout: Duration) -> Result<(), BackendError> {
+    let mut pipeline = Pipeline::new();
+    pipeline.read_dialect();
+    pipeline
+        .run(conn, timeout)
+        .await
+        .map_err(|e| BackendError::Protocol {
+            addr: conn.addr.clone(),
+            message: format!("reading sql_mode and character_set_client: {e}"),
+        })
 }
 
 /// Retires the idle connections [`Pools::retire_idle`] picks and says goodbye

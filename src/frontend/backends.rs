@@ -7,24 +7,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 use tokio::net::TcpStream;
 
-use crate::backend::connection::{read_dialect, BackendConn};
-use crate::backend::{BackendError, LoginOptions, PoolError, PoolKey, PooledConn, Pools};
+use crate::backend::pipeline::{Expect, Pipeline};
+use crate::backend::{LoginOptions, PoolKey, PooledConn, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::PacketConn;
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
-use crate::protocol::packets::ERR_HEADER;
 use crate::protocol::response::{ResponseKind, ResultFormat};
 
 pub use crate::backend::exchange::{exchange, read_response};
-use crate::router::dialect::{may_change_dialect, Dialect, DIALECT_QUERY};
+use crate::router::dialect::{may_change_dialect, Dialect};
 use crate::router::ring::ShardId;
 use crate::router::RoutingTable;
+
+use super::failure::Failure;
 
 /// How the client logged in: what every backend connection of the session starts from.
 #[derive(Debug, Clone)]
@@ -39,15 +39,6 @@ pub struct LoginState {
     pub database: Option<String>,
     /// Connection attributes, passed on to new backend logins.
     pub attributes: Option<HashMap<String, String>>,
-}
-
-/// Why a backend connection for the session could not be had or used.
-#[derive(Debug)]
-pub enum BackendFailure {
-    /// The backend answered a login or replayed command with this ERR: relay it.
-    Relay(Vec<u8>),
-    /// Report this error.
-    Error(ClientError),
 }
 
 /// A session's backend connections and replayable state.
@@ -134,7 +125,7 @@ impl SessionBackends {
         &mut self,
         table: &RoutingTable,
         shard: ShardId,
-    ) -> Result<&mut PacketConn<TcpStream>, BackendFailure> {
+    ) -> Result<&mut PacketConn<TcpStream>, Failure> {
         if self.is_stale(table, shard) {
             self.discard(shard);
         }
@@ -143,19 +134,14 @@ impl SessionBackends {
             self.opened += 1;
             self.conns.push((shard, conn, self.opened));
         }
-        self.get(shard).ok_or_else(|| {
-            BackendFailure::Error(ClientError::Internal("backend connection vanished".into()))
-        })
+        self.get(shard)
+            .ok_or_else(|| ClientError::Internal("backend connection vanished".into()).into())
     }
 
-    async fn open(
-        &self,
-        table: &RoutingTable,
-        shard: ShardId,
-    ) -> Result<PooledConn, BackendFailure> {
-        let info = table.shard(shard).ok_or_else(|| {
-            BackendFailure::Error(ClientError::Internal(format!("unknown shard id {shard}")))
-        })?;
+    async fn open(&self, table: &RoutingTable, shard: ShardId) -> Result<PooledConn, Failure> {
+        let info = table
+            .shard(shard)
+            .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
         let login = LoginOptions {
             user: self.config.backend.user.clone(),
             password: self.config.backend.password().to_string(),
@@ -172,82 +158,42 @@ impl SessionBackends {
             collation: self.login.collation,
             database: self.login.database.clone(),
         };
-        let mut conn = match self.pools.checkout(key, &login).await {
-            Ok(c) => c,
-            Err(PoolError::Connect(BackendError::Server { payload, error, .. }))
-                if !matches!(error.code, 1040 | 1045 | 1129 | 1130 | 1203 | 1226) =>
-            {
-                // About the client's own request (e.g. unknown database): relay.
-                return Err(BackendFailure::Relay(payload));
+        let mut conn = self.pools.checkout(key, &login).await.map_err(|source| {
+            let failure = Failure::Checkout {
+                shard: info.name.clone(),
+                addr: info.master.clone(),
+                source,
+            };
+            if failure.master_unreachable() {
+                tracing::warn!(parent: &self.span, error = %failure, "backend unavailable");
             }
-            Err(PoolError::Exhausted { addr, max, waited }) => {
-                return Err(BackendFailure::Error(ClientError::PoolExhausted {
-                    shard: info.name.clone(),
-                    addr,
-                    max,
-                    waited,
-                }))
-            }
-            Err(PoolError::Connect(e)) => {
-                tracing::warn!(parent: &self.span, shard = %info.name, error = %e, "backend unavailable");
-                return Err(BackendFailure::Error(ClientError::BackendUnavailable {
-                    shard: info.name.clone(),
-                    addr: info.master.clone(),
-                    detail: e.to_string(),
-                }));
-            }
-        };
-        // Bring the new connection to the session's state, in one pipelined round trip.
-        let mut commands: Vec<(Vec<u8>, ResponseKind)> = Vec::new();
+            failure
+        })?;
+        // Bring the new connection to the session's state, in one round trip; a replayed
+        // SET may change how statements are read, so the dialect is read back after it.
+        let mut pipeline = Pipeline::new();
         if let Some(db) = &self.current_db {
             let mut cmd = vec![COM_INIT_DB];
             cmd.extend_from_slice(db.as_bytes());
-            commands.push((cmd, ResponseKind::Single));
+            pipeline.push(cmd, ResponseKind::Single, Expect::NotErr);
         }
         if let Some(opt) = &self.set_option {
-            commands.push((opt.clone(), ResponseKind::Single));
+            pipeline.push(opt.clone(), ResponseKind::Single, Expect::NotErr);
         }
         for stmt in &self.replay {
-            commands.push((stmt.clone(), ResponseKind::Query));
+            pipeline.push(stmt.clone(), ResponseKind::Query, Expect::NotErr);
         }
-        // A replayed SET may change how statements are read: read the dialect back after.
-        let reread = self.replay.iter().any(|s| may_change_dialect(s));
-        if !commands.is_empty() {
-            let format = conn.conn.result_format();
-            let io = &mut conn.conn.io;
-            for (cmd, _) in &commands {
-                io.queue(0, cmd);
-            }
-            let timeout = self.config.timeouts.backend_read();
-            let shard_name = info.name.clone();
-            let lost = |detail: String| {
-                BackendFailure::Error(ClientError::BackendLost {
-                    shard: shard_name.clone(),
-                    detail,
-                })
-            };
-            io.flush().await.map_err(|e| lost(e.to_string()))?;
-            for (_, kind) in &commands {
-                let packets = read_response(io, *kind, format, timeout)
-                    .await
-                    .map_err(|e| lost(e.to_string()))?;
-                if let Some(err) = packets.iter().find(|p| p.first() == Some(&ERR_HEADER)) {
-                    let detail = crate::protocol::packets::parse_err(err).map_or_else(
-                        || "an error".to_string(),
-                        |e| format!("ERROR {}: {}", e.code, e.message),
-                    );
-                    return Err(BackendFailure::Error(ClientError::StateReplay {
-                        shard: info.name.clone(),
-                        detail,
-                    }));
-                }
-            }
-            if reread {
-                conn.conn.dialect = exchange_dialect(&mut conn.conn, timeout)
-                    .await
-                    .map_err(lost)?;
-            }
+        if self.replay.iter().any(|s| may_change_dialect(s)) {
+            pipeline.read_dialect();
         }
+        let timeout = self.config.timeouts.backend_read();
+        pipeline
+            .run(&mut conn.conn, timeout)
+            .await
+            .map_err(|source| Failure::Replay {
+                shard: info.name.clone(),
+                source,
+            })?;
         Ok(conn)
     }
 
@@ -261,15 +207,24 @@ impl SessionBackends {
 
     /// Reads the dialect of every open connection back from its server (after a statement
     /// that may have changed sql_mode or the character set); returns the first one's.
-    pub async fn refresh_dialects(&mut self) -> Result<Option<Dialect>, (ShardId, String)> {
+    pub async fn refresh_dialects(
+        &mut self,
+        table: &RoutingTable,
+    ) -> Result<Option<Dialect>, (ShardId, Failure)> {
         let timeout = self.config.timeouts.backend_read();
+        let mut pipeline = Pipeline::new();
+        pipeline.read_dialect();
         let mut first = None;
         for (shard, conn, _) in &mut self.conns {
-            let dialect = exchange_dialect(&mut conn.conn, timeout)
-                .await
-                .map_err(|e| (*shard, e))?;
-            conn.conn.dialect = dialect;
-            first.get_or_insert(dialect);
+            if let Err(source) = pipeline.run(&mut conn.conn, timeout).await {
+                let shard_name = table.shard_name(*shard).to_string();
+                let failure = Failure::Replay {
+                    shard: shard_name,
+                    source,
+                };
+                return Err((*shard, failure));
+            }
+            first.get_or_insert(conn.conn.dialect);
         }
         Ok(first)
     }
@@ -327,14 +282,6 @@ impl SessionBackends {
 
 /// Most distinct session-state statements a session may record for replay.
 pub const MAX_REPLAY: usize = 256;
-
-/// Sends [`DIALECT_QUERY`] on a connection and reads its answer.
-async fn exchange_dialect(conn: &mut BackendConn, timeout: Duration) -> Result<Dialect, String> {
-    let format = conn.result_format();
-    conn.io.queue(0, DIALECT_QUERY);
-    conn.io.flush().await.map_err(|e| e.to_string())?;
-    read_dialect(&mut conn.io, format, &conn.server_version, timeout).await
-}
 
 impl Drop for SessionBackends {
     fn drop(&mut self) {

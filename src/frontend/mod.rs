@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod drain;
+pub mod failure;
 pub mod listener;
 pub mod local;
 pub mod relay;

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn, Instrument, Span};
 
+use crate::backend::exchange::ExchangeError;
 use crate::backend::Pools;
 use crate::config::Config;
 use crate::error::ClientError;
@@ -39,7 +40,8 @@ use crate::router::key::{self, KeyProblem, Shape, StatementKind};
 use crate::router::ring::ShardId;
 use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 
-use super::backends::{exchange, BackendFailure, LoginState, SessionBackends};
+use super::backends::{exchange, LoginState, SessionBackends};
+use super::failure::{Failure, Reply};
 use super::local;
 use super::relay::{relay_response, RelayError, RelayTimeouts, Relayed};
 use super::transaction::{
@@ -263,8 +265,10 @@ async fn connection_phase(
     let (seq, payload) = match client.read_logical(HANDSHAKE_PACKET_LIMIT, Some(1)).await {
         Ok(p) => p,
         Err(NetError::Closed) => return Err(End::Closed("client left before the handshake")),
-        Err(e) => {
-            return Err(send_error(client, 2, net_to_client_error(e, HANDSHAKE_PACKET_LIMIT)).await)
+        Err(source) => {
+            let limit = HANDSHAKE_PACKET_LIMIT;
+            let failure = Failure::ClientPacket { limit, source };
+            return Err(send_failure(client, 2, failure).await);
         }
     };
     let seq = seq.wrapping_add(1);
@@ -361,9 +365,10 @@ async fn authenticate(
                 .await
             {
                 Ok(p) => p,
-                Err(e) => {
-                    let err = net_to_client_error(e, HANDSHAKE_PACKET_LIMIT);
-                    return Err(send_error(client, seq.wrapping_add(2), err).await);
+                Err(source) => {
+                    let limit = HANDSHAKE_PACKET_LIMIT;
+                    let failure = Failure::ClientPacket { limit, source };
+                    return Err(send_failure(client, seq.wrapping_add(2), failure).await);
                 }
             };
             seq = got.wrapping_add(1);
@@ -395,14 +400,15 @@ async fn send_error(client: &mut PacketConn<impl ClientStream>, seq: u8, err: Cl
     }
 }
 
-/// Tells the client why no backend connection could be had, ending the session.
+/// Tells the client why the connection phase (or a COM_CHANGE_USER) failed, ending the
+/// session.
 async fn send_failure(
     client: &mut PacketConn<impl ClientStream>,
     seq: u8,
-    failure: BackendFailure,
+    failure: Failure,
 ) -> End {
-    match failure {
-        BackendFailure::Relay(payload) => {
+    match failure.reply() {
+        Reply::Relay(payload) => {
             client.queue(seq, &payload);
             match client.flush().await {
                 Ok(()) => {
@@ -411,15 +417,7 @@ async fn send_failure(
                 Err(e) => End::ClientGone(e),
             }
         }
-        BackendFailure::Error(err) => send_error(client, seq, err).await,
-    }
-}
-
-fn net_to_client_error(e: NetError, limit: usize) -> ClientError {
-    match e {
-        NetError::TooLarge { .. } => ClientError::PacketTooLarge { limit },
-        NetError::OutOfOrder { .. } => ClientError::PacketsOutOfOrder,
-        other => ClientError::BadHandshake(other.to_string()),
+        Reply::Error(err) => send_error(client, seq, err).await,
     }
 }
 
@@ -452,9 +450,10 @@ impl<S: ClientStream> Session<S> {
                 Err(_) => return End::Closed("idle timeout (timeouts.idle_ms)"),
                 Ok(Ok(p)) => p,
                 Ok(Err(NetError::Closed)) => return End::ClientQuit,
-                Ok(Err(e @ (NetError::TooLarge { .. } | NetError::OutOfOrder { .. }))) => {
-                    let err = net_to_client_error(e, max_packet);
-                    return send_error(&mut self.client, 1, err).await;
+                Ok(Err(source @ (NetError::TooLarge { .. } | NetError::OutOfOrder { .. }))) => {
+                    let limit = max_packet;
+                    let failure = Failure::ClientPacket { limit, source };
+                    return send_failure(&mut self.client, 1, failure).await;
                 }
                 Ok(Err(e)) => return End::ClientGone(e),
             };
@@ -550,7 +549,17 @@ impl<S: ClientStream> Session<S> {
     /// Sends an ERR answering the command that ended with `seq`; closes the session if
     /// the error requires it.
     pub(super) async fn reply_error(&mut self, seq: u8, err: ClientError) -> Result<(), End> {
-        debug!(parent: &self.span, kind = err.kind(), error = %err, "statement refused");
+        self.reply_failure(seq, err.into()).await
+    }
+
+    /// Answers the command that ended with `seq` with what a failure means for the client
+    /// ([`Failure::reply`]); closes the session if that requires it.
+    pub(super) async fn reply_failure(&mut self, seq: u8, failure: Failure) -> Result<(), End> {
+        let err = match failure.reply() {
+            Reply::Relay(payload) => return self.send_packets(seq, &[payload]).await,
+            Reply::Error(err) => err,
+        };
+        debug!(parent: &self.span, kind = err.kind(), error = %failure, "statement refused");
         self.refused = Some(err.kind());
         let closes = err.closes_connection();
         match send_error(&mut self.client, seq.wrapping_add(1), err).await {
@@ -560,15 +569,19 @@ impl<S: ClientStream> Session<S> {
         }
     }
 
-    /// Reports a backend failure for the command that ended with `seq`.
-    pub(super) async fn reply_failure(
+    /// The connection to `shard` failed under the command that ended with `seq`: it is
+    /// closed (its state is unknown, the session's state on it is gone), the failure
+    /// reported, and the session ends.
+    pub(super) async fn backend_failed(
         &mut self,
+        shard: ShardId,
         seq: u8,
-        failure: BackendFailure,
-    ) -> Result<(), End> {
-        match failure {
-            BackendFailure::Relay(payload) => self.send_packets(seq, &[payload]).await,
-            BackendFailure::Error(err) => self.reply_error(seq, err).await,
+        failure: Failure,
+    ) -> End {
+        self.backends.discard(shard);
+        match self.reply_failure(seq, failure).await {
+            Err(end) => end,
+            Ok(()) => End::Closed("a backend connection failed; the session's state on it is gone"),
         }
     }
 

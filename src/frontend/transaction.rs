@@ -18,7 +18,8 @@
 
 use crate::router::ring::ShardId;
 
-use super::local::{unquote, words};
+use crate::router::dialect::Dialect;
+use crate::router::{words, Word};
 
 /// A transaction-control statement, as MariaDB reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,17 +50,15 @@ pub enum TxStatement {
 }
 
 impl TxStatement {
-    /// Reads a statement the scanner classified as BEGIN, COMMIT, ROLLBACK or SAVEPOINT.
-    pub fn parse(sql: &[u8]) -> TxStatement {
-        let w: Vec<Vec<u8>> = words(sql)
-            .filter(|w| *w != b",")
-            .map(|w| w.to_ascii_lowercase())
-            .collect();
+    /// Reads a statement the scanner classified as BEGIN, COMMIT, ROLLBACK or SAVEPOINT,
+    /// as MariaDB reads it under `dialect`.
+    pub fn parse(sql: &[u8], dialect: Dialect) -> TxStatement {
+        let w = lowered_words(sql, dialect, false);
         let w: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
         let name = |i: usize| {
             w.get(i..)
                 .filter(|rest| rest.len() == 1)
-                .map(|rest| unquote(rest[0]).to_vec())
+                .map(|rest| rest[0].to_vec())
         };
         match w.as_slice() {
             [b"begin"] | [b"begin", b"work"] => TxStatement::Begin {
@@ -90,9 +89,7 @@ impl TxStatement {
             [b"rollback", rest @ ..] if rest.contains(&&b"to"[..]) => {
                 let rest = rest.strip_prefix(&[&b"work"[..]]).unwrap_or(rest);
                 match rest {
-                    [b"to", b"savepoint", n] | [b"to", n] => {
-                        TxStatement::RollbackTo(unquote(n).to_vec())
-                    }
+                    [b"to", b"savepoint", n] | [b"to", n] => TxStatement::RollbackTo(n.to_vec()),
                     _ => TxStatement::Unknown,
                 }
             }
@@ -123,17 +120,15 @@ impl TxStatement {
 /// A one-shot `SET TRANSACTION …` (no SESSION or GLOBAL: it applies to the next
 /// transaction only): None for any other statement, Some(false) for a form the router
 /// does not read.
-pub fn one_shot_characteristics(sql: &[u8]) -> Option<bool> {
+pub fn one_shot_characteristics(sql: &[u8], dialect: Dialect) -> Option<bool> {
     // Runs on every statement: nothing is allocated unless it starts `SET TRANSACTION`.
-    let mut first = words(sql);
-    let set_transaction = first.next().is_some_and(|w| w.eq_ignore_ascii_case(b"set"))
-        && first
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"transaction"));
+    let mut first = words(sql, dialect);
+    let set_transaction = first.next().is_some_and(|w| w.is(b"set"))
+        && first.next().is_some_and(|w| w.is(b"transaction"));
     if !set_transaction {
         return None;
     }
-    let w: Vec<Vec<u8>> = words(sql).map(|w| w.to_ascii_lowercase()).collect();
+    let w = lowered_words(sql, dialect, true);
     let w: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
     let [b"set", b"transaction", rest @ ..] = w.as_slice() else {
         return None;
@@ -153,6 +148,20 @@ pub fn one_shot_characteristics(sql: &[u8]) -> Option<bool> {
             _ => return Some(false),
         }
     }
+}
+
+/// The words of a statement of a fixed shape, keywords and names lowercased, `;` (and
+/// unless `commas`, `,`) left out. A string, number, variable or unreadable text becomes a
+/// word no shape has (savepoint names are identifiers; the forms have no literals).
+fn lowered_words(sql: &[u8], dialect: Dialect, commas: bool) -> Vec<Vec<u8>> {
+    words(sql, dialect)
+        .filter(|w| !w.is_punct(b";") && (commas || !w.is_punct(b",")))
+        .map(|w| match w {
+            Word::Ident(text) => text.to_ascii_lowercase(),
+            Word::Punct(p) => p.to_vec(),
+            _ => b"\0".to_vec(),
+        })
+        .collect()
 }
 
 /// Where the transaction is.

@@ -25,6 +25,7 @@ mod keywords;
 mod lexer;
 mod scanner;
 mod statements;
+pub mod words;
 
 pub(super) use keywords::*;
 pub(super) use lexer::*;

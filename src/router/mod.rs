@@ -11,6 +11,7 @@ pub mod key;
 pub mod ring;
 pub mod table;
 
+pub use key::words::{words, Word, Words};
 pub use table::{Route, RouteError, RoutingTable, Why};
 
 use crate::config::KeyColumnType;

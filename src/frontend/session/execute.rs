@@ -36,7 +36,7 @@ impl<S: ClientStream> Session<S> {
                 }
                 Ok(true)
             }
-            Err(detail) => Err(self.backend_lost(table, shard, seq, detail, false).await),
+            Err(detail) => Err(self.backend_lost(table, shard, seq, detail).await),
         }
     }
 
@@ -141,10 +141,15 @@ impl<S: ClientStream> Session<S> {
         }
         let timeouts = self.relay_timeouts();
         let format = self.backends.result_format();
-        if let Err(failure) = self.backends.connection(table, shard).await {
-            self.reply_failure(seq, failure).await?;
-            return Ok(None);
-        }
+        let retried;
+        let table = match self.acquire(table, shard).await {
+            Ok(None) => table,
+            Ok(Some(fresh)) => {
+                retried = fresh;
+                &*retried
+            }
+            Err(failure) => return self.reply_failure(seq, failure).await.map(|_| None),
+        };
         // The statement was read with the session's dialect; a connection that reads
         // differently (another global sql_mode or version on this shard) runs it only if
         // it routes the same under the connection's own dialect.
@@ -168,9 +173,7 @@ impl<S: ClientStream> Session<S> {
         // Re-framing from sequence 0 reproduces the client's packet split exactly.
         io.queue(0, payload);
         if let Err(e) = io.flush().await {
-            return Err(self
-                .backend_lost(table, shard, seq, e.to_string(), false)
-                .await);
+            return Err(self.backend_lost(table, shard, seq, e.into()).await);
         }
         self.current = shard;
         match relay_response(
@@ -200,23 +203,75 @@ impl<S: ClientStream> Session<S> {
                 self.backends.discard(shard);
                 Err(End::ClientGone(e))
             }
-            Err((err, position)) => {
-                let detail = err.to_string();
-                let timeout = matches!(err, RelayError::BackendTimeout(_));
-                warn!(parent: &self.span, shard = table.shard_name(shard), command = command::name(payload.first().copied().unwrap_or(0)), error = %detail, "relay failed");
+            Err((source, position)) => {
+                let failure = Failure::Relay {
+                    shard: table.shard_name(shard).to_string(),
+                    source,
+                };
+                let command = command::name(payload.first().copied().unwrap_or(0));
+                warn!(parent: &self.span, command, error = %failure, "relay failed");
                 if position.mid_packet {
                     // Part of a packet reached the client: an ERR would be garbage now.
                     self.backends.discard(shard);
-                    return Err(End::Error(ClientError::BackendLost {
-                        shard: table.shard_name(shard).to_string(),
-                        detail,
-                    }));
+                    return Err(match failure.reply() {
+                        Reply::Error(err) => End::Error(err),
+                        Reply::Relay(_) => End::Closed("relay failed mid-packet"),
+                    });
                 }
-                Err(self
-                    .backend_lost(table, shard, position.last_seq, detail, timeout)
-                    .await)
+                Err(self.backend_failed(shard, position.last_seq, failure).await)
             }
         }
+    }
+
+    /// Takes the session's connection to `shard` (from the pool, with the session's state
+    /// replayed, if it has none yet). When the master could not be reached but the
+    /// topology has moved on ([`Session::retry_on_newer_master`]), once more with the
+    /// newer snapshot, which is returned to continue with.
+    pub(in crate::frontend) async fn acquire(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<Option<Arc<RoutingTable>>, Failure> {
+        let Err(failure) = self.backends.connection(table, shard).await else {
+            return Ok(None);
+        };
+        match self.retry_on_newer_master(table, shard, &failure).await {
+            None => Err(failure),
+            Some(Err(held_too_long)) => Err(held_too_long.into()),
+            Some(Ok(fresh)) => {
+                self.backends.connection(&fresh, shard).await?;
+                Ok(Some(fresh))
+            }
+        }
+    }
+
+    /// After a failed checkout: whether the statement may be tried again on a newer
+    /// topology, and with which snapshot. Only when nothing ran ([`Failure::retryable`]),
+    /// the master could not be reached, no transaction of the session is open there, and
+    /// the topology has moved on since the statement was routed: the shard is switching
+    /// now (the statement is held, as any other) or names another master.
+    async fn retry_on_newer_master(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+        failure: &Failure,
+    ) -> Option<Result<Arc<RoutingTable>, ClientError>> {
+        if !failure.retryable()
+            || !failure.master_unreachable()
+            || self.tx.open_shard() == Some(shard)
+        {
+            return None;
+        }
+        let now = self.ctx.routing.load_full();
+        let (was, is) = (table.shard(shard)?, now.shard(shard)?);
+        if is.switching {
+            return Some(self.hold_while_switching(shard).await);
+        }
+        if is.master == was.master {
+            return None;
+        }
+        debug!(parent: &self.span, shard = %is.name, master = %is.master, error = %failure, "master changed since the statement was routed; trying the new one");
+        Some(Ok(now))
     }
 
     /// Holds the statement if `shard` is switching (and the session has no transaction
@@ -273,30 +328,22 @@ impl<S: ClientStream> Session<S> {
         result
     }
 
-    /// The backend connection of `shard` broke: report it (answering the command that
-    /// ended with `seq`), drop the connection, end the session (its state is gone).
+    /// A command dbrouter sent on `shard`'s connection on its own failed: the connection
+    /// is closed, the failure reported (answering the command that ended with `seq`) and
+    /// the session ends ([`Session::backend_failed`]).
     pub(in crate::frontend) async fn backend_lost(
         &mut self,
         table: &RoutingTable,
         shard: ShardId,
         seq: u8,
-        detail: String,
-        timeout: bool,
+        source: ExchangeError,
     ) -> End {
-        self.backends.discard(shard);
-        let name = table.shard_name(shard).to_string();
-        let err = if timeout {
-            ClientError::BackendTimeout {
-                shard: name,
-                after: self.ctx.config.timeouts.backend_read(),
-            }
-        } else {
-            ClientError::BackendLost {
-                shard: name,
-                detail,
-            }
+        let shard_name = table.shard_name(shard).to_string();
+        let failure = Failure::Exchange {
+            shard: shard_name,
+            source,
         };
-        send_error(&mut self.client, seq.wrapping_add(1), err).await
+        self.backend_failed(shard, seq, failure).await
     }
 
     pub(in crate::frontend) fn relay_timeouts(&self) -> RelayTimeouts {

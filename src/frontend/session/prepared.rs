@@ -241,7 +241,7 @@ impl<S: ClientStream> Session<S> {
         let result = exchange(io, payload, ResponseKind::Prepare, format, timeout).await;
         let packets = match result {
             Ok(p) => p,
-            Err(detail) => return Err(self.backend_lost(table, shard, seq, detail, false).await),
+            Err(detail) => return Err(self.backend_lost(table, shard, seq, detail).await),
         };
         if packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER) {
             self.send_packets(seq, &packets).await?;
@@ -373,7 +373,7 @@ impl<S: ClientStream> Session<S> {
         let shard = plan.shard;
         // Hold for a switching shard first, and settle the connection (a new master means
         // a new connection), so the statement copy looked up next is one that exists.
-        let reloaded;
+        let (reloaded, retried);
         let table = match self.hold_if_switching(table, shard).await {
             Ok(Some(fresh)) => {
                 reloaded = fresh;
@@ -382,9 +382,14 @@ impl<S: ClientStream> Session<S> {
             Ok(None) => table,
             Err(e) => return self.reply_error(seq, e).await,
         };
-        if let Err(f) = self.backends.connection(table, shard).await {
-            return self.reply_failure(seq, f).await;
-        }
+        let table = match self.acquire(table, shard).await {
+            Ok(None) => table,
+            Ok(Some(fresh)) => {
+                retried = fresh;
+                &*retried
+            }
+            Err(failure) => return self.reply_failure(seq, failure).await,
+        };
         let generation = self.backends.generation(shard);
         plan.backend = self
             .statements
@@ -508,9 +513,7 @@ impl<S: ClientStream> Session<S> {
                     return self.send_packets(seq, &packets).await;
                 }
                 Ok(_) => {}
-                Err(detail) => {
-                    return Err(self.backend_lost(table, b.shard, seq, detail, false).await)
-                }
+                Err(detail) => return Err(self.backend_lost(table, b.shard, seq, detail).await),
             }
         }
         self.send_packets(seq, &[ok_packet(0, 0, self.status, 0)])

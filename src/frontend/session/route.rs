@@ -13,17 +13,17 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
-        if let Some(user) = local::route_query(sql) {
+        if let Some(user) = local::route_query(sql, self.dialect) {
             return self.show_route(table, &user, seq).await;
         }
-        if local::is_status_query(sql) {
+        if local::is_status_query(sql, self.dialect) {
             return self.show_status(table, seq).await;
         }
-        if local::first_word_is(sql, b"set")
+        if local::first_word_is(sql, self.dialect, b"set")
             && local::mentions_pin(sql)
             && key::shape(sql, self.dialect) == Shape::Plain
         {
-            if let Some(pin) = local::session_pin(sql) {
+            if let Some(pin) = local::session_pin(sql, self.dialect) {
                 self.pin = match pin.map(|p| (key_from_text(&p, table.key_type()), p)) {
                     None => None,
                     Some((Ok(key), _)) => Some(key),
@@ -36,7 +36,7 @@ impl<S: ClientStream> Session<S> {
                 };
             }
         }
-        if let Some(valid) = one_shot_characteristics(sql) {
+        if let Some(valid) = one_shot_characteristics(sql, self.dialect) {
             return self.set_next_transaction(table, payload, seq, valid).await;
         }
         let route = match self.route_query(table, sql, self.dialect) {
@@ -44,7 +44,7 @@ impl<S: ClientStream> Session<S> {
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
         match route {
-            Route::Shard(shard) if local::first_word_is(sql, b"lock") => {
+            Route::Shard(shard) if local::first_word_is(sql, self.dialect, b"lock") => {
                 // LOCK TABLES: the session stays on this shard until UNLOCK TABLES.
                 let status = self
                     .run_on(table, shard, payload, seq, ResponseKind::Query, true)
@@ -54,7 +54,7 @@ impl<S: ClientStream> Session<S> {
                 }
                 return Ok(());
             }
-            Route::Session if local::first_word_is(sql, b"unlock") => {
+            Route::Session if local::first_word_is(sql, self.dialect, b"unlock") => {
                 let shard = self.tx.locked().unwrap_or_else(|| self.session_shard());
                 let status = self
                     .run_on(table, shard, payload, seq, ResponseKind::Query, false)
@@ -243,11 +243,11 @@ impl<S: ClientStream> Session<S> {
     ) -> Result<Route, RouteError> {
         if scan.kind == StatementKind::Set
             && local::mentions_pin(sql)
-            && (!standalone || local::session_pin(sql).is_none())
+            && (!standalone || local::session_pin(sql, dialect).is_none())
         {
             return Err(RouteError::Statement(PIN_ALONE));
         }
-        if scan.kind == StatementKind::Other && local::first_word_is(sql, b"xa") {
+        if scan.kind == StatementKind::Other && local::first_word_is(sql, dialect, b"xa") {
             return Err(RouteError::Statement(XA_REFUSED));
         }
         if dialect.foreign_grammar && !scan.kind.is_session_control() {

@@ -35,9 +35,7 @@ impl<S: ClientStream> Session<S> {
             let result = exchange(io, payload, kind, format, timeout).await;
             let packets = match result {
                 Ok(p) => p,
-                Err(detail) => {
-                    return Err(self.backend_lost(table, shard, seq, detail, false).await)
-                }
+                Err(detail) => return Err(self.backend_lost(table, shard, seq, detail).await),
             };
             let is_err = packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER);
             if !is_err {
@@ -72,11 +70,11 @@ impl<S: ClientStream> Session<S> {
         if reread {
             // sql_mode or the character set may have changed (even by a statement that
             // failed on one shard): read back how each connection now reads statements.
-            match self.backends.refresh_dialects().await {
+            match self.backends.refresh_dialects(table).await {
                 Ok(Some(dialect)) => self.dialect = dialect,
                 Ok(None) => {}
-                Err((shard, detail)) => {
-                    return Err(self.backend_lost(table, shard, seq, detail, false).await)
+                Err((shard, failure)) => {
+                    return Err(self.backend_failed(shard, seq, failure).await)
                 }
             }
         }
@@ -114,7 +112,7 @@ impl<S: ClientStream> Session<S> {
             }
             Some(COM_QUERY) => {
                 let sql = &payload[1..];
-                match local::use_database(sql) {
+                match local::use_database(sql, self.dialect) {
                     Some(db) => self.backends.record_database(db),
                     None => self.backends.record_set(payload),
                 }

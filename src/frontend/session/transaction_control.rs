@@ -15,7 +15,7 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
-        let stmt = TxStatement::parse(sql);
+        let stmt = TxStatement::parse(sql, self.dialect);
         match stmt {
             TxStatement::Unknown => {
                 let err = RouteError::Statement(TX_FORM);

@@ -4,7 +4,7 @@ use super::*;
 use crate::protocol::response::SERVER_STATUS_IN_TRANS as IN;
 
 fn parse(s: &str) -> TxStatement {
-    TxStatement::parse(s.as_bytes())
+    TxStatement::parse(s.as_bytes(), Dialect::default())
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn statements_parse_as_mariadb_reads_them() {
 
 #[test]
 fn one_shot_set_transaction() {
-    let f = |s: &str| one_shot_characteristics(s.as_bytes());
+    let f = |s: &str| one_shot_characteristics(s.as_bytes(), Dialect::default());
     assert_eq!(f("SET TRANSACTION READ ONLY"), Some(true));
     assert_eq!(
         f("set transaction isolation level read committed, read write"),
