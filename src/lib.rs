@@ -4,6 +4,7 @@
 //! routing → backend connection ([`backend`]) → back to the client socket. Framing lives
 //! in [`net`], packet layouts and authentication in [`protocol`], configuration in
 //! [`config`], and every MySQL error the router itself sends is built in [`error`].
+//! [`server`] wires them together for `dbrouter serve`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod router;
+pub mod server;
 pub mod topology;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use dbrouter::config::Config;
-use dbrouter::{ctl, frontend};
+use dbrouter::{ctl, server};
 
 /// A MySQL wire-protocol sharding proxy.
 #[derive(Parser)]
@@ -372,7 +372,7 @@ fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(frontend::serve(config)) {
+    match runtime.block_on(server::serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -1,7 +1,8 @@
-//! The client listener: waits until the backend answers before it binds (never accept a
-//! client it cannot serve), bounds concurrent connections, and on SIGTERM/SIGINT stops
-//! accepting, lets sessions finish their statement or open transaction for up to
-//! `timeouts.drain_ms`, then exits.
+//! The client listener: accepts connections until SIGTERM or SIGINT and hands each to a
+//! serving thread (`workers.rs`), answering those beyond `server.max_connections` with ERR
+//! 1040 instead of a greeting; then drains: stops accepting and lets sessions finish their
+//! statement or open transaction for up to `timeouts.drain_ms`. What it serves with is
+//! built by the composition root, [`crate::server`].
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -12,230 +13,29 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use arc_swap::ArcSwap;
-use mysql_common::constants::MariadbCapabilities;
-
-use crate::backend::health::{self, CheckerSettings, HealthRegistry};
-use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
-use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::PacketConn;
-use crate::protocol::handshake::offered_mariadb_capabilities;
-use crate::router::ring::RingError;
-use crate::router::RoutingTable;
-use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
-use crate::topology::{RouterDoc, TopologyError, SCHEMA};
 
 use super::session::SessionContext;
 use super::workers::Workers;
 
-/// Why `serve` stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The backend never became reachable within `timeouts.startup_ms`.
-    #[error("backend not ready after {after:?}: {last}")]
-    NotReady {
-        /// The start-up timeout.
-        after: Duration,
-        /// The last failure.
-        last: BackendError,
-    },
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The configured address.
-        addr: String,
-        /// The socket error.
-        source: std::io::Error,
-    },
-    /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
-    /// The serving threads could not be started.
-    #[error("cannot start the serving threads (server.worker_threads): {0}")]
-    Workers(std::io::Error),
-    /// The shard ring could not be built.
-    #[error("invalid sharding configuration: {0}")]
-    Ring(#[from] RingError),
-    /// No topology could be loaded.
-    #[error("no topology: {0}")]
-    Topology(#[from] TopologyError),
-}
-
-/// Facts learned from the backend before accepting clients.
-struct BackendFacts {
-    server_version: String,
-    collation: u8,
-    mariadb_capabilities: MariadbCapabilities,
-}
-
-/// Waits until the global shard's master accepts the service login.
-async fn wait_until_ready(
-    config: &Config,
-    routing: &RoutingTable,
-) -> Result<BackendFacts, ServeError> {
-    let shard = routing
-        .shard(routing.global_shard())
-        .ok_or(ServeError::Topology(TopologyError::Invalid {
-            what: "topology".into(),
-            reason: "no global shard".into(),
-        }))?;
-    let opts = LoginOptions {
-        user: config.backend.user.clone(),
-        password: config.backend.password().to_string(),
-        ..LoginOptions::default()
-    };
-    let deadline = tokio::time::Instant::now() + config.timeouts.startup();
-    loop {
-        match backend::connect(&shard.master, &opts, config.timeouts.connect()).await {
-            Ok(conn) => {
-                let facts = BackendFacts {
-                    server_version: conn.server_version.clone(),
-                    collation: conn.server_collation,
-                    mariadb_capabilities: conn.server_mariadb_capabilities,
-                };
-                conn.quit().await;
-                return Ok(facts);
-            }
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(ServeError::NotReady {
-                    after: config.timeouts.startup(),
-                    last: e,
-                })
-            }
-            Err(e) => {
-                warn!(shard = %shard.name, error = %e, "backend not ready yet; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
-/// The routing snapshot from the configured topology source: the config file, or
-/// ZooKeeper (followed in the background from then on).
-async fn load_topology(
-    config: &Config,
-) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), ServeError> {
-    let Some(target) = crate::topology::zk::ZkTarget::of(&config.topology) else {
-        let table = crate::topology::file::routing_table(config)?;
-        return Ok((
-            Arc::new(ArcSwap::from_pointee(table)),
-            TopologyStatus::file(),
-        ));
-    };
-    let id = config.topology.router_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        format!(
-            "{}-{}-{}",
-            host.trim(),
-            config.server.listen.replace(':', "_"),
-            std::process::id()
-        )
-    });
-    let settings = FollowerSettings {
-        target,
-        session_timeout: Duration::from_millis(config.topology.session_timeout_ms),
-        connect_timeout: config.timeouts.connect(),
-        registration: RouterDoc {
-            schema: SCHEMA,
-            id,
-            address: config.server.listen.clone(),
-            build: env!("CARGO_PKG_VERSION").to_string(),
-            applied_version: 0,
-            applied_at_ms: 0,
-        },
-        sharding: config.sharding.clone(),
-    };
-    Ok(watcher::start(settings, config.timeouts.startup()).await?)
-}
-
-/// Runs the proxy until SIGTERM or SIGINT, then drains.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let config = Arc::new(config);
-    crate::error::set_error_detail(config.server.error_detail);
-    let admin = crate::admin::start(&config)
-        .await
-        .map_err(|e| ServeError::Bind {
-            addr: format!("{} (server.admin_listen)", e.addr),
-            source: e.source,
-        })?;
-    let (routing, topology) = load_topology(&config).await?;
-    admin.set_phase(crate::admin::Phase::WaitingForBackend);
-    let facts = wait_until_ready(&config, &routing.load()).await?;
-    let pools = Pools::new(PoolLimits {
-        max_per_master: config.pool.max_per_shard,
-        max_idle_per_master: config.pool.max_idle_per_shard,
-        wait: Duration::from_millis(config.pool.wait_ms),
-        idle_timeout: Duration::from_secs(300),
-        connect_timeout: config.timeouts.connect(),
-    });
-    let listener = TcpListener::bind(&config.server.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: config.server.listen.clone(),
-            source,
-        })?;
-    let health = Arc::new(HealthRegistry::default());
-    if config.health.interval_ms > 0 {
-        health::spawn_checker(
-            Arc::clone(&routing),
-            Arc::clone(&health),
-            CheckerSettings {
-                user: config.backend.user.clone(),
-                password: config.backend.password().to_string(),
-                interval: Duration::from_millis(config.health.interval_ms),
-                timeout: config.timeouts.connect(),
-            },
-        );
-    }
-    let ctx = Arc::new(SessionContext {
-        config: Arc::clone(&config),
-        health,
-        routing,
-        topology,
-        pools,
-        server_version: config
-            .server
-            .server_version
-            .clone()
-            .unwrap_or(facts.server_version),
-        server_collation: facts.collation,
-        mariadb_capabilities: facts.mariadb_capabilities & offered_mariadb_capabilities(),
-        drain: super::drain::DrainSignal::new(),
-        held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-    });
-    admin.serving(crate::admin::RouterView {
-        config: Arc::clone(&ctx.config),
-        routing: Arc::clone(&ctx.routing),
-        health: Arc::clone(&ctx.health),
-        topology: Arc::clone(&ctx.topology),
-        pools: Arc::clone(&ctx.pools),
-        held: Arc::clone(&ctx.held),
-    });
-    tokio::spawn(sweep_pools(
-        Arc::clone(&ctx.pools),
-        Arc::clone(&ctx.routing),
-    ));
-    info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
-
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ServeError::Signals)?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(ServeError::Signals)?;
+/// Accepts clients on `listener` until SIGTERM or SIGINT, then stops accepting, calls
+/// `draining`, and drains the sessions of `workers`. Fails only if the signal handlers
+/// cannot be installed.
+pub async fn accept_until_signal(
+    listener: TcpListener,
+    ctx: &Arc<SessionContext>,
+    mut workers: Workers,
+    draining: impl FnOnce(),
+) -> Result<(), std::io::Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let config = &ctx.config;
     let limit = Arc::new(Semaphore::new(config.server.max_connections));
     let next_id = AtomicU32::new(1);
-    let threads = config.server.worker_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    let mut workers = Workers::start(threads, &ctx).map_err(ServeError::Workers)?;
-    info!(
-        threads = workers.len(),
-        pinned = config.server.pin_threads,
-        "serving threads started"
-    );
     // Connections refused for the connection limit (answered here, on the listener's thread).
     let mut refusals = JoinSet::new();
-
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -253,7 +53,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                     Ok(permit) => workers.hand_over(stream, peer, id, permit),
                     Err(_) => {
                         crate::metrics::connection_refused();
-                        refusals.spawn(refuse(stream, ClientError::TooManyConnections(config.server.max_connections)));
+                        let err = ClientError::TooManyConnections(config.server.max_connections);
+                        refusals.spawn(refuse(stream, err));
                     }
                 }
             }
@@ -264,7 +65,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     drop(listener);
-    admin.set_phase(crate::admin::Phase::Draining);
+    draining();
     ctx.drain.start();
     info!(open = workers.open_sessions(), drain = ?config.timeouts.drain(), "draining");
     refusals.abort_all();
@@ -282,24 +83,4 @@ async fn refuse(stream: TcpStream, err: ClientError) {
     let mut conn = PacketConn::new(stream);
     conn.queue(0, &err.to_packet());
     conn.shutdown().await;
-}
-
-/// Once a second, closes the pooled idle connections to servers that are no longer a
-/// shard's master (after a switchover or failover) and those idle too long. Sessions
-/// never take them (a pool is per master address); this frees the old master's slots.
-async fn sweep_pools(pools: Arc<Pools>, routing: Arc<ArcSwap<RoutingTable>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let table = routing.load_full();
-        let is_master = |addr: &str| table.shards.iter().any(|s| s.master == addr);
-        let closed = crate::backend::pool::sweep(&pools, &is_master).await;
-        if closed > 0 {
-            tracing::debug!(
-                closed,
-                "closed idle backend connections (demoted master or idle timeout)"
-            );
-        }
-    }
 }

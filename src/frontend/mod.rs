@@ -1,6 +1,7 @@
-//! The client side: the listener (readiness, connection limit, graceful drain) and the
-//! per-connection session (handshake, authentication, the command loop and the relay of
-//! responses back to the client).
+//! The client side: the listener (connection limit, graceful drain), the serving
+//! threads, and the per-connection session (handshake, authentication, the command loop
+//! and the relay of responses back to the client). Built and started by
+//! [`crate::server`].
 
 pub mod backends;
 pub mod drain;
@@ -11,5 +12,3 @@ pub mod relay;
 pub mod session;
 pub mod transaction;
 pub mod workers;
-
-pub use listener::{serve, ServeError};

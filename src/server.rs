@@ -1,0 +1,251 @@
+//! The composition root: `dbrouter serve` builds what the router runs with — the admin
+//! listener, the topology (file or ZooKeeper, followed), the readiness wait for the
+//! global shard's master, the backend pools, the health checker, the pool sweeper, the
+//! shared session context and the serving threads — and hands them to the client
+//! listener ([`crate::frontend::listener`]). Nothing below this module builds its own
+//! collaborators.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mysql_common::constants::MariadbCapabilities;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::backend::health::{self, CheckerSettings, HealthRegistry};
+use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
+use crate::config::Config;
+use crate::frontend::drain::DrainSignal;
+use crate::frontend::listener::accept_until_signal;
+use crate::frontend::session::SessionContext;
+use crate::frontend::workers::Workers;
+use crate::protocol::handshake::offered_mariadb_capabilities;
+use crate::router::ring::RingError;
+use crate::router::RoutingTable;
+use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
+use crate::topology::{RouterDoc, TopologyError, SCHEMA};
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The backend never became reachable within `timeouts.startup_ms`.
+    #[error("backend not ready after {after:?}: {last}")]
+    NotReady {
+        /// The start-up timeout.
+        after: Duration,
+        /// The last failure.
+        last: BackendError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: String,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The serving threads could not be started.
+    #[error("cannot start the serving threads (server.worker_threads): {0}")]
+    Workers(std::io::Error),
+    /// The shard ring could not be built.
+    #[error("invalid sharding configuration: {0}")]
+    Ring(#[from] RingError),
+    /// No topology could be loaded.
+    #[error("no topology: {0}")]
+    Topology(#[from] TopologyError),
+}
+
+/// Facts learned from the backend before accepting clients.
+struct BackendFacts {
+    server_version: String,
+    collation: u8,
+    mariadb_capabilities: MariadbCapabilities,
+}
+
+/// Waits until the global shard's master accepts the service login.
+async fn wait_until_ready(
+    config: &Config,
+    routing: &RoutingTable,
+) -> Result<BackendFacts, ServeError> {
+    let shard = routing
+        .shard(routing.global_shard())
+        .ok_or(ServeError::Topology(TopologyError::Invalid {
+            what: "topology".into(),
+            reason: "no global shard".into(),
+        }))?;
+    let opts = LoginOptions {
+        user: config.backend.user.clone(),
+        password: config.backend.password().to_string(),
+        ..LoginOptions::default()
+    };
+    let deadline = tokio::time::Instant::now() + config.timeouts.startup();
+    loop {
+        match backend::connect(&shard.master, &opts, config.timeouts.connect()).await {
+            Ok(conn) => {
+                let facts = BackendFacts {
+                    server_version: conn.server_version.clone(),
+                    collation: conn.server_collation,
+                    mariadb_capabilities: conn.server_mariadb_capabilities,
+                };
+                conn.quit().await;
+                return Ok(facts);
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(ServeError::NotReady {
+                    after: config.timeouts.startup(),
+                    last: e,
+                })
+            }
+            Err(e) => {
+                warn!(shard = %shard.name, error = %e, "backend not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// The routing snapshot from the configured topology source: the config file, or
+/// ZooKeeper (followed in the background from then on).
+async fn load_topology(
+    config: &Config,
+) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), ServeError> {
+    let Some(target) = crate::topology::zk::ZkTarget::of(&config.topology) else {
+        let table = crate::topology::file::routing_table(config)?;
+        return Ok((
+            Arc::new(ArcSwap::from_pointee(table)),
+            TopologyStatus::file(),
+        ));
+    };
+    let id = config.topology.router_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!(
+            "{}-{}-{}",
+            host.trim(),
+            config.server.listen.replace(':', "_"),
+            std::process::id()
+        )
+    });
+    let settings = FollowerSettings {
+        target,
+        session_timeout: Duration::from_millis(config.topology.session_timeout_ms),
+        connect_timeout: config.timeouts.connect(),
+        registration: RouterDoc {
+            schema: SCHEMA,
+            id,
+            address: config.server.listen.clone(),
+            build: env!("CARGO_PKG_VERSION").to_string(),
+            applied_version: 0,
+            applied_at_ms: 0,
+        },
+        sharding: config.sharding.clone(),
+    };
+    Ok(watcher::start(settings, config.timeouts.startup()).await?)
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    crate::error::set_error_detail(config.server.error_detail);
+    let admin = crate::admin::start(&config)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: format!("{} (server.admin_listen)", e.addr),
+            source: e.source,
+        })?;
+    let (routing, topology) = load_topology(&config).await?;
+    admin.set_phase(crate::admin::Phase::WaitingForBackend);
+    let facts = wait_until_ready(&config, &routing.load()).await?;
+    let pools = Pools::new(PoolLimits {
+        max_per_master: config.pool.max_per_shard,
+        max_idle_per_master: config.pool.max_idle_per_shard,
+        wait: Duration::from_millis(config.pool.wait_ms),
+        idle_timeout: Duration::from_secs(300),
+        connect_timeout: config.timeouts.connect(),
+    });
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
+    let health = Arc::new(HealthRegistry::default());
+    if config.health.interval_ms > 0 {
+        health::spawn_checker(
+            Arc::clone(&routing),
+            Arc::clone(&health),
+            CheckerSettings {
+                user: config.backend.user.clone(),
+                password: config.backend.password().to_string(),
+                interval: Duration::from_millis(config.health.interval_ms),
+                timeout: config.timeouts.connect(),
+            },
+        );
+    }
+    let ctx = Arc::new(SessionContext {
+        config: Arc::clone(&config),
+        health,
+        routing,
+        topology,
+        pools,
+        server_version: config
+            .server
+            .server_version
+            .clone()
+            .unwrap_or(facts.server_version),
+        server_collation: facts.collation,
+        mariadb_capabilities: facts.mariadb_capabilities & offered_mariadb_capabilities(),
+        drain: DrainSignal::new(),
+        held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    });
+    admin.serving(crate::admin::RouterView {
+        config: Arc::clone(&ctx.config),
+        routing: Arc::clone(&ctx.routing),
+        health: Arc::clone(&ctx.health),
+        topology: Arc::clone(&ctx.topology),
+        pools: Arc::clone(&ctx.pools),
+        held: Arc::clone(&ctx.held),
+    });
+    tokio::spawn(sweep_pools(
+        Arc::clone(&ctx.pools),
+        Arc::clone(&ctx.routing),
+    ));
+    let threads = config.server.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let workers = Workers::start(threads, &ctx).map_err(ServeError::Workers)?;
+    info!(
+        threads = workers.len(),
+        pinned = config.server.pin_threads,
+        "serving threads started"
+    );
+    info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
+    accept_until_signal(listener, &ctx, workers, || {
+        admin.set_phase(crate::admin::Phase::Draining)
+    })
+    .await
+    .map_err(ServeError::Signals)
+}
+
+/// Once a second, closes the pooled idle connections to servers that are no longer a
+/// shard's master (after a switchover or failover) and those idle too long. Sessions
+/// never take them (a pool is per master address); this frees the old master's slots.
+async fn sweep_pools(pools: Arc<Pools>, routing: Arc<ArcSwap<RoutingTable>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let table = routing.load_full();
+        let is_master = |addr: &str| table.shards.iter().any(|s| s.master == addr);
+        let closed = crate::backend::pool::sweep(&pools, &is_master).await;
+        if closed > 0 {
+            tracing::debug!(
+                closed,
+                "closed idle backend connections (demoted master or idle timeout)"
+            );
+        }
+    }
+}
