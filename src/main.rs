@@ -151,7 +151,8 @@ enum TopologyCommand {
 
 #[derive(Subcommand)]
 enum ShardCommand {
-    /// Add a shard (appended; weight 0 = no new users yet).
+    /// Add a shard (appended). Weight 0 (the default) gives it no users; with a weight,
+    /// existing users whose ring shard changes are first pinned where their rows are.
     Add {
         /// Shard name.
         name: String,
@@ -161,16 +162,23 @@ enum ShardCommand {
         /// host:port of a standby (repeatable).
         #[arg(long = "standby")]
         standbys: Vec<String>,
-        /// Ring weight.
-        #[arg(long, default_value_t = 256)]
+        /// Ring weight (0: no users until `set-weight`).
+        #[arg(long, default_value_t = 0)]
         weight: u32,
+        /// Say how many users would be pinned; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Change a shard's ring weight (0 = no new users).
+    /// Change a shard's ring weight (0 = no new users); existing users whose ring shard
+    /// changes are first pinned where their rows are.
     SetWeight {
         /// Shard name.
         name: String,
         /// New weight.
         weight: u32,
+        /// Say how many users would be pinned; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Record a new master (epoch + 1) without moving anything: a repair tool; use promote/failover to change masters safely.
     SetMaster {
@@ -183,17 +191,23 @@ enum ShardCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Place a user on a shard (override).
+    /// Place a user on a shard (override); refused if the user has rows elsewhere.
     Pin {
         /// User id.
         user: String,
         /// Shard name.
         shard: String,
+        /// Skip the check that the user has no rows on another shard.
+        #[arg(long)]
+        no_data_check: bool,
     },
-    /// Remove a user's override.
+    /// Remove a user's override; refused if the user has rows off their ring shard.
     Unpin {
         /// User id.
         user: String,
+        /// Skip the check that the user has no rows on another shard.
+        #[arg(long)]
+        no_data_check: bool,
     },
     /// Where a user is placed, per ZooKeeper.
     Show {
@@ -268,32 +282,52 @@ fn main() -> ExitCode {
                 }
             }),
             CtlCommand::Shard { command, zk } => {
-                zk_ctl(zk, move |t, _| match command {
+                zk_ctl(zk, move |t, config_path| match command {
                     ShardCommand::Add {
                         name,
                         master,
                         standbys,
                         weight,
+                        dry_run,
                     } => Box::pin(async move {
-                        ctl::topology::shard_add(&t, &name, &master, &standbys, weight).await
+                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                        let shard = ctl::topology::NewShard {
+                            name: &name,
+                            master: &master,
+                            standbys: &standbys,
+                            weight,
+                        };
+                        ctl::topology::shard_add(&t, &config, shard, dry_run).await
                     }),
-                    ShardCommand::SetWeight { name, weight } => {
-                        Box::pin(
-                            async move { ctl::topology::shard_set_weight(&t, &name, weight).await },
-                        )
-                    }
+                    ShardCommand::SetWeight {
+                        name,
+                        weight,
+                        dry_run,
+                    } => Box::pin(async move {
+                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                        ctl::topology::shard_set_weight(&t, &config, &name, weight, dry_run).await
+                    }),
                     ShardCommand::SetMaster { name, master } => Box::pin(async move {
                         ctl::topology::shard_set_master(&t, &name, &master).await
                     }),
                 })
             }
             CtlCommand::User { command, zk } => zk_ctl(zk, move |t, config_path| match command {
-                UserCommand::Pin { user, shard } => {
-                    Box::pin(async move { ctl::topology::user_pin(&t, &user, &shard).await })
-                }
-                UserCommand::Unpin { user } => {
-                    Box::pin(async move { ctl::topology::user_unpin(&t, &user).await })
-                }
+                UserCommand::Pin {
+                    user,
+                    shard,
+                    no_data_check,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    ctl::topology::user_pin(&t, &config, &user, &shard, no_data_check).await
+                }),
+                UserCommand::Unpin {
+                    user,
+                    no_data_check,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    ctl::topology::user_unpin(&t, &config, &user, no_data_check).await
+                }),
                 UserCommand::Show { user } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     ctl::topology::user_show(&t, &user, &config).await

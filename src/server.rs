@@ -159,13 +159,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let (routing, topology) = load_topology(&config).await?;
     admin.set_phase(crate::admin::Phase::WaitingForBackend);
     let facts = wait_until_ready(&config, &routing.load()).await?;
-    let pools = Pools::new(PoolLimits {
-        max_per_master: config.pool.max_per_shard,
-        max_idle_per_master: config.pool.max_idle_per_shard,
-        wait: Duration::from_millis(config.pool.wait_ms),
-        idle_timeout: Duration::from_secs(300),
-        connect_timeout: config.timeouts.connect(),
-    });
+    let pools = Pools::new(PoolLimits::from_config(&config));
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -49,7 +49,12 @@ pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
 
 /// Options for the admin account directly on shard 1's master.
 pub fn direct_opts(db: Option<&str>) -> OptsBuilder {
-    let (host, port) = split(&master_addr());
+    admin_opts_at(&master_addr(), db)
+}
+
+/// Options for the admin account directly on the server at `addr`.
+pub fn admin_opts_at(addr: &str, db: Option<&str>) -> OptsBuilder {
+    let (host, port) = split(addr);
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(port)

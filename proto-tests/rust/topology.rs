@@ -15,7 +15,7 @@ use dbrouter::topology::TopologyError;
 const SHARDING: &str = "[sharding]\nunlisted_tables = \"global\"\n";
 
 /// A root znode private to one test on the cluster's ZooKeeper.
-fn unique_root(tag: &str) -> String {
+pub(crate) fn unique_root(tag: &str) -> String {
     format!("/dbrouter/test-{tag}-{}", std::process::id())
 }
 
@@ -30,7 +30,7 @@ fn zk_settings(hosts: &str, root: &str) -> RouterSettings {
 }
 
 /// Initialises the topology from a (not yet started) router's config, then starts it.
-fn init_and_start(settings: RouterSettings, url: &str) -> TestRouter {
+pub(crate) fn init_and_start(settings: RouterSettings, url: &str) -> TestRouter {
     let router = TestRouter::spawn(settings);
     let config = router.config_path.to_str().unwrap().to_string();
     let (ok, out) = ctl(&["topology", "init", "--from", &config, "--zk", url]);
@@ -55,7 +55,7 @@ fn value(rows: &[(String, Option<String>)], name: &str) -> Option<String> {
 }
 
 /// A row of `SHOW DBROUTER ROUTE FOR`.
-type RouteRow = (
+pub(crate) type RouteRow = (
     String,
     String,
     String,
@@ -65,7 +65,7 @@ type RouteRow = (
 );
 
 /// Waits until the router routes `user` to `shard`.
-async fn wait_route(conn: &mut Conn, user: &str, shard: &str) {
+pub(crate) async fn wait_route(conn: &mut Conn, user: &str, shard: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got: Option<RouteRow> = conn
@@ -83,7 +83,7 @@ async fn wait_route(conn: &mut Conn, user: &str, shard: &str) {
     }
 }
 
-async fn store(url: &str) -> ZkStore {
+pub(crate) async fn store(url: &str) -> ZkStore {
     ZkStore::connect(
         &ZkTarget::parse(url).unwrap(),
         Duration::from_secs(10),
@@ -120,7 +120,18 @@ async fn two_routers_follow_pins_and_master_changes() {
         .find(|u: &u64| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
         .unwrap()
         .to_string();
-    let (ok, out) = ctl(&["user", "pin", &user, "shard2", "--zk", &url]);
+    let config = a.config_path.to_str().unwrap();
+    let (ok, out) = ctl(&[
+        "user",
+        "pin",
+        &user,
+        "shard2",
+        "--no-data-check",
+        "--zk",
+        &url,
+        "-c",
+        config,
+    ]);
     assert!(
         ok && out.contains("pinned to shard2") && out.contains("topology version 2"),
         "{out}"
@@ -215,8 +226,31 @@ async fn concurrent_writes_exactly_one_wins() {
     assert!([11, 22].contains(&now.shards[0].weight));
     // The same through the CLI: a concurrent pin and weight change both land, in some order.
     let url2 = url.clone();
-    let t = std::thread::spawn(move || ctl(&["shard", "set-weight", "shard2", "7", "--zk", &url2]));
-    let (ok1, out1) = ctl(&["user", "pin", "99", "shard1", "--zk", &url]);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let config2 = config.clone();
+    let t = std::thread::spawn(move || {
+        ctl(&[
+            "shard",
+            "set-weight",
+            "shard2",
+            "7",
+            "--zk",
+            &url2,
+            "-c",
+            &config2,
+        ])
+    });
+    let (ok1, out1) = ctl(&[
+        "user",
+        "pin",
+        "99",
+        "shard1",
+        "--no-data-check",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
     let (ok2, out2) = t.join().unwrap();
     for (ok, out) in [(ok1, &out1), (ok2, &out2)] {
         assert!(ok || out.contains("changed under you"), "{out}");
@@ -367,7 +401,17 @@ async fn routers_serve_through_a_zookeeper_outage_and_catch_up() {
     tokio::time::sleep(outage).await;
     zk.restart();
     // A change made after ZooKeeper returns reaches both routers.
-    let (ok, out) = ctl(&["user", "pin", "123456", "shard2", "--zk", &url]);
+    let (ok, out) = ctl(&[
+        "user",
+        "pin",
+        "123456",
+        "shard2",
+        "--no-data-check",
+        "--zk",
+        &url,
+        "-c",
+        a.config_path.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     let mut cb = b.app_conn(Some("app")).await;
     wait_route(&mut ca, "123456", "shard2").await;
@@ -420,7 +464,17 @@ async fn session_expiry_brings_back_registration_and_watches() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (ok, out) = ctl(&["user", "pin", "777", "shard2", "--zk", &url]);
+    let (ok, out) = ctl(&[
+        "user",
+        "pin",
+        "777",
+        "shard2",
+        "--no-data-check",
+        "--zk",
+        &url,
+        "-c",
+        router.config_path.to_str().unwrap(),
+    ]);
     assert!(ok, "{out}");
     wait_route(&mut c, "777", "shard2").await;
     let log = router.log_text();

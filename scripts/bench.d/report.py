@@ -510,8 +510,9 @@ def build_report(rows, meta):
     md.append("")
     md.append("### Results (median over repeats)")
     md.append("")
-    md.append("| test | threads | target | QPS (median) | QPS min–max | CPU µs/query (median) | CPU µs/query min–max | p50 µs | p99 µs |")
-    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    md.append("| test | threads | target | QPS (median) | QPS min–max | CPU µs/query (median) | CPU µs/query min–max "
+              "| p50 µs | p99 µs | foreign cores (median, max) |")
+    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in tests:
         for n in threads:
             for tg in run_targets:
@@ -519,7 +520,7 @@ def build_report(rows, meta):
                 if not a:
                     continue
                 if a["ok"] == 0:
-                    md.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | |")
+                    md.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | |")
                     continue
                 ok = [r for r in rows if r["test"] == t and int(r["threads"]) == n and r["target"] == tg and r["status"] == "ok"]
                 cpus = [num(r["proxy_cpu_us_per_query"]) for r in ok if num(r["proxy_cpu_us_per_query"]) is not None]
@@ -527,7 +528,11 @@ def build_report(rows, meta):
                 crng = f"{min(cpus):.2f}–{max(cpus):.2f}" if len(cpus) > 1 and tg != "direct" else "–"
                 cpu = "–" if tg == "direct" else f2(a["cpu"])
                 note = "" if a["ok"] == a["runs"] else f" ({a['runs'] - a['ok']} of {a['runs']} runs failed)"
-                md.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {cpu} | {crng} | {f0(a['p50'])} | {f0(a['p99'])} |")
+                fc = [num(r["foreign_cpu_s"]) / num(r["seconds"]) for r in ok
+                      if num(r["foreign_cpu_s"]) is not None and num(r["seconds"])]
+                fct = f"{statistics.median(fc):.2f}, {max(fc):.2f}" if fc else "–"
+                md.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {cpu} | {crng} | {f0(a['p50'])} "
+                          f"| {f0(a['p99'])} | {fct} |")
     md.append("")
     summary = []
     for o in others:
@@ -565,15 +570,19 @@ def build_report(rows, meta):
         wq = max((s for s in summary if s[3] is not None), key=lambda s: abs(s[3] - 1), default=None)
         wc = max((s for s in summary if s[4] is not None), key=lambda s: abs(s[4] - 1), default=None)
         if wq:
-            lines.append(f"- Largest difference of the medians: QPS {pct(wq[3] - 1)} ({wq[0]} vs {base}, {wq[1]} at {wq[2]} threads)"
-                         + (f"; CPU per query {pct(wc[4] - 1)} ({wc[0]} vs {base}, {wc[1]} at {wc[2]} threads)." if wc else "."))
-        consistent = [s for s in summary if direction(s[5]).endswith("every repeat") or direction(s[6]).endswith("every repeat")]
+            lines.append(f"- Largest difference of the medians: QPS {pct(wq[3] - 1)} ({wq[0]} vs {base}, {wq[1]} at {wq[2]} "
+                         f"thread{'s' if wq[2] != 1 else ''})"
+                         + (f"; CPU per query {pct(wc[4] - 1)} ({wc[0]} vs {base}, {wc[1]} at {wc[2]} "
+                            f"thread{'s' if wc[2] != 1 else ''})." if wc else "."))
+        metric_cells = [p for s in summary for p in (s[5], s[6]) if len(p) > 1]
+        consistent = [p for p in metric_cells if direction(p).endswith("every repeat")]
         reps = meta.get("BENCH_REPEAT", "")
-        chance = (f" With {reps} repeats that happens by chance for one metric with probability "
-                  f"{2 * 0.5 ** int(reps):.2f} when the builds do not differ, so read it together with the size of "
-                  "the difference against the spread below." if reps.isdigit() and int(reps) > 1 else "")
-        lines.append(f"- Cells where every repeat's paired ratio fell on the same side of 1 (QPS or CPU): {len(consistent)} of "
-                     f"{len(summary)}." + chance)
+        chance = (f" With {reps} repeats a cell does so by chance with probability {2 * 0.5 ** int(reps):.2f} when the "
+                  f"builds do not differ (≈{len(metric_cells) * 2 * 0.5 ** int(reps):.1f} of {len(metric_cells)} expected), "
+                  "so weigh the size of a difference against the spread below."
+                  if reps.isdigit() and int(reps) > 1 else "")
+        lines.append(f"- (cell, metric) pairs — QPS and CPU per query counted apart — whose paired ratios fell on the same "
+                     f"side of 1 in every repeat: {len(consistent)} of {len(metric_cells)}." + chance)
     def sp(d, tg):
         v = d.get(tg)
         return f"{tg} median {statistics.median(v) * 100:.1f} %, max {max(v) * 100:.1f} %" if v else None

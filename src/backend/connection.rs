@@ -59,7 +59,7 @@ pub enum BackendError {
         source: NetError,
     },
     /// The server answered with an ERR packet (relayed to the client as is).
-    #[error("{addr} refused the login: ERROR {} ({}): {}", .error.code, .error.sql_state, .error.message)]
+    #[error("{addr} refused the login: {error}")]
     Server {
         /// Backend address.
         addr: String,

@@ -71,6 +71,19 @@ pub struct PoolLimits {
     pub connect_timeout: Duration,
 }
 
+impl PoolLimits {
+    /// The limits `[pool]` and `[timeouts]` of a config set (idle connections live 5 min).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        PoolLimits {
+            max_per_master: config.pool.max_per_shard,
+            max_idle_per_master: config.pool.max_idle_per_shard,
+            wait: Duration::from_millis(config.pool.wait_ms),
+            idle_timeout: Duration::from_secs(300),
+            connect_timeout: config.timeouts.connect(),
+        }
+    }
+}
+
 /// A connection lent to a session.
 #[derive(Debug)]
 pub struct PooledConn {

@@ -7,10 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::router::canonical_key_text;
+use crate::router::key_from_text;
 use crate::topology::override_key;
 use crate::topology::zk::{InitOutcome, ZkStore, ZkTarget};
 use crate::topology::{ShardDoc, ShardState, TopologyDoc, TopologyError};
+
+use super::placement::{check_placement, RingChange};
 
 /// Where a ctl command finds ZooKeeper: `--zk`, else the config's `[topology] source`.
 pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
@@ -26,7 +28,7 @@ pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
     })
 }
 
-async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
+pub(super) async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
     ZkStore::connect(target, Duration::from_secs(10), Duration::from_secs(5))
         .await
         .map_err(|e| e.to_string())
@@ -127,49 +129,54 @@ async fn change_topology(
     Ok(format!("{what}; topology version {version}\n"))
 }
 
-/// `shard add`: appends a shard (new shards go last so existing ids stay).
+/// `shard add`: appends a shard (new shards go last so existing ids stay). With a
+/// weight, existing users whose ring shard changes are pinned first
+/// ([`super::placement::change_ring`]).
 pub async fn shard_add(
     target: &ZkTarget,
-    name: &str,
-    master: &str,
-    standbys: &[String],
-    weight: u32,
+    config: &Config,
+    shard: NewShard<'_>,
+    dry_run: bool,
 ) -> Result<String, String> {
-    change_topology(target, |doc| {
-        if doc.shards.iter().any(|s| s.name == name) {
-            return Err(format!("shard {name} exists already"));
-        }
-        doc.shards.push(ShardDoc {
-            name: name.to_string(),
-            master: master.to_string(),
-            standbys: standbys.to_vec(),
-            weight,
-            epoch: 1,
-            state: ShardState::Serving,
-            rejoin: Vec::new(),
-        });
-        Ok(format!(
-            "added shard {name} (master {master}, weight {weight})"
-        ))
-    })
-    .await
+    let doc = ShardDoc {
+        name: shard.name.to_string(),
+        master: shard.master.to_string(),
+        standbys: shard.standbys.to_vec(),
+        weight: shard.weight,
+        epoch: 1,
+        state: ShardState::Serving,
+        rejoin: Vec::new(),
+    };
+    super::placement::change_ring(target, config, RingChange::Add(doc), dry_run).await
 }
 
-/// `shard set-weight`: changes a shard's ring weight (0 = no new users).
+/// A shard for `shard add`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewShard<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// host:port of its master.
+    pub master: &'a str,
+    /// host:port of its standbys.
+    pub standbys: &'a [String],
+    /// Ring weight (0: no users until given weight).
+    pub weight: u32,
+}
+
+/// `shard set-weight`: changes a shard's ring weight (0 = no new users), pinning the
+/// existing users whose ring shard changes first.
 pub async fn shard_set_weight(
     target: &ZkTarget,
+    config: &Config,
     name: &str,
     weight: u32,
+    dry_run: bool,
 ) -> Result<String, String> {
-    change_topology(target, |doc| {
-        let shard = doc
-            .shard_mut(name)
-            .ok_or_else(|| format!("no shard is named {name}"))?;
-        let old = shard.weight;
-        shard.weight = weight;
-        Ok(format!("shard {name}: weight {old} -> {weight}"))
-    })
-    .await
+    let change = RingChange::Weight {
+        name: name.to_string(),
+        weight,
+    };
+    super::placement::change_ring(target, config, change, dry_run).await
 }
 
 /// `shard set-master`: records a new master (epoch + 1) without moving anything. For a
@@ -197,11 +204,32 @@ pub async fn shard_set_master(
     .await
 }
 
-/// `user pin`: places a user on a shard (override).
-pub async fn user_pin(target: &ZkTarget, user: &str, shard: &str) -> Result<String, String> {
-    let key = canonical_key_text(user.as_bytes());
+/// The canonical key of a user id given on the command line, read as the key column's
+/// type reads it.
+fn user_key(user: &str, config: &Config) -> Result<Vec<u8>, String> {
+    key_from_text(user.as_bytes(), config.sharding.key_type)
+        .map_err(|why| format!("user id {user:?} {why}"))
+}
+
+/// `user pin`: places a user on a shard (override). Refused when the user has rows on
+/// another shard, unless `no_data_check`.
+pub async fn user_pin(
+    target: &ZkTarget,
+    config: &Config,
+    user: &str,
+    shard: &str,
+    no_data_check: bool,
+) -> Result<String, String> {
+    let key = user_key(user, config)?;
     let store = store(target).await?;
     let shown = String::from_utf8_lossy(&key).into_owned();
+    if !no_data_check {
+        let (topology, _) = store.read_topology().await.map_err(fail)?;
+        if !topology.shards.iter().any(|s| s.name == shard) {
+            return Err(format!("no shard is named {shard}"));
+        }
+        check_placement(config, &topology, &key, shard).await?;
+    }
     match store.set_override(&key, Some(shard)).await.map_err(fail)? {
         Some(v) => Ok(format!(
             "user {shown} pinned to {shard}; topology version {v}\n"
@@ -212,11 +240,27 @@ pub async fn user_pin(target: &ZkTarget, user: &str, shard: &str) -> Result<Stri
     }
 }
 
-/// `user unpin`: removes a user's override (it goes back to its ring position).
-pub async fn user_unpin(target: &ZkTarget, user: &str) -> Result<String, String> {
-    let key = canonical_key_text(user.as_bytes());
+/// `user unpin`: removes a user's override (it goes back to its ring position). Refused
+/// when the user has rows on another shard than the ring's, unless `no_data_check`.
+pub async fn user_unpin(
+    target: &ZkTarget,
+    config: &Config,
+    user: &str,
+    no_data_check: bool,
+) -> Result<String, String> {
+    let key = user_key(user, config)?;
     let store = store(target).await?;
     let shown = String::from_utf8_lossy(&key).into_owned();
+    if !no_data_check {
+        let mut snapshot = store.read_all().await.map_err(fail)?;
+        let bucket = crate::topology::bucket_of(&key);
+        if let Some(b) = snapshot.buckets.get_mut(bucket) {
+            b.users.remove(shown.as_str());
+        }
+        let table = snapshot.routing_table(&config.sharding).map_err(fail)?;
+        let ring_shard = table.shard_name(table.shard_for_key(&key).0).to_string();
+        check_placement(config, &snapshot.topology, &key, &ring_shard).await?;
+    }
     match store.set_override(&key, None).await.map_err(fail)? {
         Some(v) => Ok(format!("user {shown} unpinned; topology version {v}\n")),
         None => Ok(format!("user {shown} had no override; nothing changed\n")),

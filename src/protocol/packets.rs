@@ -53,6 +53,17 @@ pub struct ServerErrorInfo {
     pub message: String,
 }
 
+impl std::fmt::Display for ServerErrorInfo {
+    /// As the mariadb client prints it: `ERROR 1049 (42000): Unknown database 'x'`, without
+    /// the parentheses when the packet had no SQLSTATE (an ERR sent instead of a greeting).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.sql_state.as_str() {
+            "" => write!(f, "ERROR {}: {}", self.code, self.message),
+            state => write!(f, "ERROR {} ({state}): {}", self.code, self.message),
+        }
+    }
+}
+
 /// Decodes an ERR packet payload; `None` if it is not a well-formed one.
 /// A server that refuses a connection before its greeting (e.g. 1040 Too many
 /// connections) sends the pre-4.1 layout without a SQLSTATE: both layouts are accepted.

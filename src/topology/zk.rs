@@ -361,6 +361,39 @@ impl ZkStore {
             .map(Some)
     }
 
+    /// Adds overrides to one bucket in one compare-and-set write (read again and retried
+    /// when another writer got there first); a user who has an override already keeps it.
+    /// Returns how many were added.
+    pub async fn add_overrides(
+        &self,
+        bucket: usize,
+        entries: &[(&[u8], &str)],
+    ) -> Result<usize, TopologyError> {
+        let mut attempts = 0;
+        loop {
+            let (mut doc, expected) = self.read_bucket(bucket).await?;
+            let mut added = 0;
+            for (user, shard) in entries {
+                let user = String::from_utf8_lossy(user).into_owned();
+                if let std::collections::btree_map::Entry::Vacant(e) = doc.users.entry(user) {
+                    e.insert(shard.to_string());
+                    added += 1;
+                }
+            }
+            if added == 0 {
+                return Ok(0);
+            }
+            match self
+                .write_cas(&self.bucket_path(bucket), encode(&doc), expected)
+                .await
+            {
+                Err(TopologyError::Conflict) if attempts < 10 => attempts += 1,
+                Err(e) => return Err(e),
+                Ok(_) => return Ok(added),
+            }
+        }
+    }
+
     /// Creates (or, for our own session, updates) this router's ephemeral registration.
     pub async fn register(&self, doc: &RouterDoc) -> Result<(), TopologyError> {
         let path = self.path(&format!("routers/{}", doc.id));
