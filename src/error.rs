@@ -151,6 +151,13 @@ pub enum ClientError {
         /// Which limit was hit.
         why: String,
     },
+    /// A move held the statement's user (its last rows were being copied) for longer than
+    /// the router may hold a statement.
+    #[error("dbrouter: this user's data is being moved to another shard and the statement could not be held longer ({why}); nothing was executed (retryable: retry in 1s)")]
+    UserMoving {
+        /// Which limit was hit.
+        why: String,
+    },
     /// A client packet whose layout is wrong.
     #[error("Malformed communication packet: {0}")]
     MalformedPacket(String),
@@ -172,7 +179,8 @@ impl ClientError {
             ClientError::TooManyConnections(_) => 1040,
             ClientError::BackendUnavailable { .. }
             | ClientError::MasterChanged { .. }
-            | ClientError::ShardSwitching { .. } => 1053,
+            | ClientError::ShardSwitching { .. }
+            | ClientError::UserMoving { .. } => 1053,
             ClientError::BackendLost { .. } => 1158,
             ClientError::BackendTimeout { .. } => 1159,
             ClientError::PoolExhausted { .. } => 1040,
@@ -216,6 +224,7 @@ impl ClientError {
                 | ClientError::PoolExhausted { .. }
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
+                | ClientError::UserMoving { .. }
         )
     }
 
@@ -236,6 +245,7 @@ impl ClientError {
                 | ClientError::StateReplay { .. }
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
+                | ClientError::UserMoving { .. }
         )
     }
 
@@ -264,6 +274,7 @@ impl ClientError {
             ClientError::MalformedPacket(_) => "malformed_packet",
             ClientError::MasterChanged { .. } => "master_changed",
             ClientError::ShardSwitching { .. } => "shard_switching",
+            ClientError::UserMoving { .. } => "user_moving",
             ClientError::Internal(_) => "internal",
         }
     }
@@ -425,6 +436,7 @@ mod tests {
                 shard: s(),
                 why: s(),
             },
+            ClientError::UserMoving { why: s() },
             ClientError::MalformedPacket(s()),
             ClientError::Internal(s()),
         ];
@@ -451,6 +463,7 @@ mod tests {
                 | ClientError::UnknownStatement { .. }
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
+                | ClientError::UserMoving { .. }
                 | ClientError::MalformedPacket(_)
                 | ClientError::Internal(_) => {}
             }

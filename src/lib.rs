@@ -16,6 +16,7 @@ pub mod error;
 pub mod failover;
 pub mod frontend;
 pub mod metrics;
+pub mod moves;
 pub mod net;
 pub mod protocol;
 pub mod router;

@@ -209,6 +209,21 @@ enum UserCommand {
         #[arg(long)]
         no_data_check: bool,
     },
+    /// Move a user's rows to another shard online (the user's statements pause briefly).
+    Move {
+        /// User id.
+        user: String,
+        /// Target shard.
+        shard: String,
+        /// Delete rows of the user already on the target instead of refusing.
+        #[arg(long)]
+        force: bool,
+        /// How long routers and open transactions may take to let the hold begin.
+        #[arg(long, default_value_t = 5000)]
+        max_hold_ms: u64,
+    },
+    /// Current and recent moves.
+    Moves,
     /// Where a user is placed, per ZooKeeper.
     Show {
         /// User id.
@@ -328,6 +343,16 @@ fn main() -> ExitCode {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     ctl::topology::user_unpin(&t, &config, &user, no_data_check).await
                 }),
+                UserCommand::Move {
+                    user,
+                    shard,
+                    force,
+                    max_hold_ms,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    ctl::moves::user_move(&t, &config, &user, &shard, force, max_hold_ms).await
+                }),
+                UserCommand::Moves => Box::pin(async move { ctl::moves::user_moves(&t).await }),
                 UserCommand::Show { user } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     ctl::topology::user_show(&t, &user, &config).await

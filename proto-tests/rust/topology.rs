@@ -39,7 +39,7 @@ pub(crate) fn init_and_start(settings: RouterSettings, url: &str) -> TestRouter 
     router
 }
 
-fn start_follower(settings: RouterSettings) -> TestRouter {
+pub(crate) fn start_follower(settings: RouterSettings) -> TestRouter {
     TestRouter::start(settings)
 }
 

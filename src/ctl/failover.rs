@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::failover::{self, probe, Health, Ops};
-use crate::topology::zk::{ZkStore, ZkTarget};
+use crate::topology::zk::ZkTarget;
 use crate::topology::ShardState;
 
 /// The operation settings from a config file (`[admin]`, `[failover]`, `[backend]`).
@@ -30,13 +30,10 @@ pub fn ops(config_path: &Path) -> Result<Ops, String> {
     })
 }
 
-async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
-    ZkStore::connect(target, Duration::from_secs(10), Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())
-}
+use super::topology::store;
 
-fn printer() -> impl FnMut(String) {
+/// Prints each line of an operation's progress (and logs it).
+pub(super) fn printer() -> impl FnMut(String) {
     |line: String| {
         println!("{line}");
         tracing::info!("{line}");

@@ -3,6 +3,7 @@
 //! commands join here.
 
 pub mod failover;
+pub mod moves;
 pub mod placement;
 pub mod topology;
 

@@ -60,6 +60,10 @@ pub enum Route {
 /// Why a statement cannot be routed; each becomes an ERR packet that says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
+    /// The statement names a user whose statements a move holds: the session holds it
+    /// until the move flips or gives up (never sent to a client as such).
+    #[error("a move holds this user's statements; retry in a moment")]
+    UserHeld,
     /// A sharded table without its key.
     #[error("statement on sharded table `{table}` has no shard key: add `{column} = <user id>` to its WHERE clause (or the `{column}` column to the INSERT), or prefix the statement with /* {column}=<user id> */")]
     NoKey {
@@ -131,6 +135,9 @@ pub struct RoutingTable {
     table_keys: Vec<(String, String)>,
     global_tables: HashSet<Vec<u8>>,
     unlisted_global: bool,
+    /// Users (canonical keys) whose statements are held while a move copies their last
+    /// rows: empty but during a move's hold.
+    held: HashSet<Vec<u8>>,
 }
 
 impl RoutingTable {
@@ -186,7 +193,39 @@ impl RoutingTable {
                 .map(|t| t.to_ascii_lowercase().into_bytes())
                 .collect(),
             unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
+            held: HashSet::new(),
         })
+    }
+
+    /// The same snapshot with these users' statements held (a move's hold).
+    pub fn with_held<'a>(mut self, users: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        self.held = users.into_iter().map(<[u8]>::to_vec).collect();
+        self
+    }
+
+    /// Whether a move holds any user's statements (one check on the hot path).
+    #[inline]
+    pub fn holds_users(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Whether a statement names a held user: a key literal (hint included) or the pin.
+    /// `?` keys are checked when their values arrive ([`RoutingTable::is_held`]).
+    pub fn names_held_user(&self, scan: &Scan<'_>, pin: Option<&[u8]>) -> bool {
+        if self.held.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; 20];
+        pin.is_some_and(|p| self.held.contains(p))
+            || scan.keys().iter().any(|k| match k {
+                KeyRef::Literal(v) => self.held.contains(v.canonical(&mut buf)),
+                KeyRef::Param(_) => false,
+            })
+    }
+
+    /// Whether a user (canonical key) is held by a move.
+    pub fn is_held(&self, canonical: &[u8]) -> bool {
+        self.held.contains(canonical)
     }
 
     /// The shard id of a shard name.

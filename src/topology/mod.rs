@@ -98,6 +98,10 @@ pub struct TopologyDoc {
     pub shards: Vec<ShardDoc>,
     /// Shard of global tables and first connections.
     pub global_shard: String,
+    /// Users whose statements every router holds while a move copies the last of their
+    /// rows (canonical user id → the shard the rows are moving from): see docs/moves.md.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: BTreeMap<String, String>,
 }
 
 /// The version counter (`<root>/version`): bumped by every write, in the same transaction.
@@ -136,6 +140,65 @@ pub struct RouterDoc {
     pub applied_version: u64,
     /// When it applied that version (milliseconds since the Unix epoch).
     pub applied_at_ms: u64,
+}
+
+/// Where a move of one user is (`<root>/moves/<user>`): see docs/moves.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveState {
+    /// Checked, copying the user's rows to the target while they keep being served.
+    Copying,
+    /// Routers hold the user's statements; the last changes are being copied.
+    Holding,
+    /// The user's override names the target (the commit point); the source's rows are
+    /// being deleted.
+    Flipped,
+    /// Finished.
+    Done,
+    /// Given up before the flip: the hold is lifted and the target's copy deleted.
+    RolledBack,
+}
+
+/// One step of a move as it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveStep {
+    /// What was done.
+    pub step: String,
+    /// When it ended (milliseconds since the Unix epoch).
+    pub at_ms: u64,
+    /// How long it took.
+    pub took_ms: u64,
+}
+
+/// A user's move (`<root>/moves/<canonical user id>`), kept after it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveDoc {
+    /// Schema version.
+    pub schema: u32,
+    /// Canonical user id.
+    pub user: String,
+    /// Shard the rows come from.
+    pub source: String,
+    /// Shard the rows go to.
+    pub target: String,
+    /// Where the move is.
+    pub state: MoveState,
+    /// When it began (milliseconds since the Unix epoch).
+    pub started_ms: u64,
+    /// The steps done, with their timings.
+    #[serde(default)]
+    pub steps: Vec<MoveStep>,
+    /// Rows copied.
+    #[serde(default)]
+    pub rows: u64,
+    /// How long the user's statements were held (ms), once flipped.
+    #[serde(default)]
+    pub hold_ms: Option<u64>,
+    /// Why it was rolled back.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Where a topology is read from: the config file ([`file::FileStore`]) or ZooKeeper
@@ -198,7 +261,7 @@ pub trait HasSchema {
 macro_rules! has_schema {
     ($($t:ty),*) => { $(impl HasSchema for $t { fn schema(&self) -> u32 { self.schema } })* };
 }
-has_schema!(TopologyDoc, VersionDoc, BucketDoc, RouterDoc);
+has_schema!(TopologyDoc, VersionDoc, BucketDoc, RouterDoc, MoveDoc);
 
 impl TopologyDoc {
     /// The topology of a config file's `[[shards]]` and `[sharding] global_shard`.
@@ -222,6 +285,7 @@ impl TopologyDoc {
                 .global_shard()
                 .map(|s| s.name.clone())
                 .unwrap_or_default(),
+            holds: BTreeMap::new(),
         }
     }
 
@@ -231,6 +295,15 @@ impl TopologyDoc {
             what: "topology".into(),
             reason,
         };
+        if let Some((user, shard)) = self
+            .holds
+            .iter()
+            .find(|(_, shard)| !self.shards.iter().any(|s| &s.name == *shard))
+        {
+            return Err(invalid(format!(
+                "user {user} is held for a move from unknown shard {shard:?}"
+            )));
+        }
         if self.shards.is_empty() {
             return Err(invalid("no shards".into()));
         }
@@ -320,7 +393,8 @@ impl Snapshot {
             &self.topology.global_shard,
             overrides,
             sharding,
-        )?)
+        )?
+        .with_held(self.topology.holds.keys().map(|u| u.as_bytes())))
     }
 }
 
@@ -361,6 +435,7 @@ mod tests {
                 },
             ],
             global_shard: "a".into(),
+            holds: BTreeMap::new(),
         }
     }
 

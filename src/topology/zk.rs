@@ -12,7 +12,7 @@ use std::time::Duration;
 use zookeeper_client as zk;
 
 use super::{
-    bucket_of, decode, encode, BucketDoc, RouterDoc, Snapshot, TopologyDoc, TopologyError,
+    bucket_of, decode, encode, BucketDoc, MoveDoc, RouterDoc, Snapshot, TopologyDoc, TopologyError,
     VersionDoc, BUCKETS, SCHEMA,
 };
 
@@ -444,6 +444,130 @@ impl ZkStore {
         }
         out.sort_by(|a: &RouterDoc, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// A user's move record and its znode version, if there is one.
+    pub async fn read_move(&self, user: &str) -> Result<Option<(MoveDoc, i32)>, TopologyError> {
+        match self
+            .client
+            .get_data(&self.path(&format!("moves/{user}")))
+            .await
+        {
+            Ok((data, stat)) => Ok(Some((
+                decode(&format!("move {user}"), &data)?,
+                stat.version,
+            ))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Writes a move record: created when `expected` is `None`, else a compare-and-set on
+    /// that znode version. Returns the new znode version. Routers never read these: the
+    /// topology version is not bumped.
+    pub async fn write_move(
+        &self,
+        doc: &MoveDoc,
+        expected: Option<i32>,
+    ) -> Result<i32, TopologyError> {
+        let path = self.path(&format!("moves/{}", doc.user));
+        let data = encode(doc);
+        match expected {
+            Some(v) => match self.client.set_data(&path, &data, Some(v)).await {
+                Ok(stat) => Ok(stat.version),
+                Err(zk::Error::BadVersion) => Err(TopologyError::Conflict),
+                Err(e) => Err(zk_err(e)),
+            },
+            None => {
+                let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                match self
+                    .client
+                    .create(&self.path("moves"), b"", &persistent)
+                    .await
+                {
+                    Ok(_) | Err(zk::Error::NodeExists) => {}
+                    Err(e) => return Err(zk_err(e)),
+                }
+                match self.client.create(&path, &data, &persistent).await {
+                    Ok(_) => Ok(0),
+                    Err(zk::Error::NodeExists) => Err(TopologyError::Conflict),
+                    Err(e) => Err(zk_err(e)),
+                }
+            }
+        }
+    }
+
+    /// Every move record.
+    pub async fn moves(&self) -> Result<Vec<MoveDoc>, TopologyError> {
+        let names = match self.client.list_children(&self.path("moves")).await {
+            Ok(names) => names,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(zk_err(e)),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            if let Some((doc, _)) = self.read_move(&name).await? {
+                out.push(doc);
+            }
+        }
+        out.sort_by_key(|m: &MoveDoc| m.started_ms);
+        Ok(out)
+    }
+
+    /// The flip of a move, in one transaction: the user's override names `target`, the
+    /// hold is lifted, the move record (read at `move_expected`) becomes `doc`, and the
+    /// version counter is bumped — all or nothing. Returns the new topology version.
+    pub async fn flip_move(&self, doc: &MoveDoc, move_expected: i32) -> Result<u64, TopologyError> {
+        let (mut topology, topology_expected) = self.read_topology().await?;
+        topology.holds.remove(&doc.user);
+        topology.validate()?;
+        let bucket = bucket_of(doc.user.as_bytes());
+        let (mut overrides, bucket_expected) = self.read_bucket(bucket).await?;
+        overrides.users.insert(doc.user.clone(), doc.target.clone());
+        let (version, version_stat) = self
+            .read_version()
+            .await?
+            .ok_or_else(|| TopologyError::NotInitialized(self.target.to_string()))?;
+        let mut multi = self.client.new_multi_writer();
+        multi
+            .add_set_data(
+                &self.path("topology"),
+                &encode(&topology),
+                Some(topology_expected),
+            )
+            .map_err(zk_err)?;
+        multi
+            .add_set_data(
+                &self.bucket_path(bucket),
+                &encode(&overrides),
+                Some(bucket_expected),
+            )
+            .map_err(zk_err)?;
+        multi
+            .add_set_data(
+                &self.path(&format!("moves/{}", doc.user)),
+                &encode(doc),
+                Some(move_expected),
+            )
+            .map_err(zk_err)?;
+        multi
+            .add_set_data(
+                &self.version_path(),
+                &encode(&VersionDoc {
+                    schema: SCHEMA,
+                    version: version + 1,
+                }),
+                Some(version_stat),
+            )
+            .map_err(zk_err)?;
+        match multi.commit().await {
+            Ok(_) => Ok(version + 1),
+            Err(zk::MultiWriteError::OperationFailed {
+                source: zk::Error::BadVersion,
+                ..
+            }) => Err(TopologyError::Conflict),
+            Err(e) => Err(zk_err(e)),
+        }
     }
 
     /// Writes raw bytes to a node (tests and repairs; bypasses validation on purpose).

@@ -293,34 +293,57 @@ impl<S: ClientStream> Session<S> {
         &self,
         shard: ShardId,
     ) -> Result<Arc<RoutingTable>, ClientError> {
+        let name = self.ctx.routing.load().shard_name(shard).to_string();
+        self.hold_until(
+            |table| !table.shard(shard).is_some_and(|s| s.switching),
+            |why| ClientError::ShardSwitching {
+                shard: name.clone(),
+                why,
+            },
+        )
+        .await
+    }
+
+    /// Waits until a move no longer holds the statement's user (`held` says whether a
+    /// snapshot still holds it), within the same bounds as a switchover's hold; returns
+    /// the routing snapshot to continue with (the user's new shard, after the flip).
+    pub(in crate::frontend) async fn hold_while_moving(
+        &self,
+        held: impl Fn(&RoutingTable) -> bool,
+    ) -> Result<Arc<RoutingTable>, ClientError> {
+        self.hold_until(|table| !held(table), |why| ClientError::UserMoving { why })
+            .await
+    }
+
+    /// Holds a statement until `released` is true of the current routing snapshot, within
+    /// `failover.buffer_max_ms`, and only if fewer than `failover.buffer_max_statements`
+    /// are held already; `refused` says why not, as the client's retryable error.
+    async fn hold_until(
+        &self,
+        released: impl Fn(&RoutingTable) -> bool,
+        refused: impl Fn(String) -> ClientError,
+    ) -> Result<Arc<RoutingTable>, ClientError> {
         use std::sync::atomic::Ordering;
         let limits = &self.ctx.config.failover;
-        let name = || self.ctx.routing.load().shard_name(shard).to_string();
         if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
             self.ctx.held.fetch_sub(1, Ordering::AcqRel);
-            return Err(ClientError::ShardSwitching {
-                shard: name(),
-                why: format!(
-                    "{} statements are held already (failover.buffer_max_statements)",
-                    limits.buffer_max_statements
-                ),
-            });
+            return Err(refused(format!(
+                "{} statements are held already (failover.buffer_max_statements)",
+                limits.buffer_max_statements
+            )));
         }
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(limits.buffer_max_ms);
         let result = loop {
             let table = self.ctx.routing.load_full();
-            if !table.shard(shard).is_some_and(|s| s.switching) {
+            if released(&table) {
                 break Ok(table);
             }
             if tokio::time::Instant::now() >= deadline {
-                break Err(ClientError::ShardSwitching {
-                    shard: name(),
-                    why: format!(
-                        "held for {} ms (failover.buffer_max_ms)",
-                        limits.buffer_max_ms
-                    ),
-                });
+                break Err(refused(format!(
+                    "held for {} ms (failover.buffer_max_ms)",
+                    limits.buffer_max_ms
+                )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         };

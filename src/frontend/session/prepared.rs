@@ -45,6 +45,9 @@ struct Prepared {
     key_params: Vec<u16>,
     /// A shard fixed by the SQL itself (literal key, global tables).
     shard: Option<ShardId>,
+    /// The user (canonical key) whose shard that is, if a user decided it: its shard is
+    /// looked up again at each execution (the user may have been moved since).
+    user: Option<Vec<u8>>,
     backends: Vec<BackendStmt>,
     /// Parameter types of the last EXECUTE that sent them.
     types: Option<Vec<u8>>,
@@ -94,6 +97,8 @@ pub struct Statements {
     next_id: u32,
     max_long_data: usize,
     map: HashMap<u32, Prepared>,
+    /// The user a move held, set by the planning of an EXECUTE that had to wait.
+    held_user: Option<Vec<u8>>,
 }
 
 impl Statements {
@@ -103,6 +108,7 @@ impl Statements {
             next_id: 1,
             max_long_data,
             map: HashMap::new(),
+            held_user: None,
         }
     }
 
@@ -177,6 +183,16 @@ impl<S: ClientStream> Session<S> {
             Ok(_) => None,
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
+        // The user that decided the shard (a literal key or hint, else the pin): looked up
+        // again at every execution, so a user moved since the PREPARE goes to the new shard.
+        let mut buf = [0u8; 20];
+        let user = shard.and_then(|_| {
+            let literal = scan.keys().iter().find_map(|k| match k {
+                KeyRef::Literal(v) => Some(v.canonical(&mut buf).to_vec()),
+                KeyRef::Param(_) => None,
+            });
+            literal.or_else(|| self.pin_key().map(<[u8]>::to_vec))
+        });
         let target = shard.unwrap_or_else(|| self.session_shard());
         let Some((backend_id, mut packets)) = self.prepare_on(table, target, payload, seq).await?
         else {
@@ -206,6 +222,7 @@ impl<S: ClientStream> Session<S> {
                 params,
                 key_params,
                 shard,
+                user,
                 backends: vec![BackendStmt {
                     shard: target,
                     generation: self.backends.generation(target).unwrap_or(0),
@@ -289,10 +306,23 @@ impl<S: ClientStream> Session<S> {
         if let Some(types) = head.new_types {
             stmt.types = Some(types.to_vec());
         }
-        let shard = match stmt.shard {
-            Some(s) => s,
-            None if stmt.key_params.is_empty() => session_shard,
-            None => {
+        let in_tx = self.tx.open_shard();
+        // A held user waits for the move's flip, unless this session's transaction is
+        // open on the user's shard (it finishes there; the move waits for it).
+        let held =
+            |canonical: &[u8], shard: ShardId| table.is_held(canonical) && in_tx != Some(shard);
+        let shard = match (stmt.shard, &stmt.user) {
+            (Some(_), Some(user)) => {
+                let shard = table.shard_for_key(user).0;
+                if held(user, shard) {
+                    self.statements.held_user = Some(user.clone());
+                    return Err(ClientError::Route(RouteError::UserHeld));
+                }
+                shard
+            }
+            (Some(s), None) => s,
+            (None, _) if stmt.key_params.is_empty() => session_shard,
+            (None, _) => {
                 let types = stmt.types.clone().ok_or(ClientError::KeyParameter {
                     index: stmt.key_params[0] + 1,
                     problem: "arrived without parameter types",
@@ -331,6 +361,10 @@ impl<S: ClientStream> Session<S> {
                         }));
                     }
                     let shard = table.shard_for_key(&canonical).0;
+                    if held(&canonical, shard) {
+                        self.statements.held_user = Some(canonical);
+                        return Err(ClientError::Route(RouteError::UserHeld));
+                    }
                     match &chosen {
                         None => chosen = Some((shard, canonical)),
                         Some((first_shard, first)) if *first_shard != shard => {
@@ -366,8 +400,25 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let client_id = stmt_id(payload).unwrap_or(0);
-        let mut plan = match self.plan_execute(table, payload, client_id) {
+        let mut plan = self.plan_execute(table, payload, client_id);
+        let released;
+        let table = if matches!(plan, Err(ClientError::Route(RouteError::UserHeld))) {
+            let user = self.statements.held_user.take().unwrap_or_default();
+            match self.hold_while_moving(|t| t.is_held(&user)).await {
+                Ok(fresh) => released = fresh,
+                Err(e) => return self.reply_error(seq, e).await,
+            }
+            plan = self.plan_execute(&released, payload, client_id);
+            &*released
+        } else {
+            table
+        };
+        let mut plan = match plan {
             Ok(p) => p,
+            Err(ClientError::Route(RouteError::UserHeld)) => {
+                let why = "another move of the user began".to_string();
+                return self.reply_error(seq, ClientError::UserMoving { why }).await;
+            }
             Err(e) => return self.reply_error(seq, e).await,
         };
         let shard = plan.shard;

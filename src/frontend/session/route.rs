@@ -39,8 +39,30 @@ impl<S: ClientStream> Session<S> {
         if let Some(valid) = one_shot_characteristics(sql, self.dialect) {
             return self.set_next_transaction(table, payload, seq, valid).await;
         }
-        let route = match self.route_query(table, sql, self.dialect) {
+        let mut route = self.route_query(table, sql, self.dialect);
+        let released;
+        let table = if matches!(route, Err(RouteError::UserHeld)) {
+            // A move is copying this user's last rows: wait for its flip (bounded), then
+            // route with the snapshot that has the user's new shard.
+            let dialect = self.dialect;
+            let held = |t: &RoutingTable| {
+                matches!(self.route_query(t, sql, dialect), Err(RouteError::UserHeld))
+            };
+            match self.hold_while_moving(held).await {
+                Ok(fresh) => released = fresh,
+                Err(e) => return self.reply_error(seq, e).await,
+            }
+            route = self.route_query(&released, sql, self.dialect);
+            &*released
+        } else {
+            table
+        };
+        let route = match route {
             Ok(route) => route,
+            Err(RouteError::UserHeld) => {
+                let why = "another move of the user began".to_string();
+                return self.reply_error(seq, ClientError::UserMoving { why }).await;
+            }
             Err(e) => return self.reply_error(seq, e.into()).await,
         };
         match route {
@@ -256,9 +278,19 @@ impl<S: ClientStream> Session<S> {
         if scan.kind == StatementKind::Call && !scan.from_hint && self.pin.is_none() {
             return Err(RouteError::Statement(KEYLESS_CALL));
         }
-        Ok(table
+        let route = table
             .route_pinned(scan, self.pin.as_deref())?
             // `?` in a text statement: the server will answer with its syntax error.
-            .unwrap_or(Route::Session))
+            .unwrap_or(Route::Session);
+        // A move holds the user: held, unless a transaction of this session is open on
+        // the user's shard (it finishes there; the move waits for it).
+        if let Route::Shard(shard) = route {
+            if table.names_held_user(scan, self.pin.as_deref())
+                && self.tx.open_shard() != Some(shard)
+            {
+                return Err(RouteError::UserHeld);
+            }
+        }
+        Ok(route)
     }
 }

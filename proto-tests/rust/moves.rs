@@ -1,0 +1,324 @@
+//! Online user moves on the real cluster, a real ZooKeeper and two routers: a user moved
+//! while clients write to them and to other users loses no acknowledged write and ends
+//! with exactly one copy of their rows, on the target; a mover killed after each step is
+//! finished or rolled back by the next run, leaving one authoritative copy; a move onto
+//! rows of the user already on the target is refused.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+
+use crate::harness::*;
+use crate::topology::{init_and_start, start_follower, unique_root, wait_route};
+
+const TABLE: &str = "move_rows";
+
+fn settings(hosts: &str, root: &str) -> RouterSettings {
+    let mut s = two_shards(&format!(
+        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{TABLE}\"\n"
+    ));
+    s.sharding.push_str(&format!(
+        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
+    ));
+    s.timeouts = "startup_ms = 30000".into();
+    s
+}
+
+fn masters() -> [(String, String); 2] {
+    [
+        ("shard1".to_string(), master_addr()),
+        ("shard2".to_string(), env("DBR_S2_MASTER")),
+    ]
+}
+
+async fn admin(addr: &str) -> Conn {
+    Conn::new(Opts::from(admin_opts_at(addr, Some("app"))))
+        .await
+        .unwrap()
+}
+
+/// The test's table on both masters; the users' old rows deleted.
+async fn fresh_table(users: &[u64]) {
+    for (_, addr) in masters() {
+        let mut c = admin(&addr).await;
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (userid BIGINT NOT NULL, seq BIGINT NOT NULL, body VARCHAR(64) NOT NULL, PRIMARY KEY (userid, seq))"
+        ))
+        .await
+        .unwrap();
+        for u in users {
+            c.query_drop(format!("DELETE FROM {TABLE} WHERE userid = {u}"))
+                .await
+                .unwrap();
+        }
+        c.disconnect().await.unwrap();
+    }
+}
+
+/// The seqs of a user's rows on each master (shard name → seqs), read directly.
+async fn rows_on_masters(user: u64) -> Vec<(String, BTreeSet<i64>)> {
+    let mut out = Vec::new();
+    for (name, addr) in masters() {
+        let mut c = admin(&addr).await;
+        let seqs: Vec<i64> = c
+            .query(format!("SELECT seq FROM {TABLE} WHERE userid = {user}"))
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+        out.push((name, seqs.into_iter().collect()));
+    }
+    out
+}
+
+/// The user's shard per a router, and the other one.
+async fn shards_of(c: &mut Conn, user: u64) -> (String, String) {
+    let row: (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    ) = c
+        .query_first(format!("SHOW DBROUTER ROUTE FOR {user}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let other = if row.1 == "shard1" {
+        "shard2"
+    } else {
+        "shard1"
+    };
+    (row.1, other.to_string())
+}
+
+/// Inserts `seqs` rows for a user through a router, 100 per statement.
+async fn insert(c: &mut Conn, user: u64, seqs: std::ops::Range<i64>) {
+    let values: Vec<String> = seqs.map(|s| format!("({user}, {s}, 'row {s}')")).collect();
+    for chunk in values.chunks(100) {
+        c.query_drop(format!(
+            "INSERT INTO {TABLE} (userid, seq, body) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-load");
+    let url = format!("zk://{hosts}{root}");
+    let mover: u64 = 5_100_000_001;
+    let others: Vec<u64> = (2..6).map(|i| 5_100_000_000 + i).collect();
+    let mut everyone = others.clone();
+    everyone.push(mover);
+    fresh_table(&everyone).await;
+    let a = init_and_start(settings(&hosts, &root), &url);
+    let b = start_follower(settings(&hosts, &root));
+    let config = a.config_path.to_str().unwrap().to_string();
+    let mut c = a.app_conn(Some("app")).await;
+    insert(&mut c, mover, 0..1000).await;
+    let (source, target) = shards_of(&mut c, mover).await;
+
+    // Writers through both routers, to the moving user and to others; each records the
+    // writes it got an OK for.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(u64, i64)>>> = Arc::default();
+    let retryable = Arc::new(Mutex::new(0usize));
+    let mut writers = Vec::new();
+    for (w, user) in everyone.iter().copied().enumerate() {
+        let router = if w % 2 == 0 { &a } else { &b };
+        let opts = router.app_opts(Some("app"));
+        let (stop, acked, retryable) = (stop.clone(), acked.clone(), retryable.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = Conn::new(Opts::from(opts)).await.unwrap();
+            let mut seq = 1_000_000 + (w as i64) * 1_000_000;
+            while !stop.load(Ordering::SeqCst) {
+                seq += 1;
+                let sql = format!(
+                    "INSERT INTO {TABLE} (userid, seq, body) VALUES ({user}, {seq}, 'load')"
+                );
+                match c.query_drop(sql).await {
+                    Ok(()) => acked.lock().unwrap().push((user, seq)),
+                    // Held too long: retryable, nothing executed.
+                    Err(mysql_async::Error::Server(e)) if e.code == 1053 => {
+                        *retryable.lock().unwrap() += 1
+                    }
+                    Err(e) => panic!("write for {user} failed: {e}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (ok, out) = ctl(&[
+        "user",
+        "move",
+        &mover.to_string(),
+        &target,
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    if !ok {
+        let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("{out}\nrouter a log:\n{}", tail.join("\n"));
+    }
+    assert!(out.contains("flip") && out.contains("cleanup"), "{out}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    wait_route(&mut c, &mover.to_string(), &target).await;
+
+    let acked = acked.lock().unwrap().clone();
+    for user in &everyone {
+        let on_masters = rows_on_masters(*user).await;
+        let written: BTreeSet<i64> = acked
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, s)| *s)
+            .collect();
+        assert!(!written.is_empty(), "no write of {user} was acknowledged");
+        let holders: Vec<&String> = on_masters
+            .iter()
+            .filter(|(_, seqs)| !seqs.is_empty())
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(holders.len(), 1, "user {user} has rows on {holders:?}");
+        let (shard, seqs) = on_masters.iter().find(|(_, s)| !s.is_empty()).unwrap();
+        let lost: Vec<&i64> = written.difference(seqs).collect();
+        assert!(
+            lost.is_empty(),
+            "user {user} lost {} acknowledged writes",
+            lost.len()
+        );
+        if *user == mover {
+            assert_eq!(shard, &target);
+            assert!(
+                (0..1000).all(|s| seqs.contains(&s)),
+                "preloaded rows missing"
+            );
+        } else {
+            // Others were never moved (nor paused beyond noise).
+            assert_ne!(shard.as_str(), "", "{source}");
+        }
+    }
+    let (ok, out) = ctl(&["user", "moves", "--zk", &url, "-c", &config]);
+    assert!(ok && out.contains("done"), "{out}");
+    c.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_run() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-crash");
+    let url = format!("zk://{hosts}{root}");
+    let steps = ["copy", "hold", "catchup", "flip"];
+    let users: Vec<u64> = (0..steps.len() as u64).map(|i| 5_200_000_000 + i).collect();
+    fresh_table(&users).await;
+    let router = init_and_start(settings(&hosts, &root), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    for (step, user) in steps.iter().zip(&users) {
+        insert(&mut c, *user, 0..50).await;
+        let (_, target) = shards_of(&mut c, *user).await;
+        let user_s = user.to_string();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+            .args([
+                "ctl", "user", "move", &user_s, &target, "--zk", &url, "-c", &config,
+            ])
+            .env("DBROUTER_MOVE_CRASH_AFTER", step)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(70), "crash after {step}: {text}");
+        // Whatever state it was left in, the next run ends with one copy on the target.
+        let (ok, out) = ctl(&[
+            "user", "move", &user_s, &target, "--zk", &url, "-c", &config,
+        ]);
+        assert!(ok, "resume after {step}: {out}");
+        assert!(out.contains("interrupted move"), "{out}");
+        wait_route(&mut c, &user_s, &target).await;
+        for (shard, seqs) in rows_on_masters(*user).await {
+            if shard == target {
+                assert_eq!(seqs.len(), 50, "after a crash at {step}: {seqs:?}");
+            } else {
+                assert!(
+                    seqs.is_empty(),
+                    "after a crash at {step}, {shard} kept {seqs:?}"
+                );
+            }
+        }
+        // And the user is served normally (no hold left behind).
+        let n: Option<i64> = c
+            .query_first(format!(
+                "SELECT COUNT(*) FROM {TABLE} WHERE userid = {user}"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(n, Some(50));
+    }
+    c.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_onto_rows_already_on_the_target_is_refused() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-refused");
+    let url = format!("zk://{hosts}{root}");
+    let user: u64 = 5_300_000_001;
+    fresh_table(&[user]).await;
+    let router = init_and_start(settings(&hosts, &root), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    insert(&mut c, user, 0..10).await;
+    let (source, target) = shards_of(&mut c, user).await;
+    let target_addr = masters().into_iter().find(|(n, _)| *n == target).unwrap().1;
+    let mut t = admin(&target_addr).await;
+    t.query_drop(format!(
+        "INSERT INTO {TABLE} (userid, seq, body) VALUES ({user}, 99, 'stray')"
+    ))
+    .await
+    .unwrap();
+    t.disconnect().await.unwrap();
+    let user_s = user.to_string();
+    let (ok, out) = ctl(&[
+        "user", "move", &user_s, &target, "--zk", &url, "-c", &config,
+    ]);
+    assert!(
+        !ok && out.contains("already") && out.contains("--force"),
+        "{out}"
+    );
+    // Nothing changed: the user is still served from the source with its rows.
+    let (now, _) = shards_of(&mut c, user).await;
+    assert_eq!(now, source);
+    // Moving onto the shard the user is on is refused too.
+    let (ok, out) = ctl(&[
+        "user", "move", &user_s, &source, "--zk", &url, "-c", &config,
+    ]);
+    assert!(!ok && out.contains("nothing to move"), "{out}");
+    // --force replaces the stray row with the user's rows.
+    let (ok, out) = ctl(&[
+        "user", "move", &user_s, &target, "--force", "--zk", &url, "-c", &config,
+    ]);
+    assert!(ok, "{out}");
+    for (shard, seqs) in rows_on_masters(user).await {
+        let expected: BTreeSet<i64> = if shard == target {
+            (0..10).collect()
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(seqs, expected, "{shard}");
+    }
+    c.disconnect().await.unwrap();
+}

@@ -1,0 +1,392 @@
+//! The rows of users on shard masters, read and written with the service account: which
+//! tables are sharded on a server (information_schema and the `[sharding]` rules), which
+//! users have rows there, and — for a move — copying, comparing and deleting one user's
+//! rows. Every statement names its server in its error and runs within a time limit.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
+
+use crate::config::{Config, KeyColumnType, UnlistedTables};
+use crate::router::{key_from_int, key_from_text};
+use crate::topology::TopologyDoc;
+
+/// Keys read per `SELECT DISTINCT` round trip.
+pub const CHUNK: usize = 10_000;
+
+/// How long one query to a shard master may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A sharded table on a master: schema, table, key column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardedTable {
+    /// Schema (database).
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Its shard-key column.
+    pub key: String,
+}
+
+impl ShardedTable {
+    /// `schema`.`table`, quoted.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table))
+    }
+}
+
+/// A backticked identifier (a backtick inside is doubled).
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A connection to a shard master with the service account.
+pub async fn connect(config: &Config, addr: &str) -> Result<Conn, String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{addr:?} has a bad port"))?;
+    let opts = Opts::from(
+        OptsBuilder::default()
+            .ip_or_hostname(host)
+            .tcp_port(port)
+            .user(Some(config.backend.user.as_str()))
+            .pass(Some(config.backend.password()))
+            .prefer_socket(false),
+    );
+    timed(addr, "connect", Conn::new(opts)).await
+}
+
+/// Runs one query within [`QUERY_TIMEOUT`], naming the server and what it did on failure.
+pub async fn timed<T>(
+    addr: &str,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(QUERY_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{addr}: {what}: {e}")),
+        Err(_) => Err(format!(
+            "{addr}: {what}: no answer within {QUERY_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// The sharded tables on a master, from information_schema and the config's rules.
+pub async fn sharded_tables(
+    conn: &mut Conn,
+    addr: &str,
+    config: &Config,
+) -> Result<Vec<ShardedTable>, String> {
+    let rows: Vec<(String, String, String)> = timed(
+        addr,
+        "listing tables",
+        conn.query(
+            "SELECT c.table_schema, c.table_name, c.column_name \
+             FROM information_schema.columns c JOIN information_schema.tables t \
+               ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+             WHERE t.table_type = 'BASE TABLE' \
+               AND c.table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        ),
+    )
+    .await?;
+    let sharding = &config.sharding;
+    let mut tables: Vec<ShardedTable> = rows
+        .into_iter()
+        .filter(|(_, table, column)| {
+            let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+            if sharding.global_tables.iter().any(|g| is(g, table)) {
+                return false;
+            }
+            match sharding.tables.iter().find(|t| is(&t.name, table)) {
+                Some(t) => is(t.key.as_deref().unwrap_or(&sharding.key_column), column),
+                None => {
+                    sharding.unlisted_tables == UnlistedTables::Sharded
+                        && is(&sharding.key_column, column)
+                }
+            }
+        })
+        .map(|(schema, table, key)| ShardedTable { schema, table, key })
+        .collect();
+    tables.sort_by(|a, b| (&a.schema, &a.table).cmp(&(&b.schema, &b.table)));
+    Ok(tables)
+}
+
+/// A key value read from a master, canonical as the router computes it.
+pub fn canonical(value: &Value, ty: KeyColumnType) -> Option<Vec<u8>> {
+    match value {
+        Value::Int(n) => key_from_int(i128::from(*n), ty).ok(),
+        Value::UInt(n) => key_from_int(i128::from(*n), ty).ok(),
+        Value::Bytes(b) => key_from_text(b, ty).ok(),
+        _ => None,
+    }
+}
+
+/// Every user with rows on one master (canonical keys), and the keys found that no
+/// router could route (NULL, out of the key type's range): counted, never pinned.
+pub async fn users_on(config: &Config, addr: &str) -> Result<(BTreeSet<Vec<u8>>, usize), String> {
+    let mut conn = connect(config, addr).await?;
+    let tables = sharded_tables(&mut conn, addr, config).await?;
+    let ty = config.sharding.key_type;
+    let mut users = BTreeSet::new();
+    let mut unroutable = 0;
+    for t in &tables {
+        let key = quote_ident(&t.key);
+        let mut after: Option<Value> = None;
+        loop {
+            let sql = match after {
+                None => format!(
+                    "SELECT DISTINCT {key} FROM {} WHERE {key} IS NOT NULL ORDER BY {key} LIMIT {CHUNK}",
+                    t.qualified()
+                ),
+                Some(_) => format!(
+                    "SELECT DISTINCT {key} FROM {} WHERE {key} > ? ORDER BY {key} LIMIT {CHUNK}",
+                    t.qualified()
+                ),
+            };
+            let params = after.take().map_or(mysql_async::Params::Empty, |v| {
+                mysql_async::Params::Positional(vec![v])
+            });
+            let rows: Vec<Row> = timed(
+                addr,
+                &format!("reading {}", t.qualified()),
+                conn.exec(sql, params),
+            )
+            .await?;
+            let n = rows.len();
+            for row in rows {
+                let Some(value) = row.as_ref(0).cloned() else {
+                    continue;
+                };
+                match canonical(&value, ty) {
+                    Some(k) => {
+                        users.insert(k);
+                    }
+                    None => unroutable += 1,
+                }
+                after = Some(value);
+            }
+            if n < CHUNK {
+                break;
+            }
+        }
+    }
+    let _ = conn.disconnect().await;
+    Ok((users, unroutable))
+}
+
+/// The shards (names) whose masters hold rows of `user` (canonical key).
+pub async fn shards_holding(
+    config: &Config,
+    topology: &TopologyDoc,
+    user: &[u8],
+) -> Result<Vec<String>, String> {
+    let mut holding = Vec::new();
+    for shard in &topology.shards {
+        let mut conn = connect(config, &shard.master).await?;
+        let tables = sharded_tables(&mut conn, &shard.master, config).await?;
+        for t in &tables {
+            let sql = format!(
+                "SELECT 1 FROM {} WHERE {} = ? LIMIT 1",
+                t.qualified(),
+                quote_ident(&t.key)
+            );
+            let found: Option<u8> = timed(
+                &shard.master,
+                &format!("reading {}", t.qualified()),
+                conn.exec_first(sql, (user.to_vec(),)),
+            )
+            .await?;
+            if found.is_some() {
+                holding.push(shard.name.clone());
+                break;
+            }
+        }
+        let _ = conn.disconnect().await;
+    }
+    Ok(holding)
+}
+
+/// The columns of a table in order, from information_schema.
+pub async fn columns(conn: &mut Conn, addr: &str, t: &ShardedTable) -> Result<Vec<String>, String> {
+    timed(
+        addr,
+        &format!("listing the columns of {}", t.qualified()),
+        conn.exec(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (t.schema.as_str(), t.table.as_str()),
+        ),
+    )
+    .await
+}
+
+/// `SHOW CREATE TABLE` without the parts that differ between copies of one definition
+/// (the next AUTO_INCREMENT value).
+pub async fn definition(conn: &mut Conn, addr: &str, t: &ShardedTable) -> Result<String, String> {
+    let row: Option<(String, String)> = timed(
+        addr,
+        &format!("SHOW CREATE TABLE {}", t.qualified()),
+        conn.query_first(format!("SHOW CREATE TABLE {}", t.qualified())),
+    )
+    .await?;
+    let text = row.map(|r| r.1).unwrap_or_default();
+    Ok(text
+        .split(' ')
+        .filter(|word| !word.starts_with("AUTO_INCREMENT="))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// The SQL expression of one row's checksum: CRC32 over every column with a NULL marker
+/// (so that `(NULL, 'a')` and `('a', NULL)` differ).
+fn row_crc(columns: &[String]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let c = quote_ident(c);
+            format!("ISNULL({c}), {c}")
+        })
+        .collect();
+    format!("CRC32(CONCAT_WS('#', {}))", parts.join(", "))
+}
+
+/// One user's rows of a table, summarised: row count, sum and xor of the row checksums.
+pub async fn checksum(
+    conn: &mut Conn,
+    addr: &str,
+    t: &ShardedTable,
+    columns: &[String],
+    user: &[u8],
+) -> Result<(u64, u64, u64), String> {
+    let crc = row_crc(columns);
+    let sql = format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM({crc}), 0) AS UNSIGNED), COALESCE(BIT_XOR({crc}), 0) FROM {} WHERE {} = ?",
+        t.qualified(),
+        quote_ident(&t.key)
+    );
+    let row: Option<(u64, u64, u64)> = timed(
+        addr,
+        &format!("checksumming {}", t.qualified()),
+        conn.exec_first(sql, (user.to_vec(),)),
+    )
+    .await?;
+    Ok(row.unwrap_or((0, 0, 0)))
+}
+
+/// Rows per INSERT when copying.
+const INSERT_BATCH: usize = 500;
+
+/// Copies one user's rows of a table from `source` (read in one consistent snapshot) to
+/// `target` (foreign key checks off on that session: parents and children arrive in any
+/// order). Returns how many rows. A row whose primary or unique key is taken on the target
+/// fails the copy with a message naming the table and the key.
+pub async fn copy_rows(
+    (source, source_addr): (&mut Conn, &str),
+    (target, target_addr): (&mut Conn, &str),
+    t: &ShardedTable,
+    columns: &[String],
+    user: &[u8],
+) -> Result<u64, String> {
+    let list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let list = list.join(", ");
+    timed(
+        source_addr,
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        source.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"),
+    )
+    .await?;
+    let select = format!(
+        "SELECT {list} FROM {} WHERE {} = ?",
+        t.qualified(),
+        quote_ident(&t.key)
+    );
+    let rows: Result<Vec<Row>, String> = timed(
+        source_addr,
+        &format!("reading {}", t.qualified()),
+        source.exec(select, (user.to_vec(),)),
+    )
+    .await;
+    let _ = source.query_drop("COMMIT").await;
+    let rows = rows?;
+    timed(
+        target_addr,
+        "SET foreign_key_checks = 0",
+        target.query_drop("SET SESSION foreign_key_checks = 0"),
+    )
+    .await?;
+    let one = format!("({})", vec!["?"; columns.len()].join(", "));
+    for batch in rows.chunks(INSERT_BATCH) {
+        let values: Vec<&str> = vec![one.as_str(); batch.len()];
+        let insert = format!(
+            "INSERT INTO {} ({list}) VALUES {}",
+            t.qualified(),
+            values.join(", ")
+        );
+        let params: Vec<Value> = batch
+            .iter()
+            .flat_map(|row| {
+                (0..columns.len()).map(|i| row.as_ref(i).cloned().unwrap_or(Value::NULL))
+            })
+            .collect();
+        match tokio::time::timeout(QUERY_TIMEOUT, target.exec_drop(insert, params)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(mysql_async::Error::Server(e))) if e.code == 1062 => {
+                return Err(format!(
+                    "key collision on {target_addr}: {} — rows of another user have the same primary or unique key in {} there ({}). \
+                     Ids from AUTO_INCREMENT collide across shards unless each shard has its own auto_increment_offset (docs/moves.md)",
+                    t.qualified(),
+                    t.qualified(),
+                    e.message
+                ))
+            }
+            Ok(Err(e)) => return Err(format!("{target_addr}: writing {}: {e}", t.qualified())),
+            Err(_) => {
+                return Err(format!(
+                    "{target_addr}: writing {}: no answer within {QUERY_TIMEOUT:?}",
+                    t.qualified()
+                ))
+            }
+        }
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Deletes one user's rows of a table, in chunks (foreign key checks off on that session:
+/// the user's rows go whatever their order). Returns how many.
+pub async fn delete_rows(
+    conn: &mut Conn,
+    addr: &str,
+    t: &ShardedTable,
+    user: &[u8],
+) -> Result<u64, String> {
+    timed(
+        addr,
+        "SET foreign_key_checks = 0",
+        conn.query_drop("SET SESSION foreign_key_checks = 0"),
+    )
+    .await?;
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = ? LIMIT 5000",
+        t.qualified(),
+        quote_ident(&t.key)
+    );
+    let mut deleted = 0;
+    loop {
+        timed(
+            addr,
+            &format!("deleting from {}", t.qualified()),
+            conn.exec_drop(sql.as_str(), (user.to_vec(),)),
+        )
+        .await?;
+        let n = conn.affected_rows();
+        deleted += n;
+        if n == 0 {
+            return Ok(deleted);
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Online user moves: one user's rows go from the shard that serves them to another, with
+//! a brief pause of that user's statements only. A resumable state machine recorded in
+//! ZooKeeper (`<root>/moves/<user>`, a [`MoveDoc`]), each step idempotent, one mover per
+//! user at a time (an ephemeral lock, `<root>/locks/move-<user>`):
+//!
+//! 1. **check** — both shards serving, identical definitions of every sharded table,
+//!    no rows of the user on the target (unless `force`, which deletes them);
+//! 2. **copy** (`copying`) — the user's rows, table by table, each read in one consistent
+//!    snapshot, while the user keeps being served from the source;
+//! 3. **hold** (`holding`) — the topology holds the user: every router holds new
+//!    statements naming the user (literal keys, hints, the pin, prepared parameters);
+//!    the mover waits until every registered router serves that version (statements
+//!    routed before it have finished: `router::in_flight`), then until every transaction
+//!    open on the source before that has ended;
+//! 4. **catch up and verify** — per table, a checksum of the user's rows on both sides;
+//!    a table that differs is copied again; then every table must match;
+//! 5. **flip** (`flipped`) — one ZooKeeper transaction sets the user's override to the
+//!    target, lifts the hold and records the flip: the commit point. Routers release the
+//!    held statements to the target;
+//! 6. **clean up** (`done`) — the source's rows of the user are deleted.
+//!
+//! Before the flip the source is authoritative and a failure rolls back (hold lifted,
+//! the target's copy deleted); after it the target is, and an interrupted move is finished
+//! by the next `user move` of that user. So there is exactly one authoritative copy.
+
+pub mod data;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::config::Config;
+use crate::failover::ShardLock;
+use crate::router::key_from_text;
+use crate::topology::zk::ZkStore;
+use crate::topology::{MoveDoc, MoveState, MoveStep, ShardState, TopologyError, SCHEMA};
+
+use data::{
+    checksum, columns, connect, copy_rows, definition, delete_rows, sharded_tables, ShardedTable,
+};
+
+/// How a move runs.
+#[derive(Debug, Clone)]
+pub struct MoveSettings {
+    /// Delete rows of the user already on the target instead of refusing.
+    pub force: bool,
+    /// How long routers may take to acknowledge the hold, and open transactions on the
+    /// source to end, before the move gives up (the user's statements wait meanwhile, up
+    /// to each router's `failover.buffer_max_ms`).
+    pub max_hold: Duration,
+    /// Test switch: exit the process right after this step (`copy`, `hold`, `catchup`,
+    /// `flip`), to check that the next run resumes or rolls back correctly.
+    pub crash_after: Option<String>,
+}
+
+impl Default for MoveSettings {
+    fn default() -> Self {
+        MoveSettings {
+            force: false,
+            max_hold: Duration::from_secs(5),
+            crash_after: None,
+        }
+    }
+}
+
+/// How long a move waits for another mover's lock (longer than a ctl's ZooKeeper session
+/// timeout, so a dead mover's lock has expired by then).
+const LOCK_WAIT: Duration = Duration::from_secs(12);
+
+/// How long INNODB_TRX must go unread before InnoDB refreshes it (100 ms), with a margin.
+const INNODB_TRX_REFRESH: Duration = Duration::from_millis(110);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn zk(e: TopologyError) -> String {
+    e.to_string()
+}
+
+/// A move in progress: its record, the record's znode version, and what it prints.
+struct Mover<'a> {
+    store: &'a ZkStore,
+    config: &'a Config,
+    doc: MoveDoc,
+    version: i32,
+    say: &'a mut dyn FnMut(String),
+    step_started: Instant,
+    settings: &'a MoveSettings,
+}
+
+impl Mover<'_> {
+    /// Records a step (and a new state, if given) in ZooKeeper and prints it.
+    async fn record(&mut self, step: &str, state: Option<MoveState>) -> Result<(), String> {
+        let took_ms = self.step_started.elapsed().as_millis() as u64;
+        self.doc.steps.push(MoveStep {
+            step: step.to_string(),
+            at_ms: now_ms(),
+            took_ms,
+        });
+        if let Some(state) = state {
+            self.doc.state = state;
+        }
+        self.version = self
+            .store
+            .write_move(&self.doc, Some(self.version))
+            .await
+            .map_err(zk)?;
+        (self.say)(format!("{step} ({took_ms} ms)"));
+        self.step_started = Instant::now();
+        if self.settings.crash_after.as_deref() == Some(step_name(step)) {
+            (self.say)(format!("crash_after={}: exiting as asked", step_name(step)));
+            std::process::exit(70);
+        }
+        Ok(())
+    }
+
+    /// Source and target masters, from the topology as it is now.
+    async fn masters(&self) -> Result<(String, String), String> {
+        let (topology, _) = self.store.read_topology().await.map_err(zk)?;
+        let master = |name: &str| {
+            topology
+                .shards
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.master.clone())
+                .ok_or_else(|| format!("shard {name} is gone from the topology"))
+        };
+        Ok((master(&self.doc.source)?, master(&self.doc.target)?))
+    }
+
+    /// Rolls back a move that did not flip: the hold lifted, the target's copy deleted,
+    /// the record marked `rolled_back` with the reason.
+    async fn roll_back(&mut self, reason: String) -> Result<(), String> {
+        (self.say)(format!("rolling back: {reason}"));
+        lift_hold(self.store, &self.doc.user).await?;
+        let (_, target) = self.masters().await?;
+        let mut conn = connect(self.config, &target).await?;
+        let user = self.doc.user.as_bytes().to_vec();
+        for t in sharded_tables(&mut conn, &target, self.config).await? {
+            delete_rows(&mut conn, &target, &t, &user).await?;
+        }
+        let _ = conn.disconnect().await;
+        self.doc.error = Some(reason);
+        self.record("rolled back", Some(MoveState::RolledBack))
+            .await
+    }
+}
+
+/// The short name of a step for `crash_after`.
+fn step_name(step: &str) -> &str {
+    step.split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or(step)
+}
+
+/// Removes the user from the topology's holds (one compare-and-set; nothing if absent).
+async fn lift_hold(store: &ZkStore, user: &str) -> Result<(), String> {
+    for _ in 0..10 {
+        let (mut topology, expected) = store.read_topology().await.map_err(zk)?;
+        if topology.holds.remove(user).is_none() {
+            return Ok(());
+        }
+        match store.write_topology(&topology, expected).await {
+            Ok(_) => return Ok(()),
+            Err(TopologyError::Conflict) => continue,
+            Err(e) => return Err(zk(e)),
+        }
+    }
+    Err("could not lift the hold: the topology keeps changing; run the move again".into())
+}
+
+/// `dbrouter ctl user move <user> <target>`: moves the user's rows to `target` (or
+/// finishes / rolls back an interrupted move of that user first). Prints each step
+/// through `say`; returns the final record.
+pub async fn move_user(
+    store: &ZkStore,
+    config: &Config,
+    user: &str,
+    target: &str,
+    settings: &MoveSettings,
+    say: &mut dyn FnMut(String),
+) -> Result<MoveDoc, String> {
+    let key = key_from_text(user.as_bytes(), config.sharding.key_type)
+        .map_err(|why| format!("user id {user:?} {why}"))?;
+    let user = String::from_utf8_lossy(&key).into_owned();
+    // A mover that died keeps its lock until its ZooKeeper session expires (the ctl's
+    // session timeout, 10 s): wait that long for it before saying another mover is busy.
+    let deadline = Instant::now() + LOCK_WAIT;
+    let lock = loop {
+        match ShardLock::acquire(store, &format!("move-{user}"), "user move").await {
+            Ok(lock) => break lock,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("user {user} is being moved by another mover: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let result = locked_move(store, config, &user, target, settings, say).await;
+    lock.release().await;
+    result
+}
+
+async fn locked_move(
+    store: &ZkStore,
+    config: &Config,
+    user: &str,
+    target: &str,
+    settings: &MoveSettings,
+    say: &mut dyn FnMut(String),
+) -> Result<MoveDoc, String> {
+    // An interrupted move of this user first.
+    let previous = store.read_move(user).await.map_err(zk)?;
+    if let Some((doc, version)) = previous.clone() {
+        if matches!(
+            doc.state,
+            MoveState::Copying | MoveState::Holding | MoveState::Flipped
+        ) {
+            say(format!(
+                "an interrupted move of user {user} ({} -> {}, {:?}) comes first",
+                doc.source, doc.target, doc.state
+            ));
+            let mut mover = Mover {
+                store,
+                config,
+                doc,
+                version,
+                say,
+                step_started: Instant::now(),
+                settings,
+            };
+            if mover.doc.state == MoveState::Flipped {
+                clean_up(&mut mover).await?;
+                if mover.doc.target == target {
+                    return Ok(mover.doc);
+                }
+            } else {
+                mover
+                    .roll_back("interrupted before the flip".into())
+                    .await?;
+            }
+            return Box::pin(locked_move(
+                store, config, user, target, settings, mover.say,
+            ))
+            .await;
+        }
+    }
+    let snapshot = store.read_all().await.map_err(zk)?;
+    let table = snapshot.routing_table(&config.sharding).map_err(zk)?;
+    let source = table
+        .shard_name(table.shard_for_key(user.as_bytes()).0)
+        .to_string();
+    let shard = |name: &str| {
+        snapshot
+            .topology
+            .shards
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| format!("no shard is named {name}"))
+    };
+    let (from, to) = (shard(&source)?, shard(target)?);
+    if source == target {
+        return Err(format!(
+            "user {user} is on {target} already; nothing to move"
+        ));
+    }
+    if from.state == ShardState::Switching || to.state == ShardState::Switching {
+        return Err("a shard of the move is switching masters; move after the switchover".into());
+    }
+    if snapshot.topology.holds.contains_key(user) {
+        return Err(format!(
+            "user {user} is held by another move; run `dbrouter ctl user moves`"
+        ));
+    }
+    let doc = MoveDoc {
+        schema: SCHEMA,
+        user: user.to_string(),
+        source: source.clone(),
+        target: target.to_string(),
+        state: MoveState::Copying,
+        started_ms: now_ms(),
+        steps: Vec::new(),
+        rows: 0,
+        hold_ms: None,
+        error: None,
+    };
+    let key = user.as_bytes().to_vec();
+    // 1. Check.
+    let mut src = connect(config, &from.master).await?;
+    let mut dst = connect(config, &to.master).await?;
+    let tables = sharded_tables(&mut src, &from.master, config).await?;
+    let mut plan: Vec<(ShardedTable, Vec<String>)> = Vec::new();
+    for t in tables {
+        let here = definition(&mut src, &from.master, &t).await?;
+        let there = definition(&mut dst, &to.master, &t).await?;
+        if here != there {
+            return Err(format!(
+                "{} differs between {source} and {target} (SHOW CREATE TABLE): make the definitions identical first",
+                t.qualified()
+            ));
+        }
+        let cols = columns(&mut src, &from.master, &t).await?;
+        let (rows, _, _) = checksum(&mut dst, &to.master, &t, &cols, &key).await?;
+        if rows > 0 {
+            if !settings.force {
+                return Err(format!(
+                    "{target} has {rows} row(s) of user {user} in {} already: refusing to mix them (--force deletes them first)",
+                    t.qualified()
+                ));
+            }
+            delete_rows(&mut dst, &to.master, &t, &key).await?;
+        }
+        plan.push((t, cols));
+    }
+    let version = match previous {
+        Some((_, v)) => store.write_move(&doc, Some(v)).await,
+        None => store.write_move(&doc, None).await,
+    }
+    .map_err(|e| match e {
+        TopologyError::Conflict => format!("another mover of user {user} got there first"),
+        other => other.to_string(),
+    })?;
+    let mut mover = Mover {
+        store,
+        config,
+        doc,
+        version,
+        say,
+        step_started: Instant::now(),
+        settings,
+    };
+    (mover.say)(format!(
+        "moving user {user}: {source} ({}) -> {target} ({}), {} table(s)",
+        from.master,
+        to.master,
+        plan.len()
+    ));
+    mover.record("check", None).await?;
+    match transfer(
+        &mut mover,
+        (&mut src, &from.master),
+        (&mut dst, &to.master),
+        &plan,
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(reason) => {
+            mover.roll_back(reason.clone()).await?;
+            return Err(format!("move of user {user} rolled back: {reason}"));
+        }
+    }
+    let _ = src.disconnect().await;
+    let _ = dst.disconnect().await;
+    clean_up(&mut mover).await?;
+    Ok(mover.doc)
+}
+
+/// Steps 2 to 5: copy, hold, catch up and verify, flip. An error before the flip is the
+/// caller's to roll back.
+async fn transfer(
+    mover: &mut Mover<'_>,
+    (src, src_addr): (&mut Conn, &str),
+    (dst, dst_addr): (&mut Conn, &str),
+    plan: &[(ShardedTable, Vec<String>)],
+) -> Result<(), String> {
+    let user = mover.doc.user.as_bytes().to_vec();
+    // 2. Copy while the user is served.
+    let mut rows = 0;
+    for (t, cols) in plan {
+        rows += copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
+    }
+    mover.doc.rows = rows;
+    mover
+        .record(&format!("copy of {rows} row(s)"), None)
+        .await?;
+    // 3. Hold.
+    let store = mover.store;
+    let version = loop {
+        let (mut topology, expected) = store.read_topology().await.map_err(zk)?;
+        topology
+            .holds
+            .insert(mover.doc.user.clone(), mover.doc.source.clone());
+        match store.write_topology(&topology, expected).await {
+            Ok(v) => break v,
+            Err(TopologyError::Conflict) => continue,
+            Err(e) => return Err(zk(e)),
+        }
+    };
+    let hold_started = Instant::now();
+    mover
+        .record(
+            &format!("hold (topology version {version})"),
+            Some(MoveState::Holding),
+        )
+        .await?;
+    let deadline = hold_started + mover.settings.max_hold;
+    loop {
+        let routers = store.routers().await.map_err(zk)?;
+        let behind: Vec<String> = routers
+            .iter()
+            .filter(|r| r.applied_version < version)
+            .map(|r| r.id.clone())
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "router(s) {} did not acknowledge the hold within {:?}",
+                behind.join(", "),
+                mover.settings.max_hold
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Transactions open on the source at the acknowledgement may still write the user's
+    // rows (their statements are not held): wait until every one of them has ended, told
+    // apart by trx_id. InnoDB refreshes INNODB_TRX only when it was last read more than
+    // 100 ms ago (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): polled faster, it never changes.
+    let mut waiting: Vec<String> = data::timed(
+        src_addr,
+        "reading INNODB_TRX",
+        src.query("SELECT CAST(trx_id AS CHAR) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()"),
+    )
+    .await?;
+    while !waiting.is_empty() {
+        let sql = format!(
+            "SELECT CAST(trx_id AS CHAR) FROM information_schema.INNODB_TRX WHERE CAST(trx_id AS CHAR) IN ({})",
+            vec!["?"; waiting.len()].join(", ")
+        );
+        let params: Vec<mysql_async::Value> = waiting.iter().map(|id| id.as_str().into()).collect();
+        waiting = data::timed(src_addr, "reading INNODB_TRX", src.exec(sql, params)).await?;
+        if waiting.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} transaction(s) open on the source when the hold began did not end within {:?} (INNODB_TRX ids {})",
+                waiting.len(),
+                mover.settings.max_hold,
+                waiting.join(", ")
+            ));
+        }
+        tokio::time::sleep(INNODB_TRX_REFRESH).await;
+    }
+    mover
+        .record(
+            "acknowledged by every router; no older transaction open",
+            None,
+        )
+        .await?;
+    // 4. Catch up and verify.
+    let mut recopied = 0;
+    for (t, cols) in plan {
+        if checksum(src, src_addr, t, cols, &user).await?
+            != checksum(dst, dst_addr, t, cols, &user).await?
+        {
+            delete_rows(dst, dst_addr, t, &user).await?;
+            copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
+            recopied += 1;
+        }
+    }
+    for (t, cols) in plan {
+        let (a, b) = (
+            checksum(src, src_addr, t, cols, &user).await?,
+            checksum(dst, dst_addr, t, cols, &user).await?,
+        );
+        if a != b {
+            return Err(format!(
+                "{} does not match after the catch-up ({} row(s) on the source, {} on the target)",
+                t.qualified(),
+                a.0,
+                b.0
+            ));
+        }
+    }
+    mover
+        .record(
+            &format!("catchup: {recopied} table(s) copied again, all verified"),
+            None,
+        )
+        .await?;
+    // Masters unchanged since the check (a failover meanwhile: give up, nothing flipped).
+    let (now_src, now_dst) = mover.masters().await?;
+    if now_src != src_addr || now_dst != dst_addr {
+        return Err("a shard's master changed during the move".into());
+    }
+    // 5. Flip: the commit point.
+    let hold_ms = hold_started.elapsed().as_millis() as u64;
+    let mut flipped = mover.doc.clone();
+    flipped.state = MoveState::Flipped;
+    flipped.hold_ms = Some(hold_ms);
+    flipped.steps.push(MoveStep {
+        step: "flip".into(),
+        at_ms: now_ms(),
+        took_ms: mover.step_started.elapsed().as_millis() as u64,
+    });
+    let version = store
+        .flip_move(&flipped, mover.version)
+        .await
+        .map_err(|e| match e {
+            TopologyError::Conflict => {
+                "the topology changed during the flip; nothing flipped".to_string()
+            }
+            other => other.to_string(),
+        })?;
+    mover.doc = flipped;
+    // The flip's set of the record bumped its znode version by one.
+    mover.version += 1;
+    (mover.say)(format!(
+        "flip (topology version {version}): user served by {} after a {hold_ms} ms hold",
+        mover.doc.target
+    ));
+    if mover.settings.crash_after.as_deref() == Some("flip") {
+        (mover.say)("crash_after=flip: exiting as asked".into());
+        std::process::exit(70);
+    }
+    mover.step_started = Instant::now();
+    Ok(())
+}
+
+/// Step 6: deletes the source's rows of a flipped move's user; the move is done.
+async fn clean_up(mover: &mut Mover<'_>) -> Result<(), String> {
+    let (source, _) = mover.masters().await?;
+    let mut conn = connect(mover.config, &source).await?;
+    let user = mover.doc.user.as_bytes().to_vec();
+    let mut deleted = 0;
+    for t in sharded_tables(&mut conn, &source, mover.config).await? {
+        deleted += delete_rows(&mut conn, &source, &t, &user).await?;
+    }
+    let _ = conn.disconnect().await;
+    mover
+        .record(
+            &format!("cleanup: {deleted} row(s) deleted on the source"),
+            Some(MoveState::Done),
+        )
+        .await
+}
+
+/// `dbrouter ctl user moves`: current and recent moves.
+pub fn describe(moves: &[MoveDoc]) -> String {
+    let mut out = format!("{} move(s)\n", moves.len());
+    for m in moves {
+        let total: u64 = m.steps.iter().map(|s| s.took_ms).sum();
+        out.push_str(&format!(
+            "user {:<20} {:<8} -> {:<8} {:<12} rows {:<8} hold {:<10} total {} ms{}\n",
+            m.user,
+            m.source,
+            m.target,
+            format!("{:?}", m.state).to_lowercase(),
+            m.rows,
+            m.hold_ms.map_or("-".to_string(), |h| format!("{h} ms")),
+            total,
+            m.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("  ({e})"))
+        ));
+    }
+    out
+}
