@@ -1,0 +1,114 @@
+//! Emergency failover (`failover`): the master is unreachable; the standby that received
+//! the most is promoted and the old master is left fenced until it rejoins.
+
+use super::gtid::GtidPos;
+use super::{probe, publish, repoint_standbys, shard_of, under_lock, Admin, OpError, Ops};
+use crate::topology::zk::ZkStore;
+use crate::topology::ShardState;
+
+/// Emergency failover of `shard` whose master is unreachable.
+pub async fn failover(
+    store: &ZkStore,
+    ops: &Ops,
+    shard: &str,
+    force: bool,
+    say: &mut dyn FnMut(String),
+) -> Result<(), OpError> {
+    under_lock(
+        store,
+        shard,
+        "failover",
+        failover_locked(store, ops, shard, force, say),
+    )
+    .await
+}
+
+async fn failover_locked(
+    store: &ZkStore,
+    ops: &Ops,
+    shard: &str,
+    force: bool,
+    say: &mut dyn FnMut(String),
+) -> Result<(), OpError> {
+    let (_, _, current) = shard_of(store, shard).await?;
+    let old = current.master.clone();
+    let old_health = probe(&old, &ops.admin_user, &ops.admin_password, ops.timeout).await;
+    if old_health.reachable && !force {
+        return Err(OpError::Refused(format!(
+            "the master {old} of {shard} is reachable: use `dbrouter ctl promote {shard}` for a planned switchover (or --force)"
+        )));
+    }
+    say(format!(
+        "master {old} is {}",
+        if old_health.reachable {
+            "reachable (forced)"
+        } else {
+            "unreachable"
+        }
+    ));
+    // The most advanced standby by what it has received.
+    let mut best: Option<(u64, String, GtidPos)> = None;
+    for s in &current.standbys {
+        let h = probe(s, &ops.admin_user, &ops.admin_password, ops.timeout).await;
+        say(format!(
+            "standby {s}: reachable={} received={} applied={} error={:?}",
+            h.reachable, h.gtid_io_pos, h.gtid_slave_pos, h.last_error
+        ));
+        if !h.reachable || h.replicates_from.is_none() {
+            continue;
+        }
+        let received = GtidPos::parse(if h.gtid_io_pos.is_empty() {
+            &h.gtid_slave_pos
+        } else {
+            &h.gtid_io_pos
+        })
+        .unwrap_or_default();
+        if best
+            .as_ref()
+            .is_none_or(|(p, _, _)| received.progress() > *p)
+        {
+            best = Some((received.progress(), s.clone(), received));
+        }
+    }
+    let Some((_, target, received)) = best else {
+        return Err(OpError::Refused(format!(
+            "no standby of {shard} is reachable and replicating: none is safe to promote; restore the master or rebuild a standby"
+        )));
+    };
+    let mut new = Admin::connect(ops, &target)
+        .await
+        .map_err(OpError::Refused)?;
+    say(format!(
+        "promoting {target}: waiting for it to apply everything it received ({received})"
+    ));
+    new.wait_for(&received, ops.catchup)
+        .await
+        .map_err(OpError::Failed)?;
+    let (doc, version, mut s) = shard_of(store, shard).await?;
+    let others: Vec<String> = s
+        .standbys
+        .iter()
+        .filter(|x| **x != target)
+        .cloned()
+        .collect();
+    new.become_master(!others.is_empty())
+        .await
+        .map_err(OpError::Failed)?;
+    say(format!(
+        "{target} promoted: replication reset, read_only = OFF"
+    ));
+    repoint_standbys(ops, others.iter(), &target, say).await;
+    s.master = target.clone();
+    s.standbys = others;
+    if !s.rejoin.contains(&old) {
+        s.rejoin.push(old.clone());
+    }
+    s.epoch += 1;
+    s.state = ShardState::Serving;
+    let epoch = s.epoch;
+    let v = publish(store, doc, version, s).await?;
+    say(format!(
+        "published: shard {shard} master {target}, epoch {epoch} (topology version {v}); {old} stays fenced until `dbrouter ctl rejoin {shard} {old}`"
+    ));
+    Ok(())
+}

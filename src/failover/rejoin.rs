@@ -1,0 +1,101 @@
+//! Rejoin (`rejoin`): a fenced former master becomes a standby again, unless it has
+//! errant transactions.
+
+use super::gtid;
+use super::{publish, shard_of, under_lock, Admin, OpError, Ops};
+use crate::topology::zk::ZkStore;
+
+/// Makes a fenced former master a standby again, unless it has errant transactions.
+pub async fn rejoin(
+    store: &ZkStore,
+    ops: &Ops,
+    shard: &str,
+    server: &str,
+    say: &mut dyn FnMut(String),
+) -> Result<(), OpError> {
+    under_lock(
+        store,
+        shard,
+        "rejoin",
+        rejoin_locked(store, ops, shard, server, say),
+    )
+    .await
+}
+
+async fn rejoin_locked(
+    store: &ZkStore,
+    ops: &Ops,
+    shard: &str,
+    server: &str,
+    say: &mut dyn FnMut(String),
+) -> Result<(), OpError> {
+    let (_, _, current) = shard_of(store, shard).await?;
+    if current.master == server {
+        return Err(OpError::Refused(format!(
+            "{server} is the master of {shard}"
+        )));
+    }
+    let mut node = Admin::connect(ops, server)
+        .await
+        .map_err(OpError::Refused)?;
+    let mut master = Admin::connect(ops, &current.master)
+        .await
+        .map_err(OpError::Refused)?;
+    // Fence first: whatever happens next, it must not take writes.
+    node.exec("SET GLOBAL read_only = ON")
+        .await
+        .map_err(OpError::Failed)?;
+    // Errant transactions: GTIDs the node wrote itself that the new master never got.
+    let node_id: u32 = node
+        .value("SELECT @@server_id")
+        .await
+        .map_err(OpError::Failed)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let node_pos = node
+        .gtid("gtid_binlog_pos")
+        .await
+        .map_err(OpError::Failed)?;
+    // The new master's gtid_slave_pos is the last GTID it applied from its old master.
+    let master_got = master
+        .gtid("gtid_slave_pos")
+        .await
+        .map_err(OpError::Failed)?;
+    if let Some(g) = gtid::errant(node_id, &node_pos, &master_got) {
+        return Err(OpError::Refused(format!(
+            "{server} has errant transactions: its binlog ends at {}-{}-{} but the master applied only up to {master_got} from it; \
+             it stays fenced (read_only). Rebuild it from a snapshot of the master",
+            g.domain, g.server, g.seq
+        )));
+    }
+    node.become_standby(ops, &current.master, "current_pos")
+        .await
+        .map_err(OpError::Failed)?;
+    let target = master
+        .gtid("gtid_binlog_pos")
+        .await
+        .map_err(OpError::Failed)?;
+    node.wait_for(&target, ops.catchup).await.map_err(|e| {
+        OpError::Failed(format!(
+            "{e}; it is replicating but not caught up: check `dbrouter ctl status`"
+        ))
+    })?;
+    say(format!(
+        "{server} replicates from {} and has caught up to {target}",
+        current.master
+    ));
+    master
+        .exec("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_enabled = ON")
+        .await
+        .map_err(OpError::Failed)?;
+    let (doc, version, mut s) = shard_of(store, shard).await?;
+    s.rejoin.retain(|x| x != server);
+    if !s.standbys.iter().any(|x| x == server) {
+        s.standbys.push(server.to_string());
+    }
+    let v = publish(store, doc, version, s).await?;
+    say(format!(
+        "{server} is a standby of {shard} again (topology version {v})"
+    ));
+    Ok(())
+}

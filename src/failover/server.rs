@@ -1,0 +1,112 @@
+//! [`Admin`]: a connection to one server with the admin account, and the server commands
+//! the operations are made of (fence, wait for a GTID position, become master or standby).
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+
+use super::gtid::GtidPos;
+use super::{opts, within, Ops};
+
+/// A connection to one server with the admin account.
+pub(super) struct Admin {
+    pub(super) conn: Conn,
+    pub(super) addr: String,
+    timeout: Duration,
+}
+
+impl Admin {
+    pub(super) async fn connect(ops: &Ops, addr: &str) -> Result<Self, String> {
+        let o = opts(addr, &ops.admin_user, &ops.admin_password)?;
+        let conn = within(ops.timeout, &format!("connect to {addr}"), Conn::new(o)).await?;
+        Ok(Admin {
+            conn,
+            addr: addr.to_string(),
+            timeout: ops.timeout,
+        })
+    }
+
+    pub(super) async fn exec(&mut self, sql: &str) -> Result<(), String> {
+        let what = format!("{}: {sql}", self.addr);
+        within(self.timeout, &what, self.conn.query_drop(sql)).await
+    }
+
+    pub(super) async fn value(&mut self, sql: &str) -> Result<Option<String>, String> {
+        let what = format!("{}: {sql}", self.addr);
+        let v: Option<Option<String>> =
+            within(self.timeout, &what, self.conn.query_first(sql)).await?;
+        Ok(v.flatten())
+    }
+
+    pub(super) async fn gtid(&mut self, var: &str) -> Result<GtidPos, String> {
+        let text = self
+            .value(&format!("SELECT @@{var}"))
+            .await?
+            .unwrap_or_default();
+        GtidPos::parse(&text).ok_or_else(|| format!("{}: cannot parse {var} {text:?}", self.addr))
+    }
+
+    /// Waits until this server has applied `pos`. Polls `@@gtid_binlog_pos` (every server
+    /// logs replicated transactions, `log_slave_updates`): MASTER_GTID_WAIT follows
+    /// `@@gtid_slave_pos` only, which misses a former master's own transactions.
+    pub(super) async fn wait_for(
+        &mut self,
+        pos: &GtidPos,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.gtid("gtid_binlog_pos").await?;
+            if now.covers(pos) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not reach GTID position {pos} within {timeout:?} (it is at {now})",
+                    self.addr
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Makes this server the master: replication stopped and forgotten, writable, semi-sync
+    /// master side on when it will have standbys.
+    pub(super) async fn become_master(&mut self, with_standbys: bool) -> Result<(), String> {
+        self.exec("STOP SLAVE").await?;
+        self.exec("RESET SLAVE ALL").await?;
+        self.exec("SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
+            .await?;
+        if with_standbys {
+            self.exec("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_enabled = ON")
+                .await?;
+        }
+        self.exec("SET GLOBAL read_only = OFF").await
+    }
+
+    /// Makes this server a read-only semi-sync standby of `master`.
+    pub(super) async fn become_standby(
+        &mut self,
+        ops: &Ops,
+        master: &str,
+        use_gtid: &str,
+    ) -> Result<(), String> {
+        let (host, port) = master
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{master:?} is not host:port"))?;
+        self.exec("SET GLOBAL read_only = ON").await?;
+        self.exec("STOP SLAVE").await?;
+        self.exec(
+            "SET GLOBAL rpl_semi_sync_master_enabled = OFF, rpl_semi_sync_slave_enabled = ON",
+        )
+        .await?;
+        self.exec(&format!(
+            "CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USER = '{}', MASTER_PASSWORD = '{}', MASTER_USE_GTID = {use_gtid}, MASTER_CONNECT_RETRY = 1",
+            ops.repl_user.replace('\'', "''"),
+            ops.repl_password.replace('\'', "''")
+        ))
+        .await?;
+        self.exec("START SLAVE").await
+    }
+}
