@@ -146,7 +146,9 @@ async fn promote_locked(
                 ));
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // InnoDB refreshes INNODB_TRX only when it went unread for 100 ms: polled
+            // faster, it would show the first answer until the drain time runs out.
+            tokio::time::sleep(Duration::from_millis(110)).await;
         }
         if let Err(e) = master.exec("SET GLOBAL read_only = ON").await {
             return Err(rollback(
