@@ -16,10 +16,12 @@ use crate::harness::*;
 use crate::topology::{init_and_start, start_follower, unique_root, wait_route};
 
 const TABLE: &str = "move_rows";
+/// A second sharded table, keyed by an id of its own (as AUTO_INCREMENT ids are).
+const IDS: &str = "move_ids";
 
 fn settings(hosts: &str, root: &str) -> RouterSettings {
     let mut s = two_shards(&format!(
-        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{TABLE}\"\n"
+        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{TABLE}\"\n\n[[sharding.tables]]\nname = \"{IDS}\"\n"
     ));
     s.sharding.push_str(&format!(
         "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
@@ -50,10 +52,17 @@ async fn fresh_table(users: &[u64]) {
         ))
         .await
         .unwrap();
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {IDS} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, userid BIGINT NOT NULL, KEY (userid))"
+        ))
+        .await
+        .unwrap();
         for u in users {
-            c.query_drop(format!("DELETE FROM {TABLE} WHERE userid = {u}"))
-                .await
-                .unwrap();
+            for table in [TABLE, IDS] {
+                c.query_drop(format!("DELETE FROM {table} WHERE userid = {u}"))
+                    .await
+                    .unwrap();
+            }
         }
         c.disconnect().await.unwrap();
     }
@@ -229,6 +238,7 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
     let router = init_and_start(settings(&hosts, &root), &url);
     let config = router.config_path.to_str().unwrap().to_string();
     let mut c = router.app_conn(Some("app")).await;
+    let mut crashed = Vec::new();
     for (step, user) in steps.iter().zip(&users) {
         insert(&mut c, *user, 0..50).await;
         let (_, target) = shards_of(&mut c, *user).await;
@@ -242,15 +252,43 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(70), "crash after {step}: {text}");
-        // Whatever state it was left in, the next run ends with one copy on the target.
-        let (ok, out) = ctl(&[
-            "user", "move", &user_s, &target, "--zk", &url, "-c", &config,
-        ]);
+        crashed.push((*step, *user, target));
+    }
+    // Whatever state each was left in, the next run ends with one copy on the target. The
+    // runs wait for the dead movers' locks to expire with their ZooKeeper sessions: all
+    // at once.
+    let resumed: Vec<_> = crashed
+        .iter()
+        .map(|(step, user, target)| {
+            let args: Vec<String> = [
+                "user",
+                "move",
+                &user.to_string(),
+                target,
+                "--zk",
+                &url,
+                "-c",
+                &config,
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+            let step = step.to_string();
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                (step, ctl(&args))
+            })
+        })
+        .collect();
+    for r in resumed {
+        let (step, (ok, out)) = r.join().unwrap();
         assert!(ok, "resume after {step}: {out}");
         assert!(out.contains("interrupted move"), "{out}");
-        wait_route(&mut c, &user_s, &target).await;
+    }
+    for (step, user, target) in &crashed {
+        wait_route(&mut c, &user.to_string(), target).await;
         for (shard, seqs) in rows_on_masters(*user).await {
-            if shard == target {
+            if shard == *target {
                 assert_eq!(seqs.len(), 50, "after a crash at {step}: {seqs:?}");
             } else {
                 assert!(
@@ -299,6 +337,35 @@ async fn a_move_onto_rows_already_on_the_target_is_refused() {
         !ok && out.contains("already") && out.contains("--force"),
         "{out}"
     );
+    // A row whose key another user's row has on the target: refused, rolled back.
+    let source_addr = masters().into_iter().find(|(n, _)| *n == source).unwrap().1;
+    let id = 9_000_000_000_000 + user;
+    let mut on_source = admin(&source_addr).await;
+    let mut on_target = admin(&target_addr).await;
+    for (conn, owner) in [(&mut on_source, user), (&mut on_target, user + 1)] {
+        conn.query_drop(format!("DELETE FROM {IDS} WHERE id = {id}"))
+            .await
+            .unwrap();
+        conn.query_drop(format!(
+            "INSERT INTO {IDS} (id, userid) VALUES ({id}, {owner})"
+        ))
+        .await
+        .unwrap();
+    }
+    let (ok, out) = ctl(&[
+        "user", "move", &user_s, &target, "--force", "--zk", &url, "-c", &config,
+    ]);
+    assert!(
+        !ok && out.contains("key collision") && out.contains(IDS),
+        "{out}"
+    );
+    assert!(out.contains("rolled back"), "{out}");
+    on_target
+        .query_drop(format!("DELETE FROM {IDS} WHERE id = {id}"))
+        .await
+        .unwrap();
+    on_target.disconnect().await.unwrap();
+    on_source.disconnect().await.unwrap();
     // Nothing changed: the user is still served from the source with its rows.
     let (now, _) = shards_of(&mut c, user).await;
     assert_eq!(now, source);
