@@ -346,6 +346,9 @@ pub struct TopologyConfig {
     pub source: String,
     /// ZooKeeper session timeout.
     pub session_timeout_ms: u64,
+    /// How long a router cut off from ZooKeeper keeps serving its last topology; after
+    /// that it refuses statements (retryable) until ZooKeeper is back (0 = forever).
+    pub stale_serving_ms: u64,
     /// This router's id in the registrations (default: host name, port and process id).
     pub router_id: Option<String>,
 }
@@ -355,6 +358,7 @@ impl Default for TopologyConfig {
         Self {
             source: "file".into(),
             session_timeout_ms: 10_000,
+            stale_serving_ms: 300_000,
             router_id: None,
         }
     }

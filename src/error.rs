@@ -158,6 +158,10 @@ pub enum ClientError {
         /// Which limit was hit.
         why: String,
     },
+    /// The router has been cut off from ZooKeeper for longer than
+    /// `topology.stale_serving_ms`: its topology may be out of date.
+    #[error("dbrouter: this router has been cut off from ZooKeeper for longer than topology.stale_serving_ms and cannot know where users are now; nothing was executed (retryable: retry in 1s, or through another router)")]
+    CutOff,
     /// A client packet whose layout is wrong.
     #[error("Malformed communication packet: {0}")]
     MalformedPacket(String),
@@ -180,7 +184,8 @@ impl ClientError {
             ClientError::BackendUnavailable { .. }
             | ClientError::MasterChanged { .. }
             | ClientError::ShardSwitching { .. }
-            | ClientError::UserMoving { .. } => 1053,
+            | ClientError::UserMoving { .. }
+            | ClientError::CutOff => 1053,
             ClientError::BackendLost { .. } => 1158,
             ClientError::BackendTimeout { .. } => 1159,
             ClientError::PoolExhausted { .. } => 1040,
@@ -225,6 +230,7 @@ impl ClientError {
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
                 | ClientError::UserMoving { .. }
+                | ClientError::CutOff
         )
     }
 
@@ -246,6 +252,7 @@ impl ClientError {
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
                 | ClientError::UserMoving { .. }
+                | ClientError::CutOff
         )
     }
 
@@ -275,6 +282,7 @@ impl ClientError {
             ClientError::MasterChanged { .. } => "master_changed",
             ClientError::ShardSwitching { .. } => "shard_switching",
             ClientError::UserMoving { .. } => "user_moving",
+            ClientError::CutOff => "cut_off",
             ClientError::Internal(_) => "internal",
         }
     }
@@ -437,6 +445,7 @@ mod tests {
                 why: s(),
             },
             ClientError::UserMoving { why: s() },
+            ClientError::CutOff,
             ClientError::MalformedPacket(s()),
             ClientError::Internal(s()),
         ];
@@ -464,6 +473,7 @@ mod tests {
                 | ClientError::MasterChanged { .. }
                 | ClientError::ShardSwitching { .. }
                 | ClientError::UserMoving { .. }
+                | ClientError::CutOff
                 | ClientError::MalformedPacket(_)
                 | ClientError::Internal(_) => {}
             }

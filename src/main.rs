@@ -104,8 +104,11 @@ enum CtlCommand {
         #[command(flatten)]
         zk: ZkArgs,
     },
-    /// The routers registered in ZooKeeper and the topology version each serves.
+    /// The routers registered in ZooKeeper and the topology version each serves, and those
+    /// gone that may still serve from their last topology.
     Routers {
+        #[command(subcommand)]
+        command: Option<RoutersCommand>,
         #[command(flatten)]
         zk: ZkArgs,
     },
@@ -186,6 +189,16 @@ enum ShardCommand {
         name: String,
         /// host:port of the new master.
         master: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutersCommand {
+    /// Forget a router gone from ZooKeeper that is known to be stopped (moves stop waiting
+    /// for its topology.stale_serving_ms to pass).
+    Forget {
+        /// Router id, as `dbrouter ctl routers` lists it.
+        id: String,
     },
 }
 
@@ -370,8 +383,11 @@ fn main() -> ExitCode {
             CtlCommand::Status { zk } => zk_ctl(zk, |t, c| {
                 Box::pin(async move { ctl::failover::status(&t, &c).await })
             }),
-            CtlCommand::Routers { zk } => zk_ctl(zk, |t, _| {
-                Box::pin(async move { ctl::topology::routers(&t).await })
+            CtlCommand::Routers { command, zk } => zk_ctl(zk, move |t, _| match command {
+                None => Box::pin(async move { ctl::topology::routers(&t).await }),
+                Some(RoutersCommand::Forget { id }) => {
+                    Box::pin(async move { ctl::topology::forget_router(&t, &id).await })
+                }
             }),
             CtlCommand::Route { user, config } => match ctl::route(&config, &user) {
                 Ok(text) => {

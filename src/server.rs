@@ -142,6 +142,7 @@ async fn load_topology(
             applied_at_ms: 0,
         },
         sharding: config.sharding.clone(),
+        stale_serving: Duration::from_millis(config.topology.stale_serving_ms),
     };
     Ok(watcher::start(settings, config.timeouts.startup()).await?)
 }
@@ -221,7 +222,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         admin.set_phase(crate::admin::Phase::Draining)
     })
     .await
-    .map_err(ServeError::Signals)
+    .map_err(ServeError::Signals)?;
+    // Drained: no session serves any more. Leave ZooKeeper at once, so that switchovers
+    // and moves do not wait for this router until its session expires.
+    ctx.topology.leave(Duration::from_secs(2)).await;
+    Ok(())
 }
 
 /// Once a second, closes the pooled idle connections to servers that are no longer a

@@ -389,3 +389,92 @@ async fn a_move_onto_rows_already_on_the_target_is_refused() {
     }
     c.disconnect().await.unwrap();
 }
+
+/// Router settings with a short `topology.stale_serving_ms`.
+fn short_stale(hosts: &str, root: &str) -> RouterSettings {
+    let mut s = settings(hosts, root);
+    s.sharding.push_str("stale_serving_ms = 3000\n");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-frozen");
+    let url = format!("zk://{hosts}{root}");
+    let user: u64 = 5_400_000_001;
+    fresh_table(&[user]).await;
+    let a = init_and_start(short_stale(&hosts, &root), &url);
+    let b = start_follower(short_stale(&hosts, &root));
+    let config = a.config_path.to_str().unwrap().to_string();
+    let mut ca = a.app_conn(Some("app")).await;
+    insert(&mut ca, user, 0..20).await;
+    let (source, target) = shards_of(&mut ca, user).await;
+    // A client of router b, connected before b freezes.
+    let mut cb = b.app_conn(Some("app")).await;
+    let ok: Option<i64> = cb
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {TABLE} WHERE userid = {user}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok, Some(20));
+
+    let freeze = std::process::Command::new("kill")
+        .args(["-STOP", &b.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(freeze.success());
+    // The move waits for b: it cannot apply the hold, so the flip comes only once b is
+    // gone from ZooKeeper and past its stale_serving_ms.
+    let (ok, out) = ctl(&[
+        "user",
+        "move",
+        &user.to_string(),
+        &target,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("left ZooKeeper during the hold"), "{out}");
+    let thaw = std::process::Command::new("kill")
+        .args(["-CONT", &b.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(thaw.success());
+    // Woken, b refuses until it has read the topology again; then it writes on the target.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut refused = 0;
+    loop {
+        let sql = format!(
+            "INSERT INTO {TABLE} (userid, seq, body) VALUES ({user}, {}, 'after')",
+            1000 + refused
+        );
+        match cb.query_drop(sql).await {
+            Ok(()) => break,
+            Err(mysql_async::Error::Server(e)) if e.code == 1053 => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "b never served again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused > 0,
+        "a woken router served before reading the topology"
+    );
+    for (shard, seqs) in rows_on_masters(user).await {
+        if shard == source {
+            assert!(
+                seqs.is_empty(),
+                "{shard} was written after the flip: {seqs:?}"
+            );
+        } else {
+            assert_eq!(seqs.len(), 21, "{shard}: {seqs:?}");
+        }
+    }
+    ca.disconnect().await.unwrap();
+}

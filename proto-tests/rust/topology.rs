@@ -558,3 +558,31 @@ async fn health_checker_reports_every_server() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_stops_leaves_zookeeper_at_once() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("leave");
+    let url = format!("zk://{hosts}{root}");
+    let router = init_and_start(zk_settings(&hosts, &root), &url);
+    let (ok, out) = ctl(&["routers", "--zk", &url]);
+    assert!(ok && out.contains("1 router(s)"), "{out}");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &router.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // Well within the 2 s ZooKeeper session timeout of these routers.
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    loop {
+        let (ok, out) = ctl(&["routers", "--zk", &url]);
+        if ok && out.contains("0 router(s)") && !out.contains("gone from ZooKeeper") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stopped router is still registered: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

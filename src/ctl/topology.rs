@@ -281,6 +281,13 @@ pub async fn routers(target: &ZkTarget) -> Result<String, String> {
     let current = store.read_version().await.map_err(fail)?.map_or(0, |v| v.0);
     let routers = store.routers().await.map_err(fail)?;
     let mut out = format!("topology version {current}; {} router(s)\n", routers.len());
+    let gone: Vec<(crate::topology::RouterLease, i64)> = store
+        .leases()
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .filter(|(l, _)| !routers.iter().any(|r| r.id == l.id))
+        .collect();
     for r in routers {
         let lag = if r.applied_version == current {
             "current".to_string()
@@ -292,5 +299,34 @@ pub async fn routers(target: &ZkTarget) -> Result<String, String> {
             r.id, r.address, r.build, r.applied_version
         ));
     }
+    for (lease, renewed) in gone {
+        out.push_str(&format!(
+            "{:<40} gone from ZooKeeper; last lease renewal at {renewed} ms since the epoch; may serve its last topology for {} ms after it (moves wait for that, or `ctl routers forget {}`)\n",
+            lease.id,
+            lease.heartbeat_ms + lease.stale_serving_ms,
+            lease.id
+        ));
+    }
     Ok(out)
+}
+
+/// `routers forget <id>`: deletes the lease of a router gone from ZooKeeper that the
+/// operator knows is stopped; refused for a registered (live) router.
+pub async fn forget_router(target: &ZkTarget, id: &str) -> Result<String, String> {
+    let store = store(target).await?;
+    if store
+        .routers()
+        .await
+        .map_err(fail)?
+        .iter()
+        .any(|r| r.id == id)
+    {
+        return Err(format!(
+            "router {id} is registered: it is alive; stop it first (its registration then goes away)"
+        ));
+    }
+    store.delete_lease(id).await.map_err(fail)?;
+    Ok(format!(
+        "router {id} forgotten: moves no longer wait for it\n"
+    ))
 }

@@ -135,6 +135,17 @@ impl Mover<'_> {
     /// Rolls back a move that did not flip: the hold lifted, the target's copy deleted,
     /// the record marked `rolled_back` with the reason.
     async fn roll_back(&mut self, reason: String) -> Result<(), String> {
+        // A flip whose answer was lost (a ZooKeeper connection that broke after the
+        // commit) made the target authoritative: never delete its copy then.
+        if let Some((recorded, version)) = self.store.read_move(&self.doc.user).await.map_err(zk)? {
+            if matches!(recorded.state, MoveState::Flipped | MoveState::Done) {
+                self.doc = recorded;
+                self.version = version;
+                return Err(format!(
+                    "{reason}; but the flip had happened: the target is authoritative — run the move again to finish the clean-up"
+                ));
+            }
+        }
         (self.say)(format!("rolling back: {reason}"));
         lift_hold(self.store, &self.doc.user).await?;
         let (_, target) = self.masters().await?;
@@ -155,6 +166,48 @@ fn step_name(step: &str) -> &str {
     step.split(|c: char| !c.is_ascii_alphanumeric())
         .next()
         .unwrap_or(step)
+}
+
+/// Routers gone from ZooKeeper (a lease, no registration) that may still serve from
+/// their last topology — until their last lease renewal plus `heartbeat_ms` plus
+/// `stale_serving_ms` (plus a margin for clock differences) — with how long that is.
+/// Routers in `acked` applied the hold: cut off or not, they hold the user. Leases of
+/// routers long gone are deleted on the way.
+async fn routers_still_serving_blind(
+    store: &ZkStore,
+    acked: &[String],
+) -> Result<Vec<(String, Duration)>, String> {
+    const MARGIN_MS: i64 = 2_000;
+    let registered: Vec<String> = store
+        .routers()
+        .await
+        .map_err(zk)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let now = now_ms() as i64;
+    let mut out = Vec::new();
+    for (lease, renewed) in store.leases().await.map_err(zk)? {
+        if registered.contains(&lease.id) || acked.contains(&lease.id) {
+            continue;
+        }
+        if lease.stale_serving_ms == 0 {
+            return Err(format!(
+                "router {} is gone from ZooKeeper and serves its last topology forever (topology.stale_serving_ms = 0): \
+                 once it is stopped, `dbrouter ctl routers forget {}`",
+                lease.id, lease.id
+            ));
+        }
+        let until = renewed
+            + i64::try_from(lease.heartbeat_ms + lease.stale_serving_ms).unwrap_or(i64::MAX / 2)
+            + MARGIN_MS;
+        if now < until {
+            out.push((lease.id, Duration::from_millis((until - now) as u64)));
+        } else if now > until + 3_600_000 {
+            let _ = store.delete_lease(&lease.id).await;
+        }
+    }
+    Ok(out)
 }
 
 /// Removes the user from the topology's holds (one compare-and-set; nothing if absent).
@@ -378,8 +431,22 @@ async fn transfer(
     mover
         .record(&format!("copy of {rows} row(s)"), None)
         .await?;
-    // 3. Hold.
+    // 3. Hold — once no router that vanished from ZooKeeper may still serve the user
+    // from its last topology (it would never see the hold nor the flip).
     let store = mover.store;
+    loop {
+        let blind = routers_still_serving_blind(store, &[]).await?;
+        let Some(longest) = blind.iter().map(|(_, d)| *d).max() else {
+            break;
+        };
+        let ids: Vec<&str> = blind.iter().map(|(id, _)| id.as_str()).collect();
+        (mover.say)(format!(
+            "waiting {:.0} s for router(s) {} — gone from ZooKeeper — to stop serving their last topology (topology.stale_serving_ms; `dbrouter ctl routers forget <id>` once one is known stopped)",
+            longest.as_secs_f64(),
+            ids.join(", ")
+        ));
+        tokio::time::sleep(longest.min(Duration::from_secs(5))).await;
+    }
     let version = loop {
         let (mut topology, expected) = store.read_topology().await.map_err(zk)?;
         topology
@@ -399,15 +466,41 @@ async fn transfer(
         )
         .await?;
     let deadline = hold_started + mover.settings.max_hold;
-    loop {
+    // Every router registered now must apply the hold — or be gone from ZooKeeper and
+    // past the time it could serve from its last topology (a frozen or cut-off router).
+    let at_hold: Vec<String> = store
+        .routers()
+        .await
+        .map_err(zk)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let acked: Vec<String> = loop {
         let routers = store.routers().await.map_err(zk)?;
-        let behind: Vec<String> = routers
+        let mut behind: Vec<String> = routers
             .iter()
             .filter(|r| r.applied_version < version)
             .map(|r| r.id.clone())
             .collect();
+        let applied: Vec<String> = routers
+            .iter()
+            .filter(|r| r.applied_version >= version)
+            .map(|r| r.id.clone())
+            .collect();
+        let blind = routers_still_serving_blind(store, &applied).await?;
+        behind.extend(
+            blind
+                .into_iter()
+                .map(|(id, left)| format!("{id} (gone; may serve {} ms more)", left.as_millis())),
+        );
         if behind.is_empty() {
-            break;
+            let vanished = at_hold.iter().filter(|id| !applied.contains(id)).count();
+            if vanished > 0 {
+                (mover.say)(format!(
+                    "{vanished} router(s) left ZooKeeper during the hold and are past topology.stale_serving_ms"
+                ));
+            }
+            break applied;
         }
         if Instant::now() >= deadline {
             return Err(format!(
@@ -417,7 +510,7 @@ async fn transfer(
             ));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    };
     // Transactions open on the source at the acknowledgement may still write the user's
     // rows (their statements are not held): wait until every one of them has ended, told
     // apart by trx_id. InnoDB refreshes INNODB_TRX only when it was last read more than
@@ -490,6 +583,15 @@ async fn transfer(
     if now_src != src_addr || now_dst != dst_addr {
         return Err("a shard's master changed during the move".into());
     }
+    // A router that vanished without applying the hold may still serve the user.
+    let blind = routers_still_serving_blind(store, &acked).await?;
+    if !blind.is_empty() {
+        let ids: Vec<&str> = blind.iter().map(|(id, _)| id.as_str()).collect();
+        return Err(format!(
+            "router(s) {} left ZooKeeper during the hold without applying it",
+            ids.join(", ")
+        ));
+    }
     // 5. Flip: the commit point.
     let hold_ms = hold_started.elapsed().as_millis() as u64;
     let mut flipped = mover.doc.clone();
@@ -500,15 +602,19 @@ async fn transfer(
         at_ms: now_ms(),
         took_ms: mover.step_started.elapsed().as_millis() as u64,
     });
-    let version = store
-        .flip_move(&flipped, mover.version)
-        .await
-        .map_err(|e| match e {
-            TopologyError::Conflict => {
-                "the topology changed during the flip; nothing flipped".to_string()
+    // Another writer (a move of another user, a pin) may change the topology or the
+    // bucket between the flip's reads and its write: read again and retry.
+    let mut attempts = 0;
+    let version = loop {
+        match store.flip_move(&flipped, mover.version).await {
+            Ok(v) => break v,
+            Err(TopologyError::Conflict) if attempts < 20 => attempts += 1,
+            Err(TopologyError::Conflict) => {
+                return Err("the topology kept changing during the flip; nothing flipped".into())
             }
-            other => other.to_string(),
-        })?;
+            Err(e) => return Err(zk(e)),
+        }
+    };
     mover.doc = flipped;
     // The flip's set of the record bumped its znode version by one.
     mover.version += 1;

@@ -223,6 +223,11 @@ impl RoutingTable {
             })
     }
 
+    /// How many users moves hold now.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
     /// Whether a user (canonical key) is held by a move.
     pub fn is_held(&self, canonical: &[u8]) -> bool {
         self.held.contains(canonical)

@@ -142,6 +142,23 @@ pub struct RouterDoc {
     pub applied_at_ms: u64,
 }
 
+/// A router's lease (`<root>/leases/<id>`, persistent): rewritten by the router every
+/// `heartbeat_ms` while it has a ZooKeeper session, so that after its ephemeral
+/// registration is gone the lease's modification time still says until when it may serve
+/// from its last topology (that plus `heartbeat_ms` plus `stale_serving_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterLease {
+    /// Schema version.
+    pub schema: u32,
+    /// Router id.
+    pub id: String,
+    /// How often the router rewrites the lease.
+    pub heartbeat_ms: u64,
+    /// How long it serves without ZooKeeper (`topology.stale_serving_ms`; 0 = forever).
+    pub stale_serving_ms: u64,
+}
+
 /// Where a move of one user is (`<root>/moves/<user>`): see docs/moves.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -261,7 +278,14 @@ pub trait HasSchema {
 macro_rules! has_schema {
     ($($t:ty),*) => { $(impl HasSchema for $t { fn schema(&self) -> u32 { self.schema } })* };
 }
-has_schema!(TopologyDoc, VersionDoc, BucketDoc, RouterDoc, MoveDoc);
+has_schema!(
+    TopologyDoc,
+    VersionDoc,
+    BucketDoc,
+    RouterDoc,
+    MoveDoc,
+    RouterLease
+);
 
 impl TopologyDoc {
     /// The topology of a config file's `[[shards]]` and `[sharding] global_shard`.

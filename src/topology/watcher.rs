@@ -8,15 +8,16 @@
 //! events can be lost across reconnects, so after every reconnect the counter is read
 //! again rather than trusting the event stream.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 use zookeeper_client as zk;
 
 use super::zk::{ZkStore, ZkTarget};
-use super::{RouterDoc, TopologyError, SCHEMA};
+use super::{RouterDoc, RouterLease, TopologyError, SCHEMA};
 use crate::config::ShardingConfig;
 use crate::router::RoutingTable;
 
@@ -37,19 +38,46 @@ pub struct TopologyStatus {
     /// Where the topology lives (`file` or the ZooKeeper target).
     pub source: String,
     inner: Mutex<ZkCondition>,
+    /// When the router last heard from ZooKeeper (a topology read or a lease renewal), in
+    /// ms since `started`.
+    last_contact_ms: AtomicU64,
+    /// `topology.stale_serving_ms` (0: never stale).
+    stale_after_ms: u64,
+    started: Instant,
+    /// Whether a follower runs (not for a config-file topology).
+    followed: bool,
+    /// Asks the follower to remove the registration and lease (the router stops).
+    leave: tokio::sync::Notify,
+    /// The follower has.
+    left: tokio::sync::Notify,
 }
 
 impl TopologyStatus {
-    /// Status of a topology that comes from the config file.
-    pub fn file() -> Arc<Self> {
+    fn new(
+        source: String,
+        state: &'static str,
+        followed: bool,
+        stale_after: Duration,
+    ) -> Arc<Self> {
         Arc::new(TopologyStatus {
-            source: "file".into(),
+            source,
             inner: Mutex::new(ZkCondition {
-                state: "none",
+                state,
                 applied_version: 0,
                 last_error: None,
             }),
+            last_contact_ms: AtomicU64::new(0),
+            stale_after_ms: stale_after.as_millis() as u64,
+            started: Instant::now(),
+            followed,
+            leave: tokio::sync::Notify::new(),
+            left: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Status of a topology that comes from the config file.
+    pub fn file() -> Arc<Self> {
+        Self::new("file".into(), "none", false, Duration::ZERO)
     }
 
     /// The current condition.
@@ -59,6 +87,38 @@ impl TopologyStatus {
 
     fn update(&self, f: impl FnOnce(&mut ZkCondition)) {
         f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Whether the router has not heard from ZooKeeper for longer than
+    /// `topology.stale_serving_ms`: it must not serve from its last topology any more (a
+    /// user may have been moved meanwhile; docs/moves.md). Computed from the clock at each
+    /// call, so that a router frozen for a while (SIGSTOP, a VM pause) refuses from its
+    /// first statement after it wakes, before its ZooKeeper client notices anything.
+    #[inline]
+    pub fn is_stale(&self) -> bool {
+        self.stale_after_ms > 0 && self.since_contact_ms() > self.stale_after_ms
+    }
+
+    /// Milliseconds since the router last heard from ZooKeeper.
+    pub fn since_contact_ms(&self) -> u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_contact_ms.load(Ordering::Relaxed))
+    }
+
+    /// Records that ZooKeeper answered (a topology read, a lease renewal).
+    fn heard_from_zookeeper(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Removes this router's registration and lease from ZooKeeper at once (a router that
+    /// stops after its drain), waiting at most `within`.
+    pub async fn leave(&self, within: Duration) {
+        if !self.followed {
+            return;
+        }
+        self.leave.notify_one();
+        let _ = tokio::time::timeout(within, self.left.notified()).await;
     }
 }
 
@@ -75,6 +135,25 @@ pub struct FollowerSettings {
     pub registration: RouterDoc,
     /// Table rules from the config.
     pub sharding: ShardingConfig,
+    /// `topology.stale_serving_ms` (zero: serve the last topology forever).
+    pub stale_serving: Duration,
+}
+
+impl FollowerSettings {
+    /// How often the router renews its lease: often enough that a mover waits little
+    /// more than `stale_serving` after the router vanished.
+    fn heartbeat(&self) -> Duration {
+        (self.stale_serving / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    fn lease(&self) -> RouterLease {
+        RouterLease {
+            schema: SCHEMA,
+            id: self.registration.id.clone(),
+            heartbeat_ms: self.heartbeat().as_millis() as u64,
+            stale_serving_ms: self.stale_serving.as_millis() as u64,
+        }
+    }
 }
 
 /// How long a new topology version waits for statements routed with the previous one.
@@ -86,14 +165,12 @@ pub async fn start(
     settings: FollowerSettings,
     startup: Duration,
 ) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), TopologyError> {
-    let status = Arc::new(TopologyStatus {
-        source: settings.target.to_string(),
-        inner: Mutex::new(ZkCondition {
-            state: "connecting",
-            applied_version: 0,
-            last_error: None,
-        }),
-    });
+    let status = TopologyStatus::new(
+        settings.target.to_string(),
+        "connecting",
+        true,
+        settings.stale_serving,
+    );
     let deadline = tokio::time::Instant::now() + startup;
     let (store, table) = loop {
         let attempt = async {
@@ -126,6 +203,7 @@ pub async fn start(
     };
     follower.mark_connected();
     follower.register(&store).await;
+    follower.status.heard_from_zookeeper();
     tokio::spawn(async move { follower.run(Some(store)).await });
     Ok((routing, status))
 }
@@ -159,6 +237,14 @@ impl Follower {
             warn!(error = %e, "router registration failed; will retry");
             self.status
                 .update(|c| c.last_error = Some(format!("registration: {e}")));
+        }
+        self.renew_lease(store).await;
+    }
+
+    async fn renew_lease(&self, store: &ZkStore) {
+        match store.write_lease(&self.settings.lease()).await {
+            Ok(()) => self.status.heard_from_zookeeper(),
+            Err(e) => warn!(error = %e, "could not renew the router's lease"),
         }
     }
 
@@ -246,16 +332,37 @@ impl Follower {
                     continue;
                 }
             };
-            if let Err(e) = self.refresh(&current).await {
-                // A malformed or unknown-version document: keep the last good snapshot.
-                error!(error = %e, applied = self.applied, "refusing the topology in ZooKeeper; serving the last good one");
-                self.status.update(|c| c.last_error = Some(e.to_string()));
+            match self.refresh(&current).await {
+                // Serving again only once the topology is read after the outage: a user
+                // moved meanwhile is routed to its new shard from the first statement.
+                Ok(()) => self.status.heard_from_zookeeper(),
+                Err(e @ (TopologyError::Invalid { .. } | TopologyError::Ring(_))) => {
+                    // A malformed or unknown-version document: keep the last good snapshot.
+                    self.status.heard_from_zookeeper();
+                    error!(error = %e, applied = self.applied, "refusing the topology in ZooKeeper; serving the last good one");
+                    self.status.update(|c| c.last_error = Some(e.to_string()));
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not read the topology");
+                    self.status.update(|c| c.last_error = Some(e.to_string()));
+                }
             }
             // Wait for the next change, or for the session to break or reconnect.
             let changed = watcher.changed();
             tokio::pin!(changed);
+            let mut heartbeat = tokio::time::interval(self.settings.heartbeat());
+            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    _ = self.status.leave.notified() => {
+                        if let Err(e) = current.deregister(&self.settings.registration.id).await {
+                            warn!(error = %e, "could not remove the registration; it expires with the session");
+                        }
+                        info!("registration and lease removed");
+                        self.status.left.notify_one();
+                        return;
+                    }
+                    _ = heartbeat.tick() => self.renew_lease(&current).await,
                     event = &mut changed => {
                         if event.session_state.is_terminated() {
                             warn!(state = %event.session_state, "ZooKeeper session ended");
@@ -269,7 +376,7 @@ impl Follower {
                         match state {
                             zk::SessionState::Disconnected => {
                                 warn!("ZooKeeper disconnected; serving the last topology");
-                                self.status.update(|c| c.state = "disconnected");
+                                    self.status.update(|c| c.state = "disconnected");
                             }
                             zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                                 info!("ZooKeeper reconnected; re-reading the topology");
@@ -280,7 +387,7 @@ impl Follower {
                             }
                             s if s.is_terminated() => {
                                 warn!(state = %s, "ZooKeeper session ended; building a new one");
-                                self.status.update(|c| c.state = "expired");
+                                    self.status.update(|c| c.state = "expired");
                                 break;
                             }
                             _ => {}

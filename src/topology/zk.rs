@@ -12,8 +12,8 @@ use std::time::Duration;
 use zookeeper_client as zk;
 
 use super::{
-    bucket_of, decode, encode, BucketDoc, MoveDoc, RouterDoc, Snapshot, TopologyDoc, TopologyError,
-    VersionDoc, BUCKETS, SCHEMA,
+    bucket_of, decode, encode, BucketDoc, MoveDoc, RouterDoc, RouterLease, Snapshot, TopologyDoc,
+    TopologyError, VersionDoc, BUCKETS, SCHEMA,
 };
 
 /// Where the topology lives: ZooKeeper hosts and the root znode.
@@ -419,6 +419,78 @@ impl ZkStore {
         match self.client.set_data(&path, &encode(doc), None).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NoNode) => self.register(doc).await,
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Removes this router's registration and lease at once (a router that stops).
+    pub async fn deregister(&self, id: &str) -> Result<(), TopologyError> {
+        for rel in [format!("routers/{id}"), format!("leases/{id}")] {
+            match self.client.delete(&self.path(&rel), None).await {
+                Ok(()) | Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(zk_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes (creates or renews) a router's lease.
+    pub async fn write_lease(&self, lease: &RouterLease) -> Result<(), TopologyError> {
+        let path = self.path(&format!("leases/{}", lease.id));
+        let data = encode(lease);
+        match self.client.set_data(&path, &data, None).await {
+            Ok(_) => return Ok(()),
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(zk_err(e)),
+        }
+        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self
+            .client
+            .create(&self.path("leases"), b"", &persistent)
+            .await
+        {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(zk_err(e)),
+        }
+        match self.client.create(&path, &data, &persistent).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Every lease with its last renewal (ZooKeeper's modification time, ms since the
+    /// Unix epoch).
+    pub async fn leases(&self) -> Result<Vec<(RouterLease, i64)>, TopologyError> {
+        let names = match self.client.list_children(&self.path("leases")).await {
+            Ok(names) => names,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(zk_err(e)),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            match self
+                .client
+                .get_data(&self.path(&format!("leases/{name}")))
+                .await
+            {
+                Ok((data, stat)) => {
+                    out.push((decode(&format!("lease {name}"), &data)?, stat.mtime))
+                }
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(zk_err(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a lease (of a router known to be gone for good).
+    pub async fn delete_lease(&self, id: &str) -> Result<(), TopologyError> {
+        match self
+            .client
+            .delete(&self.path(&format!("leases/{id}")), None)
+            .await
+        {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
             Err(e) => Err(zk_err(e)),
         }
     }

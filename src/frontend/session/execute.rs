@@ -224,7 +224,8 @@ impl<S: ClientStream> Session<S> {
     }
 
     /// Takes the session's connection to `shard` (from the pool, with the session's state
-    /// replayed, if it has none yet). When the master could not be reached but the
+    /// replayed, if it has none yet); refused while the router is cut off from ZooKeeper
+    /// for longer than `topology.stale_serving_ms`. When the master could not be reached but the
     /// topology has moved on ([`Session::retry_on_newer_master`]), once more with the
     /// newer snapshot, which is returned to continue with.
     pub(in crate::frontend) async fn acquire(
@@ -232,6 +233,9 @@ impl<S: ClientStream> Session<S> {
         table: &RoutingTable,
         shard: ShardId,
     ) -> Result<Option<Arc<RoutingTable>>, Failure> {
+        if self.ctx.topology.is_stale() {
+            return Err(ClientError::CutOff.into());
+        }
         let Err(failure) = self.backends.connection(table, shard).await else {
             return Ok(None);
         };

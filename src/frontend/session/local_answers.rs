@@ -83,6 +83,14 @@ impl<S: ClientStream> Session<S> {
                 Some("overridden_users".into()),
                 Some(table.override_count().to_string()),
             ],
+            vec![
+                Some("held_users".into()),
+                Some(table.held_count().to_string()),
+            ],
+            vec![
+                Some("stale".into()),
+                Some(if topo.is_stale() { "yes" } else { "no" }.into()),
+            ],
         ];
         for h in self.ctx.health.snapshot() {
             let x = &h.health;
