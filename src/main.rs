@@ -183,6 +183,23 @@ enum ShardCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move every user of a shard away (weight 0 first), several at a time; run again to resume.
+    Drain {
+        /// Shard name.
+        name: String,
+        /// Target shards, comma-separated (default: each user's ring shard).
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Moves at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// At most this many moves started per second.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Per move: how long routers and open transactions may take to let the hold begin.
+        #[arg(long, default_value_t = 5000)]
+        max_hold_ms: u64,
+    },
     /// Record a new master (epoch + 1) without moving anything: a repair tool; use promote/failover to change masters safely.
     SetMaster {
         /// Shard name.
@@ -334,6 +351,22 @@ fn main() -> ExitCode {
                     } => Box::pin(async move {
                         let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                         ctl::topology::shard_set_weight(&t, &config, &name, weight, dry_run).await
+                    }),
+                    ShardCommand::Drain {
+                        name,
+                        to,
+                        parallel,
+                        rate,
+                        max_hold_ms,
+                    } => Box::pin(async move {
+                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                        let settings = ctl::moves::DrainSettings {
+                            to,
+                            parallel,
+                            rate,
+                            max_hold_ms,
+                        };
+                        ctl::moves::shard_drain(&t, &config, &name, &settings).await
                     }),
                     ShardCommand::SetMaster { name, master } => Box::pin(async move {
                         ctl::topology::shard_set_master(&t, &name, &master).await

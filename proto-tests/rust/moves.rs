@@ -478,3 +478,110 @@ async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip
     }
     ca.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
+    const DRAIN: &str = "drain_rows";
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-drain");
+    let url = format!("zk://{hosts}{root}");
+    let mut s = two_shards(&format!(
+        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{DRAIN}\"\n"
+    ));
+    s.sharding.push_str(&format!(
+        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
+    ));
+    s.timeouts = "startup_ms = 30000".into();
+    for (_, addr) in masters() {
+        let mut c = admin(&addr).await;
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {DRAIN} (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))"
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!("TRUNCATE TABLE {DRAIN}"))
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+    }
+    let router = init_and_start(s, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    let users: Vec<u64> = (0..150).map(|i| 5_500_000_000 + i).collect();
+    for u in &users {
+        c.query_drop(format!(
+            "INSERT INTO {DRAIN} (userid, seq) VALUES ({u}, 0), ({u}, 1), ({u}, 2)"
+        ))
+        .await
+        .unwrap();
+    }
+    // Writers keep adding rows for a few users while the drain runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(u64, i64)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for user in users.iter().take(6).copied() {
+        let opts = router.app_opts(Some("app"));
+        let (stop, acked) = (stop.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let mut c = Conn::new(Opts::from(opts)).await.unwrap();
+            let mut seq = 100;
+            while !stop.load(Ordering::SeqCst) {
+                seq += 1;
+                let sql = format!("INSERT INTO {DRAIN} (userid, seq) VALUES ({user}, {seq})");
+                match c.query_drop(sql).await {
+                    Ok(()) => acked.lock().unwrap().push((user, seq)),
+                    Err(mysql_async::Error::Server(e)) if e.code == 1053 => {}
+                    Err(e) => panic!("write for {user} failed: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    let (ok, out) = ctl(&[
+        "shard",
+        "drain",
+        "shard2",
+        "--parallel",
+        "4",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("weight") && out.contains("drained shard2"),
+        "{out}"
+    );
+    let acked = acked.lock().unwrap().clone();
+    let mut s1 = admin(&master_addr()).await;
+    let mut s2 = admin(&env("DBR_S2_MASTER")).await;
+    let left: Option<i64> = s2
+        .query_first(format!("SELECT COUNT(*) FROM {DRAIN}"))
+        .await
+        .unwrap();
+    assert_eq!(left, Some(0), "rows left on the drained shard");
+    for u in &users {
+        let seqs: Vec<i64> = s1
+            .query(format!("SELECT seq FROM {DRAIN} WHERE userid = {u}"))
+            .await
+            .unwrap();
+        let seqs: BTreeSet<i64> = seqs.into_iter().collect();
+        assert!((0..3).all(|s| seqs.contains(&s)), "user {u}: {seqs:?}");
+        for (_, seq) in acked.iter().filter(|(x, _)| x == u) {
+            assert!(seqs.contains(seq), "user {u} lost acknowledged row {seq}");
+        }
+        let n: Option<i64> = c
+            .query_first(format!("SELECT COUNT(*) FROM {DRAIN} WHERE userid = {u}"))
+            .await
+            .unwrap();
+        assert_eq!(n, Some(seqs.len() as i64), "user {u} through the router");
+    }
+    s1.disconnect().await.unwrap();
+    s2.disconnect().await.unwrap();
+    c.disconnect().await.unwrap();
+}

@@ -1,13 +1,18 @@
-//! `dbrouter ctl user move` and `user moves`: online moves of one user's rows to another
-//! shard (the state machine is [`crate::moves`]), each step printed as it ends.
+//! `dbrouter ctl user move`, `user moves` and `shard drain`: online moves of users' rows
+//! to another shard (the state machine is [`crate::moves`]), each step printed as it ends;
+//! a drain moves every user of a shard away, several at a time.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::moves::data::users_on;
 use crate::moves::{describe, move_user, MoveSettings};
+use crate::router::ring::key_hash;
 use crate::topology::zk::ZkTarget;
 
 use super::failover::printer;
+use super::placement::{change_ring, RingChange};
 use super::topology::store;
 
 /// `user move USER SHARD [--force] [--max-hold-ms N]`. The environment variable
@@ -43,4 +48,137 @@ pub async fn user_moves(target: &ZkTarget) -> Result<String, String> {
     let store = store(target).await?;
     let moves = store.moves().await.map_err(|e| e.to_string())?;
     Ok(describe(&moves))
+}
+
+/// How `shard drain` runs.
+#[derive(Debug, Clone, Default)]
+pub struct DrainSettings {
+    /// Target shards (default: each user's ring shard).
+    pub to: Vec<String>,
+    /// Moves at once.
+    pub parallel: usize,
+    /// At most this many moves started per second.
+    pub rate: Option<f64>,
+    /// Per move: see [`MoveSettings`].
+    pub max_hold_ms: u64,
+}
+
+/// `shard drain SHARD [--to S,…] [--parallel N] [--rate U]`: weight 0 (existing users
+/// pinned where their rows are, [`super::placement::change_ring`]), then every user with
+/// rows on the shard moved to its ring shard (or one of `--to`, chosen by the user's hash),
+/// with progress lines and a summary. Run it again to resume: it moves whoever is left.
+pub async fn shard_drain(
+    target: &ZkTarget,
+    config: &Config,
+    shard: &str,
+    settings: &DrainSettings,
+) -> Result<String, String> {
+    let store = store(target).await?;
+    let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
+    let from = topology
+        .shards
+        .iter()
+        .find(|s| s.name == shard)
+        .cloned()
+        .ok_or_else(|| format!("no shard is named {shard}"))?;
+    for t in &settings.to {
+        if t == shard || !topology.shards.iter().any(|s| &s.name == t) {
+            return Err(format!("--to {t}: not another shard of the topology"));
+        }
+    }
+    let mut say = printer();
+    if from.weight > 0 {
+        let change = RingChange::Weight {
+            name: shard.to_string(),
+            weight: 0,
+        };
+        say(change_ring(target, config, change, false)
+            .await?
+            .trim_end()
+            .to_string());
+    }
+    // Where each user goes: one of --to, else its ring shard (overrides left out: the
+    // draining shard's users are pinned to it now).
+    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
+    for b in &mut snapshot.buckets {
+        b.users.clear();
+    }
+    let ring = snapshot
+        .routing_table(&config.sharding)
+        .map_err(|e| e.to_string())?;
+    let (users, _) = users_on(config, &from.master).await?;
+    let total = users.len();
+    say(format!("draining {shard}: {total} user(s) with rows"));
+    let store = Arc::new(store);
+    let config = Arc::new(config.clone());
+    let started = Instant::now();
+    let (mut done, mut failed) = (0usize, Vec::new());
+    let mut running = tokio::task::JoinSet::new();
+    let mut queue = users.into_iter();
+    let parallel = settings.parallel.max(1);
+    loop {
+        while running.len() < parallel {
+            let Some(user) = queue.next() else { break };
+            let to = if settings.to.is_empty() {
+                ring.shard_name(ring.shard_for_key(&user).0).to_string()
+            } else {
+                let i = (key_hash(&user) % settings.to.len() as u64) as usize;
+                settings.to[i].clone()
+            };
+            let user = String::from_utf8_lossy(&user).into_owned();
+            let (store, config) = (Arc::clone(&store), Arc::clone(&config));
+            let move_settings = MoveSettings {
+                max_hold: Duration::from_millis(settings.max_hold_ms),
+                ..MoveSettings::default()
+            };
+            running.spawn(async move {
+                let mut quiet = |_: String| {};
+                let result =
+                    move_user(&store, &config, &user, &to, &move_settings, &mut quiet).await;
+                (user, to, result)
+            });
+            if let Some(rate) = settings.rate.filter(|r| *r > 0.0) {
+                tokio::time::sleep(Duration::from_secs_f64(1.0 / rate)).await;
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (user, to, result) = joined.map_err(|e| format!("a move task failed: {e}"))?;
+        done += 1;
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let eta = (total - done) as f64 / rate.max(0.001);
+        match result {
+            Ok(doc) => say(format!(
+                "[{done}/{total}] user {user} -> {to}: {} row(s), held {} ms; {rate:.1} users/s, ETA {eta:.0} s, {} failed",
+                doc.rows,
+                doc.hold_ms.unwrap_or(0),
+                failed.len()
+            )),
+            Err(e) => {
+                say(format!("[{done}/{total}] user {user} -> {to}: FAILED: {e}"));
+                failed.push(user);
+            }
+        }
+    }
+    let mut out = format!(
+        "drained {shard}: {} of {total} user(s) moved in {:.1} s",
+        total - failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        out.push('\n');
+        Ok(out)
+    } else {
+        Err(format!(
+            "{out}; {} failed ({}): run the drain again to retry them",
+            failed.len(),
+            failed
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }

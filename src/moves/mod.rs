@@ -87,7 +87,7 @@ struct Mover<'a> {
     config: &'a Config,
     doc: MoveDoc,
     version: i32,
-    say: &'a mut dyn FnMut(String),
+    say: &'a mut (dyn FnMut(String) + Send + Sync),
     step_started: Instant,
     settings: &'a MoveSettings,
 }
@@ -235,7 +235,7 @@ pub async fn move_user(
     user: &str,
     target: &str,
     settings: &MoveSettings,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send + Sync),
 ) -> Result<MoveDoc, String> {
     let key = key_from_text(user.as_bytes(), config.sharding.key_type)
         .map_err(|why| format!("user id {user:?} {why}"))?;
@@ -263,7 +263,7 @@ async fn locked_move(
     user: &str,
     target: &str,
     settings: &MoveSettings,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send + Sync),
 ) -> Result<MoveDoc, String> {
     // An interrupted move of this user first.
     let previous = store.read_move(user).await.map_err(zk)?;
