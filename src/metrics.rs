@@ -55,6 +55,10 @@ pub const HELD: &str = "dbrouter_held_statements";
 pub const TOPOLOGY_VERSION: &str = "dbrouter_topology_version";
 /// Users with an override.
 pub const OVERRIDES: &str = "dbrouter_topology_overridden_users";
+/// Users whose statements a move holds now.
+pub const HELD_USERS: &str = "dbrouter_topology_held_users";
+/// 1 while the router is cut off from ZooKeeper past `topology.stale_serving_ms`.
+pub const STALE: &str = "dbrouter_topology_stale";
 /// ZooKeeper session state, one series per state.
 pub const ZK_STATE: &str = "dbrouter_zookeeper_state";
 /// Master epoch per shard.

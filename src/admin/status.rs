@@ -72,6 +72,10 @@ pub struct TopologyStatusView {
     pub last_error: Option<String>,
     /// Users placed by an override.
     pub overridden_users: usize,
+    /// Users whose statements a move holds now.
+    pub held_users: usize,
+    /// Cut off from ZooKeeper for longer than `topology.stale_serving_ms` (refusing).
+    pub stale: bool,
 }
 
 /// One shard.
@@ -311,11 +315,15 @@ impl Admin {
         let mut shards = Vec::new();
         let mut version = 0;
         let mut overridden_users = 0;
+        let mut held_users = 0;
+        let mut stale = false;
         let mut held = 0;
         if let Some(ctx) = ctx {
             let table = ctx.routing.load_full();
             version = table.version;
             overridden_users = table.override_count();
+            held_users = table.held_count();
+            stale = ctx.topology.is_stale();
             held = ctx.held.load(std::sync::atomic::Ordering::Relaxed);
             let health = ctx.health.snapshot();
             let now = SystemTime::now();
@@ -377,6 +385,8 @@ impl Admin {
                 .to_string(),
                 last_error: condition.and_then(|c| c.last_error),
                 overridden_users,
+                held_users,
+                stale,
             },
             shards,
             routers,
@@ -398,6 +408,8 @@ impl Admin {
         g.set(m::HELD, &[], status.router.held_statements as f64);
         g.set(m::TOPOLOGY_VERSION, &[], status.topology.version as f64);
         g.set(m::OVERRIDES, &[], status.topology.overridden_users as f64);
+        g.set(m::HELD_USERS, &[], status.topology.held_users as f64);
+        g.set(m::STALE, &[], f64::from(u8::from(status.topology.stale)));
         for state in ["connected", "disconnected", "expired", "connecting", "none"] {
             let on = status.topology.zookeeper_state == state;
             g.set(m::ZK_STATE, &[("state", state)], f64::from(u8::from(on)));
@@ -595,6 +607,8 @@ pub fn render_html(s: &Status) -> String {
          <div>ZooKeeper</div><div>{zk}</div>\
          <div>last topology error</div><div class=\"{err_class}\">{last_error}</div>\
          <div>overridden users</div><div>{overrides}</div>\
+         <div>users held by a move</div><div>{held_users}</div>\
+         <div>stale (cut off from ZooKeeper)</div><div>{stale}</div>\
          <div>client connections</div><div>{conns}</div>\
          <div>held statements</div><div>{held}</div>\
          <div>admin address</div><div class=\"mono\">{admin}</div>\
@@ -609,6 +623,8 @@ pub fn render_html(s: &Status) -> String {
         },
         last_error = escape(t.last_error.as_deref().unwrap_or("none")),
         overrides = t.overridden_users,
+        held_users = t.held_users,
+        stale = if t.stale { "yes: refusing statements" } else { "no" },
         conns = r.client_connections,
         held = r.held_statements,
         admin = escape(r.admin.as_deref().unwrap_or("-")),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::failover::{self, probe, Health, Ops};
 use crate::topology::zk::ZkTarget;
-use crate::topology::ShardState;
+use crate::topology::{MoveState, ShardState};
 
 /// The operation settings from a config file (`[admin]`, `[failover]`, `[backend]`).
 pub fn ops(config_path: &Path) -> Result<Ops, String> {
@@ -165,6 +165,19 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
             "  {:<40} {:<22} version {} ({lag})\n",
             r.id, r.address, r.applied_version
         ));
+    }
+    let moves = store.moves().await.map_err(|e| e.to_string())?;
+    let active: Vec<_> = moves
+        .into_iter()
+        .filter(|m| !matches!(m.state, MoveState::Done | MoveState::RolledBack))
+        .collect();
+    if !snapshot.topology.holds.is_empty() || !active.is_empty() {
+        out.push_str(&format!(
+            "moves in progress: {}; users held: {}\n",
+            active.len(),
+            snapshot.topology.holds.len()
+        ));
+        out.push_str(&crate::moves::describe(&active));
     }
     Ok(out)
 }

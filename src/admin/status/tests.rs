@@ -44,6 +44,8 @@ fn sample() -> Status {
             zookeeper_state: "connected".into(),
             last_error: None,
             overridden_users: 2,
+            held_users: 0,
+            stale: false,
         },
         shards: vec![ShardStatus {
             name: "s<1>\"&'".into(),
