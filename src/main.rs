@@ -171,6 +171,10 @@ enum ShardCommand {
         /// Say how many users would be pinned; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A hibernation shard (weight 0): `user hibernate` moves idle users there and a
+        /// statement for one of them moves the user back.
+        #[arg(long)]
+        hibernation: bool,
     },
     /// Change a shard's ring weight (0 = no new users); existing users whose ring shard
     /// changes are first pinned where their rows are.
@@ -254,6 +258,17 @@ enum UserCommand {
     },
     /// Current and recent moves.
     Moves,
+    /// Move idle users to a hibernation shard; a statement for one moves it back.
+    Hibernate {
+        /// User ids.
+        users: Vec<String>,
+        /// A file with one user id per line (added to the ones given).
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+        /// The hibernation shard (needed when there are several).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Where a user is placed, per ZooKeeper.
     Show {
         /// User id.
@@ -334,6 +349,7 @@ fn main() -> ExitCode {
                         standbys,
                         weight,
                         dry_run,
+                        hibernation,
                     } => Box::pin(async move {
                         let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                         let shard = ctl::topology::NewShard {
@@ -341,6 +357,7 @@ fn main() -> ExitCode {
                             master: &master,
                             standbys: &standbys,
                             weight,
+                            hibernation,
                         };
                         ctl::topology::shard_add(&t, &config, shard, dry_run).await
                     }),
@@ -399,6 +416,24 @@ fn main() -> ExitCode {
                     ctl::moves::user_move(&t, &config, &user, &shard, force, max_hold_ms).await
                 }),
                 UserCommand::Moves => Box::pin(async move { ctl::moves::user_moves(&t).await }),
+                UserCommand::Hibernate {
+                    mut users,
+                    from_file,
+                    to,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    if let Some(path) = from_file {
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                        users.extend(
+                            text.lines()
+                                .map(str::trim)
+                                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                                .map(str::to_string),
+                        );
+                    }
+                    ctl::moves::user_hibernate(&t, &config, &users, to.as_deref()).await
+                }),
                 UserCommand::Show { user } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     ctl::topology::user_show(&t, &user, &config).await

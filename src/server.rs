@@ -1,7 +1,8 @@
 //! The composition root: `dbrouter serve` builds what the router runs with — the admin
 //! listener, the topology (file or ZooKeeper, followed), the readiness wait for the
 //! global shard's master, the backend pools, the health checker, the pool sweeper, the
-//! shared session context and the serving threads — and hands them to the client
+//! wake-up queue and the coordinator (hibernated users), the shared session context and
+//! the serving threads — and hands them to the client
 //! listener ([`crate::frontend::listener`]). Nothing below this module builds its own
 //! collaborators.
 
@@ -23,6 +24,7 @@ use crate::frontend::workers::Workers;
 use crate::protocol::handshake::offered_mariadb_capabilities;
 use crate::router::ring::RingError;
 use crate::router::RoutingTable;
+use crate::topology::wakeups::WakeupQueue;
 use crate::topology::watcher::{self, FollowerSettings, TopologyStatus};
 use crate::topology::{RouterDoc, TopologyError, SCHEMA};
 
@@ -180,6 +182,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             },
         );
     }
+    // Hibernated users: sessions queue wake-ups; one router (elected) carries them out.
+    let wakeups = match crate::topology::zk::ZkTarget::of(&config.topology) {
+        Some(target) => {
+            let session = Duration::from_millis(config.topology.session_timeout_ms);
+            tokio::spawn(crate::moves::coordinator::run(
+                target.clone(),
+                Arc::clone(&config),
+            ));
+            WakeupQueue::start(target, session, config.timeouts.connect())
+        }
+        None => WakeupQueue::disabled(),
+    };
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
         health,
@@ -195,6 +209,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         mariadb_capabilities: facts.mariadb_capabilities & offered_mariadb_capabilities(),
         drain: DrainSignal::new(),
         held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        wakeups,
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

@@ -57,6 +57,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         mariadb_capabilities: MariadbCapabilities::empty(),
         drain: DrainSignal::new(),
         held: Arc::new(AtomicUsize::new(0)),
+        wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
     })
 }
 

@@ -585,3 +585,90 @@ async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
     s2.disconnect().await.unwrap();
     c.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-hibernate");
+    let url = format!("zk://{hosts}{root}");
+    let router = init_and_start(settings(&hosts, &root), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    // A user whose ring shard is shard1; the hibernation shard lives on shard2's server.
+    let table = router.routing();
+    let user = (5_600_000_000u64..)
+        .find(|u| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
+        .unwrap();
+    fresh_table(&[user]).await;
+    insert(&mut c, user, 0..30).await;
+    let s2 = env("DBR_S2_MASTER");
+    let (ok, out) = ctl(&[
+        "shard",
+        "add",
+        "hib",
+        "--master",
+        &s2,
+        "--hibernation",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok && out.contains("weight 0"), "{out}");
+    let user_s = user.to_string();
+    let (ok, out) = ctl(&["user", "hibernate", &user_s, "--zk", &url, "-c", &config]);
+    assert!(ok && out.contains("hibernated on hib"), "{out}");
+    wait_route(&mut c, &user_s, "hib").await;
+    let on_masters = rows_on_masters(user).await;
+    assert!(
+        on_masters
+            .iter()
+            .any(|(s, seqs)| s == "shard2" && seqs.len() == 30),
+        "{on_masters:?}"
+    );
+
+    // Served where it is; the access queues a wake-up that moves the user home.
+    let n: Option<i64> = c
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {TABLE} WHERE userid = {user}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (shard, _) = shards_of(&mut c, user).await;
+        if shard == "shard1" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hibernated user was not woken up (still on {shard})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The flip came first; the clean-up of the hibernation shard follows.
+    loop {
+        let rows: Vec<(String, usize)> = rows_on_masters(user)
+            .await
+            .into_iter()
+            .map(|(s, seqs)| (s, seqs.len()))
+            .collect();
+        if rows == [("shard1".to_string(), 30), ("shard2".to_string(), 0)] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after the wake-up: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n: Option<i64> = c
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {TABLE} WHERE userid = {user}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(30));
+    c.disconnect().await.unwrap();
+}

@@ -425,6 +425,7 @@ password = "{APP_PASSWORD}"
             mariadb_capabilities: MariadbCapabilities::empty(),
             drain: DrainSignal::new(),
             held: Arc::new(AtomicUsize::new(0)),
+            wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         });
         Fixture {
             ctx,

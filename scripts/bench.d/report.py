@@ -479,6 +479,11 @@ def build_report(rows, meta):
             ctext += f" **(stale: {b(name, 'STALE')} source files newer than the binary)**"
         md.append(f"| {name} | {ctext.replace('|', '/')} | {b(name, 'SRC') or '?'} | {b(name, 'BIN')} (built {b(name, 'MTIME')}) |")
     md.append("")
+    for name in builds:
+        if b(name, "DROPPED"):
+            md.append(f"{name} does not know some settings of the cluster's config and ran without them: "
+                      f"`{b(name, 'DROPPED')}`.")
+            md.append("")
     md.append("To re-run: build each commit in a worktree of its own, start a dev cluster, run the command.")
     md.append("")
     md.append("```sh")

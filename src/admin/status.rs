@@ -624,7 +624,11 @@ pub fn render_html(s: &Status) -> String {
         last_error = escape(t.last_error.as_deref().unwrap_or("none")),
         overrides = t.overridden_users,
         held_users = t.held_users,
-        stale = if t.stale { "yes: refusing statements" } else { "no" },
+        stale = if t.stale {
+            "yes: refusing statements"
+        } else {
+            "no"
+        },
         conns = r.client_connections,
         held = r.held_statements,
         admin = escape(r.admin.as_deref().unwrap_or("-")),

@@ -182,3 +182,78 @@ pub async fn shard_drain(
         ))
     }
 }
+
+/// `user hibernate USER… [--from-file F] [--to SHARD]`: moves idle users to a hibernation
+/// shard (the only one, or `--to`). A statement for one of them later moves them back.
+pub async fn user_hibernate(
+    target: &ZkTarget,
+    config: &Config,
+    users: &[String],
+    to: Option<&str>,
+) -> Result<String, String> {
+    let store = store(target).await?;
+    let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
+    let hibernation: Vec<&str> = topology
+        .shards
+        .iter()
+        .filter(|s| s.hibernation)
+        .map(|s| s.name.as_str())
+        .collect();
+    let shard =
+        match (to, hibernation.as_slice()) {
+            (Some(t), _) if hibernation.contains(&t) => t.to_string(),
+            (Some(t), _) => return Err(format!("{t} is not a hibernation shard")),
+            (None, [only]) => only.to_string(),
+            (None, []) => return Err(
+                "no hibernation shard: add one with `shard add NAME --master H:P --hibernation`"
+                    .into(),
+            ),
+            (None, _) => {
+                return Err(format!(
+                    "several hibernation shards ({}): say which with --to",
+                    hibernation.join(", ")
+                ))
+            }
+        };
+    let mut say = printer();
+    let mut failed = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let mut quiet = |_: String| {};
+        match move_user(
+            &store,
+            config,
+            user,
+            &shard,
+            &MoveSettings::default(),
+            &mut quiet,
+        )
+        .await
+        {
+            Ok(doc) => say(format!(
+                "[{}/{}] user {} hibernated on {shard}: {} row(s)",
+                i + 1,
+                users.len(),
+                doc.user,
+                doc.rows
+            )),
+            Err(e) => {
+                say(format!(
+                    "[{}/{}] user {user}: FAILED: {e}",
+                    i + 1,
+                    users.len()
+                ));
+                failed.push(user.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(format!("{} user(s) hibernated on {shard}\n", users.len()))
+    } else {
+        Err(format!(
+            "{} of {} failed: {}",
+            failed.len(),
+            users.len(),
+            failed.join(", ")
+        ))
+    }
+}

@@ -146,6 +146,7 @@ pub async fn shard_add(
         epoch: 1,
         state: ShardState::Serving,
         rejoin: Vec::new(),
+        hibernation: shard.hibernation,
     };
     super::placement::change_ring(target, config, RingChange::Add(doc), dry_run).await
 }
@@ -161,6 +162,8 @@ pub struct NewShard<'a> {
     pub standbys: &'a [String],
     /// Ring weight (0: no users until given weight).
     pub weight: u32,
+    /// A hibernation shard (weight 0): idle users moved there wake up on access.
+    pub hibernation: bool,
 }
 
 /// `shard set-weight`: changes a shard's ring weight (0 = no new users), pinning the

@@ -84,6 +84,8 @@ pub struct SessionContext {
     pub drain: super::drain::DrainSignal,
     /// Statements currently held because their shard is switching masters.
     pub held: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wake-up requests for hibernated users (served on a hibernation shard).
+    pub wakeups: Arc<crate::topology::wakeups::WakeupQueue>,
 }
 
 /// Why a session ended (for the log line at its end).

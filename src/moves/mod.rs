@@ -23,6 +23,7 @@
 //! the target's copy deleted); after it the target is, and an interrupted move is finished
 //! by the next `user move` of that user. So there is exactly one authoritative copy.
 
+pub mod coordinator;
 pub mod data;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

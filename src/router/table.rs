@@ -25,6 +25,8 @@ pub struct ShardInfo {
     pub switching: bool,
     /// Former masters fenced after a failover, waiting for a rejoin (never routed to).
     pub rejoin: Vec<String>,
+    /// A hibernation shard: a statement routed there wakes its user (moves them back).
+    pub hibernation: bool,
 }
 
 /// Why a user id maps to its shard.
@@ -138,6 +140,8 @@ pub struct RoutingTable {
     /// Users (canonical keys) whose statements are held while a move copies their last
     /// rows: empty but during a move's hold.
     held: HashSet<Vec<u8>>,
+    /// Whether any shard is a hibernation shard (one check on the hot path).
+    any_hibernation: bool,
 }
 
 impl RoutingTable {
@@ -154,6 +158,7 @@ impl RoutingTable {
         let weights: Vec<(&str, u32)> =
             shards.iter().map(|s| (s.name.as_str(), s.weight)).collect();
         let ring = Ring::build(&weights)?;
+        let any_hibernation = shards.iter().any(|s| s.hibernation);
         let id_of = |name: &str| {
             shards
                 .iter()
@@ -194,6 +199,7 @@ impl RoutingTable {
                 .collect(),
             unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
             held: HashSet::new(),
+            any_hibernation,
         })
     }
 
@@ -221,6 +227,24 @@ impl RoutingTable {
                 KeyRef::Literal(v) => self.held.contains(v.canonical(&mut buf)),
                 KeyRef::Param(_) => false,
             })
+    }
+
+    /// Whether `shard` is a hibernation shard (a statement routed there wakes its user).
+    #[inline]
+    pub fn is_hibernation(&self, shard: ShardId) -> bool {
+        self.any_hibernation && self.shard(shard).is_some_and(|s| s.hibernation)
+    }
+
+    /// The user a statement names: its first literal key (a hint included), else the pin.
+    pub fn named_user(&self, scan: &Scan<'_>, pin: Option<&[u8]>) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 20];
+        scan.keys()
+            .iter()
+            .find_map(|k| match k {
+                KeyRef::Literal(v) => Some(v.canonical(&mut buf).to_vec()),
+                KeyRef::Param(_) => None,
+            })
+            .or_else(|| pin.map(<[u8]>::to_vec))
     }
 
     /// How many users moves hold now.
@@ -519,6 +543,7 @@ mod tests {
             epoch: 0,
             switching: false,
             rejoin: Vec::new(),
+            hibernation: false,
         };
         let sharding = ShardingConfig {
             global_tables: vec!["countries".into()],

@@ -10,6 +10,7 @@
 //! docs/topology.md documents the znode layout.
 
 pub mod file;
+pub mod wakeups;
 pub mod watcher;
 pub mod zk;
 
@@ -86,6 +87,10 @@ pub struct ShardDoc {
     /// for `dbrouter ctl rejoin`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejoin: Vec<String>,
+    /// A hibernation shard: weight 0, holds users moved there for being idle; a statement
+    /// for one of them is served there and moves the user back (docs/moves.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hibernation: bool,
 }
 
 /// The topology document (`<root>/topology`).
@@ -303,6 +308,7 @@ impl TopologyDoc {
                     epoch: 1,
                     state: ShardState::Serving,
                     rejoin: Vec::new(),
+                    hibernation: false,
                 })
                 .collect(),
             global_shard: config
@@ -348,6 +354,12 @@ impl TopologyDoc {
                         )))
                     }
                 }
+            }
+            if s.hibernation && s.weight > 0 {
+                return Err(invalid(format!(
+                    "shard {}: a hibernation shard has weight 0 (it is never a ring target)",
+                    s.name
+                )));
             }
             if s.standbys.contains(&s.master) {
                 return Err(invalid(format!(
@@ -405,6 +417,7 @@ impl Snapshot {
                 epoch: s.epoch,
                 switching: s.state == ShardState::Switching,
                 rejoin: s.rejoin.clone(),
+                hibernation: s.hibernation,
             })
             .collect();
         let overrides = self
@@ -447,6 +460,7 @@ mod tests {
                     epoch: 1,
                     state: ShardState::Serving,
                     rejoin: vec![],
+                    hibernation: false,
                 },
                 ShardDoc {
                     name: "b".into(),
@@ -456,6 +470,7 @@ mod tests {
                     epoch: 4,
                     state: ShardState::Serving,
                     rejoin: vec![],
+                    hibernation: false,
                 },
             ],
             global_shard: "a".into(),

@@ -642,6 +642,45 @@ impl ZkStore {
         }
     }
 
+    /// Queues a wake-up of a hibernated user (`<root>/wakeups/<user>`; idempotent).
+    pub async fn request_wakeup(&self, user: &str) -> Result<(), TopologyError> {
+        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self
+            .client
+            .create(&self.path("wakeups"), b"", &persistent)
+            .await
+        {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(zk_err(e)),
+        }
+        let path = self.path(&format!("wakeups/{user}"));
+        match self.client.create(&path, b"", &persistent).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// The users waiting for a wake-up.
+    pub async fn wakeups(&self) -> Result<Vec<String>, TopologyError> {
+        match self.client.list_children(&self.path("wakeups")).await {
+            Ok(users) => Ok(users),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Removes a user's wake-up request (done).
+    pub async fn delete_wakeup(&self, user: &str) -> Result<(), TopologyError> {
+        match self
+            .client
+            .delete(&self.path(&format!("wakeups/{user}")), None)
+            .await
+        {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
     /// Writes raw bytes to a node (tests and repairs; bypasses validation on purpose).
     pub async fn write_raw(&self, rel: &str, data: &[u8]) -> Result<(), TopologyError> {
         self.client

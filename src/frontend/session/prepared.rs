@@ -318,6 +318,9 @@ impl<S: ClientStream> Session<S> {
                     self.statements.held_user = Some(user.clone());
                     return Err(ClientError::Route(RouteError::UserHeld));
                 }
+                if table.is_hibernation(shard) {
+                    self.ctx.wakeups.request(user.clone());
+                }
                 shard
             }
             (Some(s), None) => s,
@@ -364,6 +367,9 @@ impl<S: ClientStream> Session<S> {
                     if held(&canonical, shard) {
                         self.statements.held_user = Some(canonical);
                         return Err(ClientError::Route(RouteError::UserHeld));
+                    }
+                    if table.is_hibernation(shard) {
+                        self.ctx.wakeups.request(canonical.clone());
                     }
                     match &chosen {
                         None => chosen = Some((shard, canonical)),

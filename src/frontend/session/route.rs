@@ -290,6 +290,12 @@ impl<S: ClientStream> Session<S> {
             {
                 return Err(RouteError::UserHeld);
             }
+            // A hibernated user is served where they are, and moved back soon after.
+            if table.is_hibernation(shard) {
+                if let Some(user) = table.named_user(scan, self.pin.as_deref()) {
+                    self.ctx.wakeups.request(user);
+                }
+            }
         }
         Ok(route)
     }
