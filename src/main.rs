@@ -175,6 +175,12 @@ enum ShardCommand {
         /// statement for one of them moves the user back.
         #[arg(long)]
         hibernation: bool,
+        /// Then move the pinned users to their new ring shards (and unpin them).
+        #[arg(long)]
+        rebalance: bool,
+        /// With --rebalance: moves at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
     },
     /// Change a shard's ring weight (0 = no new users); existing users whose ring shard
     /// changes are first pinned where their rows are.
@@ -186,6 +192,17 @@ enum ShardCommand {
         /// Say how many users would be pinned; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Then move the pinned users to their new ring shards (and unpin them).
+        #[arg(long)]
+        rebalance: bool,
+        /// With --rebalance: moves at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
+    /// Remove a shard (refused while any user, override, hold or move needs it).
+    Remove {
+        /// Shard name.
+        name: String,
     },
     /// Move every user of a shard away (weight 0 first), several at a time; run again to resume.
     Drain {
@@ -341,55 +358,83 @@ fn main() -> ExitCode {
                     Box::pin(async move { ctl::topology::show(&t, json).await })
                 }
             }),
-            CtlCommand::Shard { command, zk } => {
-                zk_ctl(zk, move |t, config_path| match command {
-                    ShardCommand::Add {
-                        name,
-                        master,
-                        standbys,
+            CtlCommand::Shard { command, zk } => zk_ctl(zk, move |t, config_path| match command {
+                ShardCommand::Add {
+                    name,
+                    master,
+                    standbys,
+                    weight,
+                    dry_run,
+                    hibernation,
+                    rebalance,
+                    parallel,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    let shard = ctl::topology::NewShard {
+                        name: &name,
+                        master: &master,
+                        standbys: &standbys,
                         weight,
-                        dry_run,
                         hibernation,
-                    } => Box::pin(async move {
-                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
-                        let shard = ctl::topology::NewShard {
-                            name: &name,
-                            master: &master,
-                            standbys: &standbys,
-                            weight,
-                            hibernation,
+                    };
+                    if rebalance && !dry_run {
+                        let settings = ctl::moves::DrainSettings {
+                            parallel,
+                            max_hold_ms: 5000,
+                            ..Default::default()
                         };
+                        let change = ctl::placement::RingChange::Add(shard.doc());
+                        ctl::moves::change_ring_and_rebalance(&t, &config, change, &settings).await
+                    } else {
                         ctl::topology::shard_add(&t, &config, shard, dry_run).await
-                    }),
-                    ShardCommand::SetWeight {
-                        name,
-                        weight,
-                        dry_run,
-                    } => Box::pin(async move {
-                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    }
+                }),
+                ShardCommand::SetWeight {
+                    name,
+                    weight,
+                    dry_run,
+                    rebalance,
+                    parallel,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    if rebalance && !dry_run {
+                        let settings = ctl::moves::DrainSettings {
+                            parallel,
+                            max_hold_ms: 5000,
+                            ..Default::default()
+                        };
+                        let change = ctl::placement::RingChange::Weight { name, weight };
+                        ctl::moves::change_ring_and_rebalance(&t, &config, change, &settings).await
+                    } else {
                         ctl::topology::shard_set_weight(&t, &config, &name, weight, dry_run).await
-                    }),
-                    ShardCommand::Drain {
-                        name,
+                    }
+                }),
+                ShardCommand::Remove { name } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    ctl::topology::shard_remove(&t, &config, &name).await
+                }),
+                ShardCommand::Drain {
+                    name,
+                    to,
+                    parallel,
+                    rate,
+                    max_hold_ms,
+                } => Box::pin(async move {
+                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                    let settings = ctl::moves::DrainSettings {
                         to,
                         parallel,
                         rate,
                         max_hold_ms,
-                    } => Box::pin(async move {
-                        let config = Config::load(&config_path).map_err(|e| e.to_string())?;
-                        let settings = ctl::moves::DrainSettings {
-                            to,
-                            parallel,
-                            rate,
-                            max_hold_ms,
-                        };
-                        ctl::moves::shard_drain(&t, &config, &name, &settings).await
-                    }),
-                    ShardCommand::SetMaster { name, master } => Box::pin(async move {
-                        ctl::topology::shard_set_master(&t, &name, &master).await
-                    }),
-                })
-            }
+                    };
+                    ctl::moves::shard_drain(&t, &config, &name, &settings).await
+                }),
+                ShardCommand::SetMaster { name, master } => {
+                    Box::pin(
+                        async move { ctl::topology::shard_set_master(&t, &name, &master).await },
+                    )
+                }
+            }),
             CtlCommand::User { command, zk } => zk_ctl(zk, move |t, config_path| match command {
                 UserCommand::Pin {
                     user,

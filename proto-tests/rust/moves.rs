@@ -672,3 +672,91 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
     assert_eq!(n, Some(30));
     c.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them() {
+    const REBALANCE: &str = "rebalance_rows";
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-rebalance");
+    let url = format!("zk://{hosts}{root}");
+    let mut s = two_shards(&format!(
+        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{REBALANCE}\"\n"
+    ));
+    s.sharding.push_str(&format!(
+        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
+    ));
+    s.timeouts = "startup_ms = 30000".into();
+    for (_, addr) in masters() {
+        let mut c = admin(&addr).await;
+        c.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {REBALANCE} (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))"
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!("TRUNCATE TABLE {REBALANCE}"))
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+    }
+    let router = init_and_start(s, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    let users: Vec<u64> = (0..80).map(|i| 5_700_000_000 + i * 13).collect();
+    for u in &users {
+        c.query_drop(format!(
+            "INSERT INTO {REBALANCE} (userid, seq) VALUES ({u}, 0), ({u}, 1)"
+        ))
+        .await
+        .unwrap();
+    }
+    let (ok, out) = ctl(&[
+        "shard",
+        "set-weight",
+        "shard2",
+        "1024",
+        "--rebalance",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("rebalanced:"), "{out}");
+    let (ok, out) = ctl(&["topology", "show", "--zk", &url, "-c", &config]);
+    assert!(ok && out.contains("overridden users: 0"), "{out}");
+    // Every user's rows are on its ring shard of the new ring, and read through the router.
+    let mut direct = Vec::new();
+    for (name, addr) in masters() {
+        direct.push((name, admin(&addr).await));
+    }
+    for u in &users {
+        let (shard, _) = shards_of(&mut c, *u).await;
+        for (name, conn) in &mut direct {
+            let n: Option<i64> = conn
+                .query_first(format!(
+                    "SELECT COUNT(*) FROM {REBALANCE} WHERE userid = {u}"
+                ))
+                .await
+                .unwrap();
+            let expected = if *name == shard { 2 } else { 0 };
+            assert_eq!(n, Some(expected), "user {u} on {name} (routed to {shard})");
+        }
+    }
+    for (_, conn) in direct {
+        conn.disconnect().await.unwrap();
+    }
+    // A shard that still has users cannot be removed; an empty one can.
+    let (ok, out) = ctl(&["shard", "remove", "shard2", "--zk", &url, "-c", &config]);
+    assert!(
+        !ok && out.contains("refusing to remove shard shard2") && out.contains("weight"),
+        "{out}"
+    );
+    let s2 = env("DBR_S2_MASTER");
+    let (ok, out) = ctl(&[
+        "shard", "add", "spare", "--master", &s2, "--zk", &url, "-c", &config,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = ctl(&["shard", "remove", "spare", "--zk", &url, "-c", &config]);
+    assert!(ok && out.contains("removed shard spare"), "{out}");
+    c.disconnect().await.unwrap();
+}

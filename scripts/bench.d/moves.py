@@ -241,6 +241,13 @@ def parse_move_log(path):
     return r
 
 
+def rest_of_hold(m):
+    """Hold time not spent in the acknowledgement or catch-up steps."""
+    if m.get("hold_ms") is None or "ack" not in m["steps"] or "catchup" not in m["steps"]:
+        return None
+    return m["hold_ms"] - m["steps"]["ack"] - m["steps"]["catchup"]
+
+
 def read_env(path):
     meta = {}
     if os.path.exists(path):
@@ -302,7 +309,7 @@ def cmd_report(args):
         "",
         f"Measured {meta.get('DATE', '?')} on {meta.get('MACHINE', '?')}; load average "
         f"{meta.get('LOADAVG', '?')} at the start (the host is shared: other clusters and test runs "
-        f"were running). dbrouter {meta.get('DBROUTER_BUILD', '?')}; {meta.get('MARIADB', '')}.",
+        f"were running). dbrouter: {meta.get('DBROUTER_BUILD', '?')}; {meta.get('MARIADB', '')}.",
         "",
         f"Set-up: {meta.get('SETUP', '')}",
         "",
@@ -320,14 +327,16 @@ def cmd_report(args):
             "definition checks). Step columns are medians: *copy* (consistent read + insert on "
             "the target), *ack* (every router applied the hold, then no transaction older "
             "than the hold open on the source — INNODB_TRX polled every 110 ms), *catch-up* "
-            "(checksums of both sides, a recopy if they differ), *clean-up* (the source's rows "
-            "deleted). With fewer than 100 moves per row the p99 column is the maximum "
+            "(checksums of both sides, a recopy if they differ, then checksums of both sides "
+            "again), *rest of hold* (hold − ack − catch-up: the mover's ZooKeeper writes of its "
+            "step records and its reads of the topology, routers and leases before the flip), "
+            "*clean-up* (the source's rows deleted, after the flip). With fewer than 100 moves per row the p99 column is the maximum "
             "(nearest rank).",
             "",
             "| load | rows per user | moves ok | hold p50 ms | hold p99/max ms | total p50 ms | "
             "total p99/max ms | wall p50 ms | wall p99/max ms | copy ms | ack ms | catch-up ms | "
-            "clean-up ms | failed |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "rest of hold ms | clean-up ms | failed |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         keys = []
         for m in moves:
@@ -343,15 +352,16 @@ def cmd_report(args):
             w50, w99, _ = stats(m.get("wall_ms") for m in ok)
             step = {s: stats(m["steps"].get(s) for m in ok)[0]
                     for s in ("copy", "ack", "catchup", "cleanup")}
+            step["other"] = stats(rest_of_hold(m) for m in ok)[0]
             fail_text = "none" if not failed else "; ".join(
                 (m.get("error") or f"exit {m.get('rc')}")[:160] for m in failed)
             label = "idle" if mode == "idle" else "under load"
             md.append(
                 f"| {label} | {fmt(size)} | {len(ok)} of {len(group)} | {fmt(h50)} | {fmt(h99)} | "
                 f"{fmt(t50)} | {fmt(t99)} | {fmt(w50)} | {fmt(w99)} | {fmt(step['copy'])} | "
-                f"{fmt(step['ack'])} | {fmt(step['catchup'])} | {fmt(step['cleanup'])} | {fail_text} |")
+                f"{fmt(step['ack'])} | {fmt(step['catchup'])} | {fmt(step['other'])} | {fmt(step['cleanup'])} | {fail_text} |")
         md.append("")
-        md += ["Every move (ms; hold / ack / catch-up / total):", ""]
+        md += ["Every move, in order (ms; hold = ack + catch-up + rest, then / total):", ""]
         for mode, size in keys:
             group = [m for m in moves if m["mode"] == mode and int(m["size"]) == size]
             parts = []
@@ -359,8 +369,9 @@ def cmd_report(args):
                 if m.get("hold_ms") is None:
                     parts.append("failed")
                 else:
-                    parts.append(f"{m['hold_ms']}/{m['steps'].get('ack', '?')}/"
-                                 f"{m['steps'].get('catchup', '?')}/{m.get('total_ms', '?')}")
+                    parts.append(f"{m['hold_ms']} = {m['steps'].get('ack', '?')} + "
+                                 f"{m['steps'].get('catchup', '?')} + {rest_of_hold(m)} / "
+                                 f"{m.get('total_ms', '?')}")
             label = "idle" if mode == "idle" else "under load"
             md.append(f"- {label}, {fmt(size)} rows: " + ", ".join(parts))
         md.append("")
@@ -394,7 +405,7 @@ def cmd_report(args):
         failed = len(re.findall(r"^\[\d+/\d+\] user \S+ -> \S+: FAILED", text, re.M))
         m = re.search(r"drained (\S+): (\d+) of (\d+) user\(s\) moved in ([\d.]+) s", text)
         wall = re.search(r"^#wall_ms: (\d+)$", text, re.M)
-        pin = re.search(r"^(pinned .*|.*weight.*)$", text, re.M)
+        pin = re.search(r"^pinned (\d+) user", text, re.M)
         h50, h99, _ = stats(held)
         md += [
             "### Drain",
@@ -422,7 +433,7 @@ def cmd_report(args):
             md.append(f"| {meta.get('DRAIN_SHARD', '?')} | – | – | – | – | – | – | – | – | – | "
                       f"no summary: {' / '.join(last)[:300]} |")
         if pin:
-            md += ["", f"Weight step: `{pin.group(1).strip()}`"]
+            md += ["", f"The weight step pinned {pin.group(1)} user(s) to {meta.get('DRAIN_SHARD', '?')} first."]
         md.append("")
 
     if moves:

@@ -9,10 +9,11 @@ use crate::config::Config;
 use crate::moves::data::users_on;
 use crate::moves::{describe, move_user, MoveSettings};
 use crate::router::ring::key_hash;
-use crate::topology::zk::ZkTarget;
+use crate::topology::zk::{ZkStore, ZkTarget};
+use crate::topology::TopologyError;
 
 use super::failover::printer;
-use super::placement::{change_ring, RingChange};
+use super::placement::{change_ring, change_ring_pinning, RingChange};
 use super::topology::store;
 
 /// `user move USER SHARD [--force] [--max-hold-ms N]`. The environment variable
@@ -107,25 +108,76 @@ pub async fn shard_drain(
         .routing_table(&config.sharding)
         .map_err(|e| e.to_string())?;
     let (users, _) = users_on(config, &from.master).await?;
-    let total = users.len();
-    say(format!("draining {shard}: {total} user(s) with rows"));
+    say(format!(
+        "draining {shard}: {} user(s) with rows",
+        users.len()
+    ));
+    let work: Vec<(String, String)> = users
+        .iter()
+        .map(|user| {
+            let to = if settings.to.is_empty() {
+                ring.shard_name(ring.shard_for_key(user).0).to_string()
+            } else {
+                let i = (key_hash(user) % settings.to.len() as u64) as usize;
+                settings.to[i].clone()
+            };
+            (String::from_utf8_lossy(user).into_owned(), to)
+        })
+        .collect();
+    let total = work.len();
+    let started = Instant::now();
+    let failed = move_many(store, config, work, settings, false).await;
+    let out = format!(
+        "drained {shard}: {} of {total} user(s) moved in {:.1} s",
+        total - failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    finish(out, &failed)
+}
+
+/// The summary of a batch of moves: an error naming the failed users, if any.
+fn finish(mut out: String, failed: &[String]) -> Result<String, String> {
+    if failed.is_empty() {
+        out.push('\n');
+        return Ok(out);
+    }
+    Err(format!(
+        "{out}; {} failed ({}): run the command again to retry them",
+        failed.len(),
+        failed
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Moves each (user, target shard) — `parallel` at a time, at most `rate` started per
+/// second — printing a progress line per finished move (done/total, rate, ETA, failures).
+/// With `unpin`, a moved user's override is removed afterwards (its target is its ring
+/// shard). Returns the users whose move failed.
+async fn move_many(
+    store: ZkStore,
+    config: &Config,
+    work: Vec<(String, String)>,
+    settings: &DrainSettings,
+    unpin: bool,
+) -> Vec<String> {
+    let mut say = printer();
+    let total = work.len();
     let store = Arc::new(store);
     let config = Arc::new(config.clone());
     let started = Instant::now();
     let (mut done, mut failed) = (0usize, Vec::new());
     let mut running = tokio::task::JoinSet::new();
-    let mut queue = users.into_iter();
+    let mut queue = work.into_iter();
     let parallel = settings.parallel.max(1);
     loop {
         while running.len() < parallel {
-            let Some(user) = queue.next() else { break };
-            let to = if settings.to.is_empty() {
-                ring.shard_name(ring.shard_for_key(&user).0).to_string()
-            } else {
-                let i = (key_hash(&user) % settings.to.len() as u64) as usize;
-                settings.to[i].clone()
+            let Some((user, to)) = queue.next() else {
+                break;
             };
-            let user = String::from_utf8_lossy(&user).into_owned();
             let (store, config) = (Arc::clone(&store), Arc::clone(&config));
             let move_settings = MoveSettings {
                 max_hold: Duration::from_millis(settings.max_hold_ms),
@@ -133,8 +185,24 @@ pub async fn shard_drain(
             };
             running.spawn(async move {
                 let mut quiet = |_: String| {};
-                let result =
+                let mut result =
                     move_user(&store, &config, &user, &to, &move_settings, &mut quiet).await;
+                if unpin {
+                    if let Ok(doc) = &result {
+                        // Other moves write the same documents: retry on a conflict.
+                        let mut attempt = 0;
+                        loop {
+                            match store.set_override(doc.user.as_bytes(), None).await {
+                                Ok(_) => break,
+                                Err(TopologyError::Conflict) if attempt < 20 => attempt += 1,
+                                Err(e) => {
+                                    result = Err(format!("moved, but the override stays: {e}"));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
                 (user, to, result)
             });
             if let Some(rate) = settings.rate.filter(|r| *r > 0.0) {
@@ -144,7 +212,10 @@ pub async fn shard_drain(
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let (user, to, result) = joined.map_err(|e| format!("a move task failed: {e}"))?;
+        let Ok((user, to, result)) = joined else {
+            failed.push("(a move task panicked)".to_string());
+            continue;
+        };
         done += 1;
         let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
         let eta = (total - done) as f64 / rate.max(0.001);
@@ -161,26 +232,48 @@ pub async fn shard_drain(
             }
         }
     }
-    let mut out = format!(
-        "drained {shard}: {} of {total} user(s) moved in {:.1} s",
+    failed
+}
+
+/// `shard add --rebalance` / `shard set-weight --rebalance`: the ring change (existing
+/// users pinned where their rows are), then each pinned user moved to its new ring shard
+/// and unpinned.
+pub async fn change_ring_and_rebalance(
+    target: &ZkTarget,
+    config: &Config,
+    change: RingChange,
+    settings: &DrainSettings,
+) -> Result<String, String> {
+    let (out, pinned) = change_ring_pinning(target, config, change, false).await?;
+    let mut say = printer();
+    say(out.trim_end().to_string());
+    let store = store(target).await?;
+    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
+    for b in &mut snapshot.buckets {
+        b.users.clear();
+    }
+    let ring = snapshot
+        .routing_table(&config.sharding)
+        .map_err(|e| e.to_string())?;
+    let work: Vec<(String, String)> = pinned
+        .iter()
+        .map(|user| {
+            let to = ring.shard_name(ring.shard_for_key(user).0).to_string();
+            (String::from_utf8_lossy(user).into_owned(), to)
+        })
+        .collect();
+    let total = work.len();
+    say(format!(
+        "rebalancing: {total} pinned user(s) to their new ring shards"
+    ));
+    let started = Instant::now();
+    let failed = move_many(store, config, work, settings, true).await;
+    let out = format!(
+        "rebalanced: {} of {total} user(s) moved and unpinned in {:.1} s",
         total - failed.len(),
         started.elapsed().as_secs_f64()
     );
-    if failed.is_empty() {
-        out.push('\n');
-        Ok(out)
-    } else {
-        Err(format!(
-            "{out}; {} failed ({}): run the drain again to retry them",
-            failed.len(),
-            failed
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    }
+    finish(out, &failed)
 }
 
 /// `user hibernate USER… [--from-file F] [--to SHARD]`: moves idle users to a hibernation

@@ -84,6 +84,19 @@ pub async fn change_ring(
     change: RingChange,
     dry_run: bool,
 ) -> Result<String, String> {
+    change_ring_pinning(target, config, change, dry_run)
+        .await
+        .map(|(out, _)| out)
+}
+
+/// [`change_ring`], also returning the users it pinned (their rows are now off their
+/// ring shard: `--rebalance` moves them).
+pub async fn change_ring_pinning(
+    target: &ZkTarget,
+    config: &Config,
+    change: RingChange,
+    dry_run: bool,
+) -> Result<(String, Vec<Vec<u8>>), String> {
     let store = super::topology::store(target).await?;
     let (doc, expected) = store.read_topology().await.map_err(|e| e.to_string())?;
     let mut next = doc.clone();
@@ -111,6 +124,7 @@ pub async fn change_ring(
         return Err("a shard is switching masters; change the ring after the switchover".into());
     }
     let mut out = String::new();
+    let mut pinned_users = Vec::new();
     let ring_changes = ring_of(&doc) != ring_of(&next);
     if ring_changes {
         let snapshot = store.read_all().await.map_err(|e| e.to_string())?;
@@ -133,7 +147,7 @@ pub async fn change_ring(
         report_strays(&mut out, &first);
         if dry_run {
             out.push_str("dry run: nothing written\n");
-            return Ok(out);
+            return Ok((out, Vec::new()));
         }
         let pinned = pin_all(&store, &first.pins).await?;
         // Users whose first rows arrived during the first pass.
@@ -144,14 +158,16 @@ pub async fn change_ring(
             .filter(|(u, _)| !first.pins.contains_key(u))
             .collect();
         let pinned_late = pin_all(&store, &late).await?;
+        pinned_users = first.pins.keys().chain(late.keys()).cloned().collect();
         out.push_str(&format!(
             "pinned {} user(s) to the shards holding their rows ({} found by the second pass); `dbrouter ctl user move` moves them later\n",
             pinned + pinned_late,
             pinned_late
         ));
     } else if dry_run {
-        return Ok(format!(
-            "{what}: the ring does not change; dry run: nothing written\n"
+        return Ok((
+            format!("{what}: the ring does not change; dry run: nothing written\n"),
+            Vec::new(),
         ));
     }
     let version = store
@@ -166,7 +182,7 @@ pub async fn change_ring(
             other => other.to_string(),
         })?;
     out.push_str(&format!("{what}; topology version {version}\n"));
-    Ok(out)
+    Ok((out, pinned_users))
 }
 
 /// The ring's inputs: serving shards and weights, in order.

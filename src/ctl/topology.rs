@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::router::key_from_text;
 use crate::topology::override_key;
 use crate::topology::zk::{InitOutcome, ZkStore, ZkTarget};
-use crate::topology::{ShardDoc, ShardState, TopologyDoc, TopologyError};
+use crate::topology::{MoveState, ShardDoc, ShardState, TopologyDoc, TopologyError};
 
 use super::placement::{check_placement, RingChange};
 
@@ -138,17 +138,23 @@ pub async fn shard_add(
     shard: NewShard<'_>,
     dry_run: bool,
 ) -> Result<String, String> {
-    let doc = ShardDoc {
-        name: shard.name.to_string(),
-        master: shard.master.to_string(),
-        standbys: shard.standbys.to_vec(),
-        weight: shard.weight,
-        epoch: 1,
-        state: ShardState::Serving,
-        rejoin: Vec::new(),
-        hibernation: shard.hibernation,
-    };
-    super::placement::change_ring(target, config, RingChange::Add(doc), dry_run).await
+    super::placement::change_ring(target, config, RingChange::Add(shard.doc()), dry_run).await
+}
+
+impl NewShard<'_> {
+    /// The shard's topology document: serving, epoch 1.
+    pub fn doc(&self) -> ShardDoc {
+        ShardDoc {
+            name: self.name.to_string(),
+            master: self.master.to_string(),
+            standbys: self.standbys.to_vec(),
+            weight: self.weight,
+            epoch: 1,
+            state: ShardState::Serving,
+            rejoin: Vec::new(),
+            hibernation: self.hibernation,
+        }
+    }
 }
 
 /// A shard for `shard add`.
@@ -331,5 +337,87 @@ pub async fn forget_router(target: &ZkTarget, id: &str) -> Result<String, String
     store.delete_lease(id).await.map_err(fail)?;
     Ok(format!(
         "router {id} forgotten: moves no longer wait for it\n"
+    ))
+}
+
+/// `shard remove NAME`: drops a shard from the topology — refused while anything could
+/// still need it: weight above 0, the global shard, an override or a hold naming it, a
+/// move in progress from or to it, or rows of users on its master (unless another shard
+/// shares that server). Shards after it move up one place (their ids change): sessions
+/// reconnect, and a transaction open on one of them is reported lost (retryable 1053).
+pub async fn shard_remove(
+    target: &ZkTarget,
+    config: &Config,
+    name: &str,
+) -> Result<String, String> {
+    let store = store(target).await?;
+    let (mut doc, expected) = store.read_topology().await.map_err(fail)?;
+    let shard = doc
+        .shards
+        .iter()
+        .find(|s| s.name == name)
+        .cloned()
+        .ok_or_else(|| format!("no shard is named {name}"))?;
+    let mut why = Vec::new();
+    if doc.global_shard == name {
+        why.push("it is the global shard".to_string());
+    }
+    if shard.weight > 0 {
+        why.push(format!(
+            "its weight is {} (dbrouter ctl shard drain {name} sets it to 0 and moves its users)",
+            shard.weight
+        ));
+    }
+    let snapshot = store.read_all().await.map_err(fail)?;
+    let overrides = snapshot
+        .buckets
+        .iter()
+        .flat_map(|b| b.users.values())
+        .filter(|s| *s == name)
+        .count();
+    if overrides > 0 {
+        why.push(format!(
+            "{overrides} override(s) place users on it (drain it)"
+        ));
+    }
+    if doc.holds.values().any(|s| s == name) {
+        why.push("a move holds a user of it".to_string());
+    }
+    let moving = store
+        .moves()
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .filter(|m| !matches!(m.state, MoveState::Done | MoveState::RolledBack))
+        .filter(|m| m.source == name || m.target == name)
+        .count();
+    if moving > 0 {
+        why.push(format!("{moving} move(s) from or to it are in progress"));
+    }
+    let shared = doc
+        .shards
+        .iter()
+        .any(|s| s.name != name && s.master == shard.master);
+    if !shared {
+        let (users, _) = crate::moves::data::users_on(config, &shard.master).await?;
+        if !users.is_empty() {
+            why.push(format!(
+                "{} user(s) have rows on its master {} (drain it)",
+                users.len(),
+                shard.master
+            ));
+        }
+    }
+    if !why.is_empty() {
+        return Err(format!(
+            "refusing to remove shard {name}: {}",
+            why.join("; ")
+        ));
+    }
+    doc.shards.retain(|s| s.name != name);
+    let version = store.write_topology(&doc, expected).await.map_err(fail)?;
+    Ok(format!(
+        "removed shard {name} (master {}); topology version {version}\n",
+        shard.master
     ))
 }
