@@ -181,6 +181,10 @@ enum ShardCommand {
         /// With --rebalance: moves at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// With --rebalance, per move: how long routers and open transactions may take to
+        /// let the hold begin.
+        #[arg(long, default_value_t = 5000)]
+        max_hold_ms: u64,
     },
     /// Change a shard's ring weight (0 = no new users); existing users whose ring shard
     /// changes are first pinned where their rows are.
@@ -198,6 +202,10 @@ enum ShardCommand {
         /// With --rebalance: moves at once.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+        /// With --rebalance, per move: how long routers and open transactions may take to
+        /// let the hold begin.
+        #[arg(long, default_value_t = 5000)]
+        max_hold_ms: u64,
     },
     /// Remove a shard (refused while any user, override, hold or move needs it).
     Remove {
@@ -285,6 +293,9 @@ enum UserCommand {
         /// The hibernation shard (needed when there are several).
         #[arg(long)]
         to: Option<String>,
+        /// Per move: how long routers and open transactions may take to let the hold begin.
+        #[arg(long, default_value_t = 5000)]
+        max_hold_ms: u64,
     },
     /// Where a user is placed, per ZooKeeper.
     Show {
@@ -368,6 +379,7 @@ fn main() -> ExitCode {
                     hibernation,
                     rebalance,
                     parallel,
+                    max_hold_ms,
                 } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     let shard = ctl::topology::NewShard {
@@ -380,7 +392,7 @@ fn main() -> ExitCode {
                     if rebalance && !dry_run {
                         let settings = ctl::moves::DrainSettings {
                             parallel,
-                            max_hold_ms: 5000,
+                            max_hold_ms,
                             ..Default::default()
                         };
                         let change = ctl::placement::RingChange::Add(shard.doc());
@@ -395,12 +407,13 @@ fn main() -> ExitCode {
                     dry_run,
                     rebalance,
                     parallel,
+                    max_hold_ms,
                 } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     if rebalance && !dry_run {
                         let settings = ctl::moves::DrainSettings {
                             parallel,
-                            max_hold_ms: 5000,
+                            max_hold_ms,
                             ..Default::default()
                         };
                         let change = ctl::placement::RingChange::Weight { name, weight };
@@ -465,6 +478,7 @@ fn main() -> ExitCode {
                     mut users,
                     from_file,
                     to,
+                    max_hold_ms,
                 } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     if let Some(path) = from_file {
@@ -477,7 +491,8 @@ fn main() -> ExitCode {
                                 .map(str::to_string),
                         );
                     }
-                    ctl::moves::user_hibernate(&t, &config, &users, to.as_deref()).await
+                    let hold = std::time::Duration::from_millis(max_hold_ms);
+                    ctl::moves::user_hibernate(&t, &config, &users, to.as_deref(), hold).await
                 }),
                 UserCommand::Show { user } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;

@@ -170,6 +170,8 @@ async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
         "move",
         &mover.to_string(),
         &target,
+        "--max-hold-ms",
+        "30000",
         "--zk",
         &url,
         "-c",
@@ -245,7 +247,17 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
         let user_s = user.to_string();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbrouter"))
             .args([
-                "ctl", "user", "move", &user_s, &target, "--zk", &url, "-c", &config,
+                "ctl",
+                "user",
+                "move",
+                &user_s,
+                &target,
+                "--max-hold-ms",
+                "30000",
+                "--zk",
+                &url,
+                "-c",
+                &config,
             ])
             .env("DBROUTER_MOVE_CRASH_AFTER", step)
             .output()
@@ -265,6 +277,8 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
                 "move",
                 &user.to_string(),
                 target,
+                "--max-hold-ms",
+                "30000",
                 "--zk",
                 &url,
                 "-c",
@@ -353,7 +367,17 @@ async fn a_move_onto_rows_already_on_the_target_is_refused() {
         .unwrap();
     }
     let (ok, out) = ctl(&[
-        "user", "move", &user_s, &target, "--force", "--zk", &url, "-c", &config,
+        "user",
+        "move",
+        &user_s,
+        &target,
+        "--force",
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
     ]);
     assert!(
         !ok && out.contains("key collision") && out.contains(IDS),
@@ -376,7 +400,17 @@ async fn a_move_onto_rows_already_on_the_target_is_refused() {
     assert!(!ok && out.contains("nothing to move"), "{out}");
     // --force replaces the stray row with the user's rows.
     let (ok, out) = ctl(&[
-        "user", "move", &user_s, &target, "--force", "--zk", &url, "-c", &config,
+        "user",
+        "move",
+        &user_s,
+        &target,
+        "--force",
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
     ]);
     assert!(ok, "{out}");
     for (shard, seqs) in rows_on_masters(user).await {
@@ -543,6 +577,8 @@ async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
         "shard2",
         "--parallel",
         "4",
+        "--max-hold-ms",
+        "30000",
         "--zk",
         &url,
         "-c",
@@ -616,7 +652,17 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
     ]);
     assert!(ok && out.contains("weight 0"), "{out}");
     let user_s = user.to_string();
-    let (ok, out) = ctl(&["user", "hibernate", &user_s, "--zk", &url, "-c", &config]);
+    let (ok, out) = ctl(&[
+        "user",
+        "hibernate",
+        &user_s,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
     assert!(ok && out.contains("hibernated on hib"), "{out}");
     wait_route(&mut c, &user_s, "hib").await;
     let on_masters = rows_on_masters(user).await;
@@ -715,6 +761,8 @@ async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them
         "shard2",
         "1024",
         "--rebalance",
+        "--max-hold-ms",
+        "30000",
         "--zk",
         &url,
         "-c",

@@ -98,6 +98,7 @@ def cmd_load(args):
         signal.signal(sig, lambda *_: stop.set())
     lock = threading.Lock()
     lat = []            # seconds, every acknowledged statement
+    slow = []           # [epoch ms at the start, ms] of statements slower than 100 ms
     errors = {}         # "code message" -> count
     connects = [0]
     started = time.monotonic()
@@ -124,6 +125,7 @@ def cmd_load(args):
                     stop.wait(0.2)
                     continue
             seq += 1
+            wall0 = time.time()
             t0 = time.monotonic()
             try:
                 with conn.cursor() as cur:
@@ -132,6 +134,8 @@ def cmd_load(args):
                 dt = time.monotonic() - t0
                 with lock:
                     lat.append(dt)
+                    if dt > 0.1 and len(slow) < 100000:
+                        slow.append([int(wall0 * 1000), round(dt * 1000, 1)])
             except pymysql.MySQLError as e:
                 code = e.args[0] if e.args else "?"
                 msg = str(e.args[1] if len(e.args) > 1 else e)[:120]
@@ -176,10 +180,11 @@ def cmd_load(args):
         "p99_ms": round(pct(lat, 99) * 1000, 2) if lat else None,
         "max_ms": round(lat[-1] * 1000, 2) if lat else None,
         "over_100ms": sum(1 for x in lat if x > 0.1),
+        "slow": sorted(slow),
     }
     with open(args.stats, "w") as f:
-        json.dump(res, f, indent=2)
-    print(json.dumps(res))
+        json.dump(res, f, indent=1)
+    print(json.dumps({k: v for k, v in res.items() if k != "slow"}))
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -248,6 +253,53 @@ def rest_of_hold(m):
     return m["hold_ms"] - m["steps"]["ack"] - m["steps"]["catchup"]
 
 
+def windows(m):
+    """(label, start ms, end ms) of the parts of one move, in epoch ms, from the ctl
+    process's start and end and the step times it printed: the clean-up ends at the exit,
+    the hold ends where the clean-up begins; copy and the hold's write come before it."""
+    try:
+        start, end = int(m["start_ms"]), int(m["end_ms"])
+    except (KeyError, ValueError):
+        return []
+    st = m["steps"]
+    size = f"{fmt(int(m['size']))}-row move"
+    out = []
+    cleanup_start = end - st.get("cleanup", 0)
+    hold = m.get("hold_ms")
+    if hold is not None:
+        hold_start = cleanup_start - hold
+        out.append((f"{size}, clean-up", cleanup_start, end))
+        out.append((f"{size}, hold", hold_start, cleanup_start))
+        copy_start = hold_start - st.get("hold", 0) - st.get("copy", 0)
+        out.append((f"{size}, copy", copy_start, hold_start - st.get("hold", 0)))
+    out.append((f"{size}, rest (start-up, checks, ZooKeeper)", start, end))
+    return out
+
+
+def attribute(slow, moves):
+    """Counts slow statements per move part (first matching window) or 'between moves'."""
+    wins = [w for m in moves for w in windows(m)]
+    counts = {}
+    for at, ms in slow:
+        label = next((lab for lab, a, b in wins if a - 10 <= at <= b + 10), "between moves")
+        n, mx = counts.get(label, (0, 0))
+        counts[label] = (n + 1, max(mx, ms))
+    return sorted(counts.items(), key=lambda kv: -kv[1][0])
+
+
+def busy(meta):
+    """A warning when the host's load average was above its core count at the start."""
+    try:
+        load1 = float(meta.get("LOADAVG", "").split()[0])
+        cores = int(meta.get("MACHINE", "").split()[0])
+    except (ValueError, IndexError):
+        return ""
+    if load1 <= cores:
+        return ""
+    return (" — above the core count: other work shared the host (the cluster, the mover and "
+            "the load all run on it too), so compare medians, and runs made side by side")
+
+
 def read_env(path):
     meta = {}
     if os.path.exists(path):
@@ -308,8 +360,8 @@ def cmd_report(args):
         "```",
         "",
         f"Measured {meta.get('DATE', '?')} on {meta.get('MACHINE', '?')}; load average "
-        f"{meta.get('LOADAVG', '?')} at the start (the host is shared: other clusters and test runs "
-        f"were running). dbrouter: {meta.get('DBROUTER_BUILD', '?')}; {meta.get('MARIADB', '')}.",
+        f"{meta.get('LOADAVG', '?')} at the start{busy(meta)}. dbrouter: "
+        f"{meta.get('DBROUTER_BUILD', '?')}; {meta.get('MARIADB', '')}.",
         "",
         f"Set-up: {meta.get('SETUP', '')}",
         "",
@@ -396,13 +448,26 @@ def cmd_report(args):
                 f"{r['seconds']} | {fmt(r['statements'])} | {r['per_second']} | {r['p50_ms']} | "
                 f"{r['p99_ms']} | {r['max_ms']} | {r['over_100ms']} | {errs} |")
         md.append("")
+        for mode, r in loads.items():
+            where = attribute(r.get("slow", []), [m for m in moves if m["mode"] == mode])
+            if where:
+                md.append("INSERTs slower than 100 ms, by what the mover was doing when they started "
+                          "(step windows reconstructed from the ctl process's start and end and its "
+                          "step times, ±10 ms): " + "; ".join(
+                              f"{what}: {n} (max {mx:.0f} ms)" for what, (n, mx) in where) + ".")
+                md.append("")
 
     drain_log = os.path.join(d, "drain.log")
     if os.path.exists(drain_log):
         with open(drain_log, errors="replace") as f:
             text = f.read()
         held = [int(x) for x in re.findall(r"^\[\d+/\d+\] user \S+ -> \S+: \d+ row\(s\), held (\d+) ms", text, re.M)]
-        failed = len(re.findall(r"^\[\d+/\d+\] user \S+ -> \S+: FAILED", text, re.M))
+        reasons = re.findall(r"^\[\d+/\d+\] user \S+ -> \S+: FAILED: (.*)$", text, re.M)
+        failed = len(reasons)
+        by_reason = {}
+        for why in reasons:
+            why = re.sub(r"user \d+", "user U", why)
+            by_reason[why] = by_reason.get(why, 0) + 1
         m = re.search(r"drained (\S+): (\d+) of (\d+) user\(s\) moved in ([\d.]+) s", text)
         wall = re.search(r"^#wall_ms: (\d+)$", text, re.M)
         pin = re.search(r"^pinned (\d+) user", text, re.M)
@@ -417,8 +482,8 @@ def cmd_report(args):
             "last); *wall s* is the whole command, including setting the weight to 0 (which "
             "first pins the shard's users where their rows are) and the scan for its users.",
             "",
-            "| shard | users × rows | parallel | moved | drain s | users/s | wall s | hold p50 ms | hold p99 ms | hold max ms | failed |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| shard | users × rows | parallel | moved | drain s | users/s | wall s | hold p50 ms | hold p99 ms | hold max ms | holds ≥ 1 s | failed |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         if m:
             moved, total, secs = int(m.group(2)), int(m.group(3)), float(m.group(4))
@@ -427,13 +492,16 @@ def cmd_report(args):
                 f"| {m.group(1)} | {meta.get('DRAIN_USERS', '?')} × {meta.get('DRAIN_ROWS', '?')} | "
                 f"{meta.get('DRAIN_PARALLEL', '?')} | {moved} of {total} | {secs:.1f} | **{rate:.1f}** | "
                 f"{int(wall.group(1)) / 1000 if wall else 0:.1f} | {fmt(h50)} | {fmt(h99)} | "
-                f"{fmt(max(held) if held else None)} | {failed} |")
+                f"{fmt(max(held) if held else None)} | {sum(1 for h in held if h >= 1000)} | {failed} |")
         else:
             last = [l for l in text.splitlines() if l.strip()][-3:]
-            md.append(f"| {meta.get('DRAIN_SHARD', '?')} | – | – | – | – | – | – | – | – | – | "
+            md.append(f"| {meta.get('DRAIN_SHARD', '?')} | – | – | – | – | – | – | – | – | – | – | "
                       f"no summary: {' / '.join(last)[:300]} |")
         if pin:
             md += ["", f"The weight step pinned {pin.group(1)} user(s) to {meta.get('DRAIN_SHARD', '?')} first."]
+        if by_reason:
+            md += ["", "Failed moves (rolled back; a second drain would retry them): " + "; ".join(
+                f"{n} × {why}" for why, n in by_reason.items()) + "."]
         md.append("")
 
     if moves:
@@ -455,8 +523,8 @@ def cmd_report(args):
                 f"the catch-up and verification; {polled} of {len(grp)} moves had an acknowledgement "
                 f"step of 110 ms or more, i.e. saw at least one transaction open on the source at the "
                 f"hold and waited for the next INNODB_TRX refresh; {recopied} needed a table copied again.")
-        md.append("- The held user is the only one paused: the background load's latency (table above) "
-                  "is that of the other users during the same moves.")
+        md.append("- Only the moved user is held: the background load's latency (table above) is that "
+                  "of other users' writes during the same moves.")
         md.append("")
     text = "\n".join(md).rstrip("\n") + "\n"
     with open(os.path.join(d, "moves.md"), "w") as f:

@@ -283,6 +283,7 @@ pub async fn user_hibernate(
     config: &Config,
     users: &[String],
     to: Option<&str>,
+    max_hold: Duration,
 ) -> Result<String, String> {
     let store = store(target).await?;
     let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
@@ -312,16 +313,11 @@ pub async fn user_hibernate(
     let mut failed = Vec::new();
     for (i, user) in users.iter().enumerate() {
         let mut quiet = |_: String| {};
-        match move_user(
-            &store,
-            config,
-            user,
-            &shard,
-            &MoveSettings::default(),
-            &mut quiet,
-        )
-        .await
-        {
+        let settings = MoveSettings {
+            max_hold,
+            ..MoveSettings::default()
+        };
+        match move_user(&store, config, user, &shard, &settings, &mut quiet).await {
             Ok(doc) => say(format!(
                 "[{}/{}] user {} hibernated on {shard}: {} row(s)",
                 i + 1,

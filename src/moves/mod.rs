@@ -516,31 +516,26 @@ async fn transfer(
     // rows (their statements are not held): wait until every one of them has ended, told
     // apart by trx_id. InnoDB refreshes INNODB_TRX only when it was last read more than
     // 100 ms ago (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): polled faster, it never changes.
-    let mut waiting: Vec<String> = data::timed(
-        src_addr,
-        "reading INNODB_TRX",
-        src.query("SELECT CAST(trx_id AS CHAR) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()"),
-    )
-    .await?;
+    // A transaction is told apart by its thread, start and id together: a transaction
+    // that has not written yet has no id (0), and `trx_started` has whole seconds only.
+    const OPEN: &str = "SELECT CONCAT_WS('/', trx_mysql_thread_id, trx_started, trx_id) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()";
+    let mut waiting: Vec<String> =
+        data::timed(src_addr, "reading INNODB_TRX", src.query(OPEN)).await?;
     while !waiting.is_empty() {
-        let sql = format!(
-            "SELECT CAST(trx_id AS CHAR) FROM information_schema.INNODB_TRX WHERE CAST(trx_id AS CHAR) IN ({})",
-            vec!["?"; waiting.len()].join(", ")
-        );
-        let params: Vec<mysql_async::Value> = waiting.iter().map(|id| id.as_str().into()).collect();
-        waiting = data::timed(src_addr, "reading INNODB_TRX", src.exec(sql, params)).await?;
+        tokio::time::sleep(INNODB_TRX_REFRESH).await;
+        let now: Vec<String> = data::timed(src_addr, "reading INNODB_TRX", src.query(OPEN)).await?;
+        waiting.retain(|t| now.contains(t));
         if waiting.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "{} transaction(s) open on the source when the hold began did not end within {:?} (INNODB_TRX ids {})",
+                "{} transaction(s) open on the source when the hold began did not end within {:?} (thread/start/id: {})",
                 waiting.len(),
                 mover.settings.max_hold,
                 waiting.join(", ")
             ));
         }
-        tokio::time::sleep(INNODB_TRX_REFRESH).await;
     }
     mover
         .record(
