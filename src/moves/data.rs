@@ -390,3 +390,57 @@ pub async fn delete_rows(
         }
     }
 }
+
+/// How long INNODB_TRX must go unread before InnoDB refreshes it (trx0i_s.cc,
+/// `CACHE_MIN_IDLE_TIME_NS`: 100 ms), with a margin.
+const INNODB_TRX_REFRESH: Duration = Duration::from_millis(110);
+
+/// The last read of INNODB_TRX on one server, shared by the movers of this process.
+#[derive(Debug, Default)]
+struct TrxReading {
+    at: Option<std::time::Instant>,
+    open: Vec<String>,
+}
+
+/// One reader per server: read more often than every 100 ms — by several movers at once —
+/// InnoDB would never refresh the table and keep showing ended transactions.
+static TRX_READINGS: std::sync::LazyLock<
+    std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<TrxReading>>>,
+    >,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The transactions open on a server (`thread/start`: a transaction's thread and start
+/// are fixed for its life, its id is not — it is 0 until its first write), as read after
+/// `since`: a fresh read, spaced from the previous one on that server so that InnoDB
+/// refreshes its table, or a read another mover of this process made after `since`.
+pub async fn open_transactions(
+    conn: &mut Conn,
+    addr: &str,
+    since: std::time::Instant,
+) -> Result<Vec<String>, String> {
+    let slot = {
+        let mut all = TRX_READINGS.lock().unwrap_or_else(|e| e.into_inner());
+        std::sync::Arc::clone(all.entry(addr.to_string()).or_default())
+    };
+    let mut reading = slot.lock().await;
+    if let Some(at) = reading.at {
+        if at >= since {
+            return Ok(reading.open.clone());
+        }
+        tokio::time::sleep(INNODB_TRX_REFRESH.saturating_sub(at.elapsed())).await;
+    }
+    let started = std::time::Instant::now();
+    let open: Vec<String> = timed(
+        addr,
+        "reading INNODB_TRX",
+        conn.query(
+            "SELECT CONCAT_WS('/', trx_mysql_thread_id, trx_started) FROM information_schema.INNODB_TRX \
+             WHERE trx_mysql_thread_id <> CONNECTION_ID()",
+        ),
+    )
+    .await?;
+    reading.at = Some(started);
+    reading.open = open.clone();
+    Ok(open)
+}

@@ -28,7 +28,6 @@ pub mod data;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::config::Config;
@@ -68,9 +67,6 @@ impl Default for MoveSettings {
 /// How long a move waits for another mover's lock (longer than a ctl's ZooKeeper session
 /// timeout, so a dead mover's lock has expired by then).
 const LOCK_WAIT: Duration = Duration::from_secs(12);
-
-/// How long INNODB_TRX must go unread before InnoDB refreshes it (100 ms), with a margin.
-const INNODB_TRX_REFRESH: Duration = Duration::from_millis(110);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -513,24 +509,22 @@ async fn transfer(
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     // Transactions open on the source at the acknowledgement may still write the user's
-    // rows (their statements are not held): wait until every one of them has ended, told
-    // apart by trx_id. InnoDB refreshes INNODB_TRX only when it was last read more than
-    // 100 ms ago (trx0i_s.cc, CACHE_MIN_IDLE_TIME_US): polled faster, it never changes.
-    // A transaction is told apart by its thread, start and id together: a transaction
-    // that has not written yet has no id (0), and `trx_started` has whole seconds only.
-    const OPEN: &str = "SELECT CONCAT_WS('/', trx_mysql_thread_id, trx_started, trx_id) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id <> CONNECTION_ID()";
-    let mut waiting: Vec<String> =
-        data::timed(src_addr, "reading INNODB_TRX", src.query(OPEN)).await?;
+    // rows (their statements are not held): wait until every one of them has ended
+    // (`data::open_transactions`: INNODB_TRX, read no faster than InnoDB refreshes it).
+    let acknowledged = Instant::now();
+    let mut waiting = data::open_transactions(src, src_addr, acknowledged).await?;
+    let mut last = acknowledged;
     while !waiting.is_empty() {
-        tokio::time::sleep(INNODB_TRX_REFRESH).await;
-        let now: Vec<String> = data::timed(src_addr, "reading INNODB_TRX", src.query(OPEN)).await?;
-        waiting.retain(|t| now.contains(t));
+        let now_open =
+            data::open_transactions(src, src_addr, last + Duration::from_millis(1)).await?;
+        last = Instant::now();
+        waiting.retain(|t| now_open.contains(t));
         if waiting.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "{} transaction(s) open on the source when the hold began did not end within {:?} (thread/start/id: {})",
+                "{} transaction(s) open on the source when the hold began did not end within {:?} (thread/start: {})",
                 waiting.len(),
                 mover.settings.max_hold,
                 waiting.join(", ")
@@ -543,22 +537,25 @@ async fn transfer(
             None,
         )
         .await?;
-    // 4. Catch up and verify.
+    // 4. Catch up and verify: both sides' checksums at once (separate servers); a table
+    // that differs is copied again and then checked again — a table that matched needs
+    // no second look (nothing can write the user's rows under the hold).
     let mut recopied = 0;
     for (t, cols) in plan {
-        if checksum(src, src_addr, t, cols, &user).await?
-            != checksum(dst, dst_addr, t, cols, &user).await?
-        {
-            delete_rows(dst, dst_addr, t, &user).await?;
-            copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
-            recopied += 1;
+        let (a, b) = tokio::try_join!(
+            checksum(src, src_addr, t, cols, &user),
+            checksum(dst, dst_addr, t, cols, &user)
+        )?;
+        if a == b {
+            continue;
         }
-    }
-    for (t, cols) in plan {
-        let (a, b) = (
-            checksum(src, src_addr, t, cols, &user).await?,
-            checksum(dst, dst_addr, t, cols, &user).await?,
-        );
+        delete_rows(dst, dst_addr, t, &user).await?;
+        copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
+        recopied += 1;
+        let (a, b) = tokio::try_join!(
+            checksum(src, src_addr, t, cols, &user),
+            checksum(dst, dst_addr, t, cols, &user)
+        )?;
         if a != b {
             return Err(format!(
                 "{} does not match after the catch-up ({} row(s) on the source, {} on the target)",
