@@ -254,7 +254,12 @@ impl Follower {
         if snapshot.version <= self.applied {
             return Ok(());
         }
-        let table = snapshot.routing_table(&self.settings.sharding)?;
+        // Built on a blocking thread: with a million overrides it takes about a second,
+        // which must not stall the listener and admin tasks sharing this runtime.
+        let sharding = self.settings.sharding.clone();
+        let table = tokio::task::spawn_blocking(move || snapshot.routing_table(&sharding))
+            .await
+            .map_err(|e| TopologyError::Zk(format!("building the routing table: {e}")))??;
         let version = table.version;
         // Built off the hot path; sessions pick it up with their next statement.
         self.routing.store(Arc::new(table));
