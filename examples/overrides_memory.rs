@@ -61,7 +61,9 @@ fn main() -> ExitCode {
             1,
             shards.clone(),
             "shard0",
-            users.iter().map(|(k, s)| (k.as_slice(), names[*s].as_str())),
+            users
+                .iter()
+                .map(|(k, s)| (k.as_slice(), names[*s].as_str())),
             &sharding,
         );
         let took = started.elapsed();

@@ -229,7 +229,15 @@ pub async fn run_on_stream(
     // Connections not mid-response go back to the pool, which resets them.
     let clean = matches!(end, End::ClientQuit | End::Closed(_));
     session.backends.release_all(clean);
-    session.client.shutdown().await;
+    if matches!(end, End::Error(ClientError::PacketTooLarge { .. })) {
+        // The client may still be writing the refused packet: let it finish (dropping the
+        // bytes) so that it reads the ERR instead of a reset.
+        let limit = 64 << 20;
+        let within = std::time::Duration::from_secs(1);
+        session.client.shutdown_discarding(limit, within).await;
+    } else {
+        session.client.shutdown().await;
+    }
 }
 
 fn log_end(span: &Span, end: &End) {

@@ -198,6 +198,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
     }
+
+    /// Shuts the write side down, then reads and drops what the peer still sends — at
+    /// most `limit` bytes, for at most `within` — before the socket is closed. For a peer
+    /// still writing a packet that was refused: closing with its bytes unread would send
+    /// a reset, which can make the peer lose the ERR that explains the refusal. Nothing is
+    /// kept (a small buffer, reused).
+    pub async fn shutdown_discarding(&mut self, limit: usize, within: std::time::Duration) {
+        self.shutdown().await;
+        let mut scratch = [0u8; 16 * 1024];
+        let mut left = limit;
+        let drain = async {
+            while left > 0 {
+                match self.stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, drain).await;
+    }
 }
 
 impl PacketConn<tokio::net::TcpStream> {
