@@ -808,3 +808,104 @@ async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them
     assert!(ok && out.contains("removed shard spare"), "{out}");
     c.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_coordinator_dies_another_router_wakes_hibernated_users() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-coordinator");
+    let url = format!("zk://{hosts}{root}");
+    // A short stale_serving_ms: the wake-up waits for the killed router to be past it.
+    let a = init_and_start(short_stale(&hosts, &root), &url);
+    let b = start_follower(short_stale(&hosts, &root));
+    let config = a.config_path.to_str().unwrap().to_string();
+    let table = a.routing();
+    let user = (5_800_000_000u64..)
+        .find(|u| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
+        .unwrap();
+    fresh_table(&[user]).await;
+    let mut ca = a.app_conn(Some("app")).await;
+    insert(&mut ca, user, 0..10).await;
+    ca.disconnect().await.unwrap();
+    let s2 = env("DBR_S2_MASTER");
+    let (ok, out) = ctl(&[
+        "shard",
+        "add",
+        "hib",
+        "--master",
+        &s2,
+        "--hibernation",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    let user_s = user.to_string();
+    let (ok, out) = ctl(&[
+        "user",
+        "hibernate",
+        &user_s,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    // Which router coordinates: the holder named in its lock.
+    let zk = crate::topology::store(&url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let holder = loop {
+        if let Ok((data, _)) = zk.client().get_data(&zk.path("locks/coordinator")).await {
+            break String::from_utf8_lossy(&data).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no coordinator elected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let a_coordinates = holder.contains(&format!("pid {} ", a.pid()));
+    assert!(
+        a_coordinates || holder.contains(&format!("pid {} ", b.pid())),
+        "{holder}"
+    );
+    let (dead, survivor) = if a_coordinates { (&a, &b) } else { (&b, &a) };
+    // Killed outright: its ZooKeeper session (and lock) lingers until it expires.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &dead.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // An access through the survivor queues the wake-up; the survivor takes over the
+    // coordinator's lock once the dead one's session has expired, and moves the user.
+    let mut c = survivor.app_conn(Some("app")).await;
+    let n: Option<i64> = c
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {TABLE} WHERE userid = {user}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (shard, _) = shards_of(&mut c, user).await;
+        if shard == "shard1" {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(&survivor.log).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.contains("zookeeper_client"))
+                .collect();
+            let tail = tail[tail.len().saturating_sub(30)..].join("\n");
+            panic!(
+                "not woken after the coordinator died (still on {shard}); survivor log:\n{tail}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.disconnect().await.unwrap();
+}
