@@ -514,7 +514,7 @@ async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
+async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load() {
     const DRAIN: &str = "drain_rows";
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-drain");
@@ -541,7 +541,7 @@ async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
     let router = init_and_start(s, &url);
     let config = router.config_path.to_str().unwrap().to_string();
     let mut c = router.app_conn(Some("app")).await;
-    let users: Vec<u64> = (0..150).map(|i| 5_500_000_000 + i).collect();
+    let users: Vec<u64> = (0..1000).map(|i| 5_500_000_000 + i).collect();
     for u in &users {
         c.query_drop(format!(
             "INSERT INTO {DRAIN} (userid, seq) VALUES ({u}, 0), ({u}, 1), ({u}, 2)"
@@ -576,7 +576,7 @@ async fn a_drain_moves_every_user_of_a_shard_away_under_load() {
         "drain",
         "shard2",
         "--parallel",
-        "4",
+        "8",
         "--max-hold-ms",
         "30000",
         "--zk",
