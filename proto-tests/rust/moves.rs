@@ -120,6 +120,7 @@ async fn insert(c: &mut Conn, user: u64, seqs: std::ops::Range<i64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-load");
     let url = format!("zk://{hosts}{root}");
@@ -231,6 +232,7 @@ async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_run() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-crash");
     let url = format!("zk://{hosts}{root}");
@@ -325,6 +327,7 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_onto_rows_already_on_the_target_is_refused() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-refused");
     let url = format!("zk://{hosts}{root}");
@@ -433,6 +436,7 @@ fn short_stale(hosts: &str, root: &str) -> RouterSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-frozen");
     let url = format!("zk://{hosts}{root}");
@@ -515,6 +519,7 @@ async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load() {
+    let _moves = long_transactions_lock(false);
     const DRAIN: &str = "drain_rows";
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-drain");
@@ -624,6 +629,7 @@ async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-hibernate");
     let url = format!("zk://{hosts}{root}");
@@ -721,6 +727,7 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them() {
+    let _moves = long_transactions_lock(false);
     const REBALANCE: &str = "rebalance_rows";
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-rebalance");
@@ -811,6 +818,7 @@ async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_coordinator_dies_another_router_wakes_hibernated_users() {
+    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-coordinator");
     let url = format!("zk://{hosts}{root}");
