@@ -13,21 +13,16 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 
 use crate::harness::*;
-use crate::topology::{init_and_start, start_follower, unique_root, wait_route};
+use crate::topology::{
+    init_and_start, start_follower, unique_root, wait_route, zk_settings_sharding,
+};
 
 const TABLE: &str = "move_rows";
 /// A second sharded table, keyed by an id of its own (as AUTO_INCREMENT ids are).
 const IDS: &str = "move_ids";
 
 fn settings(hosts: &str, root: &str) -> RouterSettings {
-    let mut s = two_shards(&format!(
-        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{TABLE}\"\n\n[[sharding.tables]]\nname = \"{IDS}\"\n"
-    ));
-    s.sharding.push_str(&format!(
-        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
-    ));
-    s.timeouts = "startup_ms = 30000".into();
-    s
+    zk_settings_sharding(hosts, root, &[TABLE, IDS])
 }
 
 fn masters() -> [(String, String); 2] {
@@ -41,6 +36,21 @@ async fn admin(addr: &str) -> Conn {
     Conn::new(Opts::from(admin_opts_at(addr, Some("app"))))
         .await
         .unwrap()
+}
+
+/// A table of its own for one test, created empty on both masters (directly: a keyless
+/// DDL on a sharded table is refused by the router).
+pub(crate) async fn empty_table_on_masters(name: &str, columns: &str) {
+    for (_, addr) in masters() {
+        let mut c = admin(&addr).await;
+        c.query_drop(format!("CREATE TABLE IF NOT EXISTS {name} ({columns})"))
+            .await
+            .unwrap();
+        c.query_drop(format!("TRUNCATE TABLE {name}"))
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+    }
 }
 
 /// The test's table on both masters; the users' old rows deleted.
@@ -524,25 +534,12 @@ async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-drain");
     let url = format!("zk://{hosts}{root}");
-    let mut s = two_shards(&format!(
-        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{DRAIN}\"\n"
-    ));
-    s.sharding.push_str(&format!(
-        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
-    ));
-    s.timeouts = "startup_ms = 30000".into();
-    for (_, addr) in masters() {
-        let mut c = admin(&addr).await;
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {DRAIN} (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))"
-        ))
-        .await
-        .unwrap();
-        c.query_drop(format!("TRUNCATE TABLE {DRAIN}"))
-            .await
-            .unwrap();
-        c.disconnect().await.unwrap();
-    }
+    let s = zk_settings_sharding(&hosts, &root, &[DRAIN]);
+    empty_table_on_masters(
+        DRAIN,
+        "userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq)",
+    )
+    .await;
     let router = init_and_start(s, &url);
     let config = router.config_path.to_str().unwrap().to_string();
     let mut c = router.app_conn(Some("app")).await;
@@ -732,25 +729,12 @@ async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-rebalance");
     let url = format!("zk://{hosts}{root}");
-    let mut s = two_shards(&format!(
-        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{REBALANCE}\"\n"
-    ));
-    s.sharding.push_str(&format!(
-        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
-    ));
-    s.timeouts = "startup_ms = 30000".into();
-    for (_, addr) in masters() {
-        let mut c = admin(&addr).await;
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {REBALANCE} (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))"
-        ))
-        .await
-        .unwrap();
-        c.query_drop(format!("TRUNCATE TABLE {REBALANCE}"))
-            .await
-            .unwrap();
-        c.disconnect().await.unwrap();
-    }
+    let s = zk_settings_sharding(&hosts, &root, &[REBALANCE]);
+    empty_table_on_masters(
+        REBALANCE,
+        "userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq)",
+    )
+    .await;
     let router = init_and_start(s, &url);
     let config = router.config_path.to_str().unwrap().to_string();
     let mut c = router.app_conn(Some("app")).await;

@@ -5,41 +5,24 @@
 //! `user pin` / `unpin` of a user with rows elsewhere is refused unless `--no-data-check`.
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 
 use crate::harness::*;
-use crate::topology::{init_and_start, store, unique_root, wait_route, RouteRow};
+use crate::moves::empty_table_on_masters;
+use crate::topology::{
+    init_and_start, store, unique_root, wait_route, zk_settings_sharding, RouteRow,
+};
 
 const TABLE: &str = "placement_rows";
 
 fn settings(hosts: &str, root: &str) -> RouterSettings {
-    let mut s = two_shards(&format!(
-        "[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n\n[[sharding.tables]]\nname = \"{TABLE}\"\n"
-    ));
-    s.sharding.push_str(&format!(
-        "\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
-    ));
-    s.timeouts = "startup_ms = 30000".into();
-    s
+    zk_settings_sharding(hosts, root, &[TABLE])
 }
 
-/// The test's table, empty, on both masters (created directly: a keyless DDL on a
-/// sharded table is refused by the router).
+/// The test's table, empty, on both masters.
 async fn fresh_table() {
-    for addr in [master_addr(), env("DBR_S2_MASTER")] {
-        let mut c = Conn::new(Opts::from(admin_opts_at(&addr, Some("app"))))
-            .await
-            .unwrap();
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {TABLE} (userid BIGINT NOT NULL, n INT NOT NULL, PRIMARY KEY (userid, n))"
-        ))
-        .await
-        .unwrap();
-        c.query_drop(format!("TRUNCATE TABLE {TABLE}"))
-            .await
-            .unwrap();
-        c.disconnect().await.unwrap();
-    }
+    let columns = "userid BIGINT NOT NULL, n INT NOT NULL, PRIMARY KEY (userid, n)";
+    empty_table_on_masters(TABLE, columns).await;
 }
 
 async fn route(c: &mut Conn, user: u64) -> RouteRow {

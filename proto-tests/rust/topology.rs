@@ -21,9 +21,23 @@ pub(crate) fn unique_root(tag: &str) -> String {
 
 /// Router settings following the topology at `hosts` + `root`.
 fn zk_settings(hosts: &str, root: &str) -> RouterSettings {
-    let mut s = two_shards(SHARDING);
+    zk_settings_sharding(hosts, root, &[])
+}
+
+/// [`zk_settings`] with these tables sharded by `userid` (all others global).
+pub(crate) fn zk_settings_sharding(hosts: &str, root: &str, tables: &[&str]) -> RouterSettings {
+    let listed: String = tables
+        .iter()
+        .map(|t| format!("\n[[sharding.tables]]\nname = \"{t}\"\n"))
+        .collect();
+    let sharding = if tables.is_empty() {
+        SHARDING.to_string()
+    } else {
+        format!("[sharding]\nkey_column = \"userid\"\nunlisted_tables = \"global\"\n{listed}")
+    };
+    let mut s = two_shards(&sharding);
     s.sharding = format!(
-        "{SHARDING}\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
+        "{sharding}\n[topology]\nsource = \"zk://{hosts}{root}\"\nsession_timeout_ms = 2000\n"
     );
     s.timeouts = "startup_ms = 30000".into();
     s

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::moves::data::users_on;
 use crate::moves::{describe, move_user, MoveSettings};
 use crate::router::ring::key_hash;
+use crate::router::RoutingTable;
 use crate::topology::zk::{ZkStore, ZkTarget};
 use crate::topology::TopologyError;
 
@@ -100,13 +101,7 @@ pub async fn shard_drain(
     }
     // Where each user goes: one of --to, else its ring shard (overrides left out: the
     // draining shard's users are pinned to it now).
-    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
-    for b in &mut snapshot.buckets {
-        b.users.clear();
-    }
-    let ring = snapshot
-        .routing_table(&config.sharding)
-        .map_err(|e| e.to_string())?;
+    let ring = ring_table(&store, config).await?;
     let (users, _) = users_on(config, &from.master).await?;
     say(format!(
         "draining {shard}: {} user(s) with rows",
@@ -133,6 +128,18 @@ pub async fn shard_drain(
         started.elapsed().as_secs_f64()
     );
     finish(out, &failed)
+}
+
+/// The routing table of the topology without any override: where the ring puts each
+/// user (the targets of drains and rebalances).
+async fn ring_table(store: &ZkStore, config: &Config) -> Result<RoutingTable, String> {
+    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
+    for b in &mut snapshot.buckets {
+        b.users.clear();
+    }
+    snapshot
+        .routing_table(&config.sharding)
+        .map_err(|e| e.to_string())
 }
 
 /// The summary of a batch of moves: an error naming the failed users, if any.
@@ -248,13 +255,7 @@ pub async fn change_ring_and_rebalance(
     let mut say = printer();
     say(out.trim_end().to_string());
     let store = store(target).await?;
-    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
-    for b in &mut snapshot.buckets {
-        b.users.clear();
-    }
-    let ring = snapshot
-        .routing_table(&config.sharding)
-        .map_err(|e| e.to_string())?;
+    let ring = ring_table(&store, config).await?;
     let work: Vec<(String, String)> = pinned
         .iter()
         .map(|user| {

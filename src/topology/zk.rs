@@ -444,14 +444,7 @@ impl ZkStore {
             Err(e) => return Err(zk_err(e)),
         }
         let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match self
-            .client
-            .create(&self.path("leases"), b"", &persistent)
-            .await
-        {
-            Ok(_) | Err(zk::Error::NodeExists) => {}
-            Err(e) => return Err(zk_err(e)),
-        }
+        self.ensure_node("leases").await?;
         match self.client.create(&path, &data, &persistent).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
             Err(e) => Err(zk_err(e)),
@@ -518,6 +511,16 @@ impl ZkStore {
         Ok(out)
     }
 
+    /// Creates the persistent node `rel` (a parent of records created on demand:
+    /// `moves`, `leases`, `wakeups`) unless it exists.
+    async fn ensure_node(&self, rel: &str) -> Result<(), TopologyError> {
+        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match self.client.create(&self.path(rel), b"", &persistent).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
     /// A user's move record and its znode version, if there is one.
     pub async fn read_move(&self, user: &str) -> Result<Option<(MoveDoc, i32)>, TopologyError> {
         match self
@@ -552,14 +555,7 @@ impl ZkStore {
             },
             None => {
                 let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                match self
-                    .client
-                    .create(&self.path("moves"), b"", &persistent)
-                    .await
-                {
-                    Ok(_) | Err(zk::Error::NodeExists) => {}
-                    Err(e) => return Err(zk_err(e)),
-                }
+                self.ensure_node("moves").await?;
                 match self.client.create(&path, &data, &persistent).await {
                     Ok(_) => Ok(0),
                     Err(zk::Error::NodeExists) => Err(TopologyError::Conflict),
@@ -645,14 +641,7 @@ impl ZkStore {
     /// Queues a wake-up of a hibernated user (`<root>/wakeups/<user>`; idempotent).
     pub async fn request_wakeup(&self, user: &str) -> Result<(), TopologyError> {
         let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match self
-            .client
-            .create(&self.path("wakeups"), b"", &persistent)
-            .await
-        {
-            Ok(_) | Err(zk::Error::NodeExists) => {}
-            Err(e) => return Err(zk_err(e)),
-        }
+        self.ensure_node("wakeups").await?;
         let path = self.path(&format!("wakeups/{user}"));
         match self.client.create(&path, b"", &persistent).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),

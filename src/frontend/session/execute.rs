@@ -260,10 +260,8 @@ impl<S: ClientStream> Session<S> {
         shard: ShardId,
         failure: &Failure,
     ) -> Option<Result<Arc<RoutingTable>, ClientError>> {
-        if !failure.retryable()
-            || !failure.master_unreachable()
-            || self.tx.open_shard() == Some(shard)
-        {
+        // `master_unreachable` implies `retryable` (nothing ran).
+        if !failure.master_unreachable() || self.tx.open_shard() == Some(shard) {
             return None;
         }
         let now = self.ctx.routing.load_full();
