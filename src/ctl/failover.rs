@@ -30,7 +30,7 @@ pub fn ops(config_path: &Path) -> Result<Ops, String> {
     })
 }
 
-use super::topology::store;
+use super::store;
 
 /// Prints each line of an operation's progress (and logs it).
 pub(super) fn printer() -> impl FnMut(String) {

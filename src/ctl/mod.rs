@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::protocol::auth::{native_hash_string, sha2_hash_string};
 use crate::router::{canonical_key_text, RoutingTable, Why};
+use crate::topology::zk::{ZkStore, ZkTarget};
 
 /// Loads and validates a config file, returning a one-paragraph summary.
 pub fn check_config(path: &Path) -> Result<String, crate::config::ConfigError> {
@@ -65,4 +66,16 @@ pub fn describe_route(table: &RoutingTable, user: &[u8]) -> String {
         "user {}\nshard   {name}\nmaster  {master}\nwhy     {reason}\n",
         String::from_utf8_lossy(&canonical)
     )
+}
+
+/// A ZooKeeper session for one ctl command (10 s session timeout: a mover that dies
+/// loses its locks that long after).
+pub(crate) async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
+    ZkStore::connect(
+        target,
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }

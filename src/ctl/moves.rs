@@ -15,7 +15,7 @@ use crate::topology::TopologyError;
 
 use super::failover::printer;
 use super::placement::{change_ring, change_ring_pinning, RingChange};
-use super::topology::store;
+use super::store;
 
 /// `user move USER SHARD [--force] [--max-hold-ms N]`. The environment variable
 /// `DBROUTER_MOVE_CRASH_AFTER` (`copy`, `hold`, `catchup`, `flip`) makes the mover exit

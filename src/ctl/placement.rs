@@ -97,7 +97,7 @@ pub async fn change_ring_pinning(
     change: RingChange,
     dry_run: bool,
 ) -> Result<(String, Vec<Vec<u8>>), String> {
-    let store = super::topology::store(target).await?;
+    let store = super::store(target).await?;
     let (doc, expected) = store.read_topology().await.map_err(|e| e.to_string())?;
     let mut next = doc.clone();
     let what = match &change {

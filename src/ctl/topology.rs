@@ -4,12 +4,13 @@
 //! nothing is written. Every write prints what it changed and the new version.
 
 use std::path::Path;
-use std::time::Duration;
+
+use super::store;
 
 use crate::config::Config;
 use crate::router::key_from_text;
 use crate::topology::override_key;
-use crate::topology::zk::{InitOutcome, ZkStore, ZkTarget};
+use crate::topology::zk::{InitOutcome, ZkTarget};
 use crate::topology::{MoveState, ShardDoc, ShardState, TopologyDoc, TopologyError};
 
 use super::placement::{check_placement, RingChange};
@@ -26,12 +27,6 @@ pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
             config.topology.source
         )
     })
-}
-
-pub(super) async fn store(target: &ZkTarget) -> Result<ZkStore, String> {
-    ZkStore::connect(target, Duration::from_secs(10), Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())
 }
 
 fn fail(e: TopologyError) -> String {
