@@ -142,6 +142,7 @@ async fn load_topology(
             build: env!("CARGO_PKG_VERSION").to_string(),
             applied_version: 0,
             applied_at_ms: 0,
+            holds_acked_version: 0,
         },
         sharding: config.sharding.clone(),
         stale_serving: Duration::from_millis(config.topology.stale_serving_ms),

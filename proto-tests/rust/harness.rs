@@ -429,28 +429,6 @@ impl Drop for TestRouter {
     }
 }
 
-/// A lock shared by the tests of one cluster (a file in its state directory) for tests
-/// that must not overlap: the oracle keeps transactions open on both masters for long
-/// stretches (exclusive), and user moves must wait for every transaction open on their
-/// source — correctly, but longer than a test should (shared: moves overlap each other
-/// fine). Held until the returned file is dropped; works across nextest's processes.
-pub fn long_transactions_lock(exclusive: bool) -> std::fs::File {
-    let dir =
-        std::env::var("DBR_STATE").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::path::Path::new(&dir).join("long-transactions.lock"))
-        .unwrap();
-    if exclusive {
-        file.lock().unwrap();
-    } else {
-        file.lock_shared().unwrap();
-    }
-    file
-}
-
 /// The (code, SQLSTATE, message) of a server error, or a panic describing what came instead.
 pub fn server_error(err: mysql_async::Error) -> (u16, String, String) {
     match err {

@@ -130,7 +130,6 @@ async fn insert(c: &mut Conn, user: u64, seqs: std::ops::Range<i64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-load");
     let url = format!("zk://{hosts}{root}");
@@ -242,7 +241,6 @@ async fn a_user_moved_under_write_load_loses_nothing_and_leaves_one_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_run() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-crash");
     let url = format!("zk://{hosts}{root}");
@@ -337,7 +335,6 @@ async fn a_mover_killed_after_any_step_is_finished_or_rolled_back_by_the_next_ru
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_onto_rows_already_on_the_target_is_refused() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-refused");
     let url = format!("zk://{hosts}{root}");
@@ -437,6 +434,127 @@ async fn a_move_onto_rows_already_on_the_target_is_refused() {
     c.disconnect().await.unwrap();
 }
 
+/// How many users a router holds now (`SHOW DBROUTER STATUS`).
+async fn held_users(c: &mut Conn) -> u64 {
+    let rows = crate::topology::status(c).await;
+    crate::topology::value(&rows, "held_users")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_open_before_the_hold_finishes_on_the_source_and_one_begun_after_is_held() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-tx");
+    let url = format!("zk://{hosts}{root}");
+    let user: u64 = 5_350_000_001;
+    fresh_table(&[user]).await;
+    let router = init_and_start(settings(&hosts, &root), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    insert(&mut c, user, 0..10).await;
+    let (source, target) = shards_of(&mut c, user).await;
+    // Another user on the same shard.
+    let mut neighbour = user + 1;
+    while shards_of(&mut c, neighbour).await.0 != source {
+        neighbour += 1;
+    }
+    fresh_table(&[neighbour]).await;
+    // A transaction begun before the hold that writes the user's rows.
+    let mut before = router.app_conn(Some("app")).await;
+    before.query_drop("BEGIN").await.unwrap();
+    insert(&mut before, user, 100..101).await;
+    // A transaction open on the source server that does not go through dbrouter (an
+    // ops session, another application): the move does not wait for it.
+    let source_addr = masters().into_iter().find(|(n, _)| *n == source).unwrap().1;
+    let mut direct = admin(&source_addr).await;
+    direct.query_drop("BEGIN").await.unwrap();
+    direct
+        .query_drop(format!(
+            "INSERT INTO {IDS} (userid) VALUES ({})",
+            neighbour + 1_000_000
+        ))
+        .await
+        .unwrap();
+
+    let args: Vec<String> = [
+        "user",
+        "move",
+        &user.to_string(),
+        &target,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mover = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ctl(&args)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while held_users(&mut c).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the hold never began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The older transaction goes on on the source, under the hold.
+    insert(&mut before, user, 101..102).await;
+    // A transaction begun after the hold on the same shard (by the neighbour's
+    // statement) may not write the user's rows there: its statement is held.
+    let mut after = router.app_conn(Some("app")).await;
+    after.query_drop("BEGIN").await.unwrap();
+    after
+        .query_drop(format!(
+            "INSERT INTO {TABLE} (userid, seq, body) VALUES ({neighbour}, 1, 'n')"
+        ))
+        .await
+        .unwrap();
+    let late = tokio::spawn(async move {
+        let r = after
+            .query_drop(format!(
+                "INSERT INTO {TABLE} (userid, seq, body) VALUES ({user}, 200, 'late')"
+            ))
+            .await;
+        let _ = after.query_drop("ROLLBACK").await;
+        r
+    });
+    // The move waits for the older transaction: no flip while it is open.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !mover.is_finished(),
+        "the move did not wait for the open transaction"
+    );
+    assert!(
+        !late.is_finished(),
+        "the later transaction's statement was not held"
+    );
+    assert_eq!(shards_of(&mut c, user).await.0, source);
+    before.query_drop("COMMIT").await.unwrap();
+    let (ok, out) = mover.join().unwrap();
+    assert!(ok, "{out}");
+    // Released after the flip, to the target: not the shard of its transaction.
+    let (code, _, message) = server_error(late.await.unwrap().unwrap_err());
+    assert_eq!(code, 1235, "{message}");
+    assert!(message.contains("transaction"), "{message}");
+    direct.query_drop("ROLLBACK").await.unwrap();
+    direct.disconnect().await.unwrap();
+    // One copy, on the target, with both writes of the older transaction.
+    for (shard, seqs) in rows_on_masters(user).await {
+        let expected: BTreeSet<i64> = if shard == target {
+            (0..10).chain(100..102).collect()
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(seqs, expected, "{shard}");
+    }
+    c.disconnect().await.unwrap();
+    before.disconnect().await.unwrap();
+}
+
 /// Router settings with a short `topology.stale_serving_ms`.
 fn short_stale(hosts: &str, root: &str) -> RouterSettings {
     let mut s = settings(hosts, root);
@@ -446,7 +564,6 @@ fn short_stale(hosts: &str, root: &str) -> RouterSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-frozen");
     let url = format!("zk://{hosts}{root}");
@@ -529,7 +646,6 @@ async fn a_router_frozen_during_a_move_never_writes_on_the_source_after_the_flip
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load() {
-    let _moves = long_transactions_lock(false);
     const DRAIN: &str = "drain_rows";
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-drain");
@@ -626,7 +742,6 @@ async fn a_drain_of_a_thousand_users_moves_every_user_of_a_shard_away_under_load
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-hibernate");
     let url = format!("zk://{hosts}{root}");
@@ -724,7 +839,6 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them() {
-    let _moves = long_transactions_lock(false);
     const REBALANCE: &str = "rebalance_rows";
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-rebalance");
@@ -802,7 +916,6 @@ async fn a_weight_change_with_rebalance_moves_the_affected_users_and_unpins_them
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_coordinator_dies_another_router_wakes_hibernated_users() {
-    let _moves = long_transactions_lock(false);
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-coordinator");
     let url = format!("zk://{hosts}{root}");

@@ -58,11 +58,11 @@ pub(crate) fn start_follower(settings: RouterSettings) -> TestRouter {
 }
 
 /// `SHOW DBROUTER STATUS` as (name, value) pairs.
-async fn status(conn: &mut Conn) -> Vec<(String, Option<String>)> {
+pub(crate) async fn status(conn: &mut Conn) -> Vec<(String, Option<String>)> {
     conn.query("SHOW DBROUTER STATUS").await.unwrap()
 }
 
-fn value(rows: &[(String, Option<String>)], name: &str) -> Option<String> {
+pub(crate) fn value(rows: &[(String, Option<String>)], name: &str) -> Option<String> {
     rows.iter()
         .find(|(n, _)| n == name)
         .and_then(|(_, v)| v.clone())

@@ -377,10 +377,9 @@ def cmd_report(args):
             "the move's recorded step times (`ctl user moves`); *wall* = the `ctl user move` "
             "process from start to exit (plus start-up, ZooKeeper session, lock and the "
             "definition checks). Step columns are medians: *copy* (consistent read + insert on "
-            "the target), *ack* (every router applied the hold, then every transaction open on "
-            "the source at that moment ended — INNODB_TRX, read by one reader per server and "
-            "process no faster than every 110 ms, transactions told apart by thread and start "
-            "second), *catch-up* (both sides' checksums at once; a table that differs is "
+            "the target), *ack* (every router acknowledged the hold: it applied that topology "
+            "version, its statements routed with an older one finished, and its transactions "
+            "open on the source since before the hold ended), *catch-up* (both sides' checksums at once; a table that differs is "
             "copied again and checked again), *rest of hold* (hold − ack − catch-up: the mover's ZooKeeper writes of its "
             "step records and its reads of the topology, routers and leases before the flip), "
             "*clean-up* (the source's rows deleted, after the flip). With fewer than 100 moves per row the p99 column is the maximum "
@@ -515,15 +514,13 @@ def cmd_report(args):
             hold = sum(m["hold_ms"] for m in grp)
             ack = sum(m["steps"].get("ack", 0) for m in grp)
             catchup = sum(m["steps"].get("catchup", 0) for m in grp)
-            polled = sum(1 for m in grp if m["steps"].get("ack", 0) >= 110)
             recopied = sum(1 for m in grp if m.get("recopied"))
             label = "idle" if mode == "idle" else "under load"
             md.append(
                 f"- {label.capitalize()}: of all hold time, {100 * ack / hold:.0f} % was the acknowledgement "
-                f"step (routers, then older transactions on the source) and {100 * catchup / hold:.0f} % "
-                f"the catch-up and verification; {polled} of {len(grp)} moves had an acknowledgement "
-                f"step of 110 ms or more, i.e. saw at least one transaction open on the source at the "
-                f"hold and waited for the next INNODB_TRX refresh; {recopied} needed a table copied again.")
+                f"step (routers applying the hold, their older transactions ending) and {100 * catchup / hold:.0f} % "
+                f"the catch-up and verification; {recopied} of {len(grp)} moves needed a table "
+                f"copied again.")
         md.append("- Only the moved user is held: the background load's latency (table above) is that "
                   "of other users' writes during the same moves.")
         md.append("")

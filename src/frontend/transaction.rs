@@ -16,6 +16,7 @@
 //! 3. the client's IN_TRANS flag is set from the moment BEGIN is answered
 //!    ([`Transaction::client_in_trans`]).
 
+use crate::router::open_transactions::OpenTransaction;
 use crate::router::ring::ShardId;
 
 use crate::router::dialect::Dialect;
@@ -212,6 +213,9 @@ pub struct Transaction {
     locked: Option<ShardId>,
     /// The last statement that generated an AUTO_INCREMENT value ran here.
     last_insert: Option<ShardId>,
+    /// The open transaction's registration (shard and the topology version it began
+    /// under): a move's hold waits for it (`router::open_transactions`).
+    registered: Option<OpenTransaction>,
 }
 
 impl Default for Transaction {
@@ -229,7 +233,30 @@ impl Transaction {
             next_characteristics: None,
             locked: None,
             last_insert: None,
+            registered: None,
         }
+    }
+
+    /// Keeps the registration in step with the state: a transaction that opened on a
+    /// shard under topology `version` is registered, one that ended is not.
+    fn settle(&mut self, version: u64) {
+        match self.state {
+            State::Open(shard) => {
+                if self.registered.as_ref().map(|r| r.shard()) != Some(shard) {
+                    self.registered = Some(OpenTransaction::register(shard, version));
+                }
+            }
+            _ => self.registered = None,
+        }
+    }
+
+    /// The topology version under which the transaction open on `shard` began (a move's
+    /// hold lets a transaction older than the hold finish on the source).
+    pub fn open_since(&self, shard: ShardId) -> Option<u64> {
+        self.registered
+            .as_ref()
+            .filter(|r| r.shard() == shard && self.open_shard() == Some(shard))
+            .map(|r| r.version())
     }
 
     /// The shard holding the open transaction, if one is open.
@@ -264,6 +291,7 @@ impl Transaction {
             begin: payload.to_vec(),
             savepoints: Vec::new(),
         };
+        self.registered = None;
         commit_first
     }
 
@@ -340,7 +368,8 @@ impl Transaction {
     /// A statement that belongs to the transaction is about to run on `shard`: what must
     /// be sent there first (one-shot characteristics, the pending BEGIN, its savepoints),
     /// or the shard of the open transaction it would escape (Err).
-    pub fn bind(&mut self, shard: ShardId) -> Result<Vec<Vec<u8>>, ShardId> {
+    /// `version` is the topology version the statement was routed under.
+    pub fn bind(&mut self, shard: ShardId, version: u64) -> Result<Vec<Vec<u8>>, ShardId> {
         match &mut self.state {
             State::Open(open) if *open != shard => return Err(*open),
             State::Open(_) => return Ok(Vec::new()),
@@ -359,6 +388,7 @@ impl Transaction {
         } else {
             self.state = State::None;
         }
+        self.settle(version);
         Ok(prelude)
     }
 
@@ -371,8 +401,9 @@ impl Transaction {
         }
     }
 
-    /// The status flags of `shard`'s last answer.
-    pub fn observe(&mut self, shard: ShardId, status: u16) -> Observation {
+    /// The status flags of `shard`'s last answer, to a statement routed under topology
+    /// `version`.
+    pub fn observe(&mut self, shard: ShardId, status: u16, version: u64) -> Observation {
         let open = status & crate::protocol::response::SERVER_STATUS_IN_TRANS != 0;
         self.in_trans.retain(|s| *s != shard);
         if open {
@@ -398,6 +429,7 @@ impl Transaction {
             (State::None, true) => self.state = State::Open(shard),
             _ => {}
         }
+        self.settle(version);
         Observation::Fine
     }
 
@@ -405,6 +437,7 @@ impl Transaction {
     /// back: nothing is open or pending any more.
     pub fn abort(&mut self) {
         self.state = State::None;
+        self.registered = None;
         self.in_trans.clear();
     }
 
@@ -414,6 +447,7 @@ impl Transaction {
         self.in_trans.retain(|s| *s != shard);
         if self.open_shard() == Some(shard) {
             self.state = State::None;
+            self.registered = None;
         }
         if self.locked == Some(shard) {
             self.locked = None;

@@ -9,9 +9,10 @@
 //!    snapshot, while the user keeps being served from the source;
 //! 3. **hold** (`holding`) — the topology holds the user: every router holds new
 //!    statements naming the user (literal keys, hints, the pin, prepared parameters);
-//!    the mover waits until every registered router serves that version (statements
-//!    routed before it have finished: `router::in_flight`), then until every transaction
-//!    open on the source before that has ended;
+//!    the mover waits until every registered router acknowledges it: it serves that
+//!    version, the statements routed before it have finished (`router::in_flight`) and
+//!    every transaction open through it on the source since before the hold has ended
+//!    (`router::open_transactions`);
 //! 4. **catch up and verify** — per table, a checksum of the user's rows on both sides;
 //!    a table that differs is copied again; then every table must match;
 //! 5. **flip** (`flipped`) — one ZooKeeper transaction sets the user's override to the
@@ -463,8 +464,11 @@ async fn transfer(
         )
         .await?;
     let deadline = hold_started + mover.settings.max_hold;
-    // Every router registered now must apply the hold — or be gone from ZooKeeper and
-    // past the time it could serve from its last topology (a frozen or cut-off router).
+    // Every router registered now must acknowledge the hold — it holds the user's new
+    // statements and every transaction open through it that may still write the user's
+    // rows on the source has ended (`router::open_transactions`) — or be gone from
+    // ZooKeeper and past the time it could serve from its last topology (a frozen or
+    // cut-off router).
     let at_hold: Vec<String> = store
         .routers()
         .await
@@ -476,12 +480,18 @@ async fn transfer(
         let routers = store.routers().await.map_err(zk)?;
         let mut behind: Vec<String> = routers
             .iter()
-            .filter(|r| r.applied_version < version)
-            .map(|r| r.id.clone())
+            .filter(|r| r.holds_acked_version < version)
+            .map(|r| {
+                if r.applied_version >= version {
+                    format!("{} (transactions older than the hold still open)", r.id)
+                } else {
+                    r.id.clone()
+                }
+            })
             .collect();
         let applied: Vec<String> = routers
             .iter()
-            .filter(|r| r.applied_version >= version)
+            .filter(|r| r.holds_acked_version >= version)
             .map(|r| r.id.clone())
             .collect();
         let blind = routers_still_serving_blind(store, &applied).await?;
@@ -508,29 +518,6 @@ async fn transfer(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    // Transactions open on the source at the acknowledgement may still write the user's
-    // rows (their statements are not held): wait until every one of them has ended
-    // (`data::open_transactions`: INNODB_TRX, read no faster than InnoDB refreshes it).
-    let acknowledged = Instant::now();
-    let mut waiting = data::open_transactions(src, src_addr, acknowledged).await?;
-    let mut last = acknowledged;
-    while !waiting.is_empty() {
-        let now_open =
-            data::open_transactions(src, src_addr, last + Duration::from_millis(1)).await?;
-        last = Instant::now();
-        waiting.retain(|t| now_open.contains(t));
-        if waiting.is_empty() {
-            break;
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "{} transaction(s) open on the source when the hold began did not end within {:?} (thread/start: {})",
-                waiting.len(),
-                mover.settings.max_hold,
-                waiting.join(", ")
-            ));
-        }
-    }
     mover
         .record(
             "acknowledged by every router; no older transaction open",

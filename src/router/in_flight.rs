@@ -55,6 +55,13 @@ pub async fn advance_and_drain(timeout: Duration) -> bool {
     }
 }
 
+/// Whether every statement that entered before the last [`advance_and_drain`] has
+/// finished (asked again after that wait ran out).
+pub fn previous_drained() -> bool {
+    let previous = (EPOCH.load(SeqCst).wrapping_sub(1) & 1) as usize;
+    COUNTS.get(previous).is_none_or(|c| c.load(SeqCst) == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod dialect;
 mod fast;
 pub mod in_flight;
 pub mod key;
+pub mod open_transactions;
 pub mod ring;
 pub mod table;
 

@@ -2,7 +2,7 @@
 //! and the routing decision for a scanned statement. Sessions hold an `Arc` of it; a
 //! topology change builds a new one and swaps it in whole.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::key::{KeyColumns, KeyProblem, KeyRef, KeyValue, Scan, StatementKind};
 use super::ring::{key_hash, Overrides, Ring, RingError, ShardId};
@@ -138,8 +138,9 @@ pub struct RoutingTable {
     global_tables: HashSet<Vec<u8>>,
     unlisted_global: bool,
     /// Users (canonical keys) whose statements are held while a move copies their last
-    /// rows: empty but during a move's hold.
-    held: HashSet<Vec<u8>>,
+    /// rows, each with the topology version from which this router holds it: empty but
+    /// during a move's hold.
+    held: HashMap<Vec<u8>, u64>,
     /// Whether any shard is a hibernation shard (one check on the hot path).
     any_hibernation: bool,
 }
@@ -198,15 +199,27 @@ impl RoutingTable {
                 .map(|t| t.to_ascii_lowercase().into_bytes())
                 .collect(),
             unlisted_global: sharding.unlisted_tables == UnlistedTables::Global,
-            held: HashSet::new(),
+            held: HashMap::new(),
             any_hibernation,
         })
     }
 
-    /// The same snapshot with these users' statements held (a move's hold).
+    /// The same snapshot with these users' statements held (a move's hold), from this
+    /// version on.
     pub fn with_held<'a>(mut self, users: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        self.held = users.into_iter().map(<[u8]>::to_vec).collect();
+        let version = self.version;
+        self.held = users.into_iter().map(|u| (u.to_vec(), version)).collect();
         self
+    }
+
+    /// Users held in `previous` too are held since then (a hold is as old as the first
+    /// snapshot this router applied with it).
+    pub fn carry_hold_since(&mut self, previous: &RoutingTable) {
+        for (user, since) in self.held.iter_mut() {
+            if let Some(before) = previous.held.get(user) {
+                *since = (*since).min(*before);
+            }
+        }
     }
 
     /// Whether a move holds any user's statements (one check on the hot path).
@@ -215,18 +228,33 @@ impl RoutingTable {
         !self.held.is_empty()
     }
 
-    /// Whether a statement names a held user: a key literal (hint included) or the pin.
-    /// `?` keys are checked when their values arrive ([`RoutingTable::is_held`]).
-    pub fn names_held_user(&self, scan: &Scan<'_>, pin: Option<&[u8]>) -> bool {
+    /// Whether a statement names a held user — a key literal (hint included) or the pin —
+    /// and if so since which version the earliest of them is held. `?` keys are checked
+    /// when their values arrive ([`RoutingTable::hold_since`]).
+    pub fn names_held_user(&self, scan: &Scan<'_>, pin: Option<&[u8]>) -> Option<u64> {
         if self.held.is_empty() {
-            return false;
+            return None;
         }
         let mut buf = [0u8; 20];
-        pin.is_some_and(|p| self.held.contains(p))
-            || scan.keys().iter().any(|k| match k {
-                KeyRef::Literal(v) => self.held.contains(v.canonical(&mut buf)),
-                KeyRef::Param(_) => false,
-            })
+        let mut since = pin.and_then(|p| self.held.get(p).copied());
+        for k in scan.keys() {
+            if let KeyRef::Literal(v) = k {
+                if let Some(s) = self.held.get(v.canonical(&mut buf)) {
+                    since = Some(since.map_or(*s, |e| e.min(*s)));
+                }
+            }
+        }
+        since
+    }
+
+    /// Each held user's source shard (where the user is routed until the flip) and the
+    /// version from which it is held: what this router's acknowledgement of the holds
+    /// waits for (`router::open_transactions`).
+    pub fn held_sources(&self) -> Vec<(ShardId, u64)> {
+        self.held
+            .iter()
+            .map(|(user, since)| (self.shard_for_key(user).0, *since))
+            .collect()
     }
 
     /// Whether `shard` is a hibernation shard (a statement routed there wakes its user).
@@ -254,7 +282,12 @@ impl RoutingTable {
 
     /// Whether a user (canonical key) is held by a move.
     pub fn is_held(&self, canonical: &[u8]) -> bool {
-        self.held.contains(canonical)
+        self.held.contains_key(canonical)
+    }
+
+    /// Since which version a user (canonical key) is held, if a move holds it.
+    pub fn hold_since(&self, canonical: &[u8]) -> Option<u64> {
+        self.held.get(canonical).copied()
     }
 
     /// The shard id of a shard name.

@@ -145,6 +145,11 @@ pub struct RouterDoc {
     pub applied_version: u64,
     /// When it applied that version (milliseconds since the Unix epoch).
     pub applied_at_ms: u64,
+    /// The newest version whose moves' holds it acknowledges: it holds those users, and
+    /// every transaction open through it that may still write a held user's rows on the
+    /// source has ended (docs/moves.md). Absent (0) from routers that predate it.
+    #[serde(default)]
+    pub holds_acked_version: u64,
 }
 
 /// A router's lease (`<root>/leases/<id>`, persistent): rewritten by the router every

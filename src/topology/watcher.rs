@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 use zookeeper_client as zk;
 
 use super::zk::{ZkStore, ZkTarget};
@@ -200,7 +200,10 @@ pub async fn start(
         routing: Arc::clone(&routing),
         status: Arc::clone(&status),
         applied: routing.load().version,
+        in_flight_drained: true,
+        holds_acked: 0,
     };
+    follower.holds_clear();
     follower.mark_connected();
     follower.register(&store).await;
     follower.status.heard_from_zookeeper();
@@ -213,6 +216,10 @@ struct Follower {
     routing: Arc<ArcSwap<RoutingTable>>,
     status: Arc<TopologyStatus>,
     applied: u64,
+    /// Whether the statements routed before the last applied version have all finished.
+    in_flight_drained: bool,
+    /// The newest version whose holds this router acknowledges ([`RouterDoc`]).
+    holds_acked: u64,
 }
 
 impl Follower {
@@ -229,7 +236,35 @@ impl Follower {
         doc.schema = SCHEMA;
         doc.applied_version = self.applied;
         doc.applied_at_ms = now_ms();
+        doc.holds_acked_version = self.holds_acked;
         doc
+    }
+
+    /// Acknowledges the served version's holds if nothing they wait for remains: no
+    /// statement routed with an older table in flight, and no transaction that began
+    /// before a user's hold still open on that user's source shard (it may write the
+    /// user's rows there: `router::open_transactions`). Returns whether the
+    /// acknowledgement moved.
+    fn holds_clear(&mut self) -> bool {
+        if self.holds_acked >= self.applied {
+            return false;
+        }
+        if !self.in_flight_drained {
+            if !crate::router::in_flight::previous_drained() {
+                return false;
+            }
+            self.in_flight_drained = true;
+        }
+        let table = self.routing.load();
+        let open = table
+            .held_sources()
+            .into_iter()
+            .any(|(shard, since)| crate::router::open_transactions::any_open_before(shard, since));
+        if open {
+            return false;
+        }
+        self.holds_acked = self.applied;
+        true
     }
 
     async fn register(&self, store: &ZkStore) {
@@ -260,15 +295,19 @@ impl Follower {
         let table = tokio::task::spawn_blocking(move || snapshot.routing_table(&sharding))
             .await
             .map_err(|e| TopologyError::Zk(format!("building the routing table: {e}")))??;
+        let mut table = table;
+        table.carry_hold_since(&self.routing.load());
         let version = table.version;
         // Built off the hot path; sessions pick it up with their next statement.
         self.routing.store(Arc::new(table));
         // Confirmed only once no statement routed with an older table is in flight (so
         // none reaches a master the new version says to hold), within a bound.
-        if !crate::router::in_flight::advance_and_drain(IN_FLIGHT_DRAIN).await {
-            warn!(version, "statements routed with the previous topology still in flight after {IN_FLIGHT_DRAIN:?}; confirming anyway");
+        self.in_flight_drained = crate::router::in_flight::advance_and_drain(IN_FLIGHT_DRAIN).await;
+        if !self.in_flight_drained {
+            warn!(version, "statements routed with the previous topology still in flight after {IN_FLIGHT_DRAIN:?}; confirming anyway (a move's hold is acknowledged only once they end)");
         }
         self.applied = version;
+        self.holds_clear();
         self.status.update(|c| {
             c.applied_version = version;
             c.last_error = None;
@@ -357,8 +396,19 @@ impl Follower {
             tokio::pin!(changed);
             let mut heartbeat = tokio::time::interval(self.settings.heartbeat());
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // While a hold waits for transactions to end: looked at every 2 ms.
+            let mut hold_check = tokio::time::interval(Duration::from_millis(2));
+            hold_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    _ = hold_check.tick(), if self.holds_acked < self.applied => {
+                        if self.holds_clear() {
+                            debug!(version = self.applied, "holds acknowledged");
+                            if let Err(e) = current.update_registration(&self.registration()).await {
+                                warn!(error = %e, "could not update the registration");
+                            }
+                        }
+                    }
                     _ = self.status.leave.notified() => {
                         if let Err(e) = current.deregister(&self.settings.registration.id).await {
                             warn!(error = %e, "could not remove the registration; it expires with the session");

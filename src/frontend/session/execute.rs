@@ -32,7 +32,7 @@ impl<S: ClientStream> Session<S> {
             }
             Ok(packets) => {
                 if let Some(status) = final_status(&packets) {
-                    self.note_status(shard, status);
+                    self.note_status(table, shard, status);
                 }
                 Ok(true)
             }
@@ -102,7 +102,7 @@ impl<S: ClientStream> Session<S> {
             table
         };
         if binds {
-            match self.tx.bind(shard) {
+            match self.tx.bind(shard, table.version) {
                 Err(other) => {
                     return self
                         .cross_shard_transaction(table, other, shard, seq)
@@ -192,7 +192,7 @@ impl<S: ClientStream> Session<S> {
                     self.tx.inserted_on(shard);
                 }
                 if let Some(status) = status {
-                    self.note_status(shard, status);
+                    self.note_status(table, shard, status);
                 }
                 if self.roll_back_stray().await {
                     self.rolled_back = Some(STRAY_TX);

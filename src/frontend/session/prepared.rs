@@ -306,11 +306,15 @@ impl<S: ClientStream> Session<S> {
         if let Some(types) = head.new_types {
             stmt.types = Some(types.to_vec());
         }
-        let in_tx = self.tx.open_shard();
-        // A held user waits for the move's flip, unless this session's transaction is
-        // open on the user's shard (it finishes there; the move waits for it).
-        let held =
-            |canonical: &[u8], shard: ShardId| table.is_held(canonical) && in_tx != Some(shard);
+        let tx = &self.tx;
+        // A held user waits for the move's flip, unless this session's transaction was
+        // open on the user's shard before the hold (it finishes there; the router
+        // acknowledges the hold only once it has ended).
+        let held = |canonical: &[u8], shard: ShardId| {
+            table
+                .hold_since(canonical)
+                .is_some_and(|since| tx.open_since(shard).is_none_or(|began| began >= since))
+        };
         let shard = match (stmt.shard, &stmt.user) {
             (Some(_), Some(user)) => {
                 let shard = table.shard_for_key(user).0;

@@ -282,13 +282,14 @@ impl<S: ClientStream> Session<S> {
             .route_pinned(scan, self.pin.as_deref())?
             // `?` in a text statement: the server will answer with its syntax error.
             .unwrap_or(Route::Session);
-        // A move holds the user: held, unless a transaction of this session is open on
-        // the user's shard (it finishes there; the move waits for it).
+        // A move holds the user: held, unless this session's transaction was open on the
+        // user's shard before the hold (it finishes there; the router acknowledges the
+        // hold only once it has ended: router::open_transactions).
         if let Route::Shard(shard) = route {
-            if table.names_held_user(scan, self.pin.as_deref())
-                && self.tx.open_shard() != Some(shard)
-            {
-                return Err(RouteError::UserHeld);
+            if let Some(since) = table.names_held_user(scan, self.pin.as_deref()) {
+                if self.tx.open_since(shard).is_none_or(|began| began >= since) {
+                    return Err(RouteError::UserHeld);
+                }
             }
             // A hibernated user is served where they are, and moved back soon after.
             if table.is_hibernation(shard) {

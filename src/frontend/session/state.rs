@@ -40,7 +40,7 @@ impl<S: ClientStream> Session<S> {
             let is_err = packets.first().and_then(|p| p.first()) == Some(&ERR_HEADER);
             if !is_err {
                 if let Some(status) = final_status(&packets) {
-                    self.note_status(shard, status);
+                    self.note_status(table, shard, status);
                 }
             }
             if !failed {

@@ -106,9 +106,14 @@ impl<S: ClientStream> Session<S> {
 
     /// Updates the transaction state from a backend's final status flags. A second open
     /// transaction is remembered for [`Session::roll_back_stray`].
-    pub(in crate::frontend) fn note_status(&mut self, shard: ShardId, status: u16) {
+    pub(in crate::frontend) fn note_status(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+        status: u16,
+    ) {
         self.status = status;
-        if let Observation::Violation(shards) = self.tx.observe(shard, status) {
+        if let Observation::Violation(shards) = self.tx.observe(shard, status, table.version) {
             for s in shards {
                 if !self.stray.contains(&s) {
                     self.stray.push(s);

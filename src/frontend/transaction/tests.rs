@@ -82,39 +82,39 @@ fn a_pending_begin_goes_first_to_the_first_bound_shard() {
     assert!(t.client_in_trans() && t.is_pending());
     t.savepoint_pending(&parse("SAVEPOINT a"), b"\x03SAVEPOINT a");
     assert_eq!(
-        t.bind(1),
+        t.bind(1, 1),
         Ok(vec![b"\x03BEGIN".to_vec(), b"\x03SAVEPOINT a".to_vec()])
     );
     assert_eq!(t.open_shard(), Some(1));
-    assert_eq!(t.observe(1, IN), Observation::Fine);
+    assert_eq!(t.observe(1, IN, 1), Observation::Fine);
     // Another shard is refused while it is open; the same one needs nothing.
-    assert_eq!(t.bind(0), Err(1));
-    assert_eq!(t.bind(1), Ok(vec![]));
+    assert_eq!(t.bind(0, 1), Err(1));
+    assert_eq!(t.bind(1, 1), Ok(vec![]));
     // COMMIT's answer clears it.
-    assert_eq!(t.observe(1, 0), Observation::Fine);
+    assert_eq!(t.observe(1, 0, 1), Observation::Fine);
     assert_eq!(t.open_shard(), None);
     assert!(!t.client_in_trans());
-    assert_eq!(t.bind(0), Ok(vec![]));
+    assert_eq!(t.bind(0, 1), Ok(vec![]));
 }
 
 #[test]
 fn implicit_transactions_are_followed_from_the_status_flags() {
     let mut t = Transaction::new();
     // autocommit = 0: an INSERT leaves a transaction open.
-    assert_eq!(t.observe(0, IN), Observation::Fine);
+    assert_eq!(t.observe(0, IN, 1), Observation::Fine);
     assert_eq!(t.open_shard(), Some(0));
-    assert_eq!(t.bind(1), Err(0));
+    assert_eq!(t.bind(1, 1), Err(0));
     // A broadcast SET whose answer shows a second open transaction: a violation.
-    assert_eq!(t.observe(1, IN), Observation::Violation(vec![0, 1]));
+    assert_eq!(t.observe(1, IN, 1), Observation::Violation(vec![0, 1]));
     t.abort();
     assert!(t.is_idle());
     // So is a transaction the server opened by itself while BEGIN is pending.
     t.begin(b"B");
-    assert_eq!(t.observe(2, IN), Observation::Violation(vec![2]));
+    assert_eq!(t.observe(2, IN, 1), Observation::Violation(vec![2]));
     t.abort();
     // DDL commits implicitly: the flag goes away.
-    t.observe(0, IN);
-    t.observe(0, 0);
+    t.observe(0, IN, 1);
+    t.observe(0, 0, 1);
     assert!(t.is_idle());
 }
 
@@ -130,13 +130,16 @@ fn savepoints_and_chains_while_pending_are_answered_locally() {
         sp(&mut t, "RELEASE SAVEPOINT b"),
         Some(PendingAnswer::NoSuchSavepoint(b"b".to_vec()))
     );
-    assert_eq!(t.bind(2), Ok(vec![b"B".to_vec(), b"SAVEPOINT a".to_vec()]));
+    assert_eq!(
+        t.bind(2, 1),
+        Ok(vec![b"B".to_vec(), b"SAVEPOINT a".to_vec()])
+    );
     let mut t = Transaction::new();
     t.begin(b"B");
     sp(&mut t, "SAVEPOINT a");
     assert_eq!(t.end_pending(true, false), Some(PendingAnswer::Ok));
     assert!(t.is_pending());
-    assert_eq!(t.bind(0), Ok(vec![b"B".to_vec()]));
+    assert_eq!(t.bind(0, 1), Ok(vec![b"B".to_vec()]));
     let mut t = Transaction::new();
     t.begin(b"B");
     assert_eq!(t.end_pending(false, true), Some(PendingAnswer::OkThenClose));
@@ -147,7 +150,7 @@ fn savepoints_and_chains_while_pending_are_answered_locally() {
 #[test]
 fn a_begin_inside_a_transaction_commits_it_first() {
     let mut t = Transaction::new();
-    t.observe(3, IN);
+    t.observe(3, IN, 1);
     assert_eq!(t.begin(b"B"), Some(3));
 }
 
@@ -157,14 +160,14 @@ fn one_shot_characteristics_go_with_the_next_transaction_only() {
     t.set_next_characteristics(b"SET TRANSACTION READ ONLY");
     t.begin(b"B");
     assert_eq!(
-        t.bind(1),
+        t.bind(1, 1),
         Ok(vec![b"SET TRANSACTION READ ONLY".to_vec(), b"B".to_vec()])
     );
-    t.observe(1, 0);
-    assert_eq!(t.bind(0), Ok(vec![]));
+    t.observe(1, 0, 1);
+    assert_eq!(t.bind(0, 1), Ok(vec![]));
     // Without BEGIN it applies to the next statement's own transaction.
     t.set_next_characteristics(b"S");
-    assert_eq!(t.bind(0), Ok(vec![b"S".to_vec()]));
+    assert_eq!(t.bind(0, 1), Ok(vec![b"S".to_vec()]));
     assert_eq!(t.open_shard(), None);
 }
 
@@ -172,9 +175,9 @@ fn one_shot_characteristics_go_with_the_next_transaction_only() {
 fn locks_keep_the_session_on_their_shard() {
     let mut t = Transaction::new();
     t.locked_on(1);
-    assert_eq!(t.bind(0), Err(1));
+    assert_eq!(t.bind(0, 1), Err(1));
     assert_eq!(t.check_unbound(0), Err(1));
-    assert_eq!(t.bind(1), Ok(vec![]));
+    assert_eq!(t.bind(1, 1), Ok(vec![]));
     assert_eq!(t.locked(), Some(1));
     t.unlocked();
     assert_eq!(t.check_unbound(0), Ok(()));
@@ -198,19 +201,19 @@ fn random_sequences_keep_the_invariants() {
                 0 => {
                     // The session commits the open transaction first.
                     if let Some(open) = t.begin(b"B") {
-                        t.observe(open, 0);
+                        t.observe(open, 0, 1);
                     }
                 }
                 1 => {
-                    let _ = t.bind(shard);
+                    let _ = t.bind(shard, 1);
                 }
                 2 => {
-                    if let Observation::Violation(_) = t.observe(shard, IN) {
+                    if let Observation::Violation(_) = t.observe(shard, IN, 1) {
                         t.abort();
                     }
                 }
                 3 => {
-                    t.observe(shard, 0);
+                    t.observe(shard, 0, 1);
                 }
                 4 => {
                     t.end_pending(next(2) == 0, false);
@@ -227,4 +230,32 @@ fn random_sequences_keep_the_invariants() {
             }
         }
     }
+}
+
+#[test]
+fn an_open_transaction_is_registered_with_the_version_it_began_under_until_it_ends() {
+    use crate::router::open_transactions::any_open_before;
+    // Shard numbers no other test uses (the registry is process-wide).
+    let mut t = Transaction::new();
+    t.begin(b"\x03BEGIN");
+    assert!(!any_open_before(700, u64::MAX), "pending: nothing runs yet");
+    assert_eq!(t.bind(700, 5), Ok(vec![b"\x03BEGIN".to_vec()]));
+    assert_eq!(t.open_since(700), Some(5));
+    // Later statements under newer versions keep the version it began under.
+    assert_eq!(t.bind(700, 9), Ok(vec![]));
+    assert_eq!(t.observe(700, IN, 9), Observation::Fine);
+    assert_eq!(t.open_since(700), Some(5));
+    assert_eq!(t.open_since(701), None);
+    assert!(any_open_before(700, 6) && !any_open_before(700, 5));
+    // COMMIT's answer ends it.
+    t.observe(700, 0, 9);
+    assert_eq!(t.open_since(700), None);
+    assert!(!any_open_before(700, u64::MAX));
+    // A transaction the server opened by itself (autocommit off) counts from its
+    // statement's version; a lost connection ends it.
+    t.observe(701, IN, 12);
+    assert_eq!(t.open_since(701), Some(12));
+    assert!(any_open_before(701, 13));
+    t.ended(701);
+    assert!(!any_open_before(701, 13));
 }
