@@ -112,6 +112,13 @@ enum CtlCommand {
         #[command(flatten)]
         zk: ZkArgs,
     },
+    /// Background jobs (drains queued with --background) and their progress.
+    Jobs {
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
     /// Show the shard a user id is routed to, its master, and why.
     Route {
         /// The user id.
@@ -228,6 +235,10 @@ enum ShardCommand {
         /// Per move: how long routers and open transactions may take to let the hold begin.
         #[arg(long, default_value_t = 5000)]
         max_hold_ms: u64,
+        /// Queue the moves as a job that the coordinator router runs, and return at once
+        /// (`dbrouter ctl jobs` follows it).
+        #[arg(long)]
+        background: bool,
     },
     /// Record a new master (epoch + 1) without moving anything: a repair tool; use promote/failover to change masters safely.
     SetMaster {
@@ -244,6 +255,15 @@ enum RoutersCommand {
     /// for its topology.stale_serving_ms to pass).
     Forget {
         /// Router id, as `dbrouter ctl routers` lists it.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Stop a job: no new move of it starts; moves under way finish.
+    Cancel {
+        /// Job id, as `dbrouter ctl jobs` lists it.
         id: String,
     },
 }
@@ -432,6 +452,7 @@ fn main() -> ExitCode {
                     parallel,
                     rate,
                     max_hold_ms,
+                    background,
                 } => Box::pin(async move {
                     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
                     let settings = ctl::moves::DrainSettings {
@@ -440,7 +461,7 @@ fn main() -> ExitCode {
                         rate,
                         max_hold_ms,
                     };
-                    ctl::moves::shard_drain(&t, &config, &name, &settings).await
+                    ctl::moves::shard_drain(&t, &config, &name, &settings, background).await
                 }),
                 ShardCommand::SetMaster { name, master } => {
                     Box::pin(
@@ -515,6 +536,12 @@ fn main() -> ExitCode {
                 None => Box::pin(async move { ctl::topology::routers(&t).await }),
                 Some(RoutersCommand::Forget { id }) => {
                     Box::pin(async move { ctl::topology::forget_router(&t, &id).await })
+                }
+            }),
+            CtlCommand::Jobs { command, zk } => zk_ctl(zk, move |t, _| match command {
+                None => Box::pin(async move { ctl::moves::jobs(&t).await }),
+                Some(JobsCommand::Cancel { id }) => {
+                    Box::pin(async move { ctl::moves::job_cancel(&t, &id).await })
                 }
             }),
             CtlCommand::Route { user, config } => match ctl::route(&config, &user) {

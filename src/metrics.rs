@@ -59,6 +59,18 @@ pub const OVERRIDES: &str = "dbrouter_topology_overridden_users";
 pub const HELD_USERS: &str = "dbrouter_topology_held_users";
 /// 1 while the router is cut off from ZooKeeper past `topology.stale_serving_ms`.
 pub const STALE: &str = "dbrouter_topology_stale";
+/// Move holds this router applied and then released, by outcome (`flipped`, `lifted`).
+pub const MOVE_HOLDS: &str = "dbrouter_move_holds_total";
+/// How long this router held a moving user's statements (from applying the hold to
+/// applying its release).
+pub const MOVE_HOLD_DURATION: &str = "dbrouter_move_hold_seconds";
+/// Moves run by this process (the coordinator's wake-ups and background drains), by
+/// outcome (`done`, `failed`).
+pub const MOVES: &str = "dbrouter_moves_total";
+/// Rows copied by the moves this process ran.
+pub const MOVE_ROWS: &str = "dbrouter_move_rows_copied_total";
+/// Bytes of column values copied by the moves this process ran.
+pub const MOVE_BYTES: &str = "dbrouter_move_bytes_copied_total";
 /// ZooKeeper session state, one series per state.
 pub const ZK_STATE: &str = "dbrouter_zookeeper_state";
 /// Master epoch per shard.
@@ -95,6 +107,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     10.0, 30.0,
 ];
 
+/// Move hold buckets (seconds): ~10–100 ms for most users, up to `--max-hold-ms`.
+const HOLD_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// Whether the recorder is installed (checked first by every hot-path call).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// The installed recorder (for handles and rendering).
@@ -122,6 +139,9 @@ pub fn install() -> PrometheusHandle {
         // Fails only for an empty bucket list; then latencies render as summaries.
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(STATEMENT_DURATION.into()), LATENCY_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(MOVE_HOLD_DURATION.into()), HOLD_BUCKETS)
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         Arc::new(builder.build_recorder())
     });
@@ -251,6 +271,26 @@ pub fn error_sent(kind: &'static str) {
     }
 }
 
+/// A move's hold on this router ended after `seconds`: `flipped` (the user now goes to
+/// the target) or `lifted` (rolled back).
+pub fn move_hold_released(outcome: &'static str, seconds: f64) {
+    if let Some(r) = recorder().filter(|_| enabled()) {
+        let labels = vec![Label::from_static_parts("outcome", outcome)];
+        counter(MOVE_HOLDS, labels).increment(1);
+        r.register_histogram(&Key::from_static_name(MOVE_HOLD_DURATION), &metadata())
+            .record(seconds);
+    }
+}
+
+/// A move this process ran ended: `done` with `rows` and `bytes` copied, or `failed`.
+pub fn move_finished(outcome: &'static str, rows: u64, bytes: u64) {
+    if enabled() {
+        counter(MOVES, vec![Label::from_static_parts("outcome", outcome)]).increment(1);
+        counter(MOVE_ROWS, Vec::new()).increment(rows);
+        counter(MOVE_BYTES, Vec::new()).increment(bytes);
+    }
+}
+
 /// Counts a client refused with ERR 1040 before its greeting.
 pub fn connection_refused() {
     if enabled() {
@@ -327,6 +367,31 @@ fn describe(r: &dyn Recorder) {
         ERRORS_SENT,
         Count,
         "ERR packets dbrouter itself sent, by kind (docs/errors.md).",
+    );
+    d(
+        MOVE_HOLDS,
+        Count,
+        "Move holds this router applied and then released, by outcome: flipped (the user goes to the target) or lifted (the move rolled back).",
+    );
+    r.describe_histogram(
+        MOVE_HOLD_DURATION.into(),
+        Some(Seconds),
+        "How long this router held a moving user's statements, from applying the hold to applying its release.".into(),
+    );
+    d(
+        MOVES,
+        Count,
+        "Moves run by this process (the coordinator's wake-ups and background drains), by outcome: done or failed.",
+    );
+    d(
+        MOVE_ROWS,
+        Count,
+        "Rows copied by the moves this process ran.",
+    );
+    d(
+        MOVE_BYTES,
+        Count,
+        "Bytes of column values copied by the moves this process ran.",
     );
     d(
         POOL_WAITS,

@@ -112,6 +112,19 @@ async fn wait_until_ready(
 
 /// The routing snapshot from the configured topology source: the config file, or
 /// ZooKeeper (followed in the background from then on).
+/// This router's id in ZooKeeper: `topology.router_id`, else host, listen address and pid.
+fn router_id(config: &Config) -> String {
+    config.topology.router_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!(
+            "{}-{}-{}",
+            host.trim(),
+            config.server.listen.replace(':', "_"),
+            std::process::id()
+        )
+    })
+}
+
 async fn load_topology(
     config: &Config,
 ) -> Result<(Arc<ArcSwap<RoutingTable>>, Arc<TopologyStatus>), ServeError> {
@@ -122,15 +135,7 @@ async fn load_topology(
             TopologyStatus::file(),
         ));
     };
-    let id = config.topology.router_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-        format!(
-            "{}-{}-{}",
-            host.trim(),
-            config.server.listen.replace(':', "_"),
-            std::process::id()
-        )
-    });
+    let id = router_id(config);
     let settings = FollowerSettings {
         target,
         session_timeout: Duration::from_millis(config.topology.session_timeout_ms),
@@ -190,6 +195,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             tokio::spawn(crate::moves::coordinator::run(
                 target.clone(),
                 Arc::clone(&config),
+                router_id(&config),
             ));
             WakeupQueue::start(target, session, config.timeouts.connect())
         }

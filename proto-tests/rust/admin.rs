@@ -55,7 +55,7 @@ async fn http(addr: &str, request: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
-async fn get(addr: &str, path: &str) -> (u16, String, String) {
+pub(crate) async fn get(addr: &str, path: &str) -> (u16, String, String) {
     http(
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"),
@@ -80,7 +80,7 @@ async fn wait_readyz(admin: &str, want: u16, within: Duration) -> String {
 }
 
 /// The value of one sample line `name{labels} value` whose labels include all of `labels`.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics.lines().find_map(|line| {
         let rest = line.strip_prefix(name)?;
         if !(rest.starts_with('{') || rest.starts_with(' ')) {

@@ -745,7 +745,10 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
     let hosts = env("DBR_ZK");
     let root = unique_root("moves-hibernate");
     let url = format!("zk://{hosts}{root}");
-    let router = init_and_start(settings(&hosts, &root), &url);
+    let mut s = settings(&hosts, &root);
+    let admin = format!("127.0.0.1:{}", free_port());
+    s.server_extra = format!("{}\nadmin_listen = \"{admin}\"\n", s.server_extra);
+    let router = init_and_start(s, &url);
     let config = router.config_path.to_str().unwrap().to_string();
     let mut c = router.app_conn(Some("app")).await;
     // A user whose ring shard is shard1; the hibernation shard lives on shard2's server.
@@ -834,6 +837,38 @@ async fn a_hibernated_user_is_served_there_and_woken_up_on_access() {
         .await
         .unwrap();
     assert_eq!(n, Some(30));
+    // The router timed both holds (the hibernation, run by ctl, and the wake-up, run by
+    // this router as the coordinator), and counted the move it ran.
+    use crate::admin::{get, sample};
+    let flipped = [("outcome", "flipped")];
+    let metrics = loop {
+        let (_, _, m) = get(&admin, "/metrics").await;
+        if sample(&m, "dbrouter_moves_total", &[("outcome", "done")]) == Some(1.0) {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        sample(&metrics, "dbrouter_move_holds_total", &flipped),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "dbrouter_move_hold_seconds_count", &[]),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "dbrouter_move_rows_copied_total", &[]),
+        Some(30.0),
+        "{metrics}"
+    );
+    let bytes = sample(&metrics, "dbrouter_move_bytes_copied_total", &[]).unwrap_or(0.0);
+    // 30 rows of (BIGINT, BIGINT, 'row N'): 8 + 8 + 5..6 bytes each.
+    assert!((30.0 * 21.0..=30.0 * 22.0).contains(&bytes), "{bytes}");
+    let (ok, out) = ctl(&["user", "moves", "--zk", &url, "-c", &config]);
+    assert!(ok && out.contains("bytes"), "{out}");
     c.disconnect().await.unwrap();
 }
 
@@ -1013,4 +1048,226 @@ async fn when_the_coordinator_dies_another_router_wakes_hibernated_users() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     c.disconnect().await.unwrap();
+}
+
+/// `ctl jobs` for one job: (state, moved, total, runner).
+fn job_line(url: &str, config: &str, id: &str) -> (String, u64, u64, String) {
+    let (ok, out) = ctl(&["jobs", "--zk", url, "-c", config]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("job {id} ")))
+        .unwrap_or_else(|| panic!("no job {id} in {out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // job ID drain SHARD STATE MOVED/TOTAL moved, N failed[, runner R] [(message)]
+    let (moved, total) = words[5].split_once('/').unwrap();
+    let runner = line
+        .split_once("runner ")
+        .map(|(_, r)| r.split_whitespace().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    (
+        words[4].to_string(),
+        moved.parse().unwrap(),
+        total.parse().unwrap(),
+        runner,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_drain_is_run_by_the_coordinator_resumed_after_it_dies_and_cancellable() {
+    const BG: &str = "bgdrain_rows";
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-bgdrain");
+    let url = format!("zk://{hosts}{root}");
+    let sharding = |stale: bool| {
+        let mut s = zk_settings_sharding(&hosts, &root, &[BG]);
+        if stale {
+            s.sharding.push_str("stale_serving_ms = 3000\n");
+        }
+        s
+    };
+    empty_table_on_masters(
+        BG,
+        "userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq)",
+    )
+    .await;
+    let a = init_and_start(sharding(true), &url);
+    let b = start_follower(sharding(true));
+    let config = a.config_path.to_str().unwrap().to_string();
+    let mut c = a.app_conn(Some("app")).await;
+    let users: Vec<u64> = (0..160).map(|i| 5_900_000_000 + i).collect();
+    for u in &users {
+        c.query_drop(format!(
+            "INSERT INTO {BG} (userid, seq) VALUES ({u}, 0), ({u}, 1)"
+        ))
+        .await
+        .unwrap();
+    }
+    c.disconnect().await.unwrap();
+    let on_shard2 = |rows: &[(u64,)]| rows.len();
+    let count_on = |addr: String| async move {
+        let mut m = admin(&addr).await;
+        let rows: Vec<(u64,)> = m
+            .query(format!("SELECT DISTINCT userid FROM {BG}"))
+            .await
+            .unwrap();
+        m.disconnect().await.unwrap();
+        rows
+    };
+    let before = count_on(env("DBR_S2_MASTER")).await;
+    assert!(on_shard2(&before) > 40, "{}", before.len());
+
+    // Queued: the command returns at once, the coordinator runs it.
+    let (ok, out) = ctl(&[
+        "shard",
+        "drain",
+        "shard2",
+        "--background",
+        "--parallel",
+        "2",
+        "--rate",
+        "20",
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok && out.contains("queued as job drain-shard2"), "{out}");
+    let (ok, again) = ctl(&[
+        "shard",
+        "drain",
+        "shard2",
+        "--background",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(!ok && again.contains("already"), "{again}");
+    // Once some users moved, the coordinator is killed; the other router resumes the job.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let first_runner = loop {
+        let (state, moved, _, runner) = job_line(&url, &config, "drain-shard2");
+        if moved >= 10 {
+            break runner;
+        }
+        assert!(std::time::Instant::now() < deadline, "{state} {moved}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let port = |r: &TestRouter| r.addr.replace(':', "_");
+    let (dead, survivor) = if first_runner.contains(&port(&a)) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert!(first_runner.contains(&port(dead)), "{first_runner}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &dead.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let runner = loop {
+        let (state, moved, total, runner) = job_line(&url, &config, "drain-shard2");
+        if state == "done" {
+            assert_eq!(moved, total);
+            break runner;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{state} {moved}/{total} {runner}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(runner.contains(&port(survivor)), "{runner}");
+    // Every user is on shard1 with both rows; shard2 has none.
+    assert!(count_on(env("DBR_S2_MASTER")).await.is_empty());
+    let mut m = admin(&master_addr()).await;
+    let rows: Vec<(u64, u64)> = m
+        .query(format!("SELECT userid, COUNT(*) FROM {BG} GROUP BY userid"))
+        .await
+        .unwrap();
+    m.disconnect().await.unwrap();
+    assert_eq!(rows.len(), users.len());
+    assert!(rows.iter().all(|(_, n)| *n == 2), "{rows:?}");
+
+    // A slow drain back is cancelled: it stops starting moves; each user keeps one copy.
+    let (ok, out) = ctl(&[
+        "shard",
+        "set-weight",
+        "shard2",
+        "256",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = ctl(&[
+        "shard",
+        "drain",
+        "shard1",
+        "--to",
+        "shard2",
+        "--background",
+        "--parallel",
+        "1",
+        "--rate",
+        "4",
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while job_line(&url, &config, "drain-shard1").1 < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second drain never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, out) = ctl(&[
+        "jobs",
+        "cancel",
+        "drain-shard1",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok && out.contains("cancelled"), "{out}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (state, moved, total, _) = job_line(&url, &config, "drain-shard1");
+    assert_eq!(state, "cancelled");
+    assert!(moved < total, "{moved}/{total}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        job_line(&url, &config, "drain-shard1").1,
+        moved,
+        "moves went on"
+    );
+    let (ok, out) = ctl(&[
+        "jobs",
+        "cancel",
+        "drain-shard1",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(!ok && out.contains("cancelled already"), "{out}");
+    let on1 = count_on(master_addr()).await;
+    let on2 = count_on(env("DBR_S2_MASTER")).await;
+    assert_eq!(
+        on1.len() + on2.len(),
+        users.len(),
+        "a user has two copies or none"
+    );
+    assert_eq!(on2.len() as u64, moved);
 }

@@ -104,7 +104,7 @@ def cmd_load(args):
     started = time.monotonic()
 
     def client(i):
-        user = args.user_base + i
+        user = int(args.users.split(",")[i]) if args.users else args.user_base + i
         seq = 0
         conn = None
         interval = 1.0 / args.rate if args.rate > 0 else 0.0
@@ -339,7 +339,7 @@ def cmd_report(args):
                 row.update(parse_move_log(os.path.join(d, row["log"])))
                 moves.append(row)
     loads = {}
-    for mode in ("idle", "load"):
+    for mode in ("idle", "load", "drain"):
         p = os.path.join(d, f"load-{mode}.json")
         if os.path.exists(p):
             with open(p) as f:
@@ -443,8 +443,9 @@ def cmd_report(args):
         for mode, r in loads.items():
             errs = "none" if not r["errors"] else "; ".join(f"{n} × {k}" for k, n in r["errors"].items())
             rate = "unthrottled" if not r["rate_per_client"] else f"{r['rate_per_client']}/s"
+            phase = {"idle": "moves idle", "load": "moves under load", "drain": "drain"}[mode]
             md.append(
-                f"| moves {'idle' if mode == 'idle' else 'under load'} | {r['clients']} | {rate} | "
+                f"| {phase} | {r['clients']} | {rate} | "
                 f"{r['seconds']} | {fmt(r['statements'])} | {r['per_second']} | {r['p50_ms']} | "
                 f"{r['p99_ms']} | {r['max_ms']} | {r['over_100ms']} | {errs} |")
         md.append("")
@@ -477,8 +478,11 @@ def cmd_report(args):
             "",
             f"{meta.get('DRAIN_USERS', '?')} users with {meta.get('DRAIN_ROWS', '?')} rows each, all on "
             f"{meta.get('DRAIN_SHARD', '?')}, drained with `dbrouter ctl shard drain "
-            f"{meta.get('DRAIN_SHARD', '?')} --parallel {meta.get('DRAIN_PARALLEL', '?')}` (no "
-            "background load). *drain s* is the drain's own figure (from the first move to the "
+            f"{meta.get('DRAIN_SHARD', '?')} --parallel {meta.get('DRAIN_PARALLEL', '?')}` "
+            + ("(under the background load above, on users of the other shard: its *drain* row "
+               "is the drain's effect on other users). " if meta.get("DRAIN_LOAD") else
+               "(no background load). ")
+            + "*drain s* is the drain's own figure (from the first move to the "
             "last); *wall s* is the whole command, including setting the weight to 0 (which "
             "first pins the shard's users where their rows are) and the scan for its users.",
             "",
@@ -556,6 +560,7 @@ def main():
     lo.add_argument("--clients", type=int, default=4)
     lo.add_argument("--rate", type=float, default=100, help="statements/s per client (0 = unthrottled)")
     lo.add_argument("--user-base", type=int, required=True)
+    lo.add_argument("--users", help="comma-separated user ids, one per client (instead of --user-base)")
     lo.add_argument("--stats", required=True)
     r = sub.add_parser("report")
     r.add_argument("--dir", required=True)

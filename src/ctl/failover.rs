@@ -179,5 +179,10 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
         ));
         out.push_str(&crate::moves::describe(&active));
     }
+    let jobs = store.jobs().await.map_err(|e| e.to_string())?;
+    if !jobs.is_empty() {
+        out.push_str(&format!("jobs ({}):\n", jobs.len()));
+        out.push_str(&crate::topology::jobs::describe_jobs(&jobs));
+    }
     Ok(out)
 }

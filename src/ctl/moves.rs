@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::moves::data::users_on;
+use crate::moves::drain::{drain_plan, move_many, ring_table, BatchReport, Ended};
 use crate::moves::{describe, move_user, MoveSettings};
-use crate::router::ring::key_hash;
-use crate::router::RoutingTable;
-use crate::topology::zk::{ZkStore, ZkTarget};
-use crate::topology::TopologyError;
+use crate::topology::jobs::{describe_jobs, JobDoc, JobKind, JobState};
+use crate::topology::zk::ZkTarget;
+use crate::topology::{TopologyError, SCHEMA};
+
+pub use crate::moves::drain::DrainSettings;
 
 use super::failover::printer;
 use super::placement::{change_ring, change_ring_pinning, RingChange};
@@ -52,28 +53,18 @@ pub async fn user_moves(target: &ZkTarget) -> Result<String, String> {
     Ok(describe(&moves))
 }
 
-/// How `shard drain` runs.
-#[derive(Debug, Clone, Default)]
-pub struct DrainSettings {
-    /// Target shards (default: each user's ring shard).
-    pub to: Vec<String>,
-    /// Moves at once.
-    pub parallel: usize,
-    /// At most this many moves started per second.
-    pub rate: Option<f64>,
-    /// Per move: see [`MoveSettings`].
-    pub max_hold_ms: u64,
-}
-
-/// `shard drain SHARD [--to S,…] [--parallel N] [--rate U]`: weight 0 (existing users
-/// pinned where their rows are, [`super::placement::change_ring`]), then every user with
-/// rows on the shard moved to its ring shard (or one of `--to`, chosen by the user's hash),
-/// with progress lines and a summary. Run it again to resume: it moves whoever is left.
+/// `shard drain SHARD [--to S,…] [--parallel N] [--rate U] [--background]`: weight 0
+/// (existing users pinned where their rows are, [`super::placement::change_ring`]), then
+/// every user with rows on the shard moved to its ring shard (or one of `--to`, chosen by
+/// the user's hash), with progress lines and a summary. Run it again to resume: it moves
+/// whoever is left. With `background`, the moves are queued as a job that the
+/// coordinator router runs (`ctl jobs` follows it).
 pub async fn shard_drain(
     target: &ZkTarget,
     config: &Config,
     shard: &str,
     settings: &DrainSettings,
+    background: bool,
 ) -> Result<String, String> {
     let store = store(target).await?;
     let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
@@ -99,29 +90,25 @@ pub async fn shard_drain(
             .trim_end()
             .to_string());
     }
-    // Where each user goes: one of --to, else its ring shard (overrides left out: the
-    // draining shard's users are pinned to it now).
-    let ring = ring_table(&store, config).await?;
-    let (users, _) = users_on(config, &from.master).await?;
+    if background {
+        return queue_drain(&store, shard, settings).await;
+    }
+    let work = drain_plan(&store, config, shard, &settings.to).await?;
     say(format!(
         "draining {shard}: {} user(s) with rows",
-        users.len()
+        work.len()
     ));
-    let work: Vec<(String, String)> = users
-        .iter()
-        .map(|user| {
-            let to = if settings.to.is_empty() {
-                ring.shard_name(ring.shard_for_key(user).0).to_string()
-            } else {
-                let i = (key_hash(user) % settings.to.len() as u64) as usize;
-                settings.to[i].clone()
-            };
-            (String::from_utf8_lossy(user).into_owned(), to)
-        })
-        .collect();
     let total = work.len();
     let started = Instant::now();
-    let failed = move_many(store, config, work, settings, false).await;
+    let failed = move_many(
+        Arc::new(store),
+        Arc::new(config.clone()),
+        work,
+        settings,
+        false,
+        &mut Printed::new(),
+    )
+    .await;
     let out = format!(
         "drained {shard}: {} of {total} user(s) moved in {:.1} s",
         total - failed.len(),
@@ -130,16 +117,95 @@ pub async fn shard_drain(
     finish(out, &failed)
 }
 
-/// The routing table of the topology without any override: where the ring puts each
-/// user (the targets of drains and rebalances).
-async fn ring_table(store: &ZkStore, config: &Config) -> Result<RoutingTable, String> {
-    let mut snapshot = store.read_all().await.map_err(|e| e.to_string())?;
-    for b in &mut snapshot.buckets {
-        b.users.clear();
+/// Queues a drain as the job `drain-<shard>` (replacing a finished one of that name).
+async fn queue_drain(
+    store: &crate::topology::zk::ZkStore,
+    shard: &str,
+    settings: &DrainSettings,
+) -> Result<String, String> {
+    let id = format!("drain-{shard}");
+    let expected = match store.read_job(&id).await.map_err(|e| e.to_string())? {
+        Some((job, _)) if job.state.is_open() => {
+            return Err(format!(
+                "job {id} is {} already: `dbrouter ctl jobs` shows its progress, `dbrouter ctl jobs cancel {id}` stops it",
+                format!("{:?}", job.state).to_lowercase()
+            ))
+        }
+        Some((_, version)) => Some(version),
+        None => None,
+    };
+    let now = crate::moves::now_ms();
+    let job = JobDoc {
+        schema: SCHEMA,
+        id: id.clone(),
+        kind: JobKind::Drain {
+            shard: shard.to_string(),
+            to: settings.to.clone(),
+            parallel: settings.parallel.max(1),
+            rate: settings.rate,
+            max_hold_ms: settings.max_hold_ms,
+        },
+        state: JobState::Queued,
+        created_ms: now,
+        updated_ms: now,
+        runner: None,
+        total: 0,
+        moved: 0,
+        failed: Vec::new(),
+        failures: 0,
+        message: None,
+    };
+    store.write_job(&job, expected).await.map_err(|e| match e {
+        TopologyError::Conflict => format!("job {id} was queued meanwhile by someone else"),
+        e => e.to_string(),
+    })?;
+    let coordinator = match store.lock_owner("coordinator").await {
+        Ok(Some(owner)) => format!("the coordinator ({owner}) runs it"),
+        _ => "no router is the coordinator now: it runs once one is".to_string(),
+    };
+    Ok(format!(
+        "drain of {shard} queued as job {id}; {coordinator}. Follow it with `dbrouter ctl jobs`; stop it with `dbrouter ctl jobs cancel {id}`\n"
+    ))
+}
+
+/// `jobs`: the background jobs and their progress.
+pub async fn jobs(target: &ZkTarget) -> Result<String, String> {
+    let store = store(target).await?;
+    let jobs = store.jobs().await.map_err(|e| e.to_string())?;
+    if jobs.is_empty() {
+        return Ok("no job\n".into());
     }
-    snapshot
-        .routing_table(&config.sharding)
-        .map_err(|e| e.to_string())
+    Ok(describe_jobs(&jobs))
+}
+
+/// `jobs cancel ID`: no new move of the job starts; those under way finish.
+pub async fn job_cancel(target: &ZkTarget, id: &str) -> Result<String, String> {
+    let store = store(target).await?;
+    loop {
+        let Some((mut job, version)) = store.read_job(id).await.map_err(|e| e.to_string())? else {
+            return Err(format!(
+                "no job is named {id} (`dbrouter ctl jobs` lists them)"
+            ));
+        };
+        if !job.state.is_open() {
+            return Err(format!(
+                "job {id} is {} already",
+                format!("{:?}", job.state).to_lowercase()
+            ));
+        }
+        job.state = JobState::Cancelled;
+        job.updated_ms = crate::moves::now_ms();
+        job.message = Some("cancelled by an operator".into());
+        match store.write_job(&job, Some(version)).await {
+            Ok(_) => {
+                return Ok(format!(
+                    "job {id} cancelled: no new move starts; moves under way finish\n"
+                ))
+            }
+            Err(TopologyError::Conflict) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 /// The summary of a batch of moves: an error naming the failed users, if any.
@@ -160,86 +226,37 @@ fn finish(mut out: String, failed: &[String]) -> Result<String, String> {
     ))
 }
 
-/// Moves each (user, target shard) — `parallel` at a time, at most `rate` started per
-/// second — printing a progress line per finished move (done/total, rate, ETA, failures).
-/// With `unpin`, a moved user's override is removed afterwards (its target is its ring
-/// shard). Returns the users whose move failed.
-async fn move_many(
-    store: ZkStore,
-    config: &Config,
-    work: Vec<(String, String)>,
-    settings: &DrainSettings,
-    unpin: bool,
-) -> Vec<String> {
-    let mut say = printer();
-    let total = work.len();
-    let store = Arc::new(store);
-    let config = Arc::new(config.clone());
-    let started = Instant::now();
-    let (mut done, mut failed) = (0usize, Vec::new());
-    let mut running = tokio::task::JoinSet::new();
-    let mut queue = work.into_iter();
-    let parallel = settings.parallel.max(1);
-    loop {
-        while running.len() < parallel {
-            let Some((user, to)) = queue.next() else {
-                break;
-            };
-            let (store, config) = (Arc::clone(&store), Arc::clone(&config));
-            let move_settings = MoveSettings {
-                max_hold: Duration::from_millis(settings.max_hold_ms),
-                ..MoveSettings::default()
-            };
-            running.spawn(async move {
-                let mut quiet = |_: String| {};
-                let mut result =
-                    move_user(&store, &config, &user, &to, &move_settings, &mut quiet).await;
-                if unpin {
-                    if let Ok(doc) = &result {
-                        // Other moves write the same documents: retry on a conflict.
-                        let mut attempt = 0;
-                        loop {
-                            match store.set_override(doc.user.as_bytes(), None).await {
-                                Ok(_) => break,
-                                Err(TopologyError::Conflict) if attempt < 20 => attempt += 1,
-                                Err(e) => {
-                                    result = Err(format!("moved, but the override stays: {e}"));
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                }
-                (user, to, result)
-            });
-            if let Some(rate) = settings.rate.filter(|r| *r > 0.0) {
-                tokio::time::sleep(Duration::from_secs_f64(1.0 / rate)).await;
-            }
+/// Prints a progress line per finished move (done/total, rate, ETA, failures).
+struct Printed {
+    say: Box<dyn FnMut(String) + Send + Sync>,
+    started: Instant,
+}
+
+impl Printed {
+    fn new() -> Self {
+        Printed {
+            say: Box::new(printer()),
+            started: Instant::now(),
         }
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        let Ok((user, to, result)) = joined else {
-            failed.push("(a move task panicked)".to_string());
-            continue;
-        };
-        done += 1;
-        let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-        let eta = (total - done) as f64 / rate.max(0.001);
-        match result {
-            Ok(doc) => say(format!(
+    }
+}
+
+impl BatchReport for Printed {
+    async fn ended(&mut self, e: Ended<'_>) -> bool {
+        let rate = e.done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let eta = (e.total - e.done) as f64 / rate.max(0.001);
+        let (done, total, user, to) = (e.done, e.total, e.user, e.to);
+        (self.say)(match e.result {
+            Ok(doc) => format!(
                 "[{done}/{total}] user {user} -> {to}: {} row(s), held {} ms; {rate:.1} users/s, ETA {eta:.0} s, {} failed",
                 doc.rows,
                 doc.hold_ms.unwrap_or(0),
-                failed.len()
-            )),
-            Err(e) => {
-                say(format!("[{done}/{total}] user {user} -> {to}: FAILED: {e}"));
-                failed.push(user);
-            }
-        }
+                e.failed
+            ),
+            Err(why) => format!("[{done}/{total}] user {user} -> {to}: FAILED: {why}"),
+        });
+        true
     }
-    failed
 }
 
 /// `shard add --rebalance` / `shard set-weight --rebalance`: the ring change (existing
@@ -268,7 +285,15 @@ pub async fn change_ring_and_rebalance(
         "rebalancing: {total} pinned user(s) to their new ring shards"
     ));
     let started = Instant::now();
-    let failed = move_many(store, config, work, settings, true).await;
+    let failed = move_many(
+        Arc::new(store),
+        Arc::new(config.clone()),
+        work,
+        settings,
+        true,
+        &mut Printed::new(),
+    )
+    .await;
     let out = format!(
         "rebalanced: {} of {total} user(s) moved and unpinned in {:.1} s",
         total - failed.len(),

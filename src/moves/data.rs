@@ -281,79 +281,155 @@ pub async fn checksum(
 /// Rows per INSERT when copying.
 const INSERT_BATCH: usize = 500;
 
-/// Copies one user's rows of a table from `source` (read in one consistent snapshot) to
-/// `target` (foreign key checks off on that session: parents and children arrive in any
-/// order). Returns how many rows. A row whose primary or unique key is taken on the target
-/// fails the copy with a message naming the table and the key.
+/// What a copy moved: rows, and bytes of column values read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of the column values (strings and blobs by length, numbers and temporal
+    /// values by their binary size).
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Copied {
+    fn add_assign(&mut self, other: Copied) {
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+    }
+}
+
+/// A value's size for [`Copied::bytes`].
+fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::NULL => 0,
+        Value::Bytes(b) => b.len() as u64,
+        Value::Int(_) | Value::UInt(_) | Value::Double(_) => 8,
+        Value::Float(_) => 4,
+        Value::Date(..) => 11,
+        Value::Time(..) => 12,
+    }
+}
+
+/// Copies one user's rows of a table from `source` (read in one consistent snapshot,
+/// streamed: at most [`INSERT_BATCH`] rows are in the mover's memory at a time, whatever
+/// the user's size) to `target` (foreign key checks off on that session: parents and
+/// children arrive in any order). A row whose primary or unique key is taken on the
+/// target fails the copy with a message naming the table and the key.
 pub async fn copy_rows(
     (source, source_addr): (&mut Conn, &str),
     (target, target_addr): (&mut Conn, &str),
     t: &ShardedTable,
     columns: &[String],
     user: &[u8],
-) -> Result<u64, String> {
+) -> Result<Copied, String> {
     let list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let list = list.join(", ");
-    timed(
-        source_addr,
-        "START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        source.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"),
-    )
-    .await?;
-    let select = format!(
-        "SELECT {list} FROM {} WHERE {} = ?",
-        t.qualified(),
-        quote_ident(&t.key)
-    );
-    let rows: Result<Vec<Row>, String> = timed(
-        source_addr,
-        &format!("reading {}", t.qualified()),
-        source.exec(select, (user.to_vec(),)),
-    )
-    .await;
-    let _ = source.query_drop("COMMIT").await;
-    let rows = rows?;
     timed(
         target_addr,
         "SET foreign_key_checks = 0",
         target.query_drop("SET SESSION foreign_key_checks = 0"),
     )
     .await?;
-    let one = format!("({})", vec!["?"; columns.len()].join(", "));
-    for batch in rows.chunks(INSERT_BATCH) {
-        let values: Vec<&str> = vec![one.as_str(); batch.len()];
-        let insert = format!(
-            "INSERT INTO {} ({list}) VALUES {}",
-            t.qualified(),
-            values.join(", ")
-        );
-        let params: Vec<Value> = batch
-            .iter()
-            .flat_map(|row| {
-                (0..columns.len()).map(|i| row.as_ref(i).cloned().unwrap_or(Value::NULL))
-            })
-            .collect();
-        match tokio::time::timeout(QUERY_TIMEOUT, target.exec_drop(insert, params)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(mysql_async::Error::Server(e))) if e.code == 1062 => {
-                return Err(format!(
-                    "key collision on {target_addr}: {} — rows of another user have the same primary or unique key in {} there ({}). \
-                     Ids from AUTO_INCREMENT collide across shards unless each shard has its own auto_increment_offset (docs/moves.md)",
-                    t.qualified(),
-                    t.qualified(),
-                    e.message
-                ))
+    timed(
+        source_addr,
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        source.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"),
+    )
+    .await?;
+    let copied = stream_rows(
+        (source, source_addr),
+        (target, target_addr),
+        t,
+        columns,
+        &list,
+        user,
+    )
+    .await;
+    let _ = source.query_drop("COMMIT").await;
+    copied
+}
+
+/// The body of [`copy_rows`], inside the source's snapshot.
+async fn stream_rows(
+    (source, source_addr): (&mut Conn, &str),
+    (target, target_addr): (&mut Conn, &str),
+    t: &ShardedTable,
+    columns: &[String],
+    list: &str,
+    user: &[u8],
+) -> Result<Copied, String> {
+    let select = format!(
+        "SELECT {list} FROM {} WHERE {} = ?",
+        t.qualified(),
+        quote_ident(&t.key)
+    );
+    let reading = format!("reading {}", t.qualified());
+    let mut result = timed(
+        source_addr,
+        &reading,
+        source.exec_iter(select, (user.to_vec(),)),
+    )
+    .await?;
+    let mut copied = Copied::default();
+    let mut batch: Vec<Value> = Vec::with_capacity(INSERT_BATCH * columns.len());
+    loop {
+        let row: Option<Row> = timed(source_addr, &reading, result.next()).await?;
+        let end = row.is_none();
+        if let Some(mut row) = row {
+            for i in 0..columns.len() {
+                let v: Value = row.take(i).unwrap_or(Value::NULL);
+                copied.bytes += value_bytes(&v);
+                batch.push(v);
             }
-            Ok(Err(e)) => return Err(format!("{target_addr}: writing {}: {e}", t.qualified())),
-            Err(_) => {
-                return Err(format!(
-                    "{target_addr}: writing {}: no answer within {QUERY_TIMEOUT:?}",
-                    t.qualified()
-                ))
-            }
+            copied.rows += 1;
+        }
+        let rows_in_batch = batch.len() / columns.len().max(1);
+        if rows_in_batch > 0 && (end || rows_in_batch == INSERT_BATCH) {
+            insert_batch(
+                (target, target_addr),
+                t,
+                list,
+                columns.len(),
+                std::mem::take(&mut batch),
+            )
+            .await?;
+        }
+        if end {
+            return Ok(copied);
         }
     }
-    Ok(rows.len() as u64)
+}
+
+/// One multi-row INSERT of a copy.
+async fn insert_batch(
+    (target, target_addr): (&mut Conn, &str),
+    t: &ShardedTable,
+    list: &str,
+    width: usize,
+    params: Vec<Value>,
+) -> Result<(), String> {
+    let one = format!("({})", vec!["?"; width].join(", "));
+    let values: Vec<&str> = vec![one.as_str(); params.len() / width.max(1)];
+    let insert = format!(
+        "INSERT INTO {} ({list}) VALUES {}",
+        t.qualified(),
+        values.join(", ")
+    );
+    match tokio::time::timeout(QUERY_TIMEOUT, target.exec_drop(insert, params)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(mysql_async::Error::Server(e))) if e.code == 1062 => Err(format!(
+            "key collision on {target_addr}: {} — rows of another user have the same primary or unique key in {} there ({}). \
+             Ids from AUTO_INCREMENT collide across shards unless each shard has its own auto_increment_offset (docs/moves.md)",
+            t.qualified(),
+            t.qualified(),
+            e.message
+        )),
+        Ok(Err(e)) => Err(format!("{target_addr}: writing {}: {e}", t.qualified())),
+        Err(_) => Err(format!(
+            "{target_addr}: writing {}: no answer within {QUERY_TIMEOUT:?}",
+            t.qualified()
+        )),
+    }
 }
 
 /// Deletes one user's rows of a table, in chunks (foreign key checks off on that session:

@@ -26,6 +26,7 @@
 
 pub mod coordinator;
 pub mod data;
+pub mod drain;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +70,8 @@ impl Default for MoveSettings {
 /// timeout, so a dead mover's lock has expired by then).
 const LOCK_WAIT: Duration = Duration::from_secs(12);
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (the records' clock).
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -252,6 +254,10 @@ pub async fn move_user(
     };
     let result = locked_move(store, config, &user, target, settings, say).await;
     lock.release().await;
+    match &result {
+        Ok(doc) => crate::metrics::move_finished("done", doc.rows, doc.bytes),
+        Err(_) => crate::metrics::move_finished("failed", 0, 0),
+    }
     result
 }
 
@@ -336,6 +342,7 @@ async fn locked_move(
         started_ms: now_ms(),
         steps: Vec::new(),
         rows: 0,
+        bytes: 0,
         hold_ms: None,
         error: None,
     };
@@ -421,11 +428,13 @@ async fn transfer(
 ) -> Result<(), String> {
     let user = mover.doc.user.as_bytes().to_vec();
     // 2. Copy while the user is served.
-    let mut rows = 0;
+    let mut copied = data::Copied::default();
     for (t, cols) in plan {
-        rows += copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
+        copied += copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
     }
+    let rows = copied.rows;
     mover.doc.rows = rows;
+    mover.doc.bytes = copied.bytes;
     mover
         .record(&format!("copy of {rows} row(s)"), None)
         .await?;
@@ -634,12 +643,13 @@ pub fn describe(moves: &[MoveDoc]) -> String {
     for m in moves {
         let total: u64 = m.steps.iter().map(|s| s.took_ms).sum();
         out.push_str(&format!(
-            "user {:<20} {:<8} -> {:<8} {:<12} rows {:<8} hold {:<10} total {} ms{}\n",
+            "user {:<20} {:<8} -> {:<8} {:<12} rows {:<8} bytes {:<10} hold {:<10} total {} ms{}\n",
             m.user,
             m.source,
             m.target,
             format!("{:?}", m.state).to_lowercase(),
             m.rows,
+            m.bytes,
             m.hold_ms.map_or("-".to_string(), |h| format!("{h} ms")),
             total,
             m.error

@@ -275,6 +275,11 @@ impl RoutingTable {
             .or_else(|| pin.map(<[u8]>::to_vec))
     }
 
+    /// The users moves hold now (canonical keys).
+    pub fn held_users(&self) -> impl Iterator<Item = &[u8]> {
+        self.held.keys().map(Vec::as_slice)
+    }
+
     /// How many users moves hold now.
     pub fn held_count(&self) -> usize {
         self.held.len()

@@ -10,6 +10,7 @@
 //! docs/topology.md documents the znode layout.
 
 pub mod file;
+pub mod jobs;
 pub mod wakeups;
 pub mod watcher;
 pub mod zk;
@@ -220,6 +221,9 @@ pub struct MoveDoc {
     /// Rows copied.
     #[serde(default)]
     pub rows: u64,
+    /// Bytes of column values copied (the first copy; a catch-up's copies are extra).
+    #[serde(default)]
+    pub bytes: u64,
     /// How long the user's statements were held (ms), once flipped.
     #[serde(default)]
     pub hold_ms: Option<u64>,

@@ -202,6 +202,7 @@ pub async fn start(
         applied: routing.load().version,
         in_flight_drained: true,
         holds_acked: 0,
+        held_at: Default::default(),
     };
     follower.holds_clear();
     follower.mark_connected();
@@ -220,6 +221,8 @@ struct Follower {
     in_flight_drained: bool,
     /// The newest version whose holds this router acknowledges ([`RouterDoc`]).
     holds_acked: u64,
+    /// When this router began holding each held user.
+    held_at: std::collections::HashMap<Vec<u8>, Instant>,
 }
 
 impl Follower {
@@ -238,6 +241,31 @@ impl Follower {
         doc.applied_at_ms = now_ms();
         doc.holds_acked_version = self.holds_acked;
         doc
+    }
+
+    /// Times each user's hold on this router, from the version that applied it to the one
+    /// that released it (`dbrouter_move_hold_seconds`): flipped if the user now goes to
+    /// another shard, lifted (rolled back) if not.
+    fn time_holds(&mut self, previous: &RoutingTable, next: &RoutingTable) {
+        let now = Instant::now();
+        for user in next.held_users() {
+            self.held_at.entry(user.to_vec()).or_insert(now);
+        }
+        let released: Vec<Vec<u8>> = self
+            .held_at
+            .keys()
+            .filter(|u| !next.is_held(u))
+            .cloned()
+            .collect();
+        for user in released {
+            let Some(since) = self.held_at.remove(&user) else {
+                continue;
+            };
+            let before = previous.shard_name(previous.shard_for_key(&user).0);
+            let after = next.shard_name(next.shard_for_key(&user).0);
+            let outcome = if before == after { "lifted" } else { "flipped" };
+            crate::metrics::move_hold_released(outcome, since.elapsed().as_secs_f64());
+        }
     }
 
     /// Acknowledges the served version's holds if nothing they wait for remains: no
@@ -296,7 +324,9 @@ impl Follower {
             .await
             .map_err(|e| TopologyError::Zk(format!("building the routing table: {e}")))??;
         let mut table = table;
-        table.carry_hold_since(&self.routing.load());
+        let previous = self.routing.load_full();
+        table.carry_hold_since(&previous);
+        self.time_holds(&previous, &table);
         let version = table.version;
         // Built off the hot path; sessions pick it up with their next statement.
         self.routing.store(Arc::new(table));

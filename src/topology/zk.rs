@@ -523,18 +523,7 @@ impl ZkStore {
 
     /// A user's move record and its znode version, if there is one.
     pub async fn read_move(&self, user: &str) -> Result<Option<(MoveDoc, i32)>, TopologyError> {
-        match self
-            .client
-            .get_data(&self.path(&format!("moves/{user}")))
-            .await
-        {
-            Ok((data, stat)) => Ok(Some((
-                decode(&format!("move {user}"), &data)?,
-                stat.version,
-            ))),
-            Err(zk::Error::NoNode) => Ok(None),
-            Err(e) => Err(zk_err(e)),
-        }
+        self.read_record("moves", user).await
     }
 
     /// Writes a move record: created when `expected` is `None`, else a compare-and-set on
@@ -545,7 +534,39 @@ impl ZkStore {
         doc: &MoveDoc,
         expected: Option<i32>,
     ) -> Result<i32, TopologyError> {
-        let path = self.path(&format!("moves/{}", doc.user));
+        self.write_record("moves", &doc.user, doc, expected).await
+    }
+
+    /// A record `<dir>/<name>` (moves, jobs) and its znode version, if there is one.
+    pub(super) async fn read_record<T: for<'de> serde::Deserialize<'de> + super::HasSchema>(
+        &self,
+        dir: &str,
+        name: &str,
+    ) -> Result<Option<(T, i32)>, TopologyError> {
+        match self
+            .client
+            .get_data(&self.path(&format!("{dir}/{name}")))
+            .await
+        {
+            Ok((data, stat)) => Ok(Some((
+                decode(&format!("{dir}/{name}"), &data)?,
+                stat.version,
+            ))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// Writes a record `<dir>/<name>`: created when `expected` is `None` (Conflict if it
+    /// exists), else a compare-and-set on that znode version. Returns the new version.
+    pub(super) async fn write_record<T: serde::Serialize>(
+        &self,
+        dir: &str,
+        name: &str,
+        doc: &T,
+        expected: Option<i32>,
+    ) -> Result<i32, TopologyError> {
+        let path = self.path(&format!("{dir}/{name}"));
         let data = encode(doc);
         match expected {
             Some(v) => match self.client.set_data(&path, &data, Some(v)).await {
@@ -555,7 +576,7 @@ impl ZkStore {
             },
             None => {
                 let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-                self.ensure_node("moves").await?;
+                self.ensure_node(dir).await?;
                 match self.client.create(&path, &data, &persistent).await {
                     Ok(_) => Ok(0),
                     Err(zk::Error::NodeExists) => Err(TopologyError::Conflict),
@@ -565,13 +586,31 @@ impl ZkStore {
         }
     }
 
+    /// Who holds the lock `locks/<name>` (its holder's text), if anyone does.
+    pub async fn lock_owner(&self, name: &str) -> Result<Option<String>, TopologyError> {
+        match self
+            .client
+            .get_data(&self.path(&format!("locks/{name}")))
+            .await
+        {
+            Ok((data, _)) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
+    /// The names of the records in `dir` (none if it does not exist yet).
+    pub(super) async fn record_names(&self, dir: &str) -> Result<Vec<String>, TopologyError> {
+        match self.client.list_children(&self.path(dir)).await {
+            Ok(names) => Ok(names),
+            Err(zk::Error::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
     /// Every move record.
     pub async fn moves(&self) -> Result<Vec<MoveDoc>, TopologyError> {
-        let names = match self.client.list_children(&self.path("moves")).await {
-            Ok(names) => names,
-            Err(zk::Error::NoNode) => return Ok(Vec::new()),
-            Err(e) => return Err(zk_err(e)),
-        };
+        let names = self.record_names("moves").await?;
         let mut out = Vec::new();
         for name in names {
             if let Some((doc, _)) = self.read_move(&name).await? {
