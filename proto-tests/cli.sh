@@ -208,4 +208,23 @@ same big -D "$DB" -N -B --max-allowed-packet=64M -e "SELECT REPEAT('abcdefgh', 1
 [[ $(wc -c < "$WORK/big.direct") -gt $((17 * 1024 * 1024)) ]] || fail "big: direct result is too short"
 ok "17 MiB value (packet larger than 16 MiB) identical"
 
+# --- TLS (the dev cluster's router serves the test CA's certificate) ----------------------------
+if [[ -n ${DBR_TLS_CA:-} && ${DBR_TEST_DIRECT:-0} != 1 ]]; then
+    router --ssl --ssl-ca="$DBR_TLS_CA" --ssl-verify-server-cert -D "$DB" -e status \
+        > "$WORK/tls.out" 2> "$WORK/tls.err" || fail "TLS: the verified connection failed" "$(show "$WORK/tls.err")"
+    grep -Eq "SSL:[[:space:]]+Cipher in use is" "$WORK/tls.out" || fail "TLS: the client reports no cipher" "$(show "$WORK/tls.out")"
+    out=$(router --ssl --ssl-ca="$DBR_TLS_CA" --ssl-verify-server-cert -D "$DB" -N -B \
+        -e "SELECT REPEAT('t', 100000) AS big, 42" | wc -c)
+    [[ $out -gt 100000 ]] || fail "TLS: a 100 kB answer came back short ($out bytes)"
+    ok "TLS: mariadb --ssl --ssl-verify-server-cert against the test CA, status shows the cipher, 100 kB answer"
+    # A CA that did not sign the router's certificate: the client refuses the server.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=other CA" \
+        -keyout "$WORK/other.key" -out "$WORK/other.pem" 2>/dev/null
+    if router --ssl --ssl-ca="$WORK/other.pem" --ssl-verify-server-cert -e "SELECT 1" > /dev/null 2> "$WORK/tls-bad.err"; then
+        fail "TLS: a certificate of another CA was accepted"
+    fi
+    grep -qiE "certificate|SSL|TLS" "$WORK/tls-bad.err" || fail "TLS: no certificate error" "$(show "$WORK/tls-bad.err")"
+    ok "TLS: a client trusting another CA refuses the router's certificate"
+fi
+
 echo "# cli.sh: all $CHECKS checks passed"

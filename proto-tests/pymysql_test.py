@@ -641,6 +641,23 @@ def t_big_blob():
                   ((20 * MIB, want),))
 
 
+@check("TLS: ssl_ca=test CA, certificate and host name verified; a 20 MiB blob round-trips encrypted")
+def t_tls():
+    ca = os.environ.get("DBR_TLS_CA")
+    if not ca or os.environ.get("DBR_TEST_DIRECT") == "1":
+        return  # bare MariaDB in the direct run has no TLS of the test CA
+    data = os.urandom(20 * MIB)
+    want = hashlib.sha1(data).hexdigest()
+    with router(database=PYDB, max_allowed_packet=64 * MIB, ssl_ca=ca, ssl_verify_cert=True,
+                ssl_verify_identity=True) as r:
+        expect(r._sock.version() in ("TLSv1.2", "TLSv1.3"), f"TLS version {r._sock.version()}")
+        with r.cursor() as cur:
+            cur.execute("DELETE FROM blobs")
+            cur.execute("INSERT INTO blobs (id, b) VALUES (%s, %s)", (2, data))
+        r.commit()
+        expect_eq("sha1 read back over TLS", hashlib.sha1(scalar(r, "SELECT b FROM blobs WHERE id = 2")).hexdigest(), want)
+
+
 @check("conn.show_warnings() after warning-producing SELECT and INSERT IGNORE, as direct")
 def t_show_warnings():
     got = []

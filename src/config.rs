@@ -114,6 +114,41 @@ pub struct ServerConfig {
     /// clients see; off by default: they are in the router's log only.
     #[serde(default)]
     pub error_detail: bool,
+    /// TLS for clients (`[server.tls]`); without it the router offers no TLS.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Refuse clients that do not use TLS (ERR 3159), as MariaDB's
+    /// `require_secure_transport`.
+    #[serde(default)]
+    pub require_secure_transport: bool,
+}
+
+/// The `[server.tls]` table. Relative paths are read from the config file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// Lowest TLS version accepted: "1.2" (default) or "1.3".
+    #[serde(default = "default_tls_version")]
+    pub min_version: String,
+}
+
+impl TlsSection {
+    /// The files and version, checked.
+    pub fn files(&self) -> crate::net::TlsFiles {
+        crate::net::TlsFiles {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            tls13_only: self.min_version == "1.3",
+        }
+    }
+}
+
+fn default_tls_version() -> String {
+    "1.2".into()
 }
 
 /// The `[timeouts]` table; all values in milliseconds.
@@ -457,6 +492,9 @@ pub struct UserConfig {
     /// Plaintext password; accepted for development, prefer the hashes.
     #[serde(default)]
     pub password: Option<String>,
+    /// Refuse this account over a connection without TLS (ERR 3159).
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 fn default_max_connections() -> usize {
@@ -497,6 +535,11 @@ impl Config {
         self.accounts.get(name)
     }
 
+    /// Whether an account must connect over TLS (`[[users]] require_tls`).
+    pub fn account_requires_tls(&self, name: &str) -> bool {
+        self.users.iter().any(|u| u.name == name && u.require_tls)
+    }
+
     /// The greeting's default plugin.
     pub fn default_auth_method(&self) -> AuthMethod {
         AuthMethod::from_plugin_name(self.server.default_auth_plugin.as_bytes())
@@ -523,6 +566,27 @@ impl Config {
             .listen
             .parse::<SocketAddr>()
             .map_err(|e| invalid("server.listen".into(), format!("{e}; expected ip:port")))?;
+        if let Some(tls) = &mut self.server.tls {
+            if tls.min_version != "1.2" && tls.min_version != "1.3" {
+                return Err(invalid(
+                    "server.tls.min_version".into(),
+                    format!("{:?}: give \"1.2\" or \"1.3\"", tls.min_version),
+                ));
+            }
+            // Relative to the config file, wherever the router was started from.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            for file in [&mut tls.cert_file, &mut tls.key_file] {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
+        }
+        if self.server.require_secure_transport && self.server.tls.is_none() {
+            return Err(invalid(
+                "server.require_secure_transport".into(),
+                "needs [server.tls]: no client could connect".into(),
+            ));
+        }
         if let Some(admin) = &self.server.admin_listen {
             let addr = admin.parse::<SocketAddr>().map_err(|e| {
                 invalid(

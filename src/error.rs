@@ -25,6 +25,13 @@ pub enum ClientError {
     /// The client asked for an authentication method dbrouter cannot complete.
     #[error("Client does not support authentication protocol requested by server; {0}")]
     AuthNotSupported(String),
+    /// A connection without TLS where TLS is required: by `server.require_secure_transport`
+    /// (checked before authentication) or by the account's `require_tls` (after it).
+    #[error("{}", insecure_transport_message(account.as_deref()))]
+    InsecureTransport {
+        /// The account that requires TLS (None: the router requires it of everyone).
+        account: Option<String>,
+    },
     /// The handshake response was malformed or asked for something not offered.
     #[error("Bad handshake: {0}")]
     BadHandshake(String),
@@ -170,6 +177,14 @@ pub enum ClientError {
     Internal(String),
 }
 
+fn insecure_transport_message(account: Option<&str>) -> String {
+    let how = "connect with TLS (mariadb --ssl, or the driver's TLS option)";
+    match account {
+        None => format!("Connections using insecure transport are prohibited while --require_secure_transport=ON: {how}"),
+        Some(a) => format!("Account '{a}' requires TLS (require_tls): {how}"),
+    }
+}
+
 impl ClientError {
     /// The MySQL error code.
     pub fn code(&self) -> u16 {
@@ -177,6 +192,7 @@ impl ClientError {
             ClientError::AccessDenied { .. } => 1045,
             ClientError::AuthNotSupported(_) => 1251,
             ClientError::BadHandshake(_) => 1043,
+            ClientError::InsecureTransport { .. } => 3159,
             ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. } => 1047,
             ClientError::PacketTooLarge { .. } => 1153,
             ClientError::PacketsOutOfOrder => 1156,
@@ -205,6 +221,7 @@ impl ClientError {
         match self {
             ClientError::AccessDenied { .. } => b"28000",
             ClientError::AuthNotSupported(_)
+            | ClientError::InsecureTransport { .. }
             | ClientError::TooManyConnections(_)
             | ClientError::PoolExhausted { .. } => b"08004",
             ClientError::Route(_)
@@ -262,6 +279,7 @@ impl ClientError {
             ClientError::AccessDenied { .. } => "access_denied",
             ClientError::AuthNotSupported(_) => "auth_not_supported",
             ClientError::BadHandshake(_) => "bad_handshake",
+            ClientError::InsecureTransport { .. } => "insecure_transport",
             ClientError::UnknownCommand(_) => "unknown_command",
             ClientError::UnsupportedCommand { .. } => "unsupported_command",
             ClientError::PacketTooLarge { .. } => "packet_too_large",
@@ -393,6 +411,8 @@ mod tests {
             },
             ClientError::AuthNotSupported(s()),
             ClientError::BadHandshake(s()),
+            ClientError::InsecureTransport { account: None },
+            ClientError::InsecureTransport { account: Some(s()) },
             ClientError::UnknownCommand(0x1f),
             ClientError::UnsupportedCommand {
                 name: "x",
@@ -454,6 +474,7 @@ mod tests {
                 ClientError::AccessDenied { .. }
                 | ClientError::AuthNotSupported(_)
                 | ClientError::BadHandshake(_)
+                | ClientError::InsecureTransport { .. }
                 | ClientError::UnknownCommand(_)
                 | ClientError::UnsupportedCommand { .. }
                 | ClientError::PacketTooLarge { .. }

@@ -21,6 +21,7 @@ use crate::frontend::drain::DrainSignal;
 use crate::frontend::listener::accept_until_signal;
 use crate::frontend::session::SessionContext;
 use crate::frontend::workers::Workers;
+use crate::net::TlsConfig;
 use crate::protocol::handshake::offered_mariadb_capabilities;
 use crate::router::ring::RingError;
 use crate::router::RoutingTable;
@@ -59,6 +60,9 @@ pub enum ServeError {
     /// No topology could be loaded.
     #[error("no topology: {0}")]
     Topology(#[from] TopologyError),
+    /// `[server.tls]` names files that cannot serve TLS.
+    #[error("server.tls: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// Facts learned from the backend before accepting clients.
@@ -112,6 +116,25 @@ async fn wait_until_ready(
 
 /// The routing snapshot from the configured topology source: the config file, or
 /// ZooKeeper (followed in the background from then on).
+/// Reads the TLS certificate and key again on every SIGHUP (a renewed certificate):
+/// new handshakes use them, open connections keep theirs; a pair that cannot be used is
+/// logged and the current one kept.
+fn reload_tls_on_sighup(tls: Arc<TlsConfig>) -> Result<(), std::io::Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate and key not reloaded; serving the previous pair")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 /// This router's id in ZooKeeper: `topology.router_id`, else host, listen address and pid.
 fn router_id(config: &Config) -> String {
     config.topology.router_id.clone().unwrap_or_else(|| {
@@ -159,6 +182,14 @@ async fn load_topology(
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     crate::error::set_error_detail(config.server.error_detail);
+    // Loaded before anything listens: a router told to serve TLS never serves without it.
+    let tls = match &config.server.tls {
+        Some(section) => Some(TlsConfig::load(section.files())?),
+        None => None,
+    };
+    if let Some(tls) = &tls {
+        reload_tls_on_sighup(Arc::clone(tls)).map_err(ServeError::Signals)?;
+    }
     let admin = crate::admin::start(&config)
         .await
         .map_err(|e| ServeError::Bind {
@@ -217,6 +248,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         drain: DrainSignal::new(),
         held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         wakeups,
+        tls,
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

@@ -58,6 +58,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         drain: DrainSignal::new(),
         held: Arc::new(AtomicUsize::new(0)),
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
+        tls: None,
     })
 }
 

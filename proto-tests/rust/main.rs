@@ -23,5 +23,6 @@ mod queries;
 pub mod raw;
 mod scripted;
 pub mod sharding;
+mod tls;
 mod topology;
 mod transactions;

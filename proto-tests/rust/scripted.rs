@@ -426,6 +426,7 @@ password = "{APP_PASSWORD}"
             drain: DrainSignal::new(),
             held: Arc::new(AtomicUsize::new(0)),
             wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
+            tls: None,
         });
         Fixture {
             ctx,

@@ -213,7 +213,7 @@ def parse_move_log(path):
             r["rows"] = int(m.group(3))
             r["hold_ms"] = int(m.group(4))
             continue
-        m = re.match(r"^#moves: user\s+\S+\s+\S+\s+->\s+\S+\s+(\S+)\s+rows\s+(\d+)\s+hold\s+(\S+)(?: ms)?\s+total\s+(\d+) ms", line)
+        m = re.match(r"^#moves: user\s+\S+\s+\S+\s+->\s+\S+\s+(\S+)\s+rows\s+(\d+)(?:\s+bytes\s+\d+)?\s+hold\s+(\S+)(?: ms)?\s+total\s+(\d+) ms", line)
         if m:
             r["state"] = m.group(1)
             r["total_ms"] = int(m.group(4))
@@ -450,6 +450,13 @@ def cmd_report(args):
                 f"{r['p99_ms']} | {r['max_ms']} | {r['over_100ms']} | {errs} |")
         md.append("")
         for mode, r in loads.items():
+            if mode == "drain":
+                slow = r.get("slow", [])
+                if slow:
+                    md.append(f"INSERTs slower than 100 ms during the drain: {len(slow)} (max "
+                              f"{max(ms for _, ms in slow):.0f} ms).")
+                    md.append("")
+                continue
             where = attribute(r.get("slow", []), [m for m in moves if m["mode"] == mode])
             if where:
                 md.append("INSERTs slower than 100 ms, by what the mover was doing when they started "

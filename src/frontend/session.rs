@@ -25,12 +25,12 @@ use crate::backend::exchange::ExchangeError;
 use crate::backend::Pools;
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::net::{ClientStream, NetError, PacketConn, Watchdog};
+use crate::net::{ClientIo, ClientStream, NetError, PacketConn, TlsConfig, Watchdog};
 use crate::protocol::auth::{new_scramble, AuthMethod, SCRAMBLE_LEN};
 use crate::protocol::command::{self, *};
 use crate::protocol::handshake::{
-    auth_switch, greeting, offered_capabilities, parse_change_user, parse_handshake_response,
-    ClientLogin, LoginParseError,
+    auth_switch, greeting, is_ssl_request, offered_capabilities, parse_change_user,
+    parse_handshake_response, ClientLogin, LoginParseError,
 };
 use crate::protocol::packets::{add_ok_status, err_packet, ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_AUTOCOMMIT, SERVER_STATUS_IN_TRANS};
@@ -86,6 +86,8 @@ pub struct SessionContext {
     pub held: Arc<std::sync::atomic::AtomicUsize>,
     /// Wake-up requests for hibernated users (served on a hibernation shard).
     pub wakeups: Arc<crate::topology::wakeups::WakeupQueue>,
+    /// The TLS offered to clients (`[server.tls]`), reloadable.
+    pub tls: Option<Arc<TlsConfig>>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -103,7 +105,7 @@ pub(super) enum End {
 
 /// A session in its command phase.
 pub(super) struct Session<S: ClientStream = TcpStream> {
-    pub(super) client: PacketConn<S>,
+    pub(super) client: PacketConn<ClientIo<S>>,
     pub(super) ctx: Arc<SessionContext>,
     pub(super) backends: SessionBackends,
     peer: SocketAddr,
@@ -174,14 +176,14 @@ pub async fn run(
 }
 
 /// [`run`] over any client stream (TLS, or an in-memory pipe in tests).
-pub async fn run_on_stream(
-    stream: impl ClientStream,
+pub async fn run_on_stream<S: ClientStream>(
+    stream: S,
     peer: SocketAddr,
     connection_id: u32,
     ctx: Arc<SessionContext>,
     span: Span,
 ) {
-    let mut client = PacketConn::new(stream);
+    let mut client = PacketConn::new(ClientIo::Plain(stream));
     let handshake_timeout = ctx.config.timeouts.handshake();
     let phase = tokio::time::timeout(
         handshake_timeout,
@@ -252,7 +254,7 @@ fn log_end(span: &Span, end: &End) {
 }
 
 async fn connection_phase(
-    client: &mut PacketConn<impl ClientStream>,
+    client: &mut PacketConn<ClientIo<impl ClientStream>>,
     peer: SocketAddr,
     connection_id: u32,
     ctx: &SessionContext,
@@ -260,11 +262,17 @@ async fn connection_phase(
     let config = &ctx.config;
     let scramble = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
     let method = config.default_auth_method();
+    // CLIENT_SSL is offered only with a certificate to serve.
+    let tls = ctx.tls.as_ref().and_then(|t| t.acceptor());
+    let mut offered = offered_capabilities();
+    if tls.is_some() {
+        offered |= CapabilityFlags::CLIENT_SSL;
+    }
     let hello = greeting(
         connection_id,
         &ctx.server_version,
         &scramble,
-        offered_capabilities(),
+        offered,
         ctx.mariadb_capabilities,
         ctx.server_collation,
         method.plugin_name(),
@@ -272,16 +280,30 @@ async fn connection_phase(
     client.queue(0, &hello);
     client.flush().await.map_err(End::ClientGone)?;
 
-    let (seq, payload) = match client.read_logical(HANDSHAKE_PACKET_LIMIT, Some(1)).await {
-        Ok(p) => p,
-        Err(NetError::Closed) => return Err(End::Closed("client left before the handshake")),
-        Err(source) => {
-            let limit = HANDSHAKE_PACKET_LIMIT;
-            let failure = Failure::ClientPacket { limit, source };
-            return Err(send_failure(client, 2, failure).await);
+    let (mut seq, mut payload) = read_login_packet(client, 1).await?;
+    if is_ssl_request(&payload) {
+        // SSLRequest: the TLS handshake, then the handshake response over TLS.
+        let Some(acceptor) = tls else {
+            let err = ClientError::BadHandshake(
+                "the client asked for TLS, which this router does not offer ([server.tls])".into(),
+            );
+            return Err(send_error(client, seq.wrapping_add(1), err).await);
+        };
+        if let Err(e) = client.start_tls(&acceptor).await {
+            info!(error = %e, "TLS handshake failed");
+            return Err(End::Closed("TLS handshake failed"));
         }
-    };
+        (seq, payload) = read_login_packet(client, seq.wrapping_add(1)).await?;
+    }
     let seq = seq.wrapping_add(1);
+    if config.server.require_secure_transport && !client.is_tls() {
+        return Err(send_error(
+            client,
+            seq,
+            ClientError::InsecureTransport { account: None },
+        )
+        .await);
+    }
     let mut login = match parse_handshake_response(&payload) {
         Ok(login) => login,
         Err(e @ LoginParseError::OldProtocol) => {
@@ -294,6 +316,10 @@ async fn connection_phase(
     login.capabilities &= offered_capabilities();
     login.mariadb_capabilities &= ctx.mariadb_capabilities;
     let seq = authenticate(client, config, &login, &scramble, seq, peer).await?;
+    if !client.is_tls() && config.account_requires_tls(&login.user) {
+        let account = Some(login.user.clone());
+        return Err(send_error(client, seq, ClientError::InsecureTransport { account }).await);
+    }
 
     // The first backend connection: on the global shard, which also checks the database.
     let table = ctx.routing.load_full();
@@ -316,6 +342,25 @@ async fn connection_phase(
     client.flush().await.map_err(End::ClientGone)?;
     debug!(user = %login.user, db = ?login.database, "client logged in");
     Ok((backends, scramble, global, dialect))
+}
+
+/// Reads a packet of the connection phase that must carry sequence id `expected`.
+async fn read_login_packet(
+    client: &mut PacketConn<ClientIo<impl ClientStream>>,
+    expected: u8,
+) -> Result<(u8, BytesMut), End> {
+    match client
+        .read_logical(HANDSHAKE_PACKET_LIMIT, Some(expected))
+        .await
+    {
+        Ok(p) => Ok(p),
+        Err(NetError::Closed) => Err(End::Closed("client left before the handshake")),
+        Err(source) => {
+            let limit = HANDSHAKE_PACKET_LIMIT;
+            let failure = Failure::ClientPacket { limit, source };
+            Err(send_failure(client, expected.wrapping_add(1), failure).await)
+        }
+    }
 }
 
 fn login_state(login: &ClientLogin) -> LoginState {

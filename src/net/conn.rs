@@ -57,7 +57,7 @@ pub struct PacketConn<S> {
     wbuf: BytesMut,
 }
 
-/// A client's byte stream: TCP today, TLS over TCP next, an in-memory duplex in tests.
+/// A client's byte stream: TCP, TLS over TCP ([`super::ClientIo`]), an in-memory duplex in tests.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for T {}
@@ -229,6 +229,20 @@ impl PacketConn<tokio::net::TcpStream> {
             rbuf: self.rbuf,
             wbuf: self.wbuf,
         })
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> PacketConn<super::ClientIo<T>> {
+    /// After the client's SSLRequest: the TLS handshake, fed first with whatever the
+    /// client sent past the request (its hello usually arrives with it).
+    pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
+        let read_ahead = std::mem::take(&mut self.rbuf);
+        self.stream.start_tls(acceptor, read_ahead).await
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 }
 

@@ -1,11 +1,14 @@
 //! Framing of MySQL packets over byte streams: the 4-byte header (3-byte little-endian
 //! payload length + sequence id), continuation packets for payloads of 16 MiB - 1 and
-//! more, and a buffered packet connection used by both the client and the backend side.
+//! more, a buffered packet connection used by both the client and the backend side, and
+//! TLS for client connections.
 
 pub mod conn;
 pub mod packet;
+pub mod tls;
 pub mod watchdog;
 
 pub use conn::{ClientStream, NetError, PacketConn};
 pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
+pub use tls::{ClientIo, TlsConfig, TlsFiles};
 pub use watchdog::{Elapsed, Watchdog};

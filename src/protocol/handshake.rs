@@ -17,7 +17,8 @@ use super::auth::SCRAMBLE_LEN;
 /// only has to recognise it (`ResultFormat`). MariaDB clients that cache metadata expect
 /// both together.
 ///
-/// Not offered: CLIENT_SSL (TLS is not implemented yet), CLIENT_COMPRESS (the relay frames
+/// CLIENT_SSL is added by the session when `[server.tls]` is configured. Not offered:
+/// CLIENT_COMPRESS (the relay frames
 /// plain packets), CLIENT_SESSION_TRACK and
 /// CLIENT_QUERY_ATTRIBUTES (session state must stay router-owned once backend connections
 /// are pooled), progress reports, and the MariaDB extended capabilities other than
@@ -145,9 +146,6 @@ pub struct ClientLogin {
 /// Why a handshake response or COM_CHANGE_USER could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoginParseError {
-    /// The client asked for TLS, which dbrouter does not offer yet.
-    #[error("the client requested TLS (SSLRequest), which this dbrouter does not offer; connect without TLS (e.g. --ssl-mode=DISABLED)")]
-    TlsRequested,
     /// A pre-4.1 client.
     #[error("client does not support the 4.1 protocol (CLIENT_PROTOCOL_41); upgrade the client")]
     OldProtocol,
@@ -156,13 +154,21 @@ pub enum LoginParseError {
     Malformed(String),
 }
 
+/// An SSLRequest: the first 32 bytes of a handshake response (capabilities with
+/// CLIENT_SSL, max packet size, collation, filler) and nothing more; the client starts
+/// its TLS handshake right after it.
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    let flags = payload
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0);
+    payload.len() == 32 && flags & CapabilityFlags::CLIENT_SSL.bits() != 0
+}
+
 /// Parses the client's handshake response.
 pub fn parse_handshake_response(payload: &[u8]) -> Result<ClientLogin, LoginParseError> {
     if payload.len() >= 4 {
         let flags = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
-        if flags & CapabilityFlags::CLIENT_SSL.bits() != 0 {
-            return Err(LoginParseError::TlsRequested);
-        }
         if flags & CapabilityFlags::CLIENT_PROTOCOL_41.bits() == 0 {
             return Err(LoginParseError::OldProtocol);
         }
@@ -378,10 +384,14 @@ mod tests {
             .to_le_bytes()
             .to_vec();
         p.extend_from_slice(&[0u8; 28]);
-        assert_eq!(
-            parse_handshake_response(&p),
-            Err(LoginParseError::TlsRequested)
-        );
+        assert!(is_ssl_request(&p));
+        // Without the flag, or a full response (longer): not an SSLRequest.
+        let mut plain = offered_capabilities().bits().to_le_bytes().to_vec();
+        plain.extend_from_slice(&[0u8; 28]);
+        assert!(!is_ssl_request(&plain));
+        p.extend_from_slice(b"app\0");
+        assert!(!is_ssl_request(&p));
+        assert!(!is_ssl_request(&[0x00, 0x08]));
     }
 
     #[test]
