@@ -79,6 +79,9 @@ pub struct Config {
     /// Accounts that clients log in with.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Abuse limits on logins (`[limits]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     #[serde(skip)]
     accounts: HashMap<String, Credentials>,
 }
@@ -121,6 +124,56 @@ pub struct ServerConfig {
     /// `require_secure_transport`.
     #[serde(default)]
     pub require_secure_transport: bool,
+    /// A token the admin HTTP port requires (`Authorization: Bearer …`) on everything but
+    /// `/healthz` and `/readyz` (development; or `admin_token_env` / `admin_token_file`).
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Environment variable holding the admin token.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+    /// A file holding the admin token (relative to the config file).
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The admin token, if one is configured (resolved when the config is loaded).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+/// The `[limits]` table: what one client address or account may cost the router before
+/// it logs in (docs/security.md, "Abuse limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Connections from one address in their connection phase at once; more are refused
+    /// (ERR 1040) before the greeting.
+    pub max_logins_per_address: usize,
+    /// Failed logins from one address before its logins are delayed.
+    pub failures_per_address: u32,
+    /// Failed logins of one account, from anywhere, before its logins are delayed.
+    pub failures_per_account: u32,
+    /// The delay grows by this much per failure beyond the threshold (ms).
+    pub delay_step_ms: u64,
+    /// Up to this (ms); at most half of `timeouts.handshake_ms`.
+    pub delay_max_ms: u64,
+    /// A failure count is forgotten this long after its last failure (ms).
+    pub forget_after_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_logins_per_address: 512,
+            failures_per_address: 5,
+            failures_per_account: 50,
+            delay_step_ms: 1000,
+            delay_max_ms: 5000,
+            forget_after_ms: 15 * 60 * 1000,
+        }
+    }
 }
 
 /// The `[server.tls]` table. Relative paths are read from the config file's directory.
@@ -228,6 +281,9 @@ pub struct BackendConfig {
     /// Name of an environment variable holding the password (production).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A file holding the password (production; relative to the config file).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     #[serde(skip)]
     resolved_password: String,
 }
@@ -386,6 +442,25 @@ pub struct TopologyConfig {
     pub stale_serving_ms: u64,
     /// This router's id in the registrations (default: host name, port and process id).
     pub router_id: Option<String>,
+    /// ZooKeeper digest user dbrouter authenticates as; the nodes it creates are then
+    /// writable by that identity only (docs/security.md).
+    pub zk_user: Option<String>,
+    /// Its password (development; or `zk_password_env` / `zk_password_file`).
+    pub zk_password: Option<String>,
+    /// Environment variable holding the ZooKeeper password.
+    pub zk_password_env: Option<String>,
+    /// A file holding the ZooKeeper password (relative to the config file).
+    pub zk_password_file: Option<PathBuf>,
+}
+
+impl TopologyConfig {
+    /// `(user, password)` for ZooKeeper's digest scheme, when `zk_user` is set (the
+    /// password is resolved when the config is loaded).
+    pub fn zk_digest(&self) -> Option<(String, String)> {
+        self.zk_user
+            .clone()
+            .map(|u| (u, self.zk_password.clone().unwrap_or_default()))
+    }
 }
 
 impl Default for TopologyConfig {
@@ -395,6 +470,10 @@ impl Default for TopologyConfig {
             session_timeout_ms: 10_000,
             stale_serving_ms: 300_000,
             router_id: None,
+            zk_user: None,
+            zk_password: None,
+            zk_password_env: None,
+            zk_password_file: None,
         }
     }
 }
@@ -411,18 +490,17 @@ pub struct AdminConfig {
     /// Environment variable holding the password (production).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A file holding the password (production; relative to the config file).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(skip)]
+    resolved_password: String,
 }
 
 impl AdminConfig {
-    /// The password, from the file or the environment.
+    /// The password, from the config, the environment or a file.
     pub fn password(&self) -> Result<String, String> {
-        match (&self.password, &self.password_env) {
-            (Some(p), None) => Ok(p.clone()),
-            (None, Some(var)) => {
-                std::env::var(var).map_err(|_| format!("admin.password_env: {var} is not set"))
-            }
-            _ => Err("admin: set exactly one of `password` and `password_env`".into()),
-        }
+        Ok(self.resolved_password.clone())
     }
 }
 
@@ -446,8 +524,12 @@ impl Default for HealthConfig {
 pub struct FailoverConfig {
     /// Replication account standbys use to connect to their master.
     pub repl_user: String,
-    /// Its password.
+    /// Its password (development; or `repl_password_env` / `repl_password_file`).
     pub repl_password: String,
+    /// Environment variable holding the replication password.
+    pub repl_password_env: Option<String>,
+    /// A file holding the replication password (relative to the config file).
+    pub repl_password_file: Option<PathBuf>,
     /// How long a router holds a statement for a switching shard before a retryable error.
     pub buffer_max_ms: u64,
     /// How many statements a router holds at once for switching shards; more get the
@@ -465,6 +547,8 @@ impl Default for FailoverConfig {
         Self {
             repl_user: "repl".into(),
             repl_password: String::new(),
+            repl_password_env: None,
+            repl_password_file: None,
             buffer_max_ms: 10_000,
             buffer_max_statements: 10_000,
             drain_ms: 5_000,
@@ -495,6 +579,9 @@ pub struct UserConfig {
     /// Refuse this account over a connection without TLS (ERR 3159).
     #[serde(default)]
     pub require_tls: bool,
+    /// Sessions of this account at once (0: no limit); more get ERR 1226.
+    #[serde(default)]
+    pub max_connections: usize,
 }
 
 fn default_max_connections() -> usize {
@@ -533,6 +620,14 @@ impl Config {
     /// The verifiers of a client account.
     pub fn account(&self, name: &str) -> Option<&Credentials> {
         self.accounts.get(name)
+    }
+
+    /// An account's `max_connections` (0: no limit).
+    pub fn account_max_connections(&self, name: &str) -> usize {
+        self.users
+            .iter()
+            .find(|u| u.name == name)
+            .map_or(0, |u| u.max_connections)
     }
 
     /// Whether an account must connect over TLS (`[[users]] require_tls`).
@@ -580,6 +675,14 @@ impl Config {
                     *file = dir.join(&*file);
                 }
             }
+        }
+        // A delayed login must still finish within the handshake timeout.
+        self.limits.delay_max_ms = self.limits.delay_max_ms.min(self.timeouts.handshake_ms / 2);
+        if self.limits.max_logins_per_address == 0 {
+            return Err(invalid(
+                "limits.max_logins_per_address".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.server.require_secure_transport && self.server.tls.is_none() {
             return Err(invalid(
@@ -641,22 +744,106 @@ impl Config {
                 ));
             }
         }
-        self.backend.resolved_password = match (&self.backend.password, &self.backend.password_env)
-        {
-            (Some(p), None) => p.clone(),
-            (None, Some(var)) => std::env::var(var).map_err(|_| {
-                invalid(
-                    "backend.password_env".into(),
-                    format!("environment variable {var} is not set"),
-                )
-            })?,
-            _ => {
-                return Err(invalid(
-                    "backend.password".into(),
-                    "set exactly one of `password` and `password_env`".into(),
-                ))
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let b = &self.backend;
+        self.backend.resolved_password = secret(
+            "backend.password",
+            (
+                b.password.as_deref(),
+                b.password_env.as_deref(),
+                b.password_file.as_deref(),
+            ),
+            &dir,
+        )
+        .map_err(|(field, m)| invalid(field, m))?;
+        if let Some(a) = &self.admin {
+            let resolved = secret(
+                "admin.password",
+                (
+                    a.password.as_deref(),
+                    a.password_env.as_deref(),
+                    a.password_file.as_deref(),
+                ),
+                &dir,
+            )
+            .map_err(|(field, m)| invalid(field, m))?;
+            if let Some(a) = &mut self.admin {
+                a.resolved_password = resolved;
             }
-        };
+        }
+        let t = &self.topology;
+        if t.zk_user.is_some() {
+            let password = secret(
+                "topology.zk_password",
+                (
+                    t.zk_password.as_deref(),
+                    t.zk_password_env.as_deref(),
+                    t.zk_password_file.as_deref(),
+                ),
+                &dir,
+            )
+            .map_err(|(field, m)| invalid(field, m))?;
+            self.topology.zk_password = Some(password);
+        } else if t.zk_password.is_some()
+            || t.zk_password_env.is_some()
+            || t.zk_password_file.is_some()
+        {
+            return Err(invalid(
+                "topology.zk_user".into(),
+                "a ZooKeeper password needs zk_user".into(),
+            ));
+        }
+        let s = &self.server;
+        if s.admin_token.is_some() || s.admin_token_env.is_some() || s.admin_token_file.is_some() {
+            let token = secret(
+                "server.admin_token",
+                (
+                    s.admin_token.as_deref(),
+                    s.admin_token_env.as_deref(),
+                    s.admin_token_file.as_deref(),
+                ),
+                &dir,
+            )
+            .map_err(|(field, m)| invalid(field, m))?;
+            if token.len() < 16 {
+                return Err(invalid(
+                    "server.admin_token".into(),
+                    "must be at least 16 characters".into(),
+                ));
+            }
+            self.server.admin_token = Some(token);
+        }
+        let f = &self.failover;
+        let inline = (!f.repl_password.is_empty()).then_some(f.repl_password.as_str());
+        if inline.is_some() || f.repl_password_env.is_some() || f.repl_password_file.is_some() {
+            let resolved = secret(
+                "failover.repl_password",
+                (
+                    inline,
+                    f.repl_password_env.as_deref(),
+                    f.repl_password_file.as_deref(),
+                ),
+                &dir,
+            )
+            .map_err(|(field, m)| invalid(field, m))?;
+            self.failover.repl_password = resolved;
+        }
+        // They are written into CHANGE MASTER TO on every standby: only characters that
+        // need no escaping in a string literal, whatever the server's sql_mode.
+        for (field, value) in [
+            ("failover.repl_user", &self.failover.repl_user),
+            ("failover.repl_password", &self.failover.repl_password),
+        ] {
+            if value
+                .chars()
+                .any(|c| c == '\'' || c == '\\' || c.is_control())
+            {
+                return Err(invalid(
+                    field.into(),
+                    "must not contain quotes, backslashes or control characters (it is written into CHANGE MASTER TO)".into(),
+                ));
+            }
+        }
         if self.shards.is_empty() {
             return Err(invalid(
                 "shards".into(),
@@ -781,12 +968,80 @@ fn is_user_id(user: &toml::Value) -> bool {
     matches!(user, toml::Value::Integer(i) if *i >= 0) || matches!(user, toml::Value::String(_))
 }
 
-fn check_host_port(addr: &str) -> Result<(), String> {
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-            Ok(())
+/// A secret given one way of three: inline (development), an environment variable, or a
+/// file (a trailing newline is dropped; relative to the config file's directory).
+/// Errors name the field; they never contain the secret.
+fn secret(
+    field: &str,
+    (inline, env, file): (Option<&str>, Option<&str>, Option<&Path>),
+    dir: &Path,
+) -> Result<String, (String, String)> {
+    match (inline, env, file) {
+        (Some(p), None, None) => Ok(p.to_string()),
+        (None, Some(var), None) => std::env::var(var).map_err(|_| {
+            (
+                format!("{field}_env"),
+                format!("environment variable {var} is not set"),
+            )
+        }),
+        (None, None, Some(file)) => {
+            let path = dir.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                (
+                    format!("{field}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Ok(text
+                .strip_suffix('\n')
+                .unwrap_or(&text)
+                .trim_end_matches('\r')
+                .to_string())
         }
-        _ => Err(format!("{addr:?} is not host:port")),
+        _ => Err((
+            field.to_string(),
+            format!(
+                "set exactly one of `{0}`, `{0}_env` and `{0}_file`",
+                field.rsplit('.').next().unwrap_or(field)
+            ),
+        )),
+    }
+}
+
+/// Checks an address is `host:port` and nothing else: a host name (letters, digits,
+/// `-`, `_` and dots), an IPv4 literal or a bracketed IPv6 literal, and a port 1–65535.
+/// Addresses from the config and from ZooKeeper pass here before anything connects to
+/// them or writes them into SQL (`CHANGE MASTER TO MASTER_HOST = '…'`).
+pub fn check_host_port(addr: &str) -> Result<(), String> {
+    let bad = || {
+        format!("{addr:?} is not host:port (a host name, an IPv4 address or [IPv6], and a port)")
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    if port.is_empty()
+        || !port.bytes().all(|b| b.is_ascii_digit())
+        || port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(bad());
+    }
+    let ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.parse::<std::net::Ipv4Addr>().is_ok()
+            || (host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }))
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(bad())
     }
 }
 

@@ -32,6 +32,22 @@ pub enum ClientError {
         /// The account that requires TLS (None: the router requires it of everyone).
         account: Option<String>,
     },
+    /// Too many connections from the client's address are in their connection phase.
+    #[error("Too many connections from this address are logging in at once (limits.max_logins_per_address = {max}): retry in a second")]
+    TooManyLogins {
+        /// The limit.
+        max: usize,
+    },
+    /// The account has `max_connections` sessions already (MySQL's text).
+    #[error(
+        "User '{account}' has exceeded the 'max_user_connections' resource (current value: {max})"
+    )]
+    UserLimit {
+        /// The account.
+        account: String,
+        /// Its limit.
+        max: usize,
+    },
     /// The handshake response was malformed or asked for something not offered.
     #[error("Bad handshake: {0}")]
     BadHandshake(String),
@@ -177,6 +193,23 @@ pub enum ClientError {
     Internal(String),
 }
 
+/// Text for a log line with client-controlled parts: control characters (a newline that
+/// would start a forged log line, terminal escapes) written as escapes.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn insecure_transport_message(account: Option<&str>) -> String {
     let how = "connect with TLS (mariadb --ssl, or the driver's TLS option)";
     match account {
@@ -193,6 +226,8 @@ impl ClientError {
             ClientError::AuthNotSupported(_) => 1251,
             ClientError::BadHandshake(_) => 1043,
             ClientError::InsecureTransport { .. } => 3159,
+            ClientError::TooManyLogins { .. } => 1040,
+            ClientError::UserLimit { .. } => 1226,
             ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. } => 1047,
             ClientError::PacketTooLarge { .. } => 1153,
             ClientError::PacketsOutOfOrder => 1156,
@@ -222,13 +257,15 @@ impl ClientError {
             ClientError::AccessDenied { .. } => b"28000",
             ClientError::AuthNotSupported(_)
             | ClientError::InsecureTransport { .. }
+            | ClientError::TooManyLogins { .. }
             | ClientError::TooManyConnections(_)
             | ClientError::PoolExhausted { .. } => b"08004",
             ClientError::Route(_)
             | ClientError::CrossShardTransaction { .. }
             | ClientError::TablesLocked { .. }
             | ClientError::RolledBack(_)
-            | ClientError::KeyParameter { .. } => b"42000",
+            | ClientError::KeyParameter { .. }
+            | ClientError::UserLimit { .. } => b"42000",
             ClientError::UnknownStatement { .. }
             | ClientError::MalformedPacket(_)
             | ClientError::StateReplay { .. }
@@ -242,6 +279,8 @@ impl ClientError {
         matches!(
             self,
             ClientError::TooManyConnections(_)
+                | ClientError::TooManyLogins { .. }
+                | ClientError::UserLimit { .. }
                 | ClientError::BackendUnavailable { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::MasterChanged { .. }
@@ -280,6 +319,8 @@ impl ClientError {
             ClientError::AuthNotSupported(_) => "auth_not_supported",
             ClientError::BadHandshake(_) => "bad_handshake",
             ClientError::InsecureTransport { .. } => "insecure_transport",
+            ClientError::TooManyLogins { .. } => "too_many_logins",
+            ClientError::UserLimit { .. } => "user_limit",
             ClientError::UnknownCommand(_) => "unknown_command",
             ClientError::UnsupportedCommand { .. } => "unsupported_command",
             ClientError::PacketTooLarge { .. } => "packet_too_large",
@@ -413,6 +454,11 @@ mod tests {
             ClientError::BadHandshake(s()),
             ClientError::InsecureTransport { account: None },
             ClientError::InsecureTransport { account: Some(s()) },
+            ClientError::TooManyLogins { max: 1 },
+            ClientError::UserLimit {
+                account: s(),
+                max: 1,
+            },
             ClientError::UnknownCommand(0x1f),
             ClientError::UnsupportedCommand {
                 name: "x",
@@ -475,6 +521,8 @@ mod tests {
                 | ClientError::AuthNotSupported(_)
                 | ClientError::BadHandshake(_)
                 | ClientError::InsecureTransport { .. }
+                | ClientError::TooManyLogins { .. }
+                | ClientError::UserLimit { .. }
                 | ClientError::UnknownCommand(_)
                 | ClientError::UnsupportedCommand { .. }
                 | ClientError::PacketTooLarge { .. }

@@ -33,6 +33,8 @@ pub const CONNECTIONS_ACCEPTED: &str = "dbrouter_client_connections_accepted_tot
 pub const CONNECTIONS_REFUSED: &str = "dbrouter_client_connections_refused_total";
 /// Client connections open now.
 pub const CONNECTIONS: &str = "dbrouter_client_connections";
+/// Login attempts delayed after failed logins of their address or account.
+pub const LOGIN_DELAYS: &str = "dbrouter_login_delays_total";
 /// Statements by shard and outcome.
 pub const STATEMENTS: &str = "dbrouter_statements_total";
 /// Statement latency by shard.
@@ -291,6 +293,13 @@ pub fn move_finished(outcome: &'static str, rows: u64, bytes: u64) {
     }
 }
 
+/// Counts a login attempt delayed after failed logins (`[limits]`).
+pub fn login_delayed() {
+    if enabled() {
+        counter(LOGIN_DELAYS, Vec::new()).increment(1);
+    }
+}
+
 /// Counts a client refused with ERR 1040 before its greeting.
 pub fn connection_refused() {
     if enabled() {
@@ -356,6 +365,11 @@ fn describe(r: &dyn Recorder) {
         CONNECTIONS_REFUSED,
         Count,
         "Client connections refused with ERR 1040 (server.max_connections).",
+    );
+    d(
+        LOGIN_DELAYS,
+        Count,
+        "Login attempts delayed after failed logins of their address or account ([limits]).",
     );
     d(STATEMENTS, Count, "Statements sent to a shard, by outcome: ok, error (the server's ERR), a dbrouter error kind, client_gone or closed.");
     r.describe_histogram(

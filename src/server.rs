@@ -249,6 +249,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         wakeups,
         tls,
+        logins: crate::frontend::login_limits::LoginLimits::new(config.limits.clone()),
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

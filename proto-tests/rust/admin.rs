@@ -154,6 +154,48 @@ async fn admin_liveness_readiness_and_unknown_paths() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_admin_token_only_probes_answer_without_it_and_no_secret_is_shown() {
+    const TOKEN: &str = "0123456789-admin-token";
+    let (mut settings, admin) = admin_settings(both_shards());
+    settings
+        .server_extra
+        .push_str(&format!("admin_token = \"{TOKEN}\"\n"));
+    // Operations accounts with their secrets in the config: none may leak.
+    settings.sharding.push_str(
+        "\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n\n[failover]\nrepl_user = \"repl\"\nrepl_password = \"repl-secret\"\n",
+    );
+    let router = TestRouter::start(settings);
+    wait_readyz(&admin, 200, Duration::from_secs(15)).await;
+    let (status, _, _) = get(&admin, "/healthz").await;
+    assert_eq!(status, 200);
+    for path in ["/metrics", "/", "/status.json"] {
+        let (status, head, body) = get(&admin, path).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{head}"
+        );
+        let (status, _, _) = http(
+            &admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer wrong-token-of-22-chars\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, _, body) = http(
+            &admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200, "{path} with the token");
+        for secret in ["dbrouter-secret", "admin-secret", "repl-secret", TOKEN] {
+            assert!(!body.contains(secret), "{path} shows {secret}");
+        }
+    }
+    drop(router);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_answers_during_start_up_and_readyz_says_why_not_yet() {
     // The global shard's master is not there yet: the client port stays closed, but the
     // admin port answers from the start.

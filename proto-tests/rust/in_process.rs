@@ -59,6 +59,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         held: Arc::new(AtomicUsize::new(0)),
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         tls: None,
+        logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
     })
 }
 

@@ -15,6 +15,7 @@ mod failover;
 mod harness;
 mod in_process;
 mod lifecycle;
+mod limits;
 mod moves;
 mod oracle;
 mod placement;

@@ -427,6 +427,7 @@ password = "{APP_PASSWORD}"
             held: Arc::new(AtomicUsize::new(0)),
             wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
             tls: None,
+            logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
         });
         Fixture {
             ctx,

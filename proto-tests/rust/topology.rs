@@ -272,6 +272,115 @@ async fn concurrent_writes_exactly_one_wins() {
     drop(router);
 }
 
+#[tokio::test]
+async fn with_a_digest_identity_only_dbrouter_can_change_what_it_created() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("acl");
+    let url = format!("zk://{hosts}{root}");
+    let mut settings = zk_settings(&hosts, &root);
+    settings
+        .sharding
+        .push_str("zk_user = \"dbrouter\"\nzk_password = \"zk-secret\"\n");
+    let router = TestRouter::spawn(settings);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let (ok, out) = ctl(&[
+        "topology", "init", "--from", &config, "--zk", &url, "-c", &config,
+    ]);
+    assert!(ok, "{out}");
+    router.wait_listening(Duration::from_secs(30));
+    let mut c = router.app_conn(Some("app")).await;
+    let v: Option<i64> = c.query_first("SELECT 7").await.unwrap();
+    assert_eq!(v, Some(7));
+    // Anyone may read; nobody else may write the topology, the version counter or the
+    // router's registration, nor add nodes under the root.
+    let anon = store(&url).await;
+    let (doc, _) = anon.read_topology().await.unwrap();
+    assert!(!doc.shards.is_empty());
+    for node in ["topology", "version"] {
+        let err = anon.write_raw(node, b"{}").await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("auth"), "{node}: {err}");
+    }
+    let routers = anon.routers().await.unwrap();
+    assert_eq!(routers.len(), 1);
+    let reg = anon.path(&format!("routers/{}", routers[0].id));
+    assert!(anon.client().delete(&reg, None).await.is_err());
+    let intruder =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    assert!(anon
+        .client()
+        .create(&anon.path("intruder"), b"", &intruder)
+        .await
+        .is_err());
+    // dbrouter's own commands, with the config's identity, still change it.
+    let (ok, out) = ctl(&[
+        "shard",
+        "set-weight",
+        "shard2",
+        "128",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    let (doc, _) = anon.read_topology().await.unwrap();
+    assert_eq!(
+        doc.shards
+            .iter()
+            .find(|s| s.name == "shard2")
+            .map(|s| s.weight),
+        Some(128)
+    );
+    // The password is nowhere in what the router shows.
+    let log = std::fs::read_to_string(&router.log).unwrap();
+    assert!(!log.contains("zk-secret"));
+    c.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_standby_address_with_a_quote_is_refused_before_any_sql_is_built() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("injection");
+    let url = format!("zk://{hosts}{root}");
+    let mut settings = zk_settings(&hosts, &root);
+    settings.sharding.push_str(
+        "\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n\n[failover]\nrepl_user = \"repl\"\nrepl_password = \"repl-secret\"\n",
+    );
+    let router = init_and_start(settings, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    let s = store(&url).await;
+    // Someone with write access to ZooKeeper plants a standby whose "address" would
+    // close the string in CHANGE MASTER TO MASTER_HOST = '…' and add its own options.
+    let (mut doc, _) = s.read_topology().await.unwrap();
+    let planted = "127.0.0.1:3312', MASTER_USER = 'root";
+    doc.shards[0].standbys.push(planted.to_string());
+    s.write_raw("topology", &serde_json::to_vec(&doc).unwrap())
+        .await
+        .unwrap();
+    s.write_raw("version", br#"{"schema":1,"version":60}"#)
+        .await
+        .unwrap();
+    // The router refuses the document and keeps serving the last good one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = status(&mut c).await;
+        if let Some(e) = value(&rows, "topology_last_error") {
+            assert!(e.contains("is not host:port"), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not refused: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let v: Option<i64> = c.query_first("SELECT 6").await.unwrap();
+    assert_eq!(v, Some(6));
+    // An operation refuses to read it: no statement is built from it.
+    let shard = doc.shards[0].name.clone();
+    let (ok, out) = ctl(&["promote", &shard, "--zk", &url, "-c", &config]);
+    assert!(!ok && out.contains("is not host:port"), "{out}");
+    c.disconnect().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_topology_is_refused_and_the_last_good_kept() {
     let hosts = env("DBR_ZK");

@@ -55,10 +55,16 @@ pub(super) fn spawn(listener: TcpListener, admin: Arc<Admin>) {
             tokio::spawn(async move {
                 let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let admin = Arc::clone(&admin);
-                    // Only the method and path matter; the request (and its body) is dropped.
+                    // Only the method, path and credentials matter; the request (and its
+                    // body) is dropped.
                     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+                    let authorized = admin.authorized(
+                        req.headers()
+                            .get(hyper::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok()),
+                    );
                     drop(req);
-                    async move { Ok::<_, Infallible>(handle(&admin, &method, &path).await) }
+                    async move { Ok::<_, Infallible>(handle(&admin, &method, &path, authorized).await) }
                 });
                 let mut builder = http1::Builder::new();
                 builder
@@ -94,8 +100,27 @@ fn response(
     r
 }
 
-/// Answers one request.
-pub async fn handle(admin: &Admin, method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// Answers one request. Without `authorized` (a configured `server.admin_token` that the
+/// request did not present) only `/healthz` and `/readyz` answer: load balancers probe
+/// them without credentials, and they tell nothing about the data.
+pub async fn handle(
+    admin: &Admin,
+    method: &Method,
+    path: &str,
+    authorized: bool,
+) -> Response<Full<Bytes>> {
+    if !authorized && path != "/healthz" && path != "/readyz" {
+        let mut r = response(
+            StatusCode::UNAUTHORIZED,
+            TEXT,
+            "unauthorized: send the admin token (Authorization: Bearer <server.admin_token>)\n",
+        );
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"dbrouter admin\""),
+        );
+        return r;
+    }
     if method != Method::GET && method != Method::HEAD {
         let mut r = response(
             StatusCode::METHOD_NOT_ALLOWED,

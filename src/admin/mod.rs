@@ -151,6 +151,25 @@ pub async fn start(config: &Arc<Config>) -> Result<Arc<Admin>, BindError> {
 }
 
 impl Admin {
+    /// Whether a request with this `Authorization` header may read everything: always
+    /// without `server.admin_token`; else only with `Bearer <token>` (compared in time
+    /// independent of where the bytes differ).
+    pub fn authorized(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = self.config.server.admin_token() else {
+            return true;
+        };
+        let given = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .trim();
+        given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     fn new(
         config: Arc<Config>,
         prometheus: Option<PrometheusHandle>,

@@ -94,3 +94,92 @@ mod doc_tests {
         Config::parse(&example, Path::new("config/dbrouter.toml")).unwrap();
     }
 }
+
+#[test]
+fn addresses_are_host_port_and_nothing_else() {
+    for good in [
+        "127.0.0.1:3306",
+        "db-1.example.com:3306",
+        "[::1]:3306",
+        "mariadb_s1:3306",
+        "localhost:1",
+    ] {
+        assert!(check_host_port(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "127.0.0.1:+3306",
+        "db'; DROP TABLE x; --:3306",
+        "db host:3306",
+        "db\n:3306",
+        ":3306",
+        "-db:3306",
+        "db..x:3306",
+        "[::1:3306",
+        "::1:3306",
+        "db\\:3306",
+    ] {
+        assert!(check_host_port(bad).is_err(), "{bad:?}");
+    }
+    let text = MINIMAL.replace("\"127.0.0.1:3312\"", "\"127.0.0.1:3312' OR '1\"");
+    let err = Config::parse(&text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shards[0].standbys"), "{err}");
+}
+
+#[test]
+fn secrets_come_inline_from_the_environment_or_a_file_and_never_into_errors() {
+    let dir = std::env::temp_dir().join(format!("dbrouter-secret-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("backend.pw"), "from-file\n").unwrap();
+    let config_path = dir.join("dbrouter.toml");
+    let text = MINIMAL.replace("password = \"x\"", "password_file = \"backend.pw\"");
+    let c = Config::parse(&text, &config_path).unwrap();
+    assert_eq!(c.backend.password(), "from-file");
+    // Two ways at once, or a missing file: refused, naming the field.
+    let both = MINIMAL.replace(
+        "password = \"x\"",
+        "password = \"x\"\npassword_file = \"backend.pw\"",
+    );
+    let err = Config::parse(&both, &config_path).unwrap_err().to_string();
+    assert!(
+        err.contains("backend.password") && err.contains("exactly one"),
+        "{err}"
+    );
+    let missing = MINIMAL.replace("password = \"x\"", "password_file = \"nope.pw\"");
+    let err = Config::parse(&missing, &config_path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backend.password_file") && err.contains("nope.pw"),
+        "{err}"
+    );
+    // The replication password from a file; one that would need escaping in SQL refused
+    // without being shown.
+    std::fs::write(dir.join("repl.pw"), "r3pl-from-file").unwrap();
+    let repl = format!("{MINIMAL}\n[failover]\nrepl_password_file = \"repl.pw\"\n");
+    let c = Config::parse(&repl, &config_path).unwrap();
+    assert_eq!(c.failover.repl_password, "r3pl-from-file");
+    std::fs::write(dir.join("repl.pw"), "it's-secret").unwrap();
+    let err = Config::parse(&repl, &config_path).unwrap_err().to_string();
+    assert!(
+        err.contains("failover.repl_password") && err.contains("quotes"),
+        "{err}"
+    );
+    assert!(!err.contains("it's-secret"), "{err}");
+    // The admin token: long enough, from the environment.
+    std::env::set_var("DBR_TEST_ADMIN_TOKEN", "0123456789abcdef-token");
+    let tok = MINIMAL.replace(
+        "[backend]",
+        "admin_token_env = \"DBR_TEST_ADMIN_TOKEN\"\n[backend]",
+    );
+    let c = Config::parse(&tok, &config_path).unwrap();
+    assert_eq!(c.server.admin_token(), Some("0123456789abcdef-token"));
+    let short = MINIMAL.replace("[backend]", "admin_token = \"short\"\n[backend]");
+    let err = Config::parse(&short, &config_path).unwrap_err().to_string();
+    assert!(err.contains("admin_token") && err.contains("16"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,7 +18,12 @@ use super::placement::{check_placement, RingChange};
 /// Where a ctl command finds ZooKeeper: `--zk`, else the config's `[topology] source`.
 pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
     if let Some(url) = zk {
-        return ZkTarget::parse(url);
+        // The digest identity still comes from the config, when there is one.
+        let target = ZkTarget::parse(url)?;
+        return Ok(match Config::load(config) {
+            Ok(config) => target.with_digest(&config.topology),
+            Err(_) => target,
+        });
     }
     let config = Config::load(config).map_err(|e| e.to_string())?;
     crate::topology::zk::ZkTarget::of(&config.topology).ok_or_else(|| {

@@ -131,7 +131,7 @@ impl<'a> ShardLock<'a> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
         );
-        let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(store.acls());
         match store
             .client()
             .create(&path, holder.as_bytes(), &ephemeral)

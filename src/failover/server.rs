@@ -28,7 +28,12 @@ impl Admin {
     }
 
     pub(super) async fn exec(&mut self, sql: &str) -> Result<(), String> {
-        let what = format!("{}: {sql}", self.addr);
+        self.exec_shown_as(sql, sql).await
+    }
+
+    /// Runs `sql`, naming it `shown` in errors (a statement that carries a secret).
+    async fn exec_shown_as(&mut self, sql: &str, shown: &str) -> Result<(), String> {
+        let what = format!("{}: {shown}", self.addr);
         within(self.timeout, &what, self.conn.query_drop(sql)).await
     }
 
@@ -101,12 +106,19 @@ impl Admin {
             "SET GLOBAL rpl_semi_sync_master_enabled = OFF, rpl_semi_sync_slave_enabled = ON",
         )
         .await?;
-        self.exec(&format!(
-            "CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USER = '{}', MASTER_PASSWORD = '{}', MASTER_USE_GTID = {use_gtid}, MASTER_CONNECT_RETRY = 1",
-            ops.repl_user.replace('\'', "''"),
-            ops.repl_password.replace('\'', "''")
-        ))
-        .await?;
+        // `master` passed config::check_host_port when its document was read, and the
+        // replication account's name and password were checked to hold no quote,
+        // backslash or control character: nothing here needs escaping. Errors show the
+        // statement without the password.
+        crate::config::check_host_port(master)?;
+        let change = |password: &str| {
+            format!(
+                "CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USER = '{}', MASTER_PASSWORD = {password}, MASTER_USE_GTID = {use_gtid}, MASTER_CONNECT_RETRY = 1",
+                ops.repl_user
+            )
+        };
+        let sql = change(&format!("'{}'", ops.repl_password));
+        self.exec_shown_as(&sql, &change("<hidden>")).await?;
         self.exec("START SLAVE").await
     }
 }

@@ -8,6 +8,7 @@ pub mod drain;
 pub mod failure;
 pub mod listener;
 pub mod local;
+pub mod login_limits;
 pub mod relay;
 pub mod session;
 pub mod transaction;

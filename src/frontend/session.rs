@@ -43,6 +43,7 @@ use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 use super::backends::{exchange, LoginState, SessionBackends};
 use super::failure::{Failure, Reply};
 use super::local;
+use super::login_limits::{AccountSession, LoginLimits};
 use super::relay::{relay_response, RelayError, RelayTimeouts, Relayed};
 use super::transaction::{
     one_shot_characteristics, Observation, PendingAnswer, Transaction, TxStatement,
@@ -88,6 +89,8 @@ pub struct SessionContext {
     pub wakeups: Arc<crate::topology::wakeups::WakeupQueue>,
     /// The TLS offered to clients (`[server.tls]`), reloadable.
     pub tls: Option<Arc<TlsConfig>>,
+    /// Login abuse limits and their counts (`[limits]`).
+    pub logins: Arc<LoginLimits>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -139,6 +142,8 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     /// The connection's log span (`conn{id peer}`): events name it as their parent
     /// instead of entering it on every poll of the session.
     pub(super) span: Span,
+    /// This session counted in its account's sessions (`[[users]] max_connections`).
+    account: Option<AccountSession>,
 }
 
 /// Why a batch (`CLIENT_MULTI_STATEMENTS`) or a statement shape is refused.
@@ -190,7 +195,7 @@ pub async fn run_on_stream<S: ClientStream>(
         connection_phase(&mut client, peer, connection_id, &ctx).instrument(span.clone()),
     )
     .await;
-    let (backends, scramble, current, dialect) = match phase {
+    let (backends, scramble, current, dialect, account) = match phase {
         Ok(Ok(parts)) => parts,
         Ok(Err(end)) => {
             log_end(&span, &end);
@@ -224,6 +229,7 @@ pub async fn run_on_stream<S: ClientStream>(
         table: None,
         watchdog,
         span,
+        account: Some(account),
     };
     let end = session.command_loop(drain).await;
     session.ctx.drain.forget(connection_id);
@@ -248,7 +254,9 @@ fn log_end(span: &Span, end: &End) {
         End::Closed(why) => info!(parent: span, reason = why, "connection closed"),
         End::ClientGone(e) => info!(parent: span, error = %e, "client connection lost"),
         End::Error(e) => {
-            info!(parent: span, kind = e.kind(), error = %e, "connection closed with error")
+            // Escaped: the message may carry client text (a user name with a newline).
+            let error = crate::error::escape_control(&e.to_string()).into_owned();
+            info!(parent: span, kind = e.kind(), error = %error, "connection closed with error")
         }
     }
 }
@@ -258,8 +266,24 @@ async fn connection_phase(
     peer: SocketAddr,
     connection_id: u32,
     ctx: &SessionContext,
-) -> Result<(SessionBackends, [u8; SCRAMBLE_LEN], ShardId, Dialect), End> {
+) -> Result<
+    (
+        SessionBackends,
+        [u8; SCRAMBLE_LEN],
+        ShardId,
+        Dialect,
+        AccountSession,
+    ),
+    End,
+> {
     let config = &ctx.config;
+    // Connections of one address still logging in are capped, before the greeting.
+    let Some(_logging_in) = ctx.logins.begin(peer.ip()) else {
+        let err = ClientError::TooManyLogins {
+            max: config.limits.max_logins_per_address,
+        };
+        return Err(send_error(client, 0, err).await);
+    };
     let scramble = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
     let method = config.default_auth_method();
     // CLIENT_SSL is offered only with a certificate to serve.
@@ -315,11 +339,8 @@ async fn connection_phase(
     };
     login.capabilities &= offered_capabilities();
     login.mariadb_capabilities &= ctx.mariadb_capabilities;
-    let seq = authenticate(client, config, &login, &scramble, seq, peer).await?;
-    if !client.is_tls() && config.account_requires_tls(&login.user) {
-        let account = Some(login.user.clone());
-        return Err(send_error(client, seq, ClientError::InsecureTransport { account }).await);
-    }
+    let seq = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
+    let account = admit(client, ctx, &login.user, seq).await?;
 
     // The first backend connection: on the global shard, which also checks the database.
     let table = ctx.routing.load_full();
@@ -340,8 +361,34 @@ async fn connection_phase(
     backends.release_all(true);
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
-    debug!(user = %login.user, db = ?login.database, "client logged in");
-    Ok((backends, scramble, global, dialect))
+    debug!(user = ?login.user, db = ?login.database, "client logged in");
+    Ok((backends, scramble, global, dialect, account))
+}
+
+/// After a successful authentication of `user`: refused if the account requires TLS and
+/// the connection has none, or if it has `max_connections` sessions already.
+async fn admit(
+    client: &mut PacketConn<ClientIo<impl ClientStream>>,
+    ctx: &SessionContext,
+    user: &str,
+    seq: u8,
+) -> Result<AccountSession, End> {
+    let config = &ctx.config;
+    if !client.is_tls() && config.account_requires_tls(user) {
+        let account = Some(user.to_string());
+        return Err(send_error(client, seq, ClientError::InsecureTransport { account }).await);
+    }
+    let max = config.account_max_connections(user);
+    match ctx.logins.session(user, max) {
+        Some(session) => Ok(session),
+        None => {
+            let err = ClientError::UserLimit {
+                account: user.to_string(),
+                max,
+            };
+            Err(send_error(client, seq, err).await)
+        }
+    }
 }
 
 /// Reads a packet of the connection phase that must carry sequence id `expected`.
@@ -377,12 +424,20 @@ fn login_state(login: &ClientLogin) -> LoginState {
 /// sequence id to send with.
 async fn authenticate(
     client: &mut PacketConn<impl ClientStream>,
-    config: &Config,
+    ctx: &SessionContext,
     login: &ClientLogin,
     scramble: &[u8; SCRAMBLE_LEN],
     mut seq: u8,
     peer: SocketAddr,
 ) -> Result<u8, End> {
+    let config = &ctx.config;
+    // After failed logins from this address (or of this account), every attempt waits
+    // before its password is checked: the answer comes no sooner for the right one.
+    let delay = ctx.logins.delay(peer.ip(), &login.user);
+    if !delay.is_zero() {
+        crate::metrics::login_delayed();
+        tokio::time::sleep(delay).await;
+    }
     let account = config.account(&login.user);
     let client_method = match &login.plugin {
         Some(name) => AuthMethod::from_plugin_name(name),
@@ -431,6 +486,8 @@ async fn authenticate(
         }
     };
     if !account.is_some_and(|creds| creds.verify(method, &nonce, &token)) {
+        // Counted before the answer: a client that leaves without reading it still failed.
+        ctx.logins.failed(peer.ip(), &login.user);
         let err = ClientError::AccessDenied {
             user: login.user.clone(),
             host: peer.ip().to_string(),
@@ -438,6 +495,7 @@ async fn authenticate(
         };
         return Err(send_error(client, seq, err).await);
     }
+    ctx.logins.succeeded(peer.ip(), &login.user);
     if method == AuthMethod::CachingSha2 {
         // AuthMoreData(fast_auth_success): 0x01 then 0x03; the OK follows.
         seq = client.queue(seq, &[0x01, 0x03]);

@@ -16,19 +16,41 @@ use super::{
     TopologyError, VersionDoc, BUCKETS, SCHEMA,
 };
 
-/// Where the topology lives: ZooKeeper hosts and the root znode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the topology lives: ZooKeeper hosts and the root znode, and the digest identity
+/// dbrouter authenticates as there (never shown: not in `Display`, redacted in `Debug`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ZkTarget {
     /// `host:port[,host:port…]`.
     pub hosts: String,
     /// Root path, e.g. `/dbrouter/dev`.
     pub root: String,
+    /// `(user, password)` of ZooKeeper's digest scheme (`[topology] zk_user`).
+    pub digest: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ZkTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZkTarget")
+            .field("hosts", &self.hosts)
+            .field("root", &self.root)
+            .field("digest_user", &self.digest.as_ref().map(|(u, _)| u))
+            .finish()
+    }
 }
 
 impl ZkTarget {
-    /// The ZooKeeper target of `[topology] source`, when the topology lives there.
+    /// The ZooKeeper target of `[topology] source`, when the topology lives there, with
+    /// the config's digest identity.
     pub fn of(config: &crate::config::TopologyConfig) -> Option<ZkTarget> {
-        ZkTarget::parse(&config.source).ok()
+        ZkTarget::parse(&config.source)
+            .ok()
+            .map(|t| t.with_digest(config))
+    }
+
+    /// This target with the config's digest identity (`[topology] zk_user`).
+    pub fn with_digest(mut self, config: &crate::config::TopologyConfig) -> ZkTarget {
+        self.digest = config.zk_digest();
+        self
     }
 
     /// Parses `zk://host:port[,host:port]/path`.
@@ -45,6 +67,7 @@ impl ZkTarget {
         Ok(ZkTarget {
             hosts: hosts.to_string(),
             root: format!("/{path}"),
+            digest: None,
         })
     }
 }
@@ -54,6 +77,13 @@ impl std::fmt::Display for ZkTarget {
         write!(f, "zk://{}{}", self.hosts, self.root)
     }
 }
+
+/// Nodes created by an authenticated dbrouter: everything for its identity, reading for
+/// anyone (monitoring, `zkCli.sh get`).
+static OWNER_ALL_ANYONE_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
 
 fn zk_err(e: impl std::fmt::Display) -> TopologyError {
     TopologyError::Zk(e.to_string())
@@ -81,11 +111,14 @@ impl ZkStore {
         session_timeout: Duration,
         timeout: Duration,
     ) -> Result<Self, TopologyError> {
-        let connect = zk::Client::connector()
+        let mut connector = zk::Client::connector()
             .with_session_timeout(session_timeout)
             .with_connection_timeout(timeout)
-            .with_fail_eagerly()
-            .connect(&target.hosts);
+            .with_fail_eagerly();
+        if let Some((user, password)) = &target.digest {
+            connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+        }
+        let connect = connector.connect(&target.hosts);
         let client = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| {
@@ -99,6 +132,17 @@ impl ZkStore {
             client,
             target: target.clone(),
         })
+    }
+
+    /// The ACL of every node dbrouter creates: with a digest identity, all permissions
+    /// for it (the "auth" scheme: the identities this session authenticated as) and read
+    /// for anyone; without one, everything for anyone (an open ZooKeeper).
+    pub fn acls(&self) -> zk::Acls<'static> {
+        if self.target.digest.is_some() {
+            zk::Acls::new(&OWNER_ALL_ANYONE_READ)
+        } else {
+            zk::Acls::anyone_all()
+        }
     }
 
     /// The underlying client (for watches and session state).
@@ -135,7 +179,7 @@ impl ZkStore {
         if let Some((version, _)) = self.read_version().await? {
             return Ok(InitOutcome::AlreadyInitialized(version));
         }
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
         // Ancestors of the root (e.g. /dbrouter) may exist already.
         let mut prefix = String::new();
         for part in self.target.root.trim_start_matches('/').split('/') {
@@ -397,7 +441,7 @@ impl ZkStore {
     /// Creates (or, for our own session, updates) this router's ephemeral registration.
     pub async fn register(&self, doc: &RouterDoc) -> Result<(), TopologyError> {
         let path = self.path(&format!("routers/{}", doc.id));
-        let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(self.acls());
         match self.client.create(&path, &encode(doc), &ephemeral).await {
             Ok(_) => Ok(()),
             Err(zk::Error::NodeExists) => {
@@ -443,7 +487,7 @@ impl ZkStore {
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(zk_err(e)),
         }
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
         self.ensure_node("leases").await?;
         match self.client.create(&path, &data, &persistent).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
@@ -514,7 +558,7 @@ impl ZkStore {
     /// Creates the persistent node `rel` (a parent of records created on demand:
     /// `moves`, `leases`, `wakeups`) unless it exists.
     async fn ensure_node(&self, rel: &str) -> Result<(), TopologyError> {
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
         match self.client.create(&self.path(rel), b"", &persistent).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
             Err(e) => Err(zk_err(e)),
@@ -575,7 +619,7 @@ impl ZkStore {
                 Err(e) => Err(zk_err(e)),
             },
             None => {
-                let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
                 self.ensure_node(dir).await?;
                 match self.client.create(&path, &data, &persistent).await {
                     Ok(_) => Ok(0),
@@ -679,7 +723,7 @@ impl ZkStore {
 
     /// Queues a wake-up of a hibernated user (`<root>/wakeups/<user>`; idempotent).
     pub async fn request_wakeup(&self, user: &str) -> Result<(), TopologyError> {
-        let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
         self.ensure_node("wakeups").await?;
         let path = self.path(&format!("wakeups/{user}"));
         match self.client.create(&path, b"", &persistent).await {

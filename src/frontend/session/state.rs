@@ -151,15 +151,19 @@ impl<S: ClientStream> Session<S> {
         if login.attributes.is_none() {
             login.attributes = login_now.attributes.clone();
         }
+        let ctx = Arc::clone(&self.ctx);
         let next = authenticate(
             &mut self.client,
-            &self.ctx.config,
+            &ctx,
             &login,
             &self.scramble,
             reply_seq,
             self.peer,
         )
         .await?;
+        // The old account's session is counted out first (it may be the same account).
+        self.account = None;
+        self.account = Some(admit(&mut self.client, &ctx, &login.user, next).await?);
         self.backends.relogin(login_state(&login));
         self.statements.clear();
         self.tx.reset();
@@ -175,7 +179,7 @@ impl<S: ClientStream> Session<S> {
         self.client
             .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
         self.client.flush().await.map_err(End::ClientGone)?;
-        debug!(parent: &self.span, user = %login.user, "user changed");
+        debug!(parent: &self.span, user = ?login.user, "user changed");
         Ok(())
     }
 }
