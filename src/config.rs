@@ -161,6 +161,11 @@ pub struct LimitsConfig {
     pub delay_max_ms: u64,
     /// A failure count is forgotten this long after its last failure (ms).
     pub forget_after_ms: u64,
+    /// Prepared statements one session may hold (MySQL's `max_prepared_stmt_count`, per
+    /// session); more get ERR 1461.
+    pub max_prepared_per_session: usize,
+    /// Bytes one session may hold in prepared-statement texts and buffered long data.
+    pub max_session_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -172,6 +177,8 @@ impl Default for LimitsConfig {
             delay_step_ms: 1000,
             delay_max_ms: 5000,
             forget_after_ms: 15 * 60 * 1000,
+            max_prepared_per_session: 1024,
+            max_session_bytes: 256 << 20,
         }
     }
 }

@@ -32,6 +32,18 @@ pub enum ClientError {
         /// The account that requires TLS (None: the router requires it of everyone).
         account: Option<String>,
     },
+    /// The session holds `limits.max_prepared_per_session` statements (MySQL's text).
+    #[error("Can't create more than max_prepared_stmt_count statements (current value: {max}): close prepared statements you no longer need")]
+    TooManyStatements {
+        /// The limit.
+        max: usize,
+    },
+    /// The session holds `limits.max_session_bytes` of statement texts and long data.
+    #[error("This session holds too much prepared-statement text and long data (limits.max_session_bytes = {limit} bytes): close prepared statements you no longer need")]
+    SessionMemory {
+        /// The limit.
+        limit: usize,
+    },
     /// Too many connections from the client's address are in their connection phase.
     #[error("Too many connections from this address are logging in at once (limits.max_logins_per_address = {max}): retry in a second")]
     TooManyLogins {
@@ -228,6 +240,8 @@ impl ClientError {
             ClientError::InsecureTransport { .. } => 3159,
             ClientError::TooManyLogins { .. } => 1040,
             ClientError::UserLimit { .. } => 1226,
+            ClientError::TooManyStatements { .. } => 1461,
+            ClientError::SessionMemory { .. } => 1041,
             ClientError::UnknownCommand(_) | ClientError::UnsupportedCommand { .. } => 1047,
             ClientError::PacketTooLarge { .. } => 1153,
             ClientError::PacketsOutOfOrder => 1156,
@@ -265,7 +279,9 @@ impl ClientError {
             | ClientError::TablesLocked { .. }
             | ClientError::RolledBack(_)
             | ClientError::KeyParameter { .. }
-            | ClientError::UserLimit { .. } => b"42000",
+            | ClientError::UserLimit { .. }
+            | ClientError::TooManyStatements { .. } => b"42000",
+            ClientError::SessionMemory { .. } => b"HY000",
             ClientError::UnknownStatement { .. }
             | ClientError::MalformedPacket(_)
             | ClientError::StateReplay { .. }
@@ -296,6 +312,8 @@ impl ClientError {
             self,
             ClientError::UnknownCommand(_)
                 | ClientError::UnsupportedCommand { .. }
+                | ClientError::TooManyStatements { .. }
+                | ClientError::SessionMemory { .. }
                 | ClientError::PoolExhausted { .. }
                 | ClientError::Route(_)
                 | ClientError::CrossShardTransaction { .. }
@@ -321,6 +339,8 @@ impl ClientError {
             ClientError::InsecureTransport { .. } => "insecure_transport",
             ClientError::TooManyLogins { .. } => "too_many_logins",
             ClientError::UserLimit { .. } => "user_limit",
+            ClientError::TooManyStatements { .. } => "too_many_statements",
+            ClientError::SessionMemory { .. } => "session_memory",
             ClientError::UnknownCommand(_) => "unknown_command",
             ClientError::UnsupportedCommand { .. } => "unsupported_command",
             ClientError::PacketTooLarge { .. } => "packet_too_large",
@@ -455,6 +475,8 @@ mod tests {
             ClientError::InsecureTransport { account: None },
             ClientError::InsecureTransport { account: Some(s()) },
             ClientError::TooManyLogins { max: 1 },
+            ClientError::TooManyStatements { max: 1 },
+            ClientError::SessionMemory { limit: 1 },
             ClientError::UserLimit {
                 account: s(),
                 max: 1,
@@ -523,6 +545,8 @@ mod tests {
                 | ClientError::InsecureTransport { .. }
                 | ClientError::TooManyLogins { .. }
                 | ClientError::UserLimit { .. }
+                | ClientError::TooManyStatements { .. }
+                | ClientError::SessionMemory { .. }
                 | ClientError::UnknownCommand(_)
                 | ClientError::UnsupportedCommand { .. }
                 | ClientError::PacketTooLarge { .. }

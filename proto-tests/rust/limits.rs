@@ -182,3 +182,37 @@ async fn a_user_name_with_a_newline_cannot_forge_a_log_line() {
     );
     assert!(log.contains("evil\\nINFO forged"), "{log}");
 }
+
+#[tokio::test]
+async fn a_session_holds_a_bounded_number_and_size_of_prepared_statements() {
+    let router = limited(
+        "max_prepared_per_session = 3\nmax_session_bytes = 4096\n",
+        "",
+    );
+    let mut c = router.app_conn(None).await;
+    let mut held = Vec::new();
+    for i in 1..=3 {
+        held.push(c.prep(format!("SELECT {i} + ?")).await.unwrap());
+    }
+    let (code, state, message) = server_error(c.prep("SELECT 4 + ?").await.unwrap_err());
+    assert_eq!((code, state.as_str()), (1461, "42000"), "{message}");
+    assert!(message.contains("max_prepared_stmt_count"), "{message}");
+    // The session goes on, and a closed statement frees its place.
+    let n: Option<i64> = c.query_first("SELECT 5").await.unwrap();
+    assert_eq!(n, Some(5));
+    c.close(held.remove(0)).await.unwrap();
+    let s = c.prep("SELECT 6 + ?").await.unwrap();
+    let n: Option<i64> = c.exec_first(&s, (1,)).await.unwrap();
+    assert_eq!(n, Some(7));
+    for s in held.drain(..).chain([s]) {
+        c.close(s).await.unwrap();
+    }
+    // A statement text that would take the session over its byte budget is refused.
+    let big = format!("SELECT '{}' AS big, ? AS p", "x".repeat(5000));
+    let (code, _, message) = server_error(c.prep(big).await.unwrap_err());
+    assert_eq!(code, 1041, "{message}");
+    assert!(message.contains("max_session_bytes"), "{message}");
+    let n: Option<i64> = c.query_first("SELECT 8").await.unwrap();
+    assert_eq!(n, Some(8));
+    c.disconnect().await.unwrap();
+}

@@ -209,6 +209,7 @@ mod tests {
             delay_step_ms: 100,
             delay_max_ms: 250,
             forget_after_ms: 60_000,
+            ..LimitsConfig::default()
         })
     }
 

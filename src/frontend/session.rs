@@ -209,6 +209,8 @@ pub async fn run_on_stream<S: ClientStream>(
         }
     };
     let max_packet = ctx.config.server.max_packet_size;
+    let max_statements = ctx.config.limits.max_prepared_per_session;
+    let max_session_bytes = ctx.config.limits.max_session_bytes;
     let drain = ctx.drain.subscribe(connection_id);
     let watchdog = Watchdog::new(ctx.config.timeouts.idle());
     let mut session = Session {
@@ -224,7 +226,7 @@ pub async fn run_on_stream<S: ClientStream>(
         pin: None,
         dialect,
         status: SERVER_STATUS_AUTOCOMMIT,
-        statements: Statements::new(max_packet),
+        statements: Statements::new(max_packet, max_statements, max_session_bytes),
         refused: None,
         table: None,
         watchdog,

@@ -96,17 +96,25 @@ impl Prepared {
 pub struct Statements {
     next_id: u32,
     max_long_data: usize,
+    /// `limits.max_prepared_per_session`.
+    max_statements: usize,
+    /// `limits.max_session_bytes`: statement texts and long data held at once.
+    max_bytes: usize,
     map: HashMap<u32, Prepared>,
     /// The user a move held, set by the planning of an EXECUTE that had to wait.
     held_user: Option<Vec<u8>>,
 }
 
 impl Statements {
-    /// No statements; long data per statement is capped at `max_long_data` bytes.
-    pub fn new(max_long_data: usize) -> Self {
+    /// No statements; long data per statement is capped at `max_long_data` bytes, the
+    /// statements at `max_statements`, and their texts and long data together at
+    /// `max_bytes`.
+    pub fn new(max_long_data: usize, max_statements: usize, max_bytes: usize) -> Self {
         Statements {
             next_id: 1,
             max_long_data,
+            max_statements,
+            max_bytes,
             map: HashMap::new(),
             held_user: None,
         }
@@ -118,16 +126,46 @@ impl Statements {
         self.map.clear();
     }
 
+    /// Bytes held for the statements: their texts and buffered long data.
+    fn held_bytes(&self) -> usize {
+        self.map
+            .values()
+            .map(|s| s.prepare.len() + s.long_data_size.min(self.max_long_data))
+            .sum()
+    }
+
+    /// Why a new statement of `text_len` bytes may not be prepared, if it may not.
+    fn refuse_new(&self, text_len: usize) -> Option<ClientError> {
+        if self.map.len() >= self.max_statements {
+            return Some(ClientError::TooManyStatements {
+                max: self.max_statements,
+            });
+        }
+        (self.held_bytes().saturating_add(text_len) > self.max_bytes).then_some(
+            ClientError::SessionMemory {
+                limit: self.max_bytes,
+            },
+        )
+    }
+
     /// Buffers a COM_STMT_SEND_LONG_DATA payload (it has no response). Data for an
-    /// unknown statement is dropped, as the server does; data over the cap is dropped and
-    /// the next EXECUTE fails.
+    /// unknown statement is dropped, as the server does; data over the statement's cap or
+    /// the session's (`limits.max_session_bytes`) is dropped and the next EXECUTE fails.
     pub fn add_long_data(&mut self, payload: BytesMut) {
         let Some(id) = stmt_id(&payload) else { return };
         let max = self.max_long_data;
+        let over_session = self.held_bytes().saturating_add(payload.len()) > self.max_bytes;
         if let Some(stmt) = self.map.get_mut(&id) {
-            stmt.long_data_size = stmt.long_data_size.saturating_add(payload.len());
+            stmt.long_data_size = if over_session {
+                usize::MAX
+            } else {
+                stmt.long_data_size.saturating_add(payload.len())
+            };
             if stmt.long_data_size <= max {
                 stmt.long_data.push(payload);
+            } else {
+                // Nothing of it is kept: the EXECUTE that follows fails.
+                stmt.long_data.clear();
             }
         }
     }
@@ -153,6 +191,9 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
+        if let Some(err) = self.statements.refuse_new(payload.len()) {
+            return self.reply_error(seq, err).await;
+        }
         // A prepared statement is one statement, read as the session's connection reads it
         // (the same shape check as for a COM_QUERY: only where the scan says it may matter).
         let scan = crate::router::scan_in(sql, self.dialect, table.key_columns());
