@@ -137,7 +137,7 @@ pub fn param_value<'a>(
         if i == index {
             return Ok(value);
         }
-        pos += len;
+        pos = pos.checked_add(len).ok_or(ExecuteError::Malformed)?;
     }
     Err(ExecuteError::Malformed)
 }
@@ -150,7 +150,7 @@ fn read_value(
 ) -> Result<(ParamValue<'_>, usize), ExecuteError> {
     let int = |width: usize| -> Result<(ParamValue<'_>, usize), ExecuteError> {
         let b = payload
-            .get(pos..pos + width)
+            .get(pos..pos.saturating_add(width))
             .ok_or(ExecuteError::Malformed)?;
         let mut raw = [0u8; 8];
         raw[..width].copy_from_slice(b);
@@ -174,7 +174,7 @@ fn read_value(
         0x06 => Ok((ParamValue::Null, 0)),
         0x07 | 0x0a | 0x0b | 0x0c | 0x0e => {
             let n = usize::from(*payload.get(pos).ok_or(ExecuteError::Malformed)?);
-            if payload.len() < pos + 1 + n {
+            if payload.len() < pos.saturating_add(1 + n) {
                 return Err(ExecuteError::Malformed);
             }
             Ok((ParamValue::Other, 1 + n))
@@ -182,11 +182,14 @@ fn read_value(
         _ => {
             let (len, start) =
                 super::packets::read_lenenc_int(payload, pos).ok_or(ExecuteError::Malformed)?;
-            let len = usize::try_from(len).map_err(|_| ExecuteError::Malformed)?;
-            let bytes = payload
-                .get(start..start + len)
+            // A length from the packet: checked, never added blindly (it may be near
+            // u64::MAX; found by the `stmt_execute` fuzz target).
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| start.checked_add(len))
                 .ok_or(ExecuteError::Malformed)?;
-            Ok((ParamValue::Bytes(bytes), start + len - pos))
+            let bytes = payload.get(start..end).ok_or(ExecuteError::Malformed)?;
+            Ok((ParamValue::Bytes(bytes), end - pos))
         }
     }
 }
@@ -194,6 +197,20 @@ fn read_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_length_near_u64_max_is_malformed_not_a_panic() {
+        // The fuzz target's regression (fuzz/regressions/stmt_execute): one VARCHAR
+        // parameter whose length-encoded length is 0xfe ff ff ff ff ff ff ff ff.
+        let mut p = vec![0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0xfd, 0];
+        p.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let head = parse_head(&p, 1).unwrap();
+        let types = head.new_types.unwrap_or_default().to_vec();
+        assert_eq!(
+            param_value(&p, &head, &types, 0, |_| false),
+            Err(ExecuteError::Malformed)
+        );
+    }
 
     /// An execute of statement 7 with params (LONGLONG 42, VARCHAR "12345", NULL, unsigned TINY 200).
     fn sample() -> Vec<u8> {
