@@ -5,7 +5,7 @@ Reads utime+stime (/proc/<pid>/stat, in clock ticks) of the proxy and of the oth
 processes of the cluster before and after the run, the host's busy ticks (/proc/stat),
 sysbench's own CPU (rusage of the child) and, given the server's socket, its
 Bytes_received / Bytes_sent counters (what crossed the wire per query, whoever is in
-between), then parses sysbench's report: queries,
+between) and Ssl_accepts (TLS handshakes the server ran), then parses sysbench's report: queries,
 transactions, errors, and p50/p95/p99 from the latency histogram of that same run.
 
 Latency is per sysbench *event*: one statement for oltp_point_select, one transaction
@@ -28,7 +28,7 @@ COLUMNS = [
     "p95_us", "p99_us", "lat_max_us", "events_in_histogram", "proxy_cpu_s",
     "proxy_cpu_us_per_query", "server_cpu_s", "server_cpu_us_per_query",
     "sysbench_cpu_s", "host_busy_s", "foreign_cpu_s", "quiet_wait_s", "started", "log",
-    "server_bytes_in_per_query", "server_bytes_out_per_query",
+    "server_bytes_in_per_query", "server_bytes_out_per_query", "server_ssl_accepts",
 ]
 
 
@@ -47,19 +47,21 @@ def proc_ticks(pid):
 
 
 def server_bytes(socket):
-    """(Bytes_received, Bytes_sent) of the MariaDB server behind `socket` (as root), or None."""
+    """(Bytes_received, Bytes_sent, Ssl_accepts) of the MariaDB server behind `socket` (as
+    root), or None. --skip-ssl: the dev cluster's servers serve TLS, and the mariadb client
+    would use it by default even over the socket (and count itself in Ssl_accepts)."""
     if not socket:
         return None
     try:
         out = subprocess.run(
-            ["mariadb", "--no-defaults", "-uroot", "-S", socket, "-N", "-B", "-e",
-             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Bytes_received', 'Bytes_sent')"],
+            ["mariadb", "--no-defaults", "--skip-ssl", "-uroot", "-S", socket, "-N", "-B", "-e",
+             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Bytes_received', 'Bytes_sent', 'Ssl_accepts')"],
             capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return None
     values = dict(line.split("\t", 1) for line in out.stdout.splitlines() if "\t" in line)
     try:
-        return int(values["Bytes_received"]), int(values["Bytes_sent"])
+        return int(values["Bytes_received"]), int(values["Bytes_sent"]), int(values.get("Ssl_accepts", 0))
     except (KeyError, ValueError):
         return None
 
@@ -136,6 +138,9 @@ def main():
     ap.add_argument("--proxy-pid", type=int, default=0, help="the proxy of this target (0: none)")
     ap.add_argument("--server-pid", type=int, default=0, help="shard1 master's mariadbd")
     ap.add_argument("--server-socket", help="shard1 master's socket: count its bytes in and out (as root)")
+    ap.add_argument("--ssl-dir",
+                    help="TLS from sysbench: --mysql-ssl=on, run in this directory (sysbench 1.0 loads "
+                         "cacert.pem, client-cert.pem and client-key.pem from its working directory)")
     ap.add_argument("--our-pids", default="", help="comma-separated: every other process of the setup")
     ap.add_argument("--perf-out", help="perf record the proxy (-F 997, no call graphs) during the run into this file")
     ap.add_argument("--quiet-wait", type=float, default=0,
@@ -153,7 +158,8 @@ def main():
         f"--mysql-db={args.db}", f"--tables={args.tables}", f"--table-size={args.table_size}",
         f"--threads={args.threads}", f"--time={args.time}", "--events=0",
         "--report-interval=0", "--histogram=on", "--percentile=99",
-    ] + ([f"--rate={args.rate}"] if args.rate > 0 else []) + ["run"]
+    ] + ([f"--rate={args.rate}"] if args.rate > 0 else []) + (
+        ["--mysql-ssl=on"] if args.ssl_dir else []) + ["run"]
 
     # Other people's builds and tests share this machine: wait (bounded) for a quiet second.
     quiet_t0 = time.monotonic()
@@ -185,7 +191,8 @@ def main():
     with open(args.log, "w") as log:
         log.write("# " + " ".join(c if not c.startswith("--mysql-password=") else "--mysql-password=***" for c in cmd) + "\n")
         log.flush()
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 cwd=args.ssl_dir or None)
         try:
             _, status, rusage = os.wait4(child.pid, 0)
         except KeyboardInterrupt:
@@ -263,6 +270,7 @@ def main():
         "log": os.path.basename(args.log),
         "server_bytes_in_per_query": (bytes1[0] - bytes0[0]) / queries if bytes0 and bytes1 and queries else None,
         "server_bytes_out_per_query": (bytes1[1] - bytes0[1]) / queries if bytes0 and bytes1 and queries else None,
+        "server_ssl_accepts": bytes1[2] - bytes0[2] if bytes0 and bytes1 else None,
     }
 
     def fmt(v):
@@ -294,7 +302,7 @@ def main():
             f.write("\t".join(COLUMNS) + "\n")
         f.write("\t".join(fmt(row[c]) for c in COLUMNS) + "\n")
 
-    line = (f"{(args.label or args.test):<18} {args.threads:>4} thr  {args.target:<8} #{args.repeat}  "
+    line = (f"{(args.label or args.test):<18} {args.threads:>4} thr  {args.target:<12} #{args.repeat}  "
             f"{status_s:<4} ")
     if ok:
         cpu = row["proxy_cpu_us_per_query"]
