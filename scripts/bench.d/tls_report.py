@@ -42,6 +42,10 @@ def fdelta(v):
     return "–" if v is None else f"{v:+.1f}"
 
 
+def sub(a, b):
+    return None if a is None or b is None else a - b
+
+
 def rank(t):
     return TARGETS.index(t) if t in TARGETS else 99
 
@@ -69,6 +73,10 @@ def aggregate(rows):
             "cpu": med(num(r["proxy_cpu_us_per_query"]) for r in ok),
             "server_cpu": med(num(r["server_cpu_us_per_query"]) for r in ok),
             "both_cpu": med(both),
+            "client_cpu": med(num(r["sysbench_cpu_s"]) / num(r["queries"]) * 1e6 for r in ok
+                              if num(r["sysbench_cpu_s"]) is not None and num(r["queries"])),
+            "host_cpu": med(num(r["host_busy_s"]) / num(r["queries"]) * 1e6 for r in ok
+                            if num(r["host_busy_s"]) is not None and num(r["queries"])),
             "ssl_accepts": med(num(r.get("server_ssl_accepts")) for r in ok),
             "errors": sum(int(num(r["ignored_errors"]) or 0) for r in ok),
         }
@@ -105,7 +113,7 @@ def build(rows, meta, checks):
     md.append(f"* {meta.get('VERSIONS', '?')}; dbrouter {meta.get('DBROUTER_BUILD', '?')}")
     md.append(f"* Each run: {meta.get('BENCH_TIME', '?')} s, {meta.get('BENCH_TABLES', '?')} tables × "
               f"{meta.get('BENCH_TABLE_SIZE', '?')} rows, threads {meta.get('BENCH_THREADS', '?')}, "
-              f"{repeats} repeats")
+              f"{repeats} repeat{'s' if repeats != '1' else ''}")
     md.append(f"* TLS: TLS 1.2/1.3 offered by both servers (MariaDB {meta.get('MARIADB_TLS', '?')}; dbrouter "
               f"`[server.tls]` {meta.get('ROUTER_TLS', '?')}), an ECDSA P-256 certificate of the dev cluster's "
               "test CA; sysbench 1.0 `--mysql-ssl=on` with the test CA as `cacert.pem` (it verifies the chain) "
@@ -121,11 +129,15 @@ def build(rows, meta, checks):
         md.append(f"| {t} | {p} | {term} |")
     md.append("")
 
-    md.append(f"### Results (median over {repeats} repeats)")
+    md.append(f"### Results (median over {repeats} repeat{'s' if repeats != '1' else ''})")
+    md.append("")
+    md.append("Also the client's side (sysbench's own CPU, its TLS included) and the whole host's busy time "
+              "per query (every process, this benchmark's and others'): on 2 cores, the QPS of a saturated run "
+              "follows the whole host's CPU per query.")
     md.append("")
     md.append("| target | threads | QPS | p50 µs | p99 µs | proxy CPU µs/query | mariadbd CPU µs/query "
-              "| proxy + mariadbd µs/query | runs ok |")
-    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| proxy + mariadbd µs/query | sysbench µs/query | host µs/query | runs ok |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in threads:
         for t in targets:
             a = agg.get((t, n))
@@ -133,7 +145,8 @@ def build(rows, meta, checks):
                 continue
             proxy = "–" if t.startswith("direct") else f2(a["cpu"])
             md.append(f"| {t} | {n} | {f0(a['qps'])} | {f0(a['p50'])} | {f0(a['p99'])} | {proxy} "
-                      f"| {f2(a['server_cpu'])} | {f2(a['both_cpu'])} | {a['ok']}/{a['runs']} |")
+                      f"| {f2(a['server_cpu'])} | {f2(a['both_cpu'])} | {f1(a['client_cpu'])} | {f1(a['host_cpu'])} "
+                      f"| {a['ok']}/{a['runs']} |")
     md.append("")
 
     md.append("### TLS / plain")
@@ -143,8 +156,8 @@ def build(rows, meta, checks):
               "the CPU added per query in µs.")
     md.append("")
     md.append("| setup | threads | QPS | QPS per repeat | p50 | p99 | proxy CPU/query | mariadbd CPU/query "
-              "| proxy + mariadbd | Δ proxy µs/query | Δ mariadbd µs/query |")
-    md.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| proxy + mariadbd | Δ proxy µs/query | Δ mariadbd µs/query | Δ sysbench µs/query | Δ host µs/query |")
+    md.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in threads:
         for s in SETUPS:
             p, t = agg.get((s, n)), agg.get((s + "-tls", n))
@@ -159,7 +172,8 @@ def build(rows, meta, checks):
                 f"| {fratio(ratio(t['server_cpu'], p['server_cpu']))} "
                 f"| {fratio(ratio(t['both_cpu'], p['both_cpu']))} "
                 f"| {fdelta(t['cpu'] - p['cpu']) if proxy and t['cpu'] is not None and p['cpu'] is not None else '–'} "
-                f"| {fdelta(t['server_cpu'] - p['server_cpu']) if t['server_cpu'] is not None and p['server_cpu'] is not None else '–'} |")
+                f"| {fdelta(sub(t['server_cpu'], p['server_cpu']))} "
+                f"| {fdelta(sub(t['client_cpu'], p['client_cpu']))} | {fdelta(sub(t['host_cpu'], p['host_cpu']))} |")
     md.append("")
 
     md.append("### How TLS was checked")
@@ -224,7 +238,7 @@ def build(rows, meta, checks):
         worst = max(spreads, key=lambda x: x[2])
         lines.append(f"QPS spread over the repeats (max − min over median): median "
                      f"{statistics.median(s for _, _, s in spreads) * 100:.0f} %, worst {worst[2] * 100:.0f} % "
-                     f"({worst[0]}, {worst[1]} threads): differences smaller than that are within noise.")
+                     f"({worst[0]}, {worst[1]} thread{'s' if worst[1] != 1 else ''}): differences smaller than that are within noise.")
     if failed:
         lines.append(f"{len(failed)} run(s) failed: " + ", ".join(
             f"{r['target']}/{r['threads']}/#{r['repeat']} ({r['status']}, log {r['log']})" for r in failed) + ".")
