@@ -56,7 +56,8 @@ pub async fn connect(config: &Config, addr: &str) -> Result<Conn, String> {
             .tcp_port(port)
             .user(Some(config.backend.user.as_str()))
             .pass(Some(config.backend.password()))
-            .prefer_socket(false),
+            .prefer_socket(false)
+            .ssl_opts(config.backend.tls.as_ref().map(crate::failover::ssl_opts)),
     );
     timed(addr, "connect", Conn::new(opts)).await
 }

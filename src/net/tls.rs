@@ -251,3 +251,233 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+/// TLS to the MariaDB servers (`[backend.tls]`): the CA their certificates must chain
+/// to, an optional client certificate, and the name to verify (default: each server's
+/// host). Host names are always verified; there is no switch to turn that off.
+pub struct BackendTls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: Option<rustls_pki_types::ServerName<'static>>,
+}
+
+impl std::fmt::Debug for BackendTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTls")
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+impl BackendTls {
+    /// Loads the CA (and the client certificate and key, if given).
+    pub fn load(
+        ca_file: &Path,
+        client: Option<(&Path, &Path)>,
+        server_name: Option<&str>,
+    ) -> Result<Arc<Self>, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| file_error(ca_file, e))? {
+            let cert = cert.map_err(|e| file_error(ca_file, e))?;
+            roots
+                .add(cert)
+                .map_err(|e| file_error(ca_file, format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(file_error(ca_file, "no PEM certificate in it"));
+        }
+        // ring, as for the clients' side (see `acceptor`).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+            .map_err(|e| TlsError::Rejected(e.to_string()))?
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((cert_file, key_file)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+                    .map_err(|e| file_error(cert_file, e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| file_error(cert_file, e))?;
+                let key = PrivateKeyDer::from_pem_file(key_file)
+                    .map_err(|e| file_error(key_file, format!("no usable PEM private key: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| TlsError::Rejected(e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let server_name = server_name
+            .map(|n| {
+                rustls_pki_types::ServerName::try_from(n.to_string())
+                    .map_err(|e| TlsError::Rejected(format!("server_name {n:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(Arc::new(BackendTls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+        }))
+    }
+
+    /// The name a server at `host` must prove.
+    fn name_for(&self, host: &str) -> io::Result<rustls_pki_types::ServerName<'static>> {
+        if let Some(name) = &self.server_name {
+            return Ok(name.clone());
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host:?}: {e}")))
+    }
+}
+
+/// A TCP socket that can be moved to another thread's runtime in place, also from under
+/// a TLS session (pooled backend connections follow the session that borrows them).
+#[derive(Debug)]
+pub struct Rehomable(Option<tokio::net::TcpStream>);
+
+impl Rehomable {
+    /// Registers the socket with the calling thread's runtime.
+    pub fn rehome(&mut self) -> io::Result<()> {
+        let stream = self
+            .0
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket lost"))?;
+        let std = stream.into_std()?;
+        self.0 = Some(tokio::net::TcpStream::from_std(std)?);
+        Ok(())
+    }
+
+    fn get(&mut self) -> io::Result<&mut tokio::net::TcpStream> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket lost"))
+    }
+}
+
+impl AsyncRead for Rehomable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Rehomable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// A backend's byte stream: clear text, or TLS after the SSLRequest when `[backend.tls]`
+/// is configured. The match on each read and write is the whole cost on the relay path.
+#[derive(Debug)]
+pub enum BackendIo {
+    /// Clear text.
+    Plain(Rehomable),
+    /// After the TLS handshake.
+    Tls(Box<tokio_rustls::client::TlsStream<Rehomable>>),
+    /// Only while switching (a failed switch leaves it so: the connection is dropped).
+    Switching,
+}
+
+impl BackendIo {
+    /// A connected socket, clear text for now.
+    pub fn plain(stream: tokio::net::TcpStream) -> Self {
+        BackendIo::Plain(Rehomable(Some(stream)))
+    }
+
+    /// Whether the stream is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, BackendIo::Tls(_))
+    }
+
+    /// Registers the socket with the calling thread's runtime (TLS state kept).
+    pub fn rehome(&mut self) -> io::Result<()> {
+        match self {
+            BackendIo::Plain(s) => s.rehome(),
+            BackendIo::Tls(t) => t.get_mut().0.rehome(),
+            BackendIo::Switching => Err(switching()),
+        }
+    }
+
+    /// The client side of a TLS handshake with the server at `host` (after the
+    /// SSLRequest was sent).
+    pub async fn start_tls(&mut self, tls: &BackendTls, host: &str) -> io::Result<()> {
+        let name = tls.name_for(host)?;
+        let BackendIo::Plain(stream) = std::mem::replace(self, BackendIo::Switching) else {
+            return Err(io::Error::other("TLS was started twice"));
+        };
+        let tls = tls.connector.connect(name, stream).await?;
+        *self = BackendIo::Tls(Box::new(tls));
+        Ok(())
+    }
+}
+
+impl AsyncRead for BackendIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            BackendIo::Switching => Poll::Ready(Err(switching())),
+        }
+    }
+}
+
+impl AsyncWrite for BackendIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            BackendIo::Switching => Poll::Ready(Err(switching())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            BackendIo::Switching => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            BackendIo::Switching => Poll::Ready(Ok(())),
+        }
+    }
+}
