@@ -1,9 +1,11 @@
-//! TLS for client connections: the server certificate and key from the config
-//! (`[server.tls]`), reloadable without dropping connections ([`TlsConfig::reload`], on
-//! SIGHUP), and the client stream that starts in clear text and may switch to TLS after
-//! the client's SSLRequest ([`ClientIo`]), as the MySQL protocol does.
+//! TLS on both sides of the router: for clients, the server certificate and key from the
+//! config (`[server.tls]`), reloadable without dropping connections ([`TlsConfig::reload`],
+//! on SIGHUP); towards MariaDB, the CA, optional client certificate and name to verify
+//! (`[backend.tls]`, [`BackendTls`]). Both streams start in clear text and may switch to
+//! TLS after an SSLRequest, as the MySQL protocol does ([`MaybeTls`]: [`ClientIo`],
+//! [`BackendIo`]).
 //!
-//! rustls with the `ring` provider; TLS 1.2 and 1.3 only (1.3 only with
+//! rustls with the `ring` provider; TLS 1.2 and 1.3 only (clients: 1.3 only with
 //! `min_version = "1.3"`).
 
 use std::io;
@@ -121,24 +123,37 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A client's byte stream: clear text until an SSLRequest, then TLS. The match on each
-/// read and write is the whole cost on the relay path.
+/// A byte stream that starts in clear text (`P`) and may switch to TLS (`T`) — the MySQL
+/// way, after an SSLRequest. The match on each read and write is the whole cost on the
+/// relay path.
 #[derive(Debug)]
-pub enum ClientIo<S> {
+pub enum MaybeTls<P, T> {
     /// Clear text.
-    Plain(S),
+    Plain(P),
     /// After the TLS handshake.
-    Tls(Box<tokio_rustls::server::TlsStream<Rewind<S>>>),
-    /// Only while switching (a failed switch leaves it so: the session ends).
+    Tls(Box<T>),
+    /// Only while switching (a failed switch leaves it so: the connection is dropped).
     Switching,
 }
 
-impl<S> ClientIo<S> {
+impl<P, T> MaybeTls<P, T> {
     /// Whether the stream is encrypted.
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientIo::Tls(_))
+        matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// The clear-text stream, to start TLS on; `Switching` is left in its place until the
+    /// handshake puts the TLS stream there.
+    fn take_plain(&mut self) -> io::Result<P> {
+        match std::mem::replace(self, MaybeTls::Switching) {
+            MaybeTls::Plain(stream) => Ok(stream),
+            _ => Err(io::Error::other("TLS was started twice")),
+        }
     }
 }
+
+/// A client's byte stream: clear text until an SSLRequest, then TLS (server side).
+pub type ClientIo<S> = MaybeTls<S, tokio_rustls::server::TlsStream<Rewind<S>>>;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     /// Runs the server side of a TLS handshake on the clear-text stream; `read_ahead`
@@ -148,16 +163,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
         acceptor: &TlsAcceptor,
         read_ahead: BytesMut,
     ) -> io::Result<()> {
-        let ClientIo::Plain(stream) = std::mem::replace(self, ClientIo::Switching) else {
-            return Err(io::Error::other("TLS was started twice"));
-        };
+        let inner = self.take_plain()?;
         let tls = acceptor
             .accept(Rewind {
                 ahead: read_ahead,
-                inner: stream,
+                inner,
             })
             .await?;
-        *self = ClientIo::Tls(Box::new(tls));
+        *self = MaybeTls::Tls(Box::new(tls));
         Ok(())
     }
 }
@@ -166,46 +179,54 @@ fn switching() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
+impl<P, T> AsyncRead for MaybeTls<P, T>
+where
+    P: AsyncRead + Unpin,
+    T: AsyncRead + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ClientIo::Switching => Poll::Ready(Err(switching())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Switching => Poll::Ready(Err(switching())),
         }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
+impl<P, T> AsyncWrite for MaybeTls<P, T>
+where
+    P: AsyncWrite + Unpin,
+    T: AsyncWrite + Unpin,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ClientIo::Switching => Poll::Ready(Err(switching())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Switching => Poll::Ready(Err(switching())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ClientIo::Switching => Poll::Ready(Ok(())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Switching => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ClientIo::Switching => Poll::Ready(Ok(())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Switching => Poll::Ready(Ok(())),
         }
     }
 }
@@ -394,34 +415,21 @@ impl AsyncWrite for Rehomable {
 }
 
 /// A backend's byte stream: clear text, or TLS after the SSLRequest when `[backend.tls]`
-/// is configured. The match on each read and write is the whole cost on the relay path.
-#[derive(Debug)]
-pub enum BackendIo {
-    /// Clear text.
-    Plain(Rehomable),
-    /// After the TLS handshake.
-    Tls(Box<tokio_rustls::client::TlsStream<Rehomable>>),
-    /// Only while switching (a failed switch leaves it so: the connection is dropped).
-    Switching,
-}
+/// is configured (client side).
+pub type BackendIo = MaybeTls<Rehomable, tokio_rustls::client::TlsStream<Rehomable>>;
 
 impl BackendIo {
     /// A connected socket, clear text for now.
     pub fn plain(stream: tokio::net::TcpStream) -> Self {
-        BackendIo::Plain(Rehomable(Some(stream)))
-    }
-
-    /// Whether the stream is encrypted.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, BackendIo::Tls(_))
+        MaybeTls::Plain(Rehomable(Some(stream)))
     }
 
     /// Registers the socket with the calling thread's runtime (TLS state kept).
     pub fn rehome(&mut self) -> io::Result<()> {
         match self {
-            BackendIo::Plain(s) => s.rehome(),
-            BackendIo::Tls(t) => t.get_mut().0.rehome(),
-            BackendIo::Switching => Err(switching()),
+            MaybeTls::Plain(s) => s.rehome(),
+            MaybeTls::Tls(t) => t.get_mut().0.rehome(),
+            MaybeTls::Switching => Err(switching()),
         }
     }
 
@@ -429,55 +437,9 @@ impl BackendIo {
     /// SSLRequest was sent).
     pub async fn start_tls(&mut self, tls: &BackendTls, host: &str) -> io::Result<()> {
         let name = tls.name_for(host)?;
-        let BackendIo::Plain(stream) = std::mem::replace(self, BackendIo::Switching) else {
-            return Err(io::Error::other("TLS was started twice"));
-        };
+        let stream = self.take_plain()?;
         let tls = tls.connector.connect(name, stream).await?;
-        *self = BackendIo::Tls(Box::new(tls));
+        *self = MaybeTls::Tls(Box::new(tls));
         Ok(())
-    }
-}
-
-impl AsyncRead for BackendIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            BackendIo::Switching => Poll::Ready(Err(switching())),
-        }
-    }
-}
-
-impl AsyncWrite for BackendIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            BackendIo::Switching => Poll::Ready(Err(switching())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            BackendIo::Switching => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            BackendIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            BackendIo::Switching => Poll::Ready(Ok(())),
-        }
     }
 }
