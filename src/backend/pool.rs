@@ -166,6 +166,12 @@ impl Pools {
         loop {
             if let Some(idle) = self.take_idle(&key) {
                 match idle.conn.bring_home() {
+                    // Its server closed it while it idled (KILL, wait_timeout, a restart):
+                    // seen without a round trip, never lent out to fail a statement.
+                    Ok(conn) if conn.io.looks_closed() => {
+                        crate::metrics::pool_discarded(&key.addr);
+                        continue;
+                    }
                     Ok(conn) => {
                         return Ok(PooledConn {
                             conn,

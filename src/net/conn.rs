@@ -251,6 +251,11 @@ impl PacketConn<super::BackendIo> {
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
     }
+
+    /// Whether an idle connection was closed by its server (or has unread bytes).
+    pub fn looks_closed(&self) -> bool {
+        !self.rbuf.is_empty() || self.stream.looks_closed()
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> PacketConn<super::ClientIo<T>> {

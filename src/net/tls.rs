@@ -367,6 +367,23 @@ impl Rehomable {
         Ok(())
     }
 
+    /// Whether the server closed the connection or sent something unasked (an idle
+    /// connection killed, timed out by `wait_timeout`, or its server restarted): a peek
+    /// that never waits — no round trip, nothing consumed. Data or EOF both mean the
+    /// connection cannot be lent out.
+    pub fn looks_closed(&self) -> bool {
+        let Some(stream) = &self.0 else {
+            return true;
+        };
+        // The socket is non-blocking (tokio's): the peek answers at once.
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(stream).peek(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            // EOF (0), unasked bytes, or a socket error.
+            _ => true,
+        }
+    }
+
     fn get(&mut self) -> io::Result<&mut tokio::net::TcpStream> {
         self.0
             .as_mut()
@@ -422,6 +439,15 @@ impl BackendIo {
     /// A connected socket, clear text for now.
     pub fn plain(stream: tokio::net::TcpStream) -> Self {
         MaybeTls::Plain(Rehomable(Some(stream)))
+    }
+
+    /// See [`Rehomable::looks_closed`] (under TLS: the socket below it).
+    pub fn looks_closed(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.looks_closed(),
+            MaybeTls::Tls(t) => t.get_ref().0.looks_closed(),
+            MaybeTls::Switching => true,
+        }
     }
 
     /// Registers the socket with the calling thread's runtime (TLS state kept).
