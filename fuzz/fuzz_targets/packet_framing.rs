@@ -54,7 +54,7 @@ const BIG_STREAM_CHUNK: usize = 1 << 16;
 const MAX_READS: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
-    let big = fnv1a(data) % 64 == 0;
+    let big = fnv1a(data).is_multiple_of(64);
     let Some((&[flags, limit_lo, limit_hi, chunk, seq], body)) = data.split_first_chunk::<5>()
     else {
         return;
