@@ -2,10 +2,10 @@
 //! `protocol::auth`).
 //!
 //! Checks, on arbitrary bytes:
-//! - `parse_handshake_response` never panics; an SSLRequest-flagged payload (CLIENT_SSL
-//!   in the first four bytes) is always refused as `TlsRequested`, a pre-4.1 one as
-//!   `OldProtocol` (TLS is not offered yet: there is no `is_ssl_request` to fuzz, see
-//!   `ssl_request` below);
+//! - `is_ssl_request` says yes exactly for a 32-byte payload with CLIENT_SSL (the
+//!   SSLRequest, after which the TLS handshake starts);
+//! - `parse_handshake_response` never panics; a pre-4.1 response is refused as
+//!   `OldProtocol`;
 //! - `parse_change_user` never panics under several negotiated capability sets, and keeps
 //!   the session's capabilities as given;
 //! - the auth-switch exchange: the request `auth_switch` builds for an input-chosen plugin
@@ -23,8 +23,8 @@
 
 use dbrouter::protocol::auth::{AuthMethod, Credentials, SCRAMBLE_LEN};
 use dbrouter::protocol::handshake::{
-    auth_switch, offered_capabilities, offered_mariadb_capabilities, parse_change_user,
-    parse_handshake_response, LoginParseError,
+    auth_switch, is_ssl_request, offered_capabilities, offered_mariadb_capabilities,
+    parse_change_user, parse_handshake_response, LoginParseError,
 };
 use dbrouter::protocol::packets::parse_err;
 use libfuzzer_sys::fuzz_target;
@@ -45,23 +45,19 @@ fuzz_target!(|data: &[u8]| {
 fn handshake_response(data: &[u8]) {
     let result = parse_handshake_response(data);
     let flags = data.first_chunk::<4>().map(|b| u32::from_le_bytes(*b));
-    if ssl_request(flags) {
-        assert_eq!(result, Err(LoginParseError::TlsRequested));
-    } else if flags.is_some_and(|f| f & CapabilityFlags::CLIENT_PROTOCOL_41.bits() == 0) {
+    let ssl = flags.is_some_and(|f| f & CapabilityFlags::CLIENT_SSL.bits() != 0);
+    assert_eq!(
+        is_ssl_request(data),
+        ssl && data.len() == 32,
+        "is_ssl_request"
+    );
+    if flags.is_some_and(|f| f & CapabilityFlags::CLIENT_PROTOCOL_41.bits() == 0) {
         assert_eq!(result, Err(LoginParseError::OldProtocol));
     }
     if let Ok(login) = result {
         // Formatting what was parsed (the session logs it) must not panic either.
         let _ = format!("{login:?}");
     }
-}
-
-/// Whether the client asked for TLS. Today `parse_handshake_response` refuses such a
-/// response itself; once TLS lands (`is_ssl_request`, then the handshake response after
-/// the TLS handshake), this becomes `is_ssl_request(data)` checked on its own: true only
-/// for exactly 32 bytes with CLIENT_SSL, and such a payload is never parsed as a login.
-fn ssl_request(flags: Option<u32>) -> bool {
-    flags.is_some_and(|f| f & CapabilityFlags::CLIENT_SSL.bits() != 0)
 }
 
 fn change_user(data: &[u8]) {
