@@ -291,8 +291,30 @@ pub struct BackendConfig {
     /// A file holding the password (production; relative to the config file).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// TLS to every MariaDB server (`[backend.tls]`): relayed connections, health checks,
+    /// moves and `ctl` operations alike.
+    #[serde(default)]
+    pub tls: Option<BackendTlsSection>,
     #[serde(skip)]
     resolved_password: String,
+}
+
+/// The `[backend.tls]` table. Relative paths are read from the config file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTlsSection {
+    /// PEM CA certificate(s) the servers' certificates must chain to.
+    pub ca_file: PathBuf,
+    /// PEM client certificate chain, for servers that require one (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name the servers' certificates must carry (default: the host of each
+    /// server's address; an IP address must then be in the certificate's IP SANs).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 impl BackendConfig {
@@ -752,6 +774,22 @@ impl Config {
             }
         }
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if let Some(tls) = &mut self.backend.tls {
+            for file in std::iter::once(&mut tls.ca_file)
+                .chain(tls.cert_file.as_mut())
+                .chain(tls.key_file.as_mut())
+            {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                return Err(invalid(
+                    "backend.tls".into(),
+                    "give both cert_file and key_file, or neither".into(),
+                ));
+            }
+        }
         let b = &self.backend;
         self.backend.resolved_password = secret(
             "backend.password",

@@ -43,6 +43,8 @@ pub const STATEMENT_DURATION: &str = "dbrouter_statement_duration_seconds";
 pub const ERRORS_SENT: &str = "dbrouter_errors_sent_total";
 /// Pool checkouts that had to wait for a free connection slot.
 pub const POOL_WAITS: &str = "dbrouter_pool_waits_total";
+/// Idle pooled connections found closed by their server when about to be lent out.
+pub const POOL_DISCARDED: &str = "dbrouter_pool_discarded_total";
 /// Pool checkouts that gave up (`pool.wait_ms` passed; the client got ERR 1040).
 pub const POOL_EXHAUSTED: &str = "dbrouter_pool_exhausted_total";
 /// Backend connections lent to sessions (or being opened), per master.
@@ -346,6 +348,13 @@ pub fn pool_wait(addr: &str) {
     }
 }
 
+/// An idle pooled connection to `addr` was found closed by its server and dropped.
+pub fn pool_discarded(addr: &str) {
+    if enabled() {
+        counter(POOL_DISCARDED, vec![Label::new("addr", addr.to_string())]).increment(1);
+    }
+}
+
 /// A pool checkout for master `addr` gave up.
 pub fn pool_exhausted(addr: &str) {
     if enabled() {
@@ -406,6 +415,11 @@ fn describe(r: &dyn Recorder) {
         MOVE_BYTES,
         Count,
         "Bytes of column values copied by the moves this process ran.",
+    );
+    d(
+        POOL_DISCARDED,
+        Count,
+        "Idle pooled connections found closed by their server (KILL, wait_timeout, restart) when about to be lent out, and dropped.",
     );
     d(
         POOL_WAITS,

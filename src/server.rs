@@ -76,6 +76,7 @@ struct BackendFacts {
 async fn wait_until_ready(
     config: &Config,
     routing: &RoutingTable,
+    tls: Option<&crate::net::BackendTls>,
 ) -> Result<BackendFacts, ServeError> {
     let shard = routing
         .shard(routing.global_shard())
@@ -90,7 +91,7 @@ async fn wait_until_ready(
     };
     let deadline = tokio::time::Instant::now() + config.timeouts.startup();
     loop {
-        match backend::connect(&shard.master, &opts, config.timeouts.connect()).await {
+        match backend::connect(&shard.master, &opts, config.timeouts.connect(), tls).await {
             Ok(conn) => {
                 let facts = BackendFacts {
                     server_version: conn.server_version.clone(),
@@ -116,6 +117,17 @@ async fn wait_until_ready(
 
 /// The routing snapshot from the configured topology source: the config file, or
 /// ZooKeeper (followed in the background from then on).
+/// TLS to the MariaDB servers, when `[backend.tls]` is configured.
+pub fn backend_tls(
+    config: &Config,
+) -> Result<Option<Arc<crate::net::BackendTls>>, crate::net::tls::TlsError> {
+    let Some(t) = &config.backend.tls else {
+        return Ok(None);
+    };
+    let client = t.cert_file.as_deref().zip(t.key_file.as_deref());
+    crate::net::BackendTls::load(&t.ca_file, client, t.server_name.as_deref()).map(Some)
+}
+
 /// Reads the TLS certificate and key again on every SIGHUP (a renewed certificate):
 /// new handshakes use them, open connections keep theirs; a pair that cannot be used is
 /// logged and the current one kept.
@@ -198,8 +210,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })?;
     let (routing, topology) = load_topology(&config).await?;
     admin.set_phase(crate::admin::Phase::WaitingForBackend);
-    let facts = wait_until_ready(&config, &routing.load()).await?;
-    let pools = Pools::new(PoolLimits::from_config(&config));
+    let backend_tls = backend_tls(&config)?;
+    let facts = wait_until_ready(&config, &routing.load(), backend_tls.as_deref()).await?;
+    let pools = Pools::with_tls(PoolLimits::from_config(&config), backend_tls);
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -216,6 +229,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 password: config.backend.password().to_string(),
                 interval: Duration::from_millis(config.health.interval_ms),
                 timeout: config.timeouts.connect(),
+                tls: config.backend.tls.clone(),
             },
         );
     }

@@ -217,3 +217,46 @@ async fn serving_threads_are_pinned_one_per_core_unless_told_not_to() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_pooled_connections_the_server_killed_are_never_lent_out() {
+    const DB: &str = "pool_kill_probe";
+    let mut admin = Conn::new(Opts::from(direct_opts(None))).await.unwrap();
+    admin
+        .query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}"))
+        .await
+        .unwrap();
+    let router = TestRouter::start(RouterSettings::default());
+    // Fill the pool: several sessions at once, then they leave (their connections go
+    // back to the pool, reset, idle — and logged in to this test's database).
+    let mut sessions = Vec::new();
+    for _ in 0..8 {
+        let mut c = router.app_conn(Some(DB)).await;
+        c.query_drop("SELECT 1").await.unwrap();
+        sessions.push(c);
+    }
+    for c in sessions {
+        c.disconnect().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server kills them while they idle (a DBA's KILL, wait_timeout, a restart).
+    let ids: Vec<u64> = admin
+        .query(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dbrouter' AND DB = '{DB}'"
+        ))
+        .await
+        .unwrap();
+    assert!(!ids.is_empty(), "no idle pooled connection to kill");
+    for id in &ids {
+        let _ = admin.query_drop(format!("KILL {id}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New clients never get a dead connection: every first statement succeeds.
+    for i in 0..20i64 {
+        let mut c = router.app_conn(Some(DB)).await;
+        let n: Option<i64> = c.query_first(format!("SELECT {i}")).await.unwrap();
+        assert_eq!(n, Some(i));
+        c.disconnect().await.unwrap();
+    }
+    admin.disconnect().await.unwrap();
+}

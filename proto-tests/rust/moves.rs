@@ -1271,3 +1271,206 @@ async fn a_background_drain_is_run_by_the_coordinator_resumed_after_it_dies_and_
     );
     assert_eq!(on2.len() as u64, moved);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_changed_after_the_copy_are_mended_row_by_row_under_the_hold() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-mend");
+    let url = format!("zk://{hosts}{root}");
+    let user: u64 = 5_950_000_001;
+    fresh_table(&[user]).await;
+    let router = init_and_start(settings(&hosts, &root), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    insert(&mut c, user, 0..200).await;
+    let (source, target) = shards_of(&mut c, user).await;
+    let source_addr = masters().into_iter().find(|(n, _)| *n == source).unwrap().1;
+    // The mover pauses between its copy and the hold; the source changes meanwhile.
+    let args: Vec<String> = [
+        "user",
+        "move",
+        &user.to_string(),
+        &target,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mover = std::thread::spawn(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+            .arg("ctl")
+            .args(&args)
+            .env("DBROUTER_MOVE_PAUSE_AFTER_COPY_MS", "3000")
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out) = ctl(&["user", "moves", "--zk", &url, "-c", &config]);
+        if out.contains("rows 200 ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy never ended: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut s = admin(&source_addr).await;
+    s.query_drop(format!(
+        "UPDATE {TABLE} SET body = 'changed' WHERE userid = {user} AND seq IN (1, 2, 3)"
+    ))
+    .await
+    .unwrap();
+    s.query_drop(format!(
+        "DELETE FROM {TABLE} WHERE userid = {user} AND seq IN (10, 11)"
+    ))
+    .await
+    .unwrap();
+    s.query_drop(format!(
+        "INSERT INTO {TABLE} (userid, seq, body) VALUES ({user}, 500, 'new'), ({user}, 501, 'new')"
+    ))
+    .await
+    .unwrap();
+    let want: Vec<(i64, String)> = s
+        .query(format!(
+            "SELECT seq, body FROM {TABLE} WHERE userid = {user} ORDER BY seq"
+        ))
+        .await
+        .unwrap();
+    s.disconnect().await.unwrap();
+    let (ok, out) = mover.join().unwrap();
+    assert!(ok, "{out}");
+    // 3 changed + 2 new copied; 3 stale versions + 2 gone deleted; nothing copied whole.
+    assert!(
+        out.contains("1 table(s) differed: 5 row(s) copied again and 5 deleted, 0 table(s) copied again whole"),
+        "{out}"
+    );
+    let target_addr = masters().into_iter().find(|(n, _)| *n == target).unwrap().1;
+    let mut t = admin(&target_addr).await;
+    let got: Vec<(i64, String)> = t
+        .query(format!(
+            "SELECT seq, body FROM {TABLE} WHERE userid = {user} ORDER BY seq"
+        ))
+        .await
+        .unwrap();
+    t.disconnect().await.unwrap();
+    assert_eq!(got, want);
+    for (shard, seqs) in rows_on_masters(user).await {
+        if shard != target {
+            assert!(seqs.is_empty(), "{shard} kept {seqs:?}");
+        }
+    }
+    c.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_is_refused_for_a_schema_mismatch_a_second_mover_and_a_switching_shard() {
+    const SCHEMA_T: &str = "move_schema";
+    let hosts = env("DBR_ZK");
+    let root = unique_root("moves-refusals");
+    let url = format!("zk://{hosts}{root}");
+    let user: u64 = 5_960_000_001;
+    empty_table_on_masters(
+        SCHEMA_T,
+        "userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq)",
+    )
+    .await;
+    let router = init_and_start(zk_settings_sharding(&hosts, &root, &[SCHEMA_T]), &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let mut c = router.app_conn(Some("app")).await;
+    c.query_drop(format!(
+        "INSERT INTO {SCHEMA_T} (userid, seq) VALUES ({user}, 1), ({user}, 2)"
+    ))
+    .await
+    .unwrap();
+    let (source, target) = shards_of(&mut c, user).await;
+    let target_addr = masters().into_iter().find(|(n, _)| *n == target).unwrap().1;
+    let user_s = user.to_string();
+    let move_args = [
+        "user",
+        "move",
+        &user_s,
+        &target,
+        "--max-hold-ms",
+        "30000",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ];
+    // 1. Different definitions on the two shards.
+    let mut t = admin(&target_addr).await;
+    t.query_drop(format!("ALTER TABLE {SCHEMA_T} ADD COLUMN extra INT"))
+        .await
+        .unwrap();
+    let (ok, out) = ctl(&move_args);
+    assert!(
+        !ok && out.contains("differs between") && out.contains("SHOW CREATE TABLE"),
+        "{out}"
+    );
+    t.query_drop(format!("ALTER TABLE {SCHEMA_T} DROP COLUMN extra"))
+        .await
+        .unwrap();
+    t.disconnect().await.unwrap();
+    // 2. A shard switching masters.
+    let zk = crate::topology::store(&url).await;
+    let set_state = |state: dbrouter::topology::ShardState| {
+        let zk = &zk;
+        let source = source.clone();
+        async move {
+            let (mut doc, version) = zk.read_topology().await.unwrap();
+            for s in &mut doc.shards {
+                if s.name == source {
+                    s.state = state;
+                }
+            }
+            zk.write_topology(&doc, version).await.unwrap();
+        }
+    };
+    set_state(dbrouter::topology::ShardState::Switching).await;
+    let (ok, out) = ctl(&move_args);
+    assert!(!ok && out.contains("switching masters"), "{out}");
+    set_state(dbrouter::topology::ShardState::Serving).await;
+    // 3. A second mover of the same user while the first runs (paused after its copy,
+    // longer than a mover waits for the lock).
+    let args: Vec<String> = move_args.iter().map(|a| a.to_string()).collect();
+    let first = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+            .arg("ctl")
+            .args(&args)
+            .env("DBROUTER_MOVE_PAUSE_AFTER_COPY_MS", "16000")
+            .output()
+            .unwrap()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, out) = ctl(&["user", "moves", "--zk", &url, "-c", &config]);
+        if out.contains(&format!("user {user_s}")) && out.contains("rows 2 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, out) = ctl(&move_args);
+    assert!(
+        !ok && out.contains("is being moved by another mover"),
+        "{out}"
+    );
+    let first = first.join().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    wait_route(&mut c, &user_s, &target).await;
+    c.disconnect().await.unwrap();
+}

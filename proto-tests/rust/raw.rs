@@ -4,17 +4,16 @@
 //! as bytes, so router and direct answers can be compared byte for byte.
 
 use dbrouter::backend::{connect, LoginOptions};
-use dbrouter::net::PacketConn;
+use dbrouter::net::{BackendIo, PacketConn};
 use dbrouter::protocol::handshake::offered_capabilities;
 use dbrouter::protocol::response::{ResponseKind, ResponseTracker, ResultFormat, Step};
 use mysql_common::constants::MariadbCapabilities;
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 /// A logged-in raw connection.
 pub struct RawClient {
     /// The framed socket.
-    pub io: PacketConn<TcpStream>,
+    pub io: PacketConn<BackendIo>,
     /// How result sets are framed on it.
     pub format: ResultFormat,
 }
@@ -43,7 +42,7 @@ impl RawClient {
             mariadb_capabilities,
             attributes: None,
         };
-        let conn = connect(addr, &opts, Duration::from_secs(10))
+        let conn = connect(addr, &opts, Duration::from_secs(10), None)
             .await
             .unwrap_or_else(|e| panic!("raw login to {addr} failed: {e}"));
         let format = conn.result_format();

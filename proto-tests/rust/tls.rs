@@ -342,3 +342,98 @@ fn a_router_with_unusable_tls_files_does_not_start() {
         "{log}"
     );
 }
+
+/// Router settings over shard 1 whose own connections to MariaDB use TLS with `ca`.
+fn backend_tls(ca: &Path) -> RouterSettings {
+    let mut s = RouterSettings {
+        standbys: vec![vec![env("DBR_S1_STANDBY")]],
+        ..Default::default()
+    };
+    s.sharding.push_str(&format!(
+        "\n[backend.tls]\nca_file = \"{}\"\n\n[health]\ninterval_ms = 300\n\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n",
+        ca.display()
+    ));
+    s
+}
+
+#[tokio::test]
+async fn with_backend_tls_the_router_talks_tls_to_mariadb_everywhere() {
+    use mysql_async::prelude::*;
+    let router = TestRouter::start(backend_tls(&tls_dir().join("ca.pem")));
+    let mut c = router.app_conn(None).await;
+    // The session's backend connection (pooled, relayed) is encrypted: MariaDB says so.
+    let cipher: Option<(String, String)> = c
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    let cipher = cipher.map(|(_, v)| v).unwrap_or_default();
+    assert!(
+        !cipher.is_empty(),
+        "the backend connection is not encrypted"
+    );
+    let version: Option<(String, String)> = c
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        .await
+        .unwrap();
+    assert!(
+        version.is_some_and(|(_, v)| v == "TLSv1.3" || v == "TLSv1.2"),
+        "TLS version"
+    );
+    // Pooled TLS connections move between the serving threads with the sessions that
+    // borrow them (re-registered in place, the TLS session kept): many short sessions.
+    let mut tasks = Vec::new();
+    for t in 0..8i64 {
+        let opts = router.app_opts(None);
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5i64 {
+                let mut c = mysql_async::Conn::new(mysql_async::Opts::from(opts.clone()))
+                    .await
+                    .unwrap();
+                for i in 0..10i64 {
+                    let n: Option<i64> = c
+                        .query_first(format!("SELECT {t} * 1000 + {round} * 100 + {i}"))
+                        .await
+                        .unwrap();
+                    assert_eq!(n, Some(t * 1000 + round * 100 + i));
+                }
+                c.disconnect().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The health checker (mysql_async, with the same [backend.tls]) reaches the master
+    // and its standby over TLS.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows: Vec<(String, Option<String>)> = c.query("SHOW DBROUTER STATUS").await.unwrap();
+        let servers: Vec<&String> = rows
+            .iter()
+            .filter(|(n, _)| n.starts_with("server."))
+            .filter_map(|(_, v)| v.as_ref())
+            .collect();
+        if servers.len() == 2 && servers.iter().all(|v| v.contains("reachable=true")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{servers:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    c.disconnect().await.unwrap();
+}
+
+#[test]
+fn a_mariadb_certificate_of_another_ca_is_refused() {
+    let work = TempDir::new("backend-tls-ca");
+    let (ca2, _, _) = other_ca(&work.0);
+    let mut s = backend_tls(&ca2);
+    s.timeouts = "startup_ms = 3000".into();
+    let mut router = TestRouter::spawn(s);
+    let status = router.wait_exit(std::time::Duration::from_secs(30));
+    assert!(status.is_some_and(|code| code != 0), "the router started");
+    let log = std::fs::read_to_string(&router.log).unwrap();
+    assert!(
+        log.contains("TLS handshake") && log.to_lowercase().contains("certificate"),
+        "{log}"
+    );
+}

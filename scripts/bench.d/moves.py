@@ -530,8 +530,8 @@ def cmd_report(args):
             md.append(
                 f"- {label.capitalize()}: of all hold time, {100 * ack / hold:.0f} % was the acknowledgement "
                 f"step (routers applying the hold, their older transactions ending) and {100 * catchup / hold:.0f} % "
-                f"the catch-up and verification; {recopied} of {len(grp)} moves needed a table "
-                f"copied again.")
+                f"the catch-up and verification; {recopied} of {len(grp)} moves found a table "
+                f"that differed (mended row by row, or copied again).")
         md.append("- Only the moved user is held: the background load's latency (table above) is that "
                   "of other users' writes during the same moves.")
         md.append("")

@@ -126,6 +126,10 @@ def build(rows, meta, checks):
     md.append("|---|---|---|")
     for t in targets:
         p, term = PATH.get(t, ("?", "?"))
+        if t.startswith("dbrouter") and checks.get(t, {}).get("server_cipher"):
+            # [backend.tls]: dbrouter's own connections to MariaDB are TLS too.
+            p = "sysbench → dbrouter → MariaDB (TLS, `[backend.tls]`)"
+            term = "dbrouter; MariaDB for dbrouter's connections" if t.endswith("-tls") else "MariaDB (dbrouter's connections)"
         md.append(f"| {t} | {p} | {term} |")
     md.append("")
 

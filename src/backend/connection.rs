@@ -13,7 +13,7 @@ use mysql_common::scramble::{scramble_native, scramble_sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::net::{NetError, PacketConn};
+use crate::net::{BackendIo, BackendTls, NetError, PacketConn};
 use crate::protocol::command::COM_QUIT;
 use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
 use bytes::BytesMut;
@@ -101,8 +101,8 @@ pub struct LoginOptions {
 /// An authenticated connection to a MariaDB server.
 #[derive(Debug)]
 pub struct BackendConn {
-    /// The framed socket.
-    pub io: PacketConn<TcpStream>,
+    /// The framed socket (clear text or TLS).
+    pub io: PacketConn<BackendIo>,
     /// `host:port` dialled.
     pub addr: String,
     /// The server's thread id for this connection.
@@ -162,13 +162,14 @@ fn required_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_LONG_PASSWORD
 }
 
-/// Connects and logs in, all within `timeout`.
+/// Connects and logs in (over TLS with `tls`), all within `timeout`.
 pub async fn connect(
     addr: &str,
     opts: &LoginOptions,
     timeout: Duration,
+    tls: Option<&BackendTls>,
 ) -> Result<BackendConn, BackendError> {
-    match tokio::time::timeout(timeout, connect_inner(addr, opts)).await {
+    match tokio::time::timeout(timeout, connect_inner(addr, opts, tls)).await {
         Ok(result) => result,
         Err(_) => Err(BackendError::Timeout {
             addr: addr.to_string(),
@@ -177,7 +178,11 @@ pub async fn connect(
     }
 }
 
-async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, BackendError> {
+async fn connect_inner(
+    addr: &str,
+    opts: &LoginOptions,
+    tls: Option<&BackendTls>,
+) -> Result<BackendConn, BackendError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|source| BackendError::Connect {
@@ -186,8 +191,14 @@ async fn connect_inner(addr: &str, opts: &LoginOptions) -> Result<BackendConn, B
         })?;
     // Statements are small and latency-bound: never wait to coalesce.
     let _ = stream.set_nodelay(true);
-    let mut io = PacketConn::with_capacity(stream, crate::net::conn::BACKEND_READ_CAPACITY);
-    let facts = login(&mut io, addr, opts).await?;
+    let mut io = PacketConn::with_capacity(
+        BackendIo::plain(stream),
+        crate::net::conn::BACKEND_READ_CAPACITY,
+    );
+    let facts = match tls {
+        Some(tls) => login_tls(&mut io, addr, opts, tls).await?,
+        None => login(&mut io, addr, opts).await?,
+    };
     Ok(BackendConn {
         io,
         addr: addr.to_string(),
@@ -227,100 +238,192 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     addr: &str,
     opts: &LoginOptions,
 ) -> Result<LoginFacts, BackendError> {
-    let net = |source| BackendError::Net {
+    let (seq, greeting) = read_greeting(io, addr).await?;
+    let hello = Hello::negotiate(addr, opts, &greeting, CapabilityFlags::empty())?;
+    let seq = io.queue(seq.wrapping_add(1), &hello.response);
+    io.flush().await.map_err(|source| net(addr, source))?;
+    authenticate(io, addr, opts, seq).await?;
+    Ok(hello.facts)
+}
+
+/// [`login`] over TLS (`[backend.tls]`): after the greeting, an SSLRequest (the first 32
+/// bytes of the handshake response, with CLIENT_SSL), the TLS handshake with the server's
+/// certificate checked against the configured CA and name, then the handshake response
+/// and the authentication over TLS. A server that does not offer TLS is refused: the
+/// service password never crosses the network in clear text when TLS is configured.
+pub async fn login_tls(
+    io: &mut PacketConn<BackendIo>,
+    addr: &str,
+    opts: &LoginOptions,
+    tls: &BackendTls,
+) -> Result<LoginFacts, BackendError> {
+    let (seq, greeting) = read_greeting(io, addr).await?;
+    let hello = Hello::negotiate(addr, opts, &greeting, CapabilityFlags::CLIENT_SSL)?;
+    if !hello.server_caps.contains(CapabilityFlags::CLIENT_SSL) {
+        return Err(protocol(
+            addr,
+            "the server does not offer TLS, which [backend.tls] requires (configure ssl_cert, ssl_key and ssl_ca on it)".into(),
+        ));
+    }
+    let ssl_request = hello.response.get(..32).unwrap_or_default();
+    let seq = io.queue(seq.wrapping_add(1), ssl_request);
+    io.flush().await.map_err(|source| net(addr, source))?;
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    io.start_tls_client(tls, host)
+        .await
+        .map_err(|e| protocol(addr, format!("TLS handshake: {e}")))?;
+    let seq = io.queue(seq, &hello.response);
+    io.flush().await.map_err(|source| net(addr, source))?;
+    authenticate(io, addr, opts, seq).await?;
+    Ok(hello.facts)
+}
+
+fn net(addr: &str, source: NetError) -> BackendError {
+    BackendError::Net {
         addr: addr.to_string(),
         source,
-    };
-    let protocol = |message: String| BackendError::Protocol {
+    }
+}
+
+fn protocol(addr: &str, message: String) -> BackendError {
+    BackendError::Protocol {
         addr: addr.to_string(),
         message,
-    };
+    }
+}
 
+/// Reads the server's greeting (an ERR instead is the server's refusal).
+async fn read_greeting<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut PacketConn<S>,
+    addr: &str,
+) -> Result<(u8, BytesMut), BackendError> {
     let (seq, greeting) = io
         .read_logical(HANDSHAKE_PACKET_LIMIT, Some(0))
         .await
-        .map_err(net)?;
+        .map_err(|source| net(addr, source))?;
     if greeting.first() == Some(&ERR_HEADER) {
         return Err(server_error(addr, &greeting));
     }
-    let handshake = HandshakePacket::deserialize((), &mut ParseBuf(&greeting))
-        .map_err(|e| protocol(format!("bad greeting: {e}")))?;
-    let server_caps = handshake.capabilities();
-    if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
-        return Err(protocol("server does not speak protocol 4.1".into()));
-    }
-    let nonce = handshake.nonce();
-    let mut caps = (opts.capabilities & offered_capabilities()) | required_capabilities();
-    caps &= server_caps | CapabilityFlags::CLIENT_LONG_PASSWORD;
-    // A MariaDB server leaves CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear and puts its
-    // extended capabilities in the greeting; it reads ours only if we clear it too.
-    let server_mariadb_caps = mariadb_extended(server_caps, handshake.mariadb_ext_capabilities());
-    let mariadb_caps = opts.mariadb_capabilities;
-    // The client's framing must hold on this connection too.
-    if opts
-        .capabilities
-        .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
-        && !server_caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
-    {
-        return Err(protocol(
-            "the client negotiated CLIENT_DEPRECATE_EOF and this server does not offer it \
-             (MariaDB 10.2+ and MySQL 5.7+ do)"
-                .into(),
-        ));
-    }
-    if !server_mariadb_caps.contains(mariadb_caps) {
-        return Err(protocol(format!(
-            "the client negotiated MariaDB capabilities {mariadb_caps:?} and this server offers only \
-             {server_mariadb_caps:?} (all shards should run the same MariaDB version, 10.6 or later)"
-        )));
-    }
-    if !mariadb_caps.is_empty() {
-        caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
-    }
-    let plugin_name = handshake
-        .auth_plugin_name_ref()
-        .unwrap_or(b"mysql_native_password")
-        .to_vec();
-    let (plugin, token) = auth_token(&plugin_name, &nonce, opts.password.as_bytes())
-        .ok_or_else(|| {
-            protocol(format!(
-                "the service account uses plugin {:?}; dbrouter supports mysql_native_password and caching_sha2_password",
-                String::from_utf8_lossy(&plugin_name)
-            ))
-        })?;
-    let response = HandshakeResponse::new(
-        Some(token),
-        handshake.server_version_parsed().unwrap_or((10, 0, 0)),
-        Some(opts.user.as_bytes()),
-        opts.database.as_deref().map(str::as_bytes),
-        Some(plugin),
-        caps,
-        opts.attributes.clone(),
-        BACKEND_MAX_PACKET,
-    )
-    .with_mariadb_ext_capabilities(mariadb_caps);
-    let mut payload = Vec::with_capacity(128);
-    response.serialize(&mut payload);
-    // The handshake response carries a one-byte collation at offset 8 (after the
-    // capability flags and max packet size); HandshakeResponse has no setter for it.
-    let collation = opts
-        .collation
-        .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(handshake.default_collation());
-    if let Some(slot) = payload.get_mut(8) {
-        *slot = collation;
-    }
-    let mut seq = io.queue(seq.wrapping_add(1), &payload);
-    io.flush().await.map_err(net)?;
+    Ok((seq, greeting))
+}
 
+/// What the greeting and the login options agree on: the handshake response to send and
+/// the facts of the connection.
+struct Hello {
+    server_caps: CapabilityFlags,
+    response: Vec<u8>,
+    facts: LoginFacts,
+}
+
+impl Hello {
+    fn negotiate(
+        addr: &str,
+        opts: &LoginOptions,
+        greeting: &[u8],
+        extra: CapabilityFlags,
+    ) -> Result<Hello, BackendError> {
+        let protocol = |message: String| protocol(addr, message);
+        let handshake = HandshakePacket::deserialize((), &mut ParseBuf(greeting))
+            .map_err(|e| protocol(format!("bad greeting: {e}")))?;
+        let server_caps = handshake.capabilities();
+        if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
+            return Err(protocol("server does not speak protocol 4.1".into()));
+        }
+        let nonce = handshake.nonce();
+        let mut caps = (opts.capabilities & offered_capabilities()) | required_capabilities();
+        caps &= server_caps | CapabilityFlags::CLIENT_LONG_PASSWORD;
+        caps |= extra & server_caps;
+        // A MariaDB server leaves CLIENT_MYSQL (= CLIENT_LONG_PASSWORD) clear and puts its
+        // extended capabilities in the greeting; it reads ours only if we clear it too.
+        let server_mariadb_caps =
+            mariadb_extended(server_caps, handshake.mariadb_ext_capabilities());
+        let mariadb_caps = opts.mariadb_capabilities;
+        // The client's framing must hold on this connection too.
+        if opts
+            .capabilities
+            .contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+            && !server_caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+        {
+            return Err(protocol(
+                "the client negotiated CLIENT_DEPRECATE_EOF and this server does not offer it \
+                 (MariaDB 10.2+ and MySQL 5.7+ do)"
+                    .into(),
+            ));
+        }
+        if !server_mariadb_caps.contains(mariadb_caps) {
+            return Err(protocol(format!(
+                "the client negotiated MariaDB capabilities {mariadb_caps:?} and this server offers only \
+                 {server_mariadb_caps:?} (all shards should run the same MariaDB version, 10.6 or later)"
+            )));
+        }
+        if !mariadb_caps.is_empty() {
+            caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+        }
+        let plugin_name = handshake
+            .auth_plugin_name_ref()
+            .unwrap_or(b"mysql_native_password")
+            .to_vec();
+        let (plugin, token) = auth_token(&plugin_name, &nonce, opts.password.as_bytes())
+            .ok_or_else(|| {
+                protocol(format!(
+                    "the service account uses plugin {:?}; dbrouter supports mysql_native_password and caching_sha2_password",
+                    String::from_utf8_lossy(&plugin_name)
+                ))
+            })?;
+        let response = HandshakeResponse::new(
+            Some(token),
+            handshake.server_version_parsed().unwrap_or((10, 0, 0)),
+            Some(opts.user.as_bytes()),
+            opts.database.as_deref().map(str::as_bytes),
+            Some(plugin),
+            caps,
+            opts.attributes.clone(),
+            BACKEND_MAX_PACKET,
+        )
+        .with_mariadb_ext_capabilities(mariadb_caps);
+        let mut payload = Vec::with_capacity(128);
+        response.serialize(&mut payload);
+        // The handshake response carries a one-byte collation at offset 8 (after the
+        // capability flags and max packet size); HandshakeResponse has no setter for it.
+        let collation = opts
+            .collation
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(handshake.default_collation());
+        if let Some(slot) = payload.get_mut(8) {
+            *slot = collation;
+        }
+        Ok(Hello {
+            server_caps,
+            response: payload,
+            facts: LoginFacts {
+                connection_id: handshake.connection_id(),
+                server_version: handshake.server_version_str().into_owned(),
+                server_collation: handshake.default_collation(),
+                capabilities: caps,
+                mariadb_capabilities: mariadb_caps,
+                server_mariadb_capabilities: server_mariadb_caps,
+            },
+        })
+    }
+}
+
+/// After the handshake response (sent with sequence id `seq - 1`): auth switches and
+/// caching_sha2_password's fast path, until the server's OK.
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut PacketConn<S>,
+    addr: &str,
+    opts: &LoginOptions,
+    mut seq: u8,
+) -> Result<(), BackendError> {
+    let protocol = |message: String| protocol(addr, message);
     loop {
         let (got_seq, packet) = io
             .read_logical(HANDSHAKE_PACKET_LIMIT, Some(seq))
             .await
-            .map_err(net)?;
+            .map_err(|source| net(addr, source))?;
         seq = got_seq.wrapping_add(1);
         match packet.first() {
-            Some(&OK_HEADER) => break,
+            Some(&OK_HEADER) => return Ok(()),
             Some(&ERR_HEADER) => return Err(server_error(addr, &packet)),
             Some(0xfe) => {
                 let switch = AuthSwitchRequest::deserialize((), &mut ParseBuf(&packet))
@@ -337,15 +440,16 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                         ))
                     })?;
                 seq = io.queue(seq, &token);
-                io.flush().await.map_err(net)?;
+                io.flush().await.map_err(|source| net(addr, source))?;
             }
             Some(0x01) => match packet.get(1) {
                 // caching_sha2_password fast path succeeded: an OK follows.
                 Some(0x03) => {}
                 Some(0x04) => {
                     return Err(protocol(
-                        "the backend wants caching_sha2_password full authentication, which needs TLS; \
-                         give the service account mysql_native_password or log in once directly to fill the server's cache"
+                        "the backend wants caching_sha2_password full authentication, which dbrouter does not do \
+                         (it never sends the password itself, not even over TLS); give the service account \
+                         mysql_native_password or log in once directly to fill the server's cache"
                             .into(),
                     ))
                 }
@@ -354,15 +458,6 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
             _ => return Err(protocol("unexpected packet during authentication".into())),
         }
     }
-
-    Ok(LoginFacts {
-        connection_id: handshake.connection_id(),
-        server_version: handshake.server_version_str().into_owned(),
-        server_collation: handshake.default_collation(),
-        capabilities: caps,
-        mariadb_capabilities: mariadb_caps,
-        server_mariadb_capabilities: server_mariadb_caps,
-    })
 }
 
 /// The dialect from the collected answer to [`crate::router::dialect::DIALECT_QUERY`]: one text row of two values.

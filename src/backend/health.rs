@@ -82,6 +82,8 @@ pub struct CheckerSettings {
     pub interval: Duration,
     /// Bound on each probe.
     pub timeout: Duration,
+    /// TLS to the servers (`[backend.tls]`).
+    pub tls: Option<crate::config::BackendTlsSection>,
 }
 
 /// Spawns the checker; it runs for the life of the process.
@@ -110,14 +112,15 @@ pub fn spawn_checker(
             registry.retain(&targets.iter().map(|t| t.2.clone()).collect::<Vec<_>>());
             let mut probes = Vec::with_capacity(targets.len());
             for (shard, role, addr) in targets {
-                let (user, password, timeout) = (
+                let (user, password, timeout, tls) = (
                     settings.user.clone(),
                     settings.password.clone(),
                     settings.timeout,
+                    settings.tls.clone(),
                 );
                 let registry = Arc::clone(&registry);
                 probes.push(tokio::spawn(async move {
-                    let health = probe(&addr, &user, &password, timeout).await;
+                    let health = probe(&addr, &user, &password, timeout, tls.as_ref()).await;
                     registry.record(shard, role, health);
                 }));
             }

@@ -108,6 +108,8 @@ struct MasterPool {
 /// All pools of this process.
 pub struct Pools {
     limits: PoolLimits,
+    /// TLS to the masters (`[backend.tls]`).
+    tls: Option<Arc<crate::net::BackendTls>>,
     masters: Mutex<HashMap<String, MasterPool>>,
 }
 
@@ -120,10 +122,16 @@ impl std::fmt::Debug for Pools {
 }
 
 impl Pools {
-    /// Empty pools with these limits.
+    /// Empty pools with these limits, over clear-text connections.
     pub fn new(limits: PoolLimits) -> Arc<Self> {
+        Self::with_tls(limits, None)
+    }
+
+    /// Empty pools with these limits whose connections use TLS when `tls` is given.
+    pub fn with_tls(limits: PoolLimits, tls: Option<Arc<crate::net::BackendTls>>) -> Arc<Self> {
         Arc::new(Pools {
             limits,
+            tls,
             masters: Mutex::new(HashMap::new()),
         })
     }
@@ -158,6 +166,12 @@ impl Pools {
         loop {
             if let Some(idle) = self.take_idle(&key) {
                 match idle.conn.bring_home() {
+                    // Its server closed it while it idled (KILL, wait_timeout, a restart):
+                    // seen without a round trip, never lent out to fail a statement.
+                    Ok(conn) if conn.io.looks_closed() => {
+                        crate::metrics::pool_discarded(&key.addr);
+                        continue;
+                    }
                     Ok(conn) => {
                         return Ok(PooledConn {
                             conn,
@@ -174,14 +188,16 @@ impl Pools {
                 Err(_) => self.evict_idle(&key.addr),
             };
             if let Some(permit) = permit {
-                let connected = match connect(&key.addr, login, self.limits.connect_timeout).await {
-                    // The global sql_mode and the login character set decide how the
-                    // session's statements are read on it.
-                    Ok(mut conn) => learn_dialect(&mut conn, self.limits.connect_timeout)
-                        .await
-                        .map(|()| conn),
-                    Err(e) => Err(e),
-                };
+                let tls = self.tls.as_deref();
+                let connected =
+                    match connect(&key.addr, login, self.limits.connect_timeout, tls).await {
+                        // The global sql_mode and the login character set decide how the
+                        // session's statements are read on it.
+                        Ok(mut conn) => learn_dialect(&mut conn, self.limits.connect_timeout)
+                            .await
+                            .map(|()| conn),
+                        Err(e) => Err(e),
+                    };
                 match connected {
                     Ok(conn) => {
                         return Ok(PooledConn {

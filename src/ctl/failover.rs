@@ -27,6 +27,7 @@ pub fn ops(config_path: &Path) -> Result<Ops, String> {
         drain: Duration::from_millis(config.failover.drain_ms),
         catchup: Duration::from_millis(config.failover.catchup_timeout_ms),
         timeout: config.timeouts.connect().max(Duration::from_secs(3)),
+        tls: config.backend.tls.clone(),
     })
 }
 
@@ -146,7 +147,14 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
             .chain(s.standbys.iter().map(|x| ("standby", x)))
             .chain(s.rejoin.iter().map(|x| ("needs-rejoin", x)));
         for (role, addr) in roles {
-            let h = probe(addr, &ops.admin_user, &ops.admin_password, ops.timeout).await;
+            let h = probe(
+                addr,
+                &ops.admin_user,
+                &ops.admin_password,
+                ops.timeout,
+                ops.tls.as_ref(),
+            )
+            .await;
             out.push_str(&health_line(role, &h));
         }
     }

@@ -20,7 +20,9 @@ use super::store;
 
 /// `user move USER SHARD [--force] [--max-hold-ms N]`. The environment variable
 /// `DBROUTER_MOVE_CRASH_AFTER` (`copy`, `hold`, `catchup`, `flip`) makes the mover exit
-/// after that step: the fault-injection switch of the crash-and-resume tests.
+/// after that step: the fault-injection switch of the crash-and-resume tests;
+/// `DBROUTER_MOVE_PAUSE_AFTER_COPY_MS` makes it wait between the copy and the hold (the
+/// catch-up tests write in that window).
 pub async fn user_move(
     target: &ZkTarget,
     config: &Config,
@@ -34,6 +36,10 @@ pub async fn user_move(
         force,
         max_hold: Duration::from_millis(max_hold_ms),
         crash_after: std::env::var("DBROUTER_MOVE_CRASH_AFTER").ok(),
+        pause_after_copy: std::env::var("DBROUTER_MOVE_PAUSE_AFTER_COPY_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis),
     };
     let doc = move_user(&store, config, user, shard, &settings, &mut printer()).await?;
     Ok(format!(

@@ -52,6 +52,8 @@ pub struct Ops {
     pub catchup: Duration,
     /// Connect / statement timeout.
     pub timeout: Duration,
+    /// TLS to the servers (`[backend.tls]`).
+    pub tls: Option<crate::config::BackendTlsSection>,
 }
 
 /// Why an operation failed.
@@ -76,7 +78,28 @@ pub enum OpError {
     Topology(#[from] TopologyError),
 }
 
-fn opts(addr: &str, user: &str, password: &str) -> Result<Opts, String> {
+/// The TLS options of mysql_async connections (health checks, operations, moves) for
+/// `[backend.tls]`: the same CA, client certificate and name as the relayed connections.
+pub fn ssl_opts(tls: &crate::config::BackendTlsSection) -> mysql_async::SslOpts {
+    let mut ssl = mysql_async::SslOpts::default().with_root_certs(vec![tls.ca_file.clone().into()]);
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+            cert.clone().into(),
+            key.clone().into(),
+        )));
+    }
+    if let Some(name) = &tls.server_name {
+        ssl = ssl.with_danger_tls_hostname_override(Some(name.clone()));
+    }
+    ssl
+}
+
+fn opts(
+    addr: &str,
+    user: &str,
+    password: &str,
+    tls: Option<&crate::config::BackendTlsSection>,
+) -> Result<Opts, String> {
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| format!("{addr:?} is not host:port"))?;
@@ -89,7 +112,8 @@ fn opts(addr: &str, user: &str, password: &str) -> Result<Opts, String> {
             .tcp_port(port)
             .user(Some(user))
             .pass(Some(password))
-            .prefer_socket(false),
+            .prefer_socket(false)
+            .ssl_opts(tls.map(ssl_opts)),
     ))
 }
 

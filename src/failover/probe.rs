@@ -44,13 +44,19 @@ pub struct Health {
 
 /// Probes one server: reachability, round trip, read_only, GTID positions, semi-sync,
 /// replication threads and lag. Never fails: an unreachable server is a result.
-pub async fn probe(addr: &str, user: &str, password: &str, timeout: Duration) -> Health {
+pub async fn probe(
+    addr: &str,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+    tls: Option<&crate::config::BackendTlsSection>,
+) -> Health {
     let mut h = Health {
         addr: addr.to_string(),
         ..Health::default()
     };
     let result: Result<(), String> = async {
-        let o = opts(addr, user, password)?;
+        let o = opts(addr, user, password, tls)?;
         let mut c = within(timeout, "connect", Conn::new(o)).await?;
         let t0 = Instant::now();
         within(timeout, "ping", c.query_drop("SELECT 1")).await?;

@@ -18,7 +18,7 @@ pub(super) struct Admin {
 
 impl Admin {
     pub(super) async fn connect(ops: &Ops, addr: &str) -> Result<Self, String> {
-        let o = opts(addr, &ops.admin_user, &ops.admin_password)?;
+        let o = opts(addr, &ops.admin_user, &ops.admin_password, ops.tls.as_ref())?;
         let conn = within(ops.timeout, &format!("connect to {addr}"), Conn::new(o)).await?;
         Ok(Admin {
             conn,

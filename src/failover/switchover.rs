@@ -58,7 +58,14 @@ async fn promote_locked(
         None => {
             let mut best: Option<(u64, String)> = None;
             for s in &current.standbys {
-                let h = probe(s, &ops.admin_user, &ops.admin_password, ops.timeout).await;
+                let h = probe(
+                    s,
+                    &ops.admin_user,
+                    &ops.admin_password,
+                    ops.timeout,
+                    ops.tls.as_ref(),
+                )
+                .await;
                 if h.reachable && h.io_running && h.sql_running {
                     let p = GtidPos::parse(&h.gtid_slave_pos).map_or(0, |g| g.progress());
                     if best.as_ref().is_none_or(|(bp, _)| p > *bp) {
@@ -81,7 +88,14 @@ async fn promote_locked(
     let mut new = Admin::connect(ops, &target)
         .await
         .map_err(OpError::Refused)?;
-    let target_health = probe(&target, &ops.admin_user, &ops.admin_password, ops.timeout).await;
+    let target_health = probe(
+        &target,
+        &ops.admin_user,
+        &ops.admin_password,
+        ops.timeout,
+        ops.tls.as_ref(),
+    )
+    .await;
     let resumed = !target_health.read_only && target_health.replicates_from.is_none();
     let replicating = target_health.io_running && target_health.sql_running;
     if !resumed && !replicating {

@@ -9,13 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
-use tokio::net::TcpStream;
 
 use crate::backend::pipeline::{Expect, Pipeline};
 use crate::backend::{LoginOptions, PoolKey, PooledConn, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
-use crate::net::PacketConn;
+use crate::net::{BackendIo, PacketConn};
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
 use crate::protocol::response::{ResponseKind, ResultFormat};
 
@@ -94,7 +93,7 @@ impl SessionBackends {
     }
 
     /// The open connection to a shard, if any.
-    pub fn get(&mut self, shard: ShardId) -> Option<&mut PacketConn<TcpStream>> {
+    pub fn get(&mut self, shard: ShardId) -> Option<&mut PacketConn<BackendIo>> {
         self.conns
             .iter_mut()
             .find(|(s, _, _)| *s == shard)
@@ -125,7 +124,7 @@ impl SessionBackends {
         &mut self,
         table: &RoutingTable,
         shard: ShardId,
-    ) -> Result<&mut PacketConn<TcpStream>, Failure> {
+    ) -> Result<&mut PacketConn<BackendIo>, Failure> {
         if self.is_stale(table, shard) {
             self.discard(shard);
         }

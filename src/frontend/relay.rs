@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use bytes::Buf;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use crate::net::{ClientStream, NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
+use crate::net::{BackendIo, ClientStream, NetError, PacketConn, Watchdog, MAX_PAYLOAD_LEN};
 use crate::protocol::response::{ProtocolViolation, ResponseKind, ResultFormat, Step};
 use crate::protocol::scanner::{ResponseScanner, STREAM_THRESHOLD};
 
@@ -65,7 +64,7 @@ pub struct Relayed {
 /// position reached.
 pub async fn relay_response(
     client: &mut PacketConn<impl ClientStream>,
-    backend: &mut PacketConn<TcpStream>,
+    backend: &mut PacketConn<BackendIo>,
     kind: ResponseKind,
     format: ResultFormat,
     command_seq: u8,
@@ -131,10 +130,13 @@ async fn write_client(
     timeout: Duration,
     watchdog: &mut Watchdog,
 ) -> Result<(), NetError> {
-    match watchdog
-        .limit(timeout, client.stream_mut().write_all(bytes))
-        .await
-    {
+    let stream = client.stream_mut();
+    let write = async {
+        stream.write_all(bytes).await?;
+        // TLS may hold back records it could not write yet (a socket: nothing to flush).
+        stream.flush().await
+    };
+    match watchdog.limit(timeout, write).await {
         Ok(result) => result.map_err(NetError::from),
         Err(_) => Err(NetError::Timeout(timeout)),
     }
@@ -144,7 +146,7 @@ async fn write_client(
 /// backend up to and including the empty packet that ends the upload.
 async fn relay_local_infile(
     client: &mut PacketConn<impl ClientStream>,
-    backend: &mut PacketConn<TcpStream>,
+    backend: &mut PacketConn<BackendIo>,
     timeouts: RelayTimeouts,
     watchdog: &mut Watchdog,
 ) -> Result<(), RelayError> {

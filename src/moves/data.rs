@@ -56,7 +56,8 @@ pub async fn connect(config: &Config, addr: &str) -> Result<Conn, String> {
             .tcp_port(port)
             .user(Some(config.backend.user.as_str()))
             .pass(Some(config.backend.password()))
-            .prefer_socket(false),
+            .prefer_socket(false)
+            .ssl_opts(config.backend.tls.as_ref().map(crate::failover::ssl_opts)),
     );
     timed(addr, "connect", Conn::new(opts)).await
 }
@@ -430,6 +431,155 @@ async fn insert_batch(
             t.qualified()
         )),
     }
+}
+
+/// The primary-key columns of a table, in key order (none: the table has no primary key).
+pub async fn primary_key(
+    conn: &mut Conn,
+    addr: &str,
+    t: &ShardedTable,
+) -> Result<Vec<String>, String> {
+    timed(
+        addr,
+        &format!("listing the primary key of {}", t.qualified()),
+        conn.exec(
+            "SELECT column_name FROM information_schema.key_column_usage \
+             WHERE table_schema = ? AND table_name = ? AND constraint_name = 'PRIMARY' \
+             ORDER BY ordinal_position",
+            (t.schema.as_str(), t.table.as_str()),
+        ),
+    )
+    .await
+}
+
+/// One user's rows of a table by primary key: the key's values (as SQL literals, the
+/// same text on both servers for identical definitions) → the key's values and the row's
+/// checksum.
+async fn row_digests(
+    conn: &mut Conn,
+    addr: &str,
+    t: &ShardedTable,
+    columns: &[String],
+    pk: &[String],
+    user: &[u8],
+) -> Result<std::collections::HashMap<String, (Vec<Value>, u64)>, String> {
+    let keys: Vec<String> = pk.iter().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE {} = ?",
+        keys.join(", "),
+        row_crc(columns),
+        t.qualified(),
+        quote_ident(&t.key)
+    );
+    let rows: Vec<Row> = timed(
+        addr,
+        &format!("checksumming the rows of {}", t.qualified()),
+        conn.exec(sql, (user.to_vec(),)),
+    )
+    .await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for mut row in rows {
+        let values: Vec<Value> = (0..pk.len())
+            .map(|i| row.take(i).unwrap_or(Value::NULL))
+            .collect();
+        let crc: u64 = row.take(pk.len()).unwrap_or(0);
+        let text: Vec<String> = values.iter().map(|v| v.as_sql(false)).collect();
+        out.insert(text.join("\u{1f}"), (values, crc));
+    }
+    Ok(out)
+}
+
+/// Differences found and mended by [`mend_rows`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mended {
+    /// Rows copied from the source (new there, or changed).
+    pub copied: u64,
+    /// Rows deleted from the target (gone from the source, or changed).
+    pub deleted: u64,
+}
+
+/// Rows beyond which a differing table is copied again whole instead of row by row.
+const MEND_LIMIT: usize = 1000;
+
+/// Makes the target's rows of a user equal to the source's by primary key: rows whose
+/// checksum differs or that exist on one side only are deleted from the target and copied
+/// from the source, one by one. `None` when the table has no primary key or more than
+/// [`MEND_LIMIT`] rows differ (the caller copies the table again whole).
+pub async fn mend_rows(
+    (source, source_addr): (&mut Conn, &str),
+    (target, target_addr): (&mut Conn, &str),
+    t: &ShardedTable,
+    columns: &[String],
+    user: &[u8],
+) -> Result<Option<Mended>, String> {
+    let pk = primary_key(source, source_addr, t).await?;
+    if pk.is_empty() {
+        return Ok(None);
+    }
+    let (on_source, on_target) = tokio::try_join!(
+        row_digests(source, source_addr, t, columns, &pk, user),
+        row_digests(target, target_addr, t, columns, &pk, user)
+    )?;
+    let stale: Vec<&Vec<Value>> = on_target
+        .iter()
+        .filter(|(k, (_, crc))| on_source.get(*k).is_none_or(|(_, c)| c != crc))
+        .map(|(_, (v, _))| v)
+        .collect();
+    let missing: Vec<&Vec<Value>> = on_source
+        .iter()
+        .filter(|(k, (_, crc))| on_target.get(*k).is_none_or(|(_, c)| c != crc))
+        .map(|(_, (v, _))| v)
+        .collect();
+    if stale.len() + missing.len() > MEND_LIMIT {
+        return Ok(None);
+    }
+    let by_key: Vec<String> = pk
+        .iter()
+        .map(|c| format!("{} = ?", quote_ident(c)))
+        .collect();
+    let by_key = format!("{} = ? AND {}", quote_ident(&t.key), by_key.join(" AND "));
+    timed(
+        target_addr,
+        "SET foreign_key_checks = 0",
+        target.query_drop("SET SESSION foreign_key_checks = 0"),
+    )
+    .await?;
+    let delete = format!("DELETE FROM {} WHERE {by_key}", t.qualified());
+    for key in &stale {
+        let params: Vec<Value> = std::iter::once(Value::from(user.to_vec()))
+            .chain(key.iter().cloned())
+            .collect();
+        timed(
+            target_addr,
+            &format!("deleting a changed row of {}", t.qualified()),
+            target.exec_drop(delete.as_str(), params),
+        )
+        .await?;
+    }
+    let list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let list = list.join(", ");
+    let select = format!("SELECT {list} FROM {} WHERE {by_key}", t.qualified());
+    for key in &missing {
+        let params: Vec<Value> = std::iter::once(Value::from(user.to_vec()))
+            .chain(key.iter().cloned())
+            .collect();
+        let row: Option<Row> = timed(
+            source_addr,
+            &format!("reading a changed row of {}", t.qualified()),
+            source.exec_first(select.as_str(), params),
+        )
+        .await?;
+        if let Some(mut row) = row {
+            let values: Vec<Value> = (0..columns.len())
+                .map(|i| row.take(i).unwrap_or(Value::NULL))
+                .collect();
+            insert_batch((target, target_addr), t, &list, columns.len(), values).await?;
+        }
+    }
+    Ok(Some(Mended {
+        copied: missing.len() as u64,
+        deleted: stale.len() as u64,
+    }))
 }
 
 /// Deletes one user's rows of a table, in chunks (foreign key checks off on that session:

@@ -54,6 +54,9 @@ pub struct MoveSettings {
     /// Test switch: exit the process right after this step (`copy`, `hold`, `catchup`,
     /// `flip`), to check that the next run resumes or rolls back correctly.
     pub crash_after: Option<String>,
+    /// Test switch: wait this long after the copy, before the hold (writes made meanwhile
+    /// are the catch-up's to find).
+    pub pause_after_copy: Option<Duration>,
 }
 
 impl Default for MoveSettings {
@@ -62,6 +65,7 @@ impl Default for MoveSettings {
             force: false,
             max_hold: Duration::from_secs(5),
             crash_after: None,
+            pause_after_copy: None,
         }
     }
 }
@@ -438,6 +442,9 @@ async fn transfer(
     mover
         .record(&format!("copy of {rows} row(s)"), None)
         .await?;
+    if let Some(pause) = mover.settings.pause_after_copy {
+        tokio::time::sleep(pause).await;
+    }
     // 3. Hold — once no router that vanished from ZooKeeper may still serve the user
     // from its last topology (it would never see the hold nor the flip).
     let store = mover.store;
@@ -536,7 +543,7 @@ async fn transfer(
     // 4. Catch up and verify: both sides' checksums at once (separate servers); a table
     // that differs is copied again and then checked again — a table that matched needs
     // no second look (nothing can write the user's rows under the hold).
-    let mut recopied = 0;
+    let (mut differed, mut recopied, mut mended) = (0, 0, data::Mended::default());
     for (t, cols) in plan {
         let (a, b) = tokio::try_join!(
             checksum(src, src_addr, t, cols, &user),
@@ -545,9 +552,20 @@ async fn transfer(
         if a == b {
             continue;
         }
-        delete_rows(dst, dst_addr, t, &user).await?;
-        copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
-        recopied += 1;
+        differed += 1;
+        // Row by row where the table has a primary key and few rows changed; else the
+        // table again, whole.
+        match data::mend_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await? {
+            Some(m) => {
+                mended.copied += m.copied;
+                mended.deleted += m.deleted;
+            }
+            None => {
+                delete_rows(dst, dst_addr, t, &user).await?;
+                copy_rows((src, src_addr), (dst, dst_addr), t, cols, &user).await?;
+                recopied += 1;
+            }
+        }
         let (a, b) = tokio::try_join!(
             checksum(src, src_addr, t, cols, &user),
             checksum(dst, dst_addr, t, cols, &user)
@@ -563,7 +581,10 @@ async fn transfer(
     }
     mover
         .record(
-            &format!("catchup: {recopied} table(s) copied again, all verified"),
+            &format!(
+                "catchup: {differed} table(s) differed: {} row(s) copied again and {} deleted, {recopied} table(s) copied again whole; all verified",
+                mended.copied, mended.deleted
+            ),
             None,
         )
         .await?;

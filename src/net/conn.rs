@@ -182,6 +182,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await?;
             self.wbuf.clear();
+            // A TLS stream may keep records it could not write yet; a socket has nothing
+            // to flush (the call returns at once).
+            self.stream.flush().await?;
         }
         Ok(())
     }
@@ -190,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         self.flush().await?;
         self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
         Ok(())
     }
 
@@ -220,15 +224,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     }
 }
 
-impl PacketConn<tokio::net::TcpStream> {
-    /// Re-registers the socket with the calling thread's runtime, keeping buffered bytes.
-    pub fn rehome(self) -> io::Result<Self> {
-        let std = self.stream.into_std()?;
-        Ok(Self {
-            stream: tokio::net::TcpStream::from_std(std)?,
-            rbuf: self.rbuf,
-            wbuf: self.wbuf,
-        })
+impl PacketConn<super::BackendIo> {
+    /// Re-registers the socket with the calling thread's runtime, keeping buffered bytes
+    /// (and the TLS session, if any).
+    pub fn rehome(mut self) -> io::Result<Self> {
+        self.stream.rehome()?;
+        Ok(self)
+    }
+
+    /// After the SSLRequest: the TLS handshake with the server at `host`.
+    pub async fn start_tls_client(
+        &mut self,
+        tls: &super::BackendTls,
+        host: &str,
+    ) -> io::Result<()> {
+        if !self.rbuf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the server sent data before the TLS handshake",
+            ));
+        }
+        self.stream.start_tls(tls, host).await
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// Whether an idle connection was closed by its server (or has unread bytes).
+    pub fn looks_closed(&self) -> bool {
+        !self.rbuf.is_empty() || self.stream.looks_closed()
     }
 }
 

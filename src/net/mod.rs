@@ -10,5 +10,5 @@ pub mod watchdog;
 
 pub use conn::{ClientStream, NetError, PacketConn};
 pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
-pub use tls::{ClientIo, TlsConfig, TlsFiles};
+pub use tls::{BackendIo, BackendTls, ClientIo, TlsConfig, TlsFiles};
 pub use watchdog::{Elapsed, Watchdog};

@@ -1,9 +1,11 @@
-//! TLS for client connections: the server certificate and key from the config
-//! (`[server.tls]`), reloadable without dropping connections ([`TlsConfig::reload`], on
-//! SIGHUP), and the client stream that starts in clear text and may switch to TLS after
-//! the client's SSLRequest ([`ClientIo`]), as the MySQL protocol does.
+//! TLS on both sides of the router: for clients, the server certificate and key from the
+//! config (`[server.tls]`), reloadable without dropping connections ([`TlsConfig::reload`],
+//! on SIGHUP); towards MariaDB, the CA, optional client certificate and name to verify
+//! (`[backend.tls]`, [`BackendTls`]). Both streams start in clear text and may switch to
+//! TLS after an SSLRequest, as the MySQL protocol does ([`MaybeTls`]: [`ClientIo`],
+//! [`BackendIo`]).
 //!
-//! rustls with the `ring` provider; TLS 1.2 and 1.3 only (1.3 only with
+//! rustls with the `ring` provider; TLS 1.2 and 1.3 only (clients: 1.3 only with
 //! `min_version = "1.3"`).
 
 use std::io;
@@ -121,24 +123,37 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// A client's byte stream: clear text until an SSLRequest, then TLS. The match on each
-/// read and write is the whole cost on the relay path.
+/// A byte stream that starts in clear text (`P`) and may switch to TLS (`T`) — the MySQL
+/// way, after an SSLRequest. The match on each read and write is the whole cost on the
+/// relay path.
 #[derive(Debug)]
-pub enum ClientIo<S> {
+pub enum MaybeTls<P, T> {
     /// Clear text.
-    Plain(S),
+    Plain(P),
     /// After the TLS handshake.
-    Tls(Box<tokio_rustls::server::TlsStream<Rewind<S>>>),
-    /// Only while switching (a failed switch leaves it so: the session ends).
+    Tls(Box<T>),
+    /// Only while switching (a failed switch leaves it so: the connection is dropped).
     Switching,
 }
 
-impl<S> ClientIo<S> {
+impl<P, T> MaybeTls<P, T> {
     /// Whether the stream is encrypted.
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientIo::Tls(_))
+        matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// The clear-text stream, to start TLS on; `Switching` is left in its place until the
+    /// handshake puts the TLS stream there.
+    fn take_plain(&mut self) -> io::Result<P> {
+        match std::mem::replace(self, MaybeTls::Switching) {
+            MaybeTls::Plain(stream) => Ok(stream),
+            _ => Err(io::Error::other("TLS was started twice")),
+        }
     }
 }
+
+/// A client's byte stream: clear text until an SSLRequest, then TLS (server side).
+pub type ClientIo<S> = MaybeTls<S, tokio_rustls::server::TlsStream<Rewind<S>>>;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     /// Runs the server side of a TLS handshake on the clear-text stream; `read_ahead`
@@ -148,16 +163,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
         acceptor: &TlsAcceptor,
         read_ahead: BytesMut,
     ) -> io::Result<()> {
-        let ClientIo::Plain(stream) = std::mem::replace(self, ClientIo::Switching) else {
-            return Err(io::Error::other("TLS was started twice"));
-        };
+        let inner = self.take_plain()?;
         let tls = acceptor
             .accept(Rewind {
                 ahead: read_ahead,
-                inner: stream,
+                inner,
             })
             .await?;
-        *self = ClientIo::Tls(Box::new(tls));
+        *self = MaybeTls::Tls(Box::new(tls));
         Ok(())
     }
 }
@@ -166,46 +179,54 @@ fn switching() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
+impl<P, T> AsyncRead for MaybeTls<P, T>
+where
+    P: AsyncRead + Unpin,
+    T: AsyncRead + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ClientIo::Switching => Poll::Ready(Err(switching())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Switching => Poll::Ready(Err(switching())),
         }
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
+impl<P, T> AsyncWrite for MaybeTls<P, T>
+where
+    P: AsyncWrite + Unpin,
+    T: AsyncWrite + Unpin,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ClientIo::Switching => Poll::Ready(Err(switching())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Switching => Poll::Ready(Err(switching())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ClientIo::Switching => Poll::Ready(Ok(())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Switching => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ClientIo::Switching => Poll::Ready(Ok(())),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Switching => Poll::Ready(Ok(())),
         }
     }
 }
@@ -249,5 +270,202 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// TLS to the MariaDB servers (`[backend.tls]`): the CA their certificates must chain
+/// to, an optional client certificate, and the name to verify (default: each server's
+/// host). Host names are always verified; there is no switch to turn that off.
+pub struct BackendTls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: Option<rustls_pki_types::ServerName<'static>>,
+}
+
+impl std::fmt::Debug for BackendTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTls")
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+impl BackendTls {
+    /// Loads the CA (and the client certificate and key, if given).
+    pub fn load(
+        ca_file: &Path,
+        client: Option<(&Path, &Path)>,
+        server_name: Option<&str>,
+    ) -> Result<Arc<Self>, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| file_error(ca_file, e))? {
+            let cert = cert.map_err(|e| file_error(ca_file, e))?;
+            roots
+                .add(cert)
+                .map_err(|e| file_error(ca_file, format!("not a usable CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(file_error(ca_file, "no PEM certificate in it"));
+        }
+        // ring, as for the clients' side (see `acceptor`).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+            .map_err(|e| TlsError::Rejected(e.to_string()))?
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((cert_file, key_file)) => {
+                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+                    .map_err(|e| file_error(cert_file, e))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| file_error(cert_file, e))?;
+                let key = PrivateKeyDer::from_pem_file(key_file)
+                    .map_err(|e| file_error(key_file, format!("no usable PEM private key: {e}")))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| TlsError::Rejected(e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let server_name = server_name
+            .map(|n| {
+                rustls_pki_types::ServerName::try_from(n.to_string())
+                    .map_err(|e| TlsError::Rejected(format!("server_name {n:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(Arc::new(BackendTls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+        }))
+    }
+
+    /// The name a server at `host` must prove.
+    fn name_for(&self, host: &str) -> io::Result<rustls_pki_types::ServerName<'static>> {
+        if let Some(name) = &self.server_name {
+            return Ok(name.clone());
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host:?}: {e}")))
+    }
+}
+
+/// A TCP socket that can be moved to another thread's runtime in place, also from under
+/// a TLS session (pooled backend connections follow the session that borrows them).
+#[derive(Debug)]
+pub struct Rehomable(Option<tokio::net::TcpStream>);
+
+impl Rehomable {
+    /// Registers the socket with the calling thread's runtime.
+    pub fn rehome(&mut self) -> io::Result<()> {
+        let stream = self
+            .0
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket lost"))?;
+        let std = stream.into_std()?;
+        self.0 = Some(tokio::net::TcpStream::from_std(std)?);
+        Ok(())
+    }
+
+    /// Whether the server closed the connection or sent something unasked (an idle
+    /// connection killed, timed out by `wait_timeout`, or its server restarted): a peek
+    /// that never waits — no round trip, nothing consumed. Data or EOF both mean the
+    /// connection cannot be lent out.
+    pub fn looks_closed(&self) -> bool {
+        let Some(stream) = &self.0 else {
+            return true;
+        };
+        // The socket is non-blocking (tokio's): the peek answers at once.
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(stream).peek(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            // EOF (0), unasked bytes, or a socket error.
+            _ => true,
+        }
+    }
+
+    fn get(&mut self) -> io::Result<&mut tokio::net::TcpStream> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket lost"))
+    }
+}
+
+impl AsyncRead for Rehomable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Rehomable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().get() {
+            Ok(s) => Pin::new(s).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// A backend's byte stream: clear text, or TLS after the SSLRequest when `[backend.tls]`
+/// is configured (client side).
+pub type BackendIo = MaybeTls<Rehomable, tokio_rustls::client::TlsStream<Rehomable>>;
+
+impl BackendIo {
+    /// A connected socket, clear text for now.
+    pub fn plain(stream: tokio::net::TcpStream) -> Self {
+        MaybeTls::Plain(Rehomable(Some(stream)))
+    }
+
+    /// See [`Rehomable::looks_closed`] (under TLS: the socket below it).
+    pub fn looks_closed(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.looks_closed(),
+            MaybeTls::Tls(t) => t.get_ref().0.looks_closed(),
+            MaybeTls::Switching => true,
+        }
+    }
+
+    /// Registers the socket with the calling thread's runtime (TLS state kept).
+    pub fn rehome(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTls::Plain(s) => s.rehome(),
+            MaybeTls::Tls(t) => t.get_mut().0.rehome(),
+            MaybeTls::Switching => Err(switching()),
+        }
+    }
+
+    /// The client side of a TLS handshake with the server at `host` (after the
+    /// SSLRequest was sent).
+    pub async fn start_tls(&mut self, tls: &BackendTls, host: &str) -> io::Result<()> {
+        let name = tls.name_for(host)?;
+        let stream = self.take_plain()?;
+        let tls = tls.connector.connect(name, stream).await?;
+        *self = MaybeTls::Tls(Box::new(tls));
+        Ok(())
     }
 }

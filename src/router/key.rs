@@ -354,8 +354,9 @@ pub struct Scan<'a> {
 }
 
 impl Scan<'_> {
+    /// A scan of nothing yet: what [`scan_full_into`] must be given to fill.
     #[inline(always)]
-    pub(super) fn empty() -> Self {
+    pub fn empty() -> Self {
         Scan {
             kind: StatementKind::Other,
             keys: [KeyRef::Param(0); MAX_KEYS],
@@ -470,7 +471,7 @@ pub(super) fn scan_full<'a>(sql: &'a [u8], columns: &KeyColumns) -> Scan<'a> {
 
 /// The full scanner into `out` (see [`crate::router::scan_in`], which tries the fast path
 /// first).
-pub(super) fn scan_full_into<'a>(
+pub fn scan_full_into<'a>(
     sql: &'a [u8],
     dialect: Dialect,
     columns: &KeyColumns,

@@ -33,15 +33,19 @@ pub fn vnode_hash(name: &str, index: u32) -> u64 {
     xxh3_64_with_seed(&buf, HASH_SEED)
 }
 
+/// Virtual nodes a ring may hold in all (32 bytes each while it is built): 4096 shards
+/// of the usual weight 256.
+pub const MAX_VIRTUAL_NODES: u64 = 1 << 20;
+
 /// Why a ring could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RingError {
     /// More shards than a `ShardId` can count.
     #[error("too many shards: {0} (at most 65535)")]
     TooManyShards(usize),
-    /// The weights add up to more virtual nodes than the ring can index.
-    #[error("too many virtual nodes: {0} (the weights add up to more than 4294967295)")]
-    TooManyNodes(usize),
+    /// The weights add up to more virtual nodes than a ring may hold.
+    #[error("too many virtual nodes: the weights add up to {0}, more than {MAX_VIRTUAL_NODES} (256 per shard is the usual weight)")]
+    TooManyNodes(u64),
     /// Every shard has weight 0: no user could be placed.
     #[error("every shard has weight 0: at least one shard must take new users")]
     NoWeight,
@@ -84,6 +88,12 @@ impl Ring {
     pub fn build(shards: &[(&str, u32)]) -> Result<Ring, RingError> {
         if shards.len() > usize::from(ShardId::MAX) {
             return Err(RingError::TooManyShards(shards.len()));
+        }
+        // Bounded before anything is allocated: weights come from config files and
+        // ZooKeeper (a weight of 4 000 000 000 would ask for 128 GB; found by fuzzing).
+        let total: u64 = shards.iter().map(|(_, w)| u64::from(*w)).sum();
+        if total > MAX_VIRTUAL_NODES {
+            return Err(RingError::TooManyNodes(total));
         }
         let mut nodes: Vec<(u64, &str, ShardId)> = Vec::new();
         for (id, (name, weight)) in shards.iter().enumerate() {
@@ -141,7 +151,8 @@ impl Ring {
 
 /// The bucket index of sorted `points` (see `Ring::index`) and its shift.
 fn bucket_index(points: &[u64]) -> Result<(Vec<u32>, u32), RingError> {
-    let count = u32::try_from(points.len()).map_err(|_| RingError::TooManyNodes(points.len()))?;
+    let count =
+        u32::try_from(points.len()).map_err(|_| RingError::TooManyNodes(points.len() as u64))?;
     // log2 of the bucket count: the next power of two of the point count, within bounds.
     let bits =
         (usize::BITS - points.len().saturating_sub(1).leading_zeros()).clamp(1, MAX_INDEX_BITS);
@@ -337,6 +348,12 @@ mod tests {
     #[test]
     fn errors_and_overrides() {
         assert_eq!(Ring::build(&[("a", 0)]).unwrap_err(), RingError::NoWeight);
+        // A huge weight is refused before anything is allocated (the fuzz regression:
+        // 4 000 000 000 virtual nodes would be 128 GB).
+        assert_eq!(
+            Ring::build(&[("a", 4_000_000_000), ("b", 256)]).unwrap_err(),
+            RingError::TooManyNodes(4_000_000_256)
+        );
         let mut o = Overrides::default();
         o.insert(b"42", 3);
         assert_eq!(o.get(b"42"), Some(3));
