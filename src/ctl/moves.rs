@@ -104,6 +104,21 @@ pub async fn shard_drain(
         "draining {shard}: {} user(s) with rows",
         work.len()
     ));
+    let done = format!("drained {shard}");
+    run_printed(store, config, work, settings, false, &done, "moved").await
+}
+
+/// Runs a batch of moves printing each as it ends, then its summary: `done: N of M
+/// user(s) <what> in S s`, an error naming the failed users if any.
+async fn run_printed(
+    store: crate::topology::zk::ZkStore,
+    config: &Config,
+    work: Vec<(String, String)>,
+    settings: &DrainSettings,
+    unpin: bool,
+    done: &str,
+    what: &str,
+) -> Result<String, String> {
     let total = work.len();
     let started = Instant::now();
     let failed = move_many(
@@ -111,12 +126,12 @@ pub async fn shard_drain(
         Arc::new(config.clone()),
         work,
         settings,
-        false,
+        unpin,
         &mut Printed::new(),
     )
     .await;
     let out = format!(
-        "drained {shard}: {} of {total} user(s) moved in {:.1} s",
+        "{done}: {} of {total} user(s) {what} in {:.1} s",
         total - failed.len(),
         started.elapsed().as_secs_f64()
     );
@@ -286,26 +301,20 @@ pub async fn change_ring_and_rebalance(
             (String::from_utf8_lossy(user).into_owned(), to)
         })
         .collect();
-    let total = work.len();
     say(format!(
-        "rebalancing: {total} pinned user(s) to their new ring shards"
+        "rebalancing: {} pinned user(s) to their new ring shards",
+        work.len()
     ));
-    let started = Instant::now();
-    let failed = move_many(
-        Arc::new(store),
-        Arc::new(config.clone()),
+    run_printed(
+        store,
+        config,
         work,
         settings,
         true,
-        &mut Printed::new(),
+        "rebalanced",
+        "moved and unpinned",
     )
-    .await;
-    let out = format!(
-        "rebalanced: {} of {total} user(s) moved and unpinned in {:.1} s",
-        total - failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    finish(out, &failed)
+    .await
 }
 
 /// `user hibernate USER… [--from-file F] [--to SHARD]`: moves idle users to a hibernation

@@ -172,6 +172,17 @@ fn step_name(step: &str) -> &str {
         .unwrap_or(step)
 }
 
+/// The ids of the routers registered in ZooKeeper now.
+async fn router_ids(store: &ZkStore) -> Result<Vec<String>, String> {
+    Ok(store
+        .routers()
+        .await
+        .map_err(zk)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
 /// Routers gone from ZooKeeper (a lease, no registration) that may still serve from
 /// their last topology — until their last lease renewal plus `heartbeat_ms` plus
 /// `stale_serving_ms` (plus a margin for clock differences) — with how long that is.
@@ -182,13 +193,7 @@ async fn routers_still_serving_blind(
     acked: &[String],
 ) -> Result<Vec<(String, Duration)>, String> {
     const MARGIN_MS: i64 = 2_000;
-    let registered: Vec<String> = store
-        .routers()
-        .await
-        .map_err(zk)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let registered = router_ids(store).await?;
     let now = now_ms() as i64;
     let mut out = Vec::new();
     for (lease, renewed) in store.leases().await.map_err(zk)? {
@@ -485,13 +490,7 @@ async fn transfer(
     // rows on the source has ended (`router::open_transactions`) — or be gone from
     // ZooKeeper and past the time it could serve from its last topology (a frozen or
     // cut-off router).
-    let at_hold: Vec<String> = store
-        .routers()
-        .await
-        .map_err(zk)?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let at_hold = router_ids(store).await?;
     let acked: Vec<String> = loop {
         let routers = store.routers().await.map_err(zk)?;
         let mut behind: Vec<String> = routers

@@ -95,26 +95,40 @@ fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
     }
 }
 
-fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
-        .map_err(|e| file_error(&files.cert_file, e))?
+/// A PEM certificate chain and its private key (the router's own, or its client
+/// certificate towards MariaDB).
+fn certificate_and_key(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| file_error(cert_file, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| file_error(&files.cert_file, e))?;
+        .map_err(|e| file_error(cert_file, e))?;
     if certs.is_empty() {
-        return Err(file_error(&files.cert_file, "no PEM certificate in it"));
+        return Err(file_error(cert_file, "no PEM certificate in it"));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file)
-        .map_err(|e| file_error(&files.key_file, format!("no usable PEM private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| file_error(key_file, format!("no usable PEM private key: {e}")))?;
+    Ok((certs, key))
+}
+
+/// The crypto provider of both sides: ring, not aws-lc-rs (rustls' default, which needs
+/// cmake and a long C build); its deprecation is about post-quantum key exchange, which
+/// MySQL clients and servers do not offer.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    let (certs, key) = certificate_and_key(&files.cert_file, &files.key_file)?;
     let versions: &[&rustls::SupportedProtocolVersion] = if files.tls13_only {
         &[&rustls::version::TLS13]
     } else {
         &[&rustls::version::TLS12, &rustls::version::TLS13]
     };
-    // ring, not aws-lc-rs (rustls' default, which needs cmake and a long C build): its
-    // deprecation is about post-quantum key exchange, which MySQL clients do not offer.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .map_err(|e| TlsError::Rejected(e.to_string()))?
         .with_no_client_auth()
@@ -306,21 +320,13 @@ impl BackendTls {
         if roots.is_empty() {
             return Err(file_error(ca_file, "no PEM certificate in it"));
         }
-        // ring, as for the clients' side (see `acceptor`).
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
             .map_err(|e| TlsError::Rejected(e.to_string()))?
             .with_root_certificates(roots);
         let config = match client {
             Some((cert_file, key_file)) => {
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-                    .map_err(|e| file_error(cert_file, e))?
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| file_error(cert_file, e))?;
-                let key = PrivateKeyDer::from_pem_file(key_file)
-                    .map_err(|e| file_error(key_file, format!("no usable PEM private key: {e}")))?;
+                let (chain, key) = certificate_and_key(cert_file, key_file)?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| TlsError::Rejected(e.to_string()))?
