@@ -202,6 +202,8 @@ BIG_DECIMAL = Decimal("-12345678901234567890123456789012345.12345678901234567890
 FIXTURES = [
     f"DROP DATABASE IF EXISTS {PYDB}",
     f"CREATE DATABASE {PYDB} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+    # Sessions act as the client's own account at the database: app needs the grant.
+    f"GRANT ALL PRIVILEGES ON {PYDB}.* TO 'app'@'%'",
     TYPES_DDL,
     f"CREATE TABLE {PYDB}.many (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, amount DECIMAL(12,2)) ENGINE=InnoDB",
     f"CREATE TABLE {PYDB}.tx (id INT PRIMARY KEY, v VARCHAR(32)) ENGINE=InnoDB",

@@ -82,6 +82,9 @@ pub struct Config {
     /// Abuse limits on logins (`[limits]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Whose identity sessions use at the database, and where accounts come from.
+    #[serde(default)]
+    pub auth: AuthConfig,
     #[serde(skip)]
     accounts: HashMap<String, Credentials>,
 }
@@ -140,6 +143,75 @@ impl ServerConfig {
     /// The admin token, if one is configured (resolved when the config is loaded).
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+/// The `[auth]` table: which account a session acts as at the database, and where the
+/// accounts clients log in with come from (docs/security.md, "Identities").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `"client"`: each session logs in to MariaDB as the client's own account (or the
+    /// account's `backend_user`); `"service"`: as the `[backend]` account.
+    pub identity: Identity,
+    /// `"config"`: only the `[[users]]` accounts; `"backend"`: also the accounts of the
+    /// global shard's `mysql.user` (a `[[users]]` entry of the same name wins).
+    pub source: AccountSource,
+    /// How often the accounts of `source = "backend"` are read again, in milliseconds
+    /// (an unknown name is also looked up at once, at most once a second).
+    pub refresh_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            identity: Identity::Client,
+            source: AccountSource::Config,
+            refresh_ms: 10_000,
+        }
+    }
+}
+
+/// Which account a session acts as at the database (`[auth] identity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// The client's own account: MariaDB's grants, process list and KILL rights apply.
+    Client,
+    /// The `[backend]` service account, for every client.
+    Service,
+}
+
+/// Where client accounts come from (`[auth] source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountSource {
+    /// The `[[users]]` entries only.
+    Config,
+    /// Also the global shard's `mysql.user` (accounts made with `CREATE USER`).
+    Backend,
+}
+
+/// The account a session of a client account logs in to MariaDB as.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BackendAccount {
+    /// The client's own account, proven with what the client's login proved.
+    Own,
+    /// Another account, with its password (`backend_user`, or the service account).
+    As {
+        /// Account name.
+        user: String,
+        /// Its password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for BackendAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendAccount::Own => f.write_str("Own"),
+            BackendAccount::As { user, .. } => write!(f, "As({user})"),
+        }
     }
 }
 
@@ -611,6 +683,20 @@ pub struct UserConfig {
     /// Sessions of this account at once (0: no limit); more get ERR 1226.
     #[serde(default)]
     pub max_connections: usize,
+    /// The MariaDB account this client account acts as (default: itself with
+    /// `[auth] identity = "client"`, the service account with `"service"`).
+    #[serde(default)]
+    pub backend_user: Option<String>,
+    /// Password of `backend_user` (development; or `backend_password_env` /
+    /// `backend_password_file`; not needed when `backend_user` is the `[backend]` account).
+    #[serde(default)]
+    pub backend_password: Option<String>,
+    /// Environment variable holding the password of `backend_user`.
+    #[serde(default)]
+    pub backend_password_env: Option<String>,
+    /// A file holding the password of `backend_user` (relative to the config file).
+    #[serde(default)]
+    pub backend_password_file: Option<PathBuf>,
 }
 
 fn default_max_connections() -> usize {
@@ -657,6 +743,25 @@ impl Config {
             .iter()
             .find(|u| u.name == name)
             .map_or(0, |u| u.max_connections)
+    }
+
+    /// How sessions of a client account log in to MariaDB: as a `[[users]]` entry's
+    /// `backend_user`, else as `[auth] identity` says.
+    pub fn backend_account(&self, name: &str) -> BackendAccount {
+        let mapped = self.users.iter().find(|u| u.name == name).and_then(|u| {
+            let user = u.backend_user.clone()?;
+            // Resolved when the config was loaded (the service password when unset).
+            let password = u.backend_password.clone().unwrap_or_default();
+            Some(BackendAccount::As { user, password })
+        });
+        match (mapped, self.auth.identity) {
+            (Some(mapped), _) => mapped,
+            (None, Identity::Client) => BackendAccount::Own,
+            (None, Identity::Service) => BackendAccount::As {
+                user: self.backend.user.clone(),
+                password: self.backend.password().to_string(),
+            },
+        }
     }
 
     /// Whether an account must connect over TLS (`[[users]] require_tls`).
@@ -976,6 +1081,52 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if self.auth.refresh_ms < 100 {
+            return Err(invalid(
+                "auth.refresh_ms".into(),
+                "must be at least 100".into(),
+            ));
+        }
+        let service = (
+            self.backend.user.clone(),
+            self.backend.password().to_string(),
+        );
+        for (i, user) in self.users.iter_mut().enumerate() {
+            let u = &*user;
+            let given = u.backend_password.is_some()
+                || u.backend_password_env.is_some()
+                || u.backend_password_file.is_some();
+            let resolved = match &u.backend_user {
+                None if given => {
+                    return Err(invalid(
+                        format!("users[{i}].backend_user"),
+                        "a backend password needs backend_user".into(),
+                    ))
+                }
+                None => None,
+                Some(name) if name.is_empty() => {
+                    return Err(invalid(
+                        format!("users[{i}].backend_user"),
+                        "must not be empty".into(),
+                    ))
+                }
+                // The service account's password is known already.
+                Some(name) if *name == service.0 && !given => Some(service.1.clone()),
+                Some(_) => Some(
+                    secret(
+                        &format!("users[{i}].backend_password"),
+                        (
+                            u.backend_password.as_deref(),
+                            u.backend_password_env.as_deref(),
+                            u.backend_password_file.as_deref(),
+                        ),
+                        &dir,
+                    )
+                    .map_err(|(field, m)| invalid(field, m))?,
+                ),
+            };
+            user.backend_password = resolved;
+        }
         let mut accounts = HashMap::new();
         for (i, user) in self.users.iter().enumerate() {
             let creds = match (&user.password, &user.mysql_native_password, &user.caching_sha2_password) {
@@ -995,6 +1146,23 @@ impl Config {
                 (None, native, sha2) => Credentials::from_hashes(native.as_deref(), sha2.as_deref())
                     .map_err(|e| invalid(format!("users[{i}]"), e.to_string()))?,
             };
+            // Acting as the client's own account needs SHA1(password), which only a
+            // mysql_native_password answer yields (a caching_sha2_password answer proves
+            // SHA256(password), which MariaDB does not check).
+            if self.auth.identity == Identity::Client
+                && user.backend_user.is_none()
+                && !creds.supports(AuthMethod::Native)
+            {
+                return Err(invalid(
+                    format!("users[{i}]"),
+                    format!(
+                        "account {:?} has no mysql_native_password hash, which [auth] identity = \"client\" \
+                         needs to log in to MariaDB as it; add one, map the account with backend_user, \
+                         or set identity = \"service\"",
+                        user.name
+                    ),
+                ));
+            }
             if accounts.insert(user.name.clone(), creds).is_some() {
                 return Err(invalid(
                     format!("users[{i}].name"),

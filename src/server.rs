@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::backend::health::{self, CheckerSettings, HealthRegistry};
 use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
 use crate::config::Config;
+use crate::frontend::accounts::AccountDirectory;
 use crate::frontend::drain::DrainSignal;
 use crate::frontend::listener::accept_until_signal;
 use crate::frontend::session::SessionContext;
@@ -246,6 +247,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
         None => WakeupQueue::disabled(),
     };
+    let accounts = AccountDirectory::new(Arc::clone(&config), Arc::clone(&routing));
+    tokio::spawn(Arc::clone(&accounts).refresh_loop());
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
         health,
@@ -264,6 +267,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         wakeups,
         tls,
         logins: crate::frontend::login_limits::LoginLimits::new(config.limits.clone()),
+        accounts,
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

@@ -19,3 +19,12 @@ CREATE USER IF NOT EXISTS 'dbrouter_admin'@'%'
 GRANT ALL PRIVILEGES ON *.* TO 'dbrouter_admin'@'%' WITH GRANT OPTION;
 
 CREATE DATABASE IF NOT EXISTS `app`;
+
+-- The application account: dbrouter logs in to MariaDB as it for the clients that log in as
+-- `app` ([auth] identity = "client"), so it has its own database and nothing else — no
+-- mysql.*, no PROCESS, no other schema. Its password matches the [[users]] entry's hash.
+CREATE USER IF NOT EXISTS 'app'@'%'
+    IDENTIFIED VIA mysql_native_password USING PASSWORD('app-secret');
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, CREATE TEMPORARY TABLES,
+    LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER
+    ON `app`.* TO 'app'@'%';

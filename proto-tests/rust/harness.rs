@@ -47,6 +47,12 @@ pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
         .prefer_socket(false)
 }
 
+/// Options for the `app` account directly on shard 1's master (what the router's
+/// sessions act as).
+pub fn app_direct_opts(db: Option<&str>) -> OptsBuilder {
+    app_opts(&master_addr(), db)
+}
+
 /// Options for the admin account directly on shard 1's master.
 pub fn direct_opts(db: Option<&str>) -> OptsBuilder {
     admin_opts_at(&master_addr(), db)
@@ -81,7 +87,16 @@ pub async fn fresh_database(name: &str) {
     c.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         .await
         .unwrap();
+    grant_app(&mut c, name).await;
     c.disconnect().await.unwrap();
+}
+
+/// Lets the `app` account (which sessions act as at the database) use a test database:
+/// the dev cluster gives it its own database `app` only.
+pub async fn grant_app(c: &mut Conn, db: &str) {
+    c.query_drop(format!("GRANT ALL PRIVILEGES ON `{db}`.* TO 'app'@'%'"))
+        .await
+        .unwrap();
 }
 
 /// Creates a backend service account private to one test (so its connections can be
@@ -134,7 +149,9 @@ pub async fn wait_backend_connections(user: &str, expected: i64) {
 
 /// Settings of a test router; `Default` gives a working single-shard config.
 pub struct RouterSettings {
-    /// Backend service account.
+    /// Backend service account. Any other than `dbrouter` is a test's private one (to
+    /// count its backend connections): sessions then act as it (`[auth] identity =
+    /// "service"`) instead of as the client's own account.
     pub service_user: String,
     /// Its password.
     pub service_password: String,
@@ -150,6 +167,10 @@ pub struct RouterSettings {
     pub standbys: Vec<Vec<String>>,
     /// The `[sharding]` table and anything after it (overrides, pool).
     pub sharding: String,
+    /// More lines for the `[auth]` table (`source`, `refresh_ms`).
+    pub auth: String,
+    /// More `[[users]]` entries.
+    pub users: String,
 }
 
 impl Default for RouterSettings {
@@ -164,6 +185,8 @@ impl Default for RouterSettings {
             standbys: Vec::new(),
             // Relay tests use tables of any name: unlisted tables are global (shard 1).
             sharding: "[sharding]\nunlisted_tables = \"global\"\n".into(),
+            auth: String::new(),
+            users: String::new(),
         }
     }
 }
@@ -299,6 +322,10 @@ listen = "{addr}"
 user = "{user}"
 password = "{password}"
 
+[auth]
+identity = "{identity}"
+{auth}
+
 {shards}
 
 {sharding}
@@ -308,18 +335,36 @@ name = "app"
 mysql_native_password = "{app_native}"
 caching_sha2_password = "{app_sha2}"
 
+# These act as the `app` account at the database (an explicit mapping); `app` acts as
+# itself.
 [[users]]
 name = "native_only"
 mysql_native_password = "{native_only}"
+backend_user = "app"
+backend_password = "{app_password}"
 
 [[users]]
 name = "sha2_only"
 caching_sha2_password = "{sha2_only}"
+backend_user = "app"
+backend_password = "{app_password}"
 
 [[users]]
 name = "nopass"
 password = ""
+backend_user = "app"
+backend_password = "{app_password}"
+
+{users}
 "#,
+            auth = settings.auth,
+            users = settings.users,
+            identity = if settings.service_user == "dbrouter" {
+                "client"
+            } else {
+                "service"
+            },
+            app_password = APP_PASSWORD,
             server_extra = settings.server_extra,
             timeouts = settings.timeouts,
             user = settings.service_user,

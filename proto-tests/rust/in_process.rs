@@ -46,9 +46,10 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         idle_timeout: Duration::from_secs(300),
         connect_timeout: Duration::from_secs(5),
     });
+    let routing = Arc::new(ArcSwap::from_pointee(table));
     Arc::new(SessionContext {
-        config,
-        routing: Arc::new(ArcSwap::from_pointee(table)),
+        config: Arc::clone(&config),
+        routing: Arc::clone(&routing),
         health: Arc::new(HealthRegistry::default()),
         topology: TopologyStatus::file(),
         pools,
@@ -60,6 +61,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         tls: None,
         logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
+        accounts: dbrouter::frontend::accounts::AccountDirectory::new(config, routing),
     })
 }
 
@@ -81,6 +83,7 @@ async fn session(
     let opts = LoginOptions {
         user: "app".into(),
         password: password.into(),
+        password_sha1: None,
         database: Some("app".into()),
         collation: None,
         capabilities: offered_capabilities(),

@@ -226,6 +226,7 @@ async fn idle_pooled_connections_the_server_killed_are_never_lent_out() {
         .query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}"))
         .await
         .unwrap();
+    grant_app(&mut admin, DB).await;
     let router = TestRouter::start(RouterSettings::default());
     // Fill the pool: several sessions at once, then they leave (their connections go
     // back to the pool, reset, idle — and logged in to this test's database).

@@ -42,6 +42,7 @@ async fn login_from(
     let opts = LoginOptions {
         user: user.into(),
         password: password.into(),
+        password_sha1: None,
         database: None,
         collation: None,
         capabilities: offered_capabilities(),

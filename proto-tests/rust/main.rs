@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod failover;
 mod harness;
+mod identity;
 mod in_process;
 mod lifecycle;
 mod limits;

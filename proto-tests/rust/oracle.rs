@@ -967,6 +967,7 @@ async fn create_tables(addr: &str, db: &str, fresh: bool) {
     ))
     .await
     .unwrap();
+    crate::harness::grant_app(&mut c, db).await;
     for table in TABLES {
         c.query_drop(format!(
             "CREATE TABLE IF NOT EXISTS `{db}`.`{table}` (id BIGINT AUTO_INCREMENT PRIMARY KEY, \

@@ -36,6 +36,7 @@ impl RawClient {
         let opts = LoginOptions {
             user: user.into(),
             password: password.into(),
+            password_sha1: None,
             database: db.map(Into::into),
             collation: None,
             capabilities: offered_capabilities(),

@@ -414,9 +414,10 @@ password = "{APP_PASSWORD}"
         let config = Arc::new(Config::load(&path).unwrap());
         let table = dbrouter::topology::file::routing_table(&config).unwrap();
         let pools = Pools::new(PoolLimits::from_config(&config));
+        let routing = Arc::new(ArcSwap::from_pointee(table));
         let ctx = Arc::new(SessionContext {
             config: Arc::clone(&config),
-            routing: Arc::new(ArcSwap::from_pointee(table)),
+            routing: Arc::clone(&routing),
             health: Arc::new(HealthRegistry::default()),
             topology: TopologyStatus::file(),
             pools,
@@ -428,6 +429,10 @@ password = "{APP_PASSWORD}"
             wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
             tls: None,
             logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
+            accounts: dbrouter::frontend::accounts::AccountDirectory::new(
+                Arc::clone(&config),
+                routing,
+            ),
         });
         Fixture {
             ctx,
@@ -470,6 +475,7 @@ password = "{APP_PASSWORD}"
         let opts = LoginOptions {
             user: "app".into(),
             password: password.into(),
+            password_sha1: None,
             database: database.map(str::to_string),
             collation: None,
             capabilities: offered_capabilities(),

@@ -30,6 +30,7 @@ pub async fn create_on_both(db: &str, table: &str) {
         ))
         .await
         .unwrap();
+        grant_app(&mut c, db).await;
         c.query_drop(format!("DROP TABLE IF EXISTS `{db}`.`{table}`"))
             .await
             .unwrap();
@@ -680,6 +681,7 @@ async fn the_pool_sweeper_closes_idle_connections_to_demoted_masters() {
     };
     let key = PoolKey {
         addr: master.clone(),
+        user: user.into(),
         capabilities: login.capabilities.bits(),
         mariadb_capabilities: 0,
         collation: 45,

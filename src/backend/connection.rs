@@ -1,6 +1,7 @@
-//! One backend connection: TCP connect, the handshake as a client (service credentials,
-//! the client's database, collation, capabilities and connection attributes), and
-//! `mysql_native_password` / `caching_sha2_password` (fast path) authentication.
+//! One backend connection: TCP connect, the handshake as a client (the account to act as —
+//! the client's own or the service account —, the client's database, collation,
+//! capabilities and connection attributes), and `mysql_native_password` /
+//! `caching_sha2_password` (fast path) authentication.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::net::{BackendIo, BackendTls, NetError, PacketConn};
+use crate::protocol::auth::PasswordSha1;
 use crate::protocol::command::COM_QUIT;
 use crate::protocol::handshake::{mariadb_extended, offered_capabilities};
 use bytes::BytesMut;
@@ -79,12 +81,15 @@ pub enum BackendError {
 }
 
 /// What to log in with.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LoginOptions {
-    /// Service account.
+    /// The account: the client's own, a mapped one, or the service account.
     pub user: String,
-    /// Its password.
+    /// Its password (empty when `password_sha1` stands for it).
     pub password: String,
+    /// `SHA1(password)` recovered from the client's own login: proves the account with
+    /// `mysql_native_password` without the password (any other plugin is refused).
+    pub password_sha1: Option<PasswordSha1>,
     /// Initial default database.
     pub database: Option<String>,
     /// Collation id; `None` keeps the server's default.
@@ -96,6 +101,19 @@ pub struct LoginOptions {
     pub mariadb_capabilities: MariadbCapabilities,
     /// Connection attributes to pass on.
     pub attributes: Option<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password and its hash are secrets: never printed.
+        f.debug_struct("LoginOptions")
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("collation", &self.collation)
+            .field("capabilities", &self.capabilities)
+            .field("mariadb_capabilities", &self.mariadb_capabilities)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An authenticated connection to a MariaDB server.
@@ -363,13 +381,8 @@ impl Hello {
             .auth_plugin_name_ref()
             .unwrap_or(b"mysql_native_password")
             .to_vec();
-        let (plugin, token) = auth_token(&plugin_name, &nonce, opts.password.as_bytes())
-            .ok_or_else(|| {
-                protocol(format!(
-                    "the service account uses plugin {:?}; dbrouter supports mysql_native_password and caching_sha2_password",
-                    String::from_utf8_lossy(&plugin_name)
-                ))
-            })?;
+        let (plugin, token) = auth_token(&plugin_name, &nonce, opts)
+            .ok_or_else(|| protocol(unsupported_plugin(opts, &plugin_name)))?;
         let response = HandshakeResponse::new(
             Some(token),
             handshake.server_version_parsed().unwrap_or((10, 0, 0)),
@@ -432,13 +445,8 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 let data = switch.plugin_data();
                 // The nonce is sent NUL-terminated.
                 let nonce = data.strip_suffix(&[0]).unwrap_or(data);
-                let (_, token) = auth_token(&name, nonce, opts.password.as_bytes())
-                    .ok_or_else(|| {
-                        protocol(format!(
-                            "server asked to switch to unsupported plugin {:?}",
-                            String::from_utf8_lossy(&name)
-                        ))
-                    })?;
+                let (_, token) = auth_token(&name, nonce, opts)
+                    .ok_or_else(|| protocol(unsupported_plugin(opts, &name)))?;
                 seq = io.queue(seq, &token);
                 io.flush().await.map_err(|source| net(addr, source))?;
             }
@@ -479,11 +487,37 @@ pub fn dialect_from_answer(
     ))
 }
 
+/// Why no answer can be computed for the plugin the server asked for.
+fn unsupported_plugin(opts: &LoginOptions, plugin: &[u8]) -> String {
+    let plugin = String::from_utf8_lossy(plugin);
+    if opts.password_sha1.is_some() {
+        format!(
+            "the account '{}' uses plugin {plugin:?} at the database; dbrouter can act as a \
+             client's own account only with mysql_native_password (or map the account to a \
+             backend account with backend_user)",
+            opts.user
+        )
+    } else {
+        format!(
+            "the account '{}' uses plugin {plugin:?} at the database; dbrouter logs in with \
+             mysql_native_password or caching_sha2_password",
+            opts.user
+        )
+    }
+}
+
+/// The answer to a server's challenge: from `SHA1(password)` when the login acts as a
+/// client's own account (native only), else from the password.
 fn auth_token(
     plugin: &[u8],
     nonce: &[u8],
-    password: &[u8],
+    opts: &LoginOptions,
 ) -> Option<(AuthPlugin<'static>, Vec<u8>)> {
+    let password = opts.password.as_bytes();
+    if let Some(sha1) = &opts.password_sha1 {
+        return (plugin == b"mysql_native_password")
+            .then(|| (AuthPlugin::MysqlNativePassword, sha1.answer(nonce).to_vec()));
+    }
     match plugin {
         b"mysql_native_password" => Some((
             AuthPlugin::MysqlNativePassword,

@@ -7,8 +7,8 @@
 //! else may have it: COM_RESET_CONNECTION (variables, user variables, temporary tables,
 //! locks, prepared statements, open transaction), then the database and collation of its
 //! pool key are restored. A connection that cannot be reset cleanly is closed instead.
-//! Idle connections are keyed by everything a login fixes: master address, capability
-//! flags, collation and initial database.
+//! Idle connections are keyed by everything a login fixes: master address, account,
+//! capability flags, collation and initial database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,9 @@ use crate::protocol::response::ResponseKind;
 pub struct PoolKey {
     /// Master address.
     pub addr: String,
+    /// The account the connection is logged in as (the client's own, a mapped one, or the
+    /// service account): a connection serves sessions of that account only.
+    pub user: String,
     /// Capability flags negotiated at login.
     pub capabilities: u32,
     /// MariaDB extended capabilities negotiated at login.

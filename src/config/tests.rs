@@ -183,3 +183,44 @@ fn secrets_come_inline_from_the_environment_or_a_file_and_never_into_errors() {
     assert!(err.contains("admin_token") && err.contains("16"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn acting_as_the_clients_account_needs_a_native_hash_or_a_mapping() {
+    let base = |users: &str, auth: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:6033\"\n[backend]\nuser = \"svc\"\npassword = \"s\"\n\
+             [[shards]]\nname = \"s1\"\nmaster = \"127.0.0.1:3306\"\n{auth}\n{users}"
+        )
+    };
+    let sha2_only = format!(
+        "[[users]]\nname = \"a\"\ncaching_sha2_password = \"{}\"\n",
+        crate::protocol::auth::sha2_hash_string("pw")
+    );
+    let err = Config::parse(&base(&sha2_only, ""), Path::new("t.toml")).unwrap_err();
+    assert!(err.to_string().contains("mysql_native_password"), "{err}");
+    // Mapped to the service account (whose password is known): fine.
+    let mapped = format!("{sha2_only}backend_user = \"svc\"\n");
+    let c = Config::parse(&base(&mapped, ""), Path::new("t.toml")).unwrap();
+    assert_eq!(
+        c.backend_account("a"),
+        BackendAccount::As {
+            user: "svc".into(),
+            password: "s".into()
+        }
+    );
+    // Mapped to another account: its password is required.
+    let other = format!("{sha2_only}backend_user = \"app_rw\"\n");
+    let err = Config::parse(&base(&other, ""), Path::new("t.toml")).unwrap_err();
+    assert!(err.to_string().contains("backend_password"), "{err}");
+    // identity = "service": every account acts as the service account.
+    let c = Config::parse(
+        &base(&sha2_only, "[auth]\nidentity = \"service\"\n"),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert!(matches!(c.backend_account("a"), BackendAccount::As { user, .. } if user == "svc"));
+    // A native account acts as itself by default.
+    let native = "[[users]]\nname = \"n\"\npassword = \"pw\"\n";
+    let c = Config::parse(&base(native, ""), Path::new("t.toml")).unwrap();
+    assert_eq!(c.backend_account("n"), BackendAccount::Own);
+}

@@ -15,6 +15,7 @@ use crate::backend::{LoginOptions, PoolKey, PooledConn, Pools};
 use crate::config::Config;
 use crate::error::ClientError;
 use crate::net::{BackendIo, PacketConn};
+use crate::protocol::auth::PasswordSha1;
 use crate::protocol::command::{COM_INIT_DB, COM_SET_OPTION};
 use crate::protocol::response::{ResponseKind, ResultFormat};
 
@@ -38,6 +39,43 @@ pub struct LoginState {
     pub database: Option<String>,
     /// Connection attributes, passed on to new backend logins.
     pub attributes: Option<HashMap<String, String>>,
+    /// The MariaDB account the session's connections log in as.
+    pub identity: BackendIdentity,
+}
+
+/// The MariaDB account a session's backend connections log in as.
+#[derive(Clone)]
+pub struct BackendIdentity {
+    /// Account name.
+    pub user: String,
+    /// Its password (empty for the client's own account: `password_sha1` proves it).
+    pub password: String,
+    /// `SHA1(password)` recovered from the client's own `mysql_native_password` login.
+    pub password_sha1: Option<PasswordSha1>,
+    /// Whether this is the client's own account: then MariaDB's refusals of the login
+    /// (access denied, account limits) are about the client and reach it unchanged.
+    pub own: bool,
+}
+
+impl std::fmt::Debug for BackendIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendIdentity")
+            .field("user", &self.user)
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendIdentity {
+    /// The service account (`[backend]`), for internal work and tests.
+    pub fn service(config: &Config) -> Self {
+        BackendIdentity {
+            user: config.backend.user.clone(),
+            password: config.backend.password().to_string(),
+            password_sha1: None,
+            own: false,
+        }
+    }
 }
 
 /// A session's backend connections and replayable state.
@@ -141,9 +179,11 @@ impl SessionBackends {
         let info = table
             .shard(shard)
             .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
+        let identity = &self.login.identity;
         let login = LoginOptions {
-            user: self.config.backend.user.clone(),
-            password: self.config.backend.password().to_string(),
+            user: identity.user.clone(),
+            password: identity.password.clone(),
+            password_sha1: identity.password_sha1.clone(),
             database: self.login.database.clone(),
             collation: Some(self.login.collation),
             capabilities: self.login.capabilities,
@@ -152,6 +192,7 @@ impl SessionBackends {
         };
         let key = PoolKey {
             addr: info.master.clone(),
+            user: identity.user.clone(),
             capabilities: self.login.capabilities.bits(),
             mariadb_capabilities: self.login.mariadb_capabilities.bits(),
             collation: self.login.collation,
@@ -161,6 +202,7 @@ impl SessionBackends {
             let failure = Failure::Checkout {
                 shard: info.name.clone(),
                 addr: info.master.clone(),
+                own_account: identity.own,
                 source,
             };
             if failure.master_unreachable() {

@@ -33,6 +33,9 @@ pub enum Failure {
         shard: String,
         /// The master dialled.
         addr: String,
+        /// Whether the login was as the client's own account (its refusals are the
+        /// client's business, see [`SERVER_SIDE_LOGIN_ERRORS`]).
+        own_account: bool,
         /// What the pool reported.
         #[source]
         source: PoolError,
@@ -92,6 +95,11 @@ pub enum Reply {
 /// unavailable (retryable) instead of relayed.
 const SERVER_SIDE_LOGIN_ERRORS: [u16; 6] = [1040, 1045, 1129, 1130, 1203, 1226];
 
+/// Of those, the ones still about the server when the login was as the client's own
+/// account (too many connections, the router's address blocked); access denied, host not
+/// allowed and the account's connection limits are then the client's and relayed.
+const SERVER_SIDE_OWN_LOGIN_ERRORS: [u16; 2] = [1040, 1129];
+
 impl Failure {
     /// What the client gets: the one mapping from every layer's error.
     pub fn reply(&self) -> Reply {
@@ -105,10 +113,16 @@ impl Failure {
             Failure::Checkout {
                 shard,
                 addr,
+                own_account,
                 source,
             } => match source {
                 PoolError::Connect(BackendError::Server { payload, error, .. })
-                    if !SERVER_SIDE_LOGIN_ERRORS.contains(&error.code) =>
+                    if !if *own_account {
+                        &SERVER_SIDE_OWN_LOGIN_ERRORS[..]
+                    } else {
+                        &SERVER_SIDE_LOGIN_ERRORS[..]
+                    }
+                    .contains(&error.code) =>
                 {
                     return Reply::Relay(payload.clone());
                 }
@@ -193,8 +207,39 @@ mod tests {
         Failure::Checkout {
             shard: "s1".into(),
             addr: "10.0.0.7:3306".into(),
+            own_account: false,
             source,
         }
+    }
+
+    fn refused_login(code: u16, own_account: bool) -> Failure {
+        let mut payload = vec![0xff];
+        payload.extend_from_slice(&code.to_le_bytes());
+        payload.extend_from_slice(b"#28000Access denied");
+        Failure::Checkout {
+            shard: "s1".into(),
+            addr: "10.0.0.7:3306".into(),
+            own_account,
+            source: PoolError::Connect(BackendError::Server {
+                addr: "10.0.0.7:3306".into(),
+                error: crate::protocol::packets::parse_err(&payload).unwrap(),
+                payload,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_refused_login_of_the_clients_own_account_is_relayed_and_the_services_is_not() {
+        // The client's own account: access denied is the client's answer.
+        let own = refused_login(1045, true);
+        assert!(matches!(own.reply(), Reply::Relay(_)));
+        assert!(!own.retryable());
+        // The service account refused: the shard is unavailable to everyone (retryable).
+        let service = refused_login(1045, false);
+        assert!(matches!(service.reply(), Reply::Error(_)));
+        assert!(service.retryable());
+        // Too many connections is the server's, whoever logs in.
+        assert!(matches!(refused_login(1040, true).reply(), Reply::Error(_)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and the relay of responses back to the client). Built and started by
 //! [`crate::server`].
 
+pub mod accounts;
 pub mod backends;
 pub mod drain;
 pub mod failure;

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::backend::exchange::ExchangeError;
 use crate::backend::Pools;
-use crate::config::Config;
+use crate::config::{BackendAccount, Config};
 use crate::error::ClientError;
 use crate::net::{ClientIo, ClientStream, NetError, PacketConn, TlsConfig, Watchdog};
 use crate::protocol::auth::{new_scramble, AuthMethod, SCRAMBLE_LEN};
@@ -40,7 +40,8 @@ use crate::router::key::{self, KeyProblem, Shape, StatementKind};
 use crate::router::ring::ShardId;
 use crate::router::{key_from_text, Route, RouteError, RoutingTable, Why};
 
-use super::backends::{exchange, LoginState, SessionBackends};
+use super::accounts::{Account, AccountDirectory};
+use super::backends::{exchange, BackendIdentity, LoginState, SessionBackends};
 use super::failure::{Failure, Reply};
 use super::local;
 use super::login_limits::{AccountSession, LoginLimits};
@@ -91,6 +92,8 @@ pub struct SessionContext {
     pub tls: Option<Arc<TlsConfig>>,
     /// Login abuse limits and their counts (`[limits]`).
     pub logins: Arc<LoginLimits>,
+    /// The accounts clients log in with (`[[users]]`, `[auth] source`).
+    pub accounts: Arc<AccountDirectory>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -341,8 +344,8 @@ async fn connection_phase(
     };
     login.capabilities &= offered_capabilities();
     login.mariadb_capabilities &= ctx.mariadb_capabilities;
-    let seq = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
-    let account = admit(client, ctx, &login.user, seq).await?;
+    let (seq, account, identity) = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
+    let account_session = admit(client, ctx, &account, seq).await?;
 
     // The first backend connection: on the global shard, which also checks the database.
     let table = ctx.routing.load_full();
@@ -350,7 +353,7 @@ async fn connection_phase(
     let mut backends = SessionBackends::new(
         Arc::clone(&ctx.pools),
         Arc::clone(&ctx.config),
-        login_state(&login),
+        login_state(&login, identity),
     );
     if let Err(failure) = backends.connection(&table, global).await {
         return Err(send_failure(client, seq, failure).await);
@@ -364,23 +367,23 @@ async fn connection_phase(
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
     debug!(user = ?login.user, db = ?login.database, "client logged in");
-    Ok((backends, scramble, global, dialect, account))
+    Ok((backends, scramble, global, dialect, account_session))
 }
 
-/// After a successful authentication of `user`: refused if the account requires TLS and
-/// the connection has none, or if it has `max_connections` sessions already.
+/// After a successful authentication of `account`: refused if the account requires TLS
+/// and the connection has none, or if it has `max_connections` sessions already.
 async fn admit(
     client: &mut PacketConn<ClientIo<impl ClientStream>>,
     ctx: &SessionContext,
-    user: &str,
+    account: &Account,
     seq: u8,
 ) -> Result<AccountSession, End> {
-    let config = &ctx.config;
-    if !client.is_tls() && config.account_requires_tls(user) {
+    let user = account.name.as_str();
+    if !client.is_tls() && account.require_tls {
         let account = Some(user.to_string());
         return Err(send_error(client, seq, ClientError::InsecureTransport { account }).await);
     }
-    let max = config.account_max_connections(user);
+    let max = account.max_connections;
     match ctx.logins.session(user, max) {
         Some(session) => Ok(session),
         None => {
@@ -412,8 +415,9 @@ async fn read_login_packet(
     }
 }
 
-fn login_state(login: &ClientLogin) -> LoginState {
+fn login_state(login: &ClientLogin, identity: BackendIdentity) -> LoginState {
     LoginState {
+        identity,
         capabilities: login.capabilities,
         mariadb_capabilities: login.mariadb_capabilities,
         collation: login.collation,
@@ -423,7 +427,7 @@ fn login_state(login: &ClientLogin) -> LoginState {
 }
 
 /// Verifies the client's password, switching its plugin when needed. Returns the next
-/// sequence id to send with.
+/// sequence id to send with, the account, and the MariaDB account its session acts as.
 async fn authenticate(
     client: &mut PacketConn<impl ClientStream>,
     ctx: &SessionContext,
@@ -431,7 +435,7 @@ async fn authenticate(
     scramble: &[u8; SCRAMBLE_LEN],
     mut seq: u8,
     peer: SocketAddr,
-) -> Result<u8, End> {
+) -> Result<(u8, Account, BackendIdentity), End> {
     let config = &ctx.config;
     // After failed logins from this address (or of this account), every attempt waits
     // before its password is checked: the answer comes no sooner for the right one.
@@ -440,14 +444,22 @@ async fn authenticate(
         crate::metrics::login_delayed();
         tokio::time::sleep(delay).await;
     }
-    let account = config.account(&login.user);
+    let account = ctx.accounts.find(&login.user, peer.ip()).await;
+    let creds = account.as_ref().and_then(|a| a.credentials.as_ref());
+    // Acting as the client's own account at the database needs SHA1(password), which only
+    // a mysql_native_password answer carries.
+    let needs_native = account.as_ref().is_some_and(|a| {
+        a.backend == BackendAccount::Own && creds.is_some_and(|c| !c.is_empty_password())
+    });
     let client_method = match &login.plugin {
         Some(name) => AuthMethod::from_plugin_name(name),
         // Without CLIENT_PLUGIN_AUTH a 4.1 client answers with mysql_native_password.
         None => Some(AuthMethod::Native),
     };
-    let usable = match (account, client_method) {
-        (Some(creds), Some(m)) => creds.supports(m).then_some(m),
+    let usable = match (creds, client_method) {
+        (Some(c), Some(m)) => {
+            (c.supports(m) && (!needs_native || m == AuthMethod::Native)).then_some(m)
+        }
         // Unknown account: verify with the client's method so the answer does not reveal
         // whether the account exists.
         (None, m) => m,
@@ -462,12 +474,16 @@ async fn authenticate(
                 .contains(CapabilityFlags::CLIENT_PLUGIN_AUTH)
             {
                 let err = ClientError::AuthNotSupported(
-                    "the account needs caching_sha2_password and the client cannot switch plugins"
+                    "the account needs another authentication plugin and the client cannot switch plugins"
                         .into(),
                 );
                 return Err(send_error(client, seq, err).await);
             }
-            let target = account.map_or(config.default_auth_method(), |c| c.preferred_method());
+            let target = match creds {
+                _ if needs_native => AuthMethod::Native,
+                Some(c) => c.preferred_method(),
+                None => config.default_auth_method(),
+            };
             nonce = new_scramble().map_err(|e| End::Error(ClientError::Internal(e.to_string())))?;
             client.queue(seq, &auth_switch(target.plugin_name(), &nonce));
             client.flush().await.map_err(End::ClientGone)?;
@@ -487,22 +503,50 @@ async fn authenticate(
             (target, answer.to_vec())
         }
     };
-    if !account.is_some_and(|creds| creds.verify(method, &nonce, &token)) {
+    let verified = match (&account, creds) {
+        (Some(account), Some(creds)) if creds.verify(method, &nonce, &token) => {
+            Some((account.clone(), creds))
+        }
+        _ => None,
+    };
+    let Some((account, creds)) = verified else {
         // Counted before the answer: a client that leaves without reading it still failed.
         ctx.logins.failed(peer.ip(), &login.user);
-        let err = ClientError::AccessDenied {
-            user: login.user.clone(),
-            host: peer.ip().to_string(),
-            using_password: !token.is_empty(),
+        let err = match account.and_then(|a| a.unsupported_plugin) {
+            // A backend account whose plugin the router cannot check.
+            Some(plugin) => ClientError::AuthNotSupported(format!(
+                "the account uses {plugin} at the database, which dbrouter cannot verify; \
+                 give it mysql_native_password (or a [[users]] entry)"
+            )),
+            None => ClientError::AccessDenied {
+                user: login.user.clone(),
+                host: peer.ip().to_string(),
+                using_password: !token.is_empty(),
+            },
         };
         return Err(send_error(client, seq, err).await);
-    }
+    };
     ctx.logins.succeeded(peer.ip(), &login.user);
+    let identity = match &account.backend {
+        BackendAccount::Own => BackendIdentity {
+            user: account.name.clone(),
+            password: String::new(),
+            // None for an account without a password (its answer is empty).
+            password_sha1: creds.native_password_sha1(&nonce, &token),
+            own: true,
+        },
+        BackendAccount::As { user, password } => BackendIdentity {
+            user: user.clone(),
+            password: password.clone(),
+            password_sha1: None,
+            own: false,
+        },
+    };
     if method == AuthMethod::CachingSha2 {
         // AuthMoreData(fast_auth_success): 0x01 then 0x03; the OK follows.
         seq = client.queue(seq, &[0x01, 0x03]);
     }
-    Ok(seq)
+    Ok((seq, account, identity))
 }
 
 /// Sends an ERR packet (best effort) and turns the error into a session end.

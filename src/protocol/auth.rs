@@ -126,6 +126,19 @@ impl Credentials {
         }
     }
 
+    /// Whether the account has an empty password (the client sends an empty answer).
+    pub fn is_empty_password(&self) -> bool {
+        self.empty_password
+    }
+
+    /// `SHA1(password)` from a `mysql_native_password` answer that [`Credentials::verify`]
+    /// accepted; `None` for another answer, or an account without a native hash.
+    pub fn native_password_sha1(&self, scramble: &[u8], token: &[u8]) -> Option<PasswordSha1> {
+        let stored = self.native?;
+        let candidate = native_candidate(&stored, scramble, token)?;
+        constant_time_eq(&sha1(&candidate), &stored).then_some(PasswordSha1(candidate))
+    }
+
     /// Checks a client's scrambled password `token` against the nonce we sent.
     pub fn verify(&self, method: AuthMethod, scramble: &[u8], token: &[u8]) -> bool {
         if self.empty_password {
@@ -139,6 +152,44 @@ impl Credentials {
                 .sha2
                 .is_some_and(|stored| verify_sha2(&stored, scramble, token)),
         }
+    }
+}
+
+/// `SHA1(password)`: what a `mysql_native_password` answer proves knowledge of.
+///
+/// The router recovers it from a client's verified answer (the answer is
+/// `SHA1(pw) XOR SHA1(nonce + SHA1(SHA1(pw)))`, and the router knows `SHA1(SHA1(pw))`), and
+/// uses it to answer a MariaDB server's challenge as the same account: the client's identity
+/// reaches the database without the password being stored anywhere. It is a password
+/// equivalent for that plugin: it lives in memory only, for the sessions of the account
+/// and the connections they opened, and is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordSha1([u8; 20]);
+
+impl std::fmt::Debug for PasswordSha1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordSha1(<hidden>)")
+    }
+}
+
+impl PasswordSha1 {
+    /// The SHA1 of a plaintext password (for tests and tools).
+    pub fn of(password: &str) -> Self {
+        PasswordSha1(sha1(password.as_bytes()))
+    }
+
+    /// The `mysql_native_password` answer to a server's `nonce`, as a client that knows the
+    /// password would compute it.
+    pub fn answer(&self, nonce: &[u8]) -> [u8; 20] {
+        let mut hasher = Sha1::new();
+        hasher.update(nonce);
+        hasher.update(sha1(&self.0));
+        let mask: [u8; 20] = hasher.finalize().into();
+        let mut out = [0u8; 20];
+        for (o, (a, m)) in out.iter_mut().zip(self.0.iter().zip(mask)) {
+            *o = a ^ m;
+        }
+        out
     }
 }
 
@@ -178,8 +229,14 @@ fn parse_sha2_hash(s: &str) -> Result<[u8; 32], HashFormatError> {
 
 /// token = SHA1(pw) XOR SHA1(nonce + SHA1(SHA1(pw))); recover SHA1(pw) and hash it again.
 fn verify_native(stored: &[u8; 20], scramble: &[u8], token: &[u8]) -> bool {
+    native_candidate(stored, scramble, token)
+        .is_some_and(|candidate| constant_time_eq(&sha1(&candidate), stored))
+}
+
+/// The `SHA1(pw)` a native answer claims (checked by hashing it again).
+fn native_candidate(stored: &[u8; 20], scramble: &[u8], token: &[u8]) -> Option<[u8; 20]> {
     if token.len() != 20 {
-        return false;
+        return None;
     }
     let mut hasher = Sha1::new();
     hasher.update(scramble);
@@ -189,7 +246,7 @@ fn verify_native(stored: &[u8; 20], scramble: &[u8], token: &[u8]) -> bool {
     for i in 0..20 {
         candidate[i] = token[i] ^ mask[i];
     }
-    constant_time_eq(&sha1(&candidate), stored)
+    Some(candidate)
 }
 
 /// token = SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) + nonce); recover SHA256(pw), hash it again.
@@ -244,6 +301,25 @@ mod tests {
         assert!(!creds.verify(AuthMethod::Native, &nonce, &wrong));
         assert!(!creds.verify(AuthMethod::Native, &nonce, &[]));
         assert!(!creds.verify(AuthMethod::CachingSha2, &nonce, &token));
+    }
+
+    #[test]
+    fn recovered_sha1_answers_a_servers_challenge_like_the_password() {
+        let creds = Credentials::from_hashes(Some(&native_hash_string("pw")), None).unwrap();
+        let nonce = new_scramble().unwrap();
+        let token = scramble_native(&nonce, b"pw").unwrap();
+        let sha = creds.native_password_sha1(&nonce, &token).unwrap();
+        assert_eq!(sha, PasswordSha1::of("pw"));
+        // A server's fresh challenge: the answer is the one the client itself would give.
+        let server_nonce = *b"01234567890123456789";
+        assert_eq!(
+            sha.answer(&server_nonce),
+            scramble_native(&server_nonce, b"pw").unwrap()
+        );
+        // A wrong answer yields nothing.
+        let wrong = scramble_native(&nonce, b"pX").unwrap();
+        assert!(creds.native_password_sha1(&nonce, &wrong).is_none());
+        assert!(format!("{sha:?}").contains("hidden"));
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl<S: ClientStream> Session<S> {
             login.attributes = login_now.attributes.clone();
         }
         let ctx = Arc::clone(&self.ctx);
-        let next = authenticate(
+        let (next, account, identity) = authenticate(
             &mut self.client,
             &ctx,
             &login,
@@ -163,8 +163,8 @@ impl<S: ClientStream> Session<S> {
         .await?;
         // The old account's session is counted out first (it may be the same account).
         self.account = None;
-        self.account = Some(admit(&mut self.client, &ctx, &login.user, next).await?);
-        self.backends.relogin(login_state(&login));
+        self.account = Some(admit(&mut self.client, &ctx, &account, next).await?);
+        self.backends.relogin(login_state(&login, identity));
         self.statements.clear();
         self.tx.reset();
         self.pin = None;
