@@ -157,6 +157,9 @@ enum TopologyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Put the config's ZooKeeper identity ([topology] zk_user) on every node of an
+    /// existing tree: all permissions for it, reading for anyone.
+    Secure,
 }
 
 #[derive(Subcommand)]
@@ -385,6 +388,7 @@ fn main() -> ExitCode {
                 TopologyCommand::Init { from, force } => {
                     Box::pin(async move { ctl::topology::init(&t, &from, force).await })
                 }
+                TopologyCommand::Secure => Box::pin(async move { ctl::topology::secure(&t).await }),
                 TopologyCommand::Show { json } => {
                     Box::pin(async move { ctl::topology::show(&t, json).await })
                 }

@@ -338,6 +338,62 @@ async fn with_a_digest_identity_only_dbrouter_can_change_what_it_created() {
 }
 
 #[tokio::test]
+async fn ctl_topology_secure_puts_the_identity_on_an_open_tree() {
+    let hosts = env("DBR_ZK");
+    let root = unique_root("secure");
+    let url = format!("zk://{hosts}{root}");
+    // A tree made before an identity was configured: anyone may write it.
+    let router = init_and_start(zk_settings(&hosts, &root), &url);
+    let open = router.config_path.to_str().unwrap().to_string();
+    let anon = store(&url).await;
+    let open_acl =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    anon.client()
+        .create(&anon.path("intruder-was-here"), b"", &open_acl)
+        .await
+        .unwrap();
+    // Without an identity the command refuses (it would lock everybody out).
+    let (ok, out) = ctl(&["topology", "secure", "--zk", &url, "-c", &open]);
+    assert!(!ok && out.contains("zk_user"), "{out}");
+    // With the identity in the config: every node becomes the identity's.
+    let text = std::fs::read_to_string(&router.config_path).unwrap();
+    let secured = text.replacen(
+        "[topology]\n",
+        "[topology]\nzk_user = \"dbrouter\"\nzk_password = \"zk-secret\"\n",
+        1,
+    );
+    assert_ne!(text, secured, "the test config has a [topology] table");
+    let dir = TempDir::new("secure");
+    let config = dir.0.join("dbrouter.toml");
+    std::fs::write(&config, secured).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let (ok, out) = ctl(&["topology", "secure", "--zk", &url, "-c", &config]);
+    assert!(ok, "{out}");
+    assert!(out.contains("node(s)"), "{out}");
+    for node in ["topology", "version", "intruder-was-here"] {
+        let err = anon.write_raw(node, b"{}").await.unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("auth"), "{node}: {err}");
+    }
+    let (doc, _) = anon.read_topology().await.unwrap();
+    assert!(!doc.shards.is_empty(), "still readable by anyone");
+    // The identity still changes it; a router without it still reads it and serves.
+    let (ok, out) = ctl(&[
+        "shard",
+        "set-weight",
+        "shard1",
+        "64",
+        "--zk",
+        &url,
+        "-c",
+        &config,
+    ]);
+    assert!(ok, "{out}");
+    let mut c = router.app_conn(Some("app")).await;
+    let v: Option<i64> = c.query_first("SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+}
+
+#[tokio::test]
 async fn a_standby_address_with_a_quote_is_refused_before_any_sql_is_built() {
     let hosts = env("DBR_ZK");
     let root = unique_root("injection");

@@ -38,6 +38,15 @@ fn fail(e: TopologyError) -> String {
     e.to_string()
 }
 
+/// `ctl topology secure`: the ACL of an identity-protected tree on every existing node.
+pub async fn secure(target: &ZkTarget) -> Result<String, String> {
+    let store = store(target).await?;
+    let changed = store.restrict_tree().await.map_err(fail)?;
+    Ok(format!(
+        "{target}: {changed} node(s) now writable by the configured identity only (readable by anyone)\n"
+    ))
+}
+
 /// `topology init --from FILE`: creates the layout from a config file's shards and
 /// overrides; idempotent. With `force`, replaces an existing topology document.
 pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String, String> {
