@@ -236,3 +236,35 @@ async fn a_router_acting_as_the_service_account_still_serves() {
     let mut c = router.app_conn(None).await;
     assert_eq!(current_user(&mut c).await, "svc_identity@%");
 }
+
+#[tokio::test]
+async fn logins_naming_unknown_accounts_read_mysql_user_at_most_once_a_second() {
+    let router = TestRouter::start(RouterSettings {
+        auth: "source = \"backend\"\nrefresh_ms = 600000".into(),
+        ..Default::default()
+    });
+    let reads = || router.log_text().matches("backend accounts read").count();
+    // The start-up read, then quiet.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reads() == 0 {
+        assert!(Instant::now() < deadline, "no start-up read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = reads();
+    let logins: Vec<_> = (0..20)
+        .map(|i| {
+            let opts = as_user(&router, &format!("nobody_{i}"), "x", None);
+            tokio::spawn(async move { Conn::new(opts).await.map(drop) })
+        })
+        .collect();
+    for login in logins {
+        let err = login.await.unwrap().unwrap_err();
+        assert_eq!(server_error(err).0, 1045);
+    }
+    let during = reads() - before;
+    assert_eq!(
+        during, 1,
+        "20 logins naming unknown accounts read mysql.user {during} times"
+    );
+}

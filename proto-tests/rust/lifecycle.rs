@@ -243,7 +243,7 @@ async fn idle_pooled_connections_the_server_killed_are_never_lent_out() {
     // The server kills them while they idle (a DBA's KILL, wait_timeout, a restart).
     let ids: Vec<u64> = admin
         .query(format!(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'dbrouter' AND DB = '{DB}'"
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND DB = '{DB}'"
         ))
         .await
         .unwrap();

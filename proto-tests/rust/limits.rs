@@ -135,7 +135,7 @@ async fn connections_still_logging_in_are_capped_per_address() {
 async fn an_account_has_at_most_its_max_connections() {
     let router = limited(
         "",
-        "[[users]]\nname = \"capped\"\npassword = \"capped-secret\"\nmax_connections = 2\n",
+        "[[users]]\nname = \"capped\"\npassword = \"capped-secret\"\nmax_connections = 2\nbackend_user = \"app\"\nbackend_password = \"app-secret\"\n",
     );
     let opts = || {
         Opts::from(

@@ -266,8 +266,8 @@ async fn raw_commands_match_direct_byte_for_byte() {
         .unwrap();
     let mut r =
         RawClient::connect(&cluster_router_addr(), "app", APP_PASSWORD, Some("t_raw")).await;
-    let mut d =
-        RawClient::connect(&master_addr(), "dbrouter", "dbrouter-secret", Some("t_raw")).await;
+    // Directly as the account the router's session acts as.
+    let mut d = RawClient::connect(&master_addr(), "app", APP_PASSWORD, Some("t_raw")).await;
 
     // COM_FIELD_LIST
     let cmd = b"\x04t\x00".to_vec();

@@ -170,7 +170,7 @@ fn an_account_with_require_tls_is_refused_in_clear_text_only() {
     let dir = tls_dir();
     let mut s = tls_settings(&dir.join("server.pem"), &dir.join("server.key"), "");
     s.sharding.push_str(
-        "\n[[users]]\nname = \"tls_only\"\npassword = \"tls-secret\"\nrequire_tls = true\n",
+        "\n[[users]]\nname = \"tls_only\"\npassword = \"tls-secret\"\nrequire_tls = true\nbackend_user = \"app\"\nbackend_password = \"app-secret\"\n",
     );
     let router = TestRouter::start(s);
     let tls = verified(&dir.join("ca.pem"));

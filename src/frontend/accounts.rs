@@ -106,16 +106,22 @@ impl AccountDirectory {
         if let Some(account) = self.mariadb_account(name, ip) {
             return Some(account);
         }
-        // Perhaps created since the last read: read again, at most once a second.
-        let due = self
-            .last_read
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none_or(|at| at.elapsed() >= MISS_READ_INTERVAL);
-        if due {
-            self.read_backend().await;
+        // Perhaps created since the last read: read again, at most once a second however
+        // many logins name unknown accounts (each waits for the one read).
+        {
+            let _one = self.reading.lock().await;
+            if self.read_is_due() {
+                self.read_locked().await;
+            }
         }
         self.mariadb_account(name, ip)
+    }
+
+    fn read_is_due(&self) -> bool {
+        self.last_read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= MISS_READ_INTERVAL)
     }
 
     fn config_account(&self, name: &str) -> Option<Account> {
@@ -155,6 +161,11 @@ impl AccountDirectory {
     /// read before).
     pub async fn read_backend(&self) {
         let _one = self.reading.lock().await;
+        self.read_locked().await;
+    }
+
+    /// The read itself; the caller holds `reading`.
+    async fn read_locked(&self) {
         *self.last_read.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         match self.load().await {
             Ok(accounts) => {
