@@ -297,6 +297,10 @@ pub struct Timeouts {
     pub backend_read_ms: u64,
     /// A client that does not accept the bytes we write it.
     pub client_write_ms: u64,
+    /// A client that stopped in the middle of a packet (a command or LOAD DATA LOCAL
+    /// data), like MariaDB's `net_read_timeout`: the connection is closed and its
+    /// buffer freed.
+    pub net_read_ms: u64,
     /// On SIGTERM: how long open transactions may take to finish.
     pub drain_ms: u64,
     /// At start-up: how long to wait for the backend before giving up.
@@ -311,6 +315,7 @@ impl Default for Timeouts {
             idle_ms: 28_800_000,
             backend_read_ms: 600_000,
             client_write_ms: 60_000,
+            net_read_ms: 30_000,
             drain_ms: 30_000,
             startup_ms: 60_000,
         }
@@ -334,6 +339,11 @@ impl Timeouts {
     pub fn backend_read(&self) -> Duration {
         Duration::from_millis(self.backend_read_ms)
     }
+    /// `net_read_ms` as a duration.
+    pub fn net_read(&self) -> Duration {
+        Duration::from_millis(self.net_read_ms)
+    }
+
     /// `client_write_ms` as a duration.
     pub fn client_write(&self) -> Duration {
         Duration::from_millis(self.client_write_ms)
@@ -869,6 +879,7 @@ impl Config {
             ("idle_ms", t.idle_ms),
             ("backend_read_ms", t.backend_read_ms),
             ("client_write_ms", t.client_write_ms),
+            ("net_read_ms", t.net_read_ms),
             ("startup_ms", t.startup_ms),
         ] {
             if value == 0 {

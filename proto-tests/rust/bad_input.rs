@@ -98,6 +98,45 @@ async fn truncated_packet_then_disconnect() {
 }
 
 #[tokio::test]
+async fn a_client_stuck_mid_packet_is_closed_after_net_read_ms() {
+    let user = "svc_stall";
+    fresh_service_user(user).await;
+    let defaults = RouterSettings::default();
+    let router = TestRouter::start(RouterSettings {
+        service_user: user.into(),
+        service_password: "svc-secret".into(),
+        timeouts: "net_read_ms = 500".into(),
+        sharding: format!("{}\n[pool]\nmax_idle_per_shard = 0\n", defaults.sharding),
+        ..defaults
+    });
+    let mut raw = RawClient::connect(&router.addr, "app", APP_PASSWORD, None).await;
+    raw.command(&[0x0e], ResponseKind::Single).await;
+    wait_backend_connections(user, 1).await;
+    // Announce 100 bytes, send 10, then stall with the socket open.
+    let mut bytes = vec![100, 0, 0, 0, 0x03];
+    bytes.extend_from_slice(b"SELECT 1 ");
+    raw.io.write_raw(&bytes).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), raw.io.stream_mut().read(&mut buf))
+        .await
+        .expect("the router closes a connection stuck mid-packet")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed, nothing sent");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before net_read_ms"
+    );
+    wait_backend_connections(user, 0).await;
+    assert!(router.log_text().contains("timeouts.net_read_ms"));
+    // A client idle between statements is not: that is timeouts.idle_ms.
+    let mut idle = router.app_conn(None).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let v: Option<i64> = idle.query_first("SELECT 3").await.unwrap();
+    assert_eq!(v, Some(3));
+}
+
+#[tokio::test]
 async fn wrong_sequence_id_is_refused() {
     let (mut router, user) = router_with_private_user("seq", "").await;
     let mut raw = RawClient::connect(&router.addr, "app", APP_PASSWORD, None).await;

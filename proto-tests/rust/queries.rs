@@ -457,3 +457,34 @@ async fn unknown_and_unsupported_commands_get_errors_and_the_connection_lives_on
         assert_eq!(pong[0][0], 0x00, "connection unusable after {cmd:?}");
     }
 }
+
+#[tokio::test]
+async fn the_session_state_replayed_on_new_connections_is_bounded() {
+    let mut c = Conn::new(Opts::from(app_opts(&cluster_router_addr(), None)))
+        .await
+        .unwrap();
+    // 256 distinct SET statements are kept (each new backend connection replays them).
+    for i in 0..256 {
+        c.query_drop(format!("SET @v{i} = {i}")).await.unwrap();
+    }
+    let err = c.query_drop("SET @v256 = 256").await.unwrap_err();
+    let (code, _, msg) = server_error(err);
+    assert_eq!(code, 1235, "{msg}");
+    assert!(msg.contains("replay"), "{msg}");
+    // One already kept may run again; the session goes on.
+    c.query_drop("SET @v7 = 7").await.unwrap();
+    let v: Option<i64> = c.query_first("SELECT @v255").await.unwrap();
+    assert_eq!(v, Some(255));
+
+    // So are their bytes: 1 MiB of SET text in all.
+    let mut c = Conn::new(Opts::from(app_opts(&cluster_router_addr(), None)))
+        .await
+        .unwrap();
+    let big = format!("SET @big = '{}'", "x".repeat(600 * 1024));
+    c.query_drop(&big).await.unwrap();
+    let bigger = format!("SET @bigger = '{}'", "y".repeat(600 * 1024));
+    let (code, _, msg) = server_error(c.query_drop(&bigger).await.unwrap_err());
+    assert_eq!(code, 1235, "{msg}");
+    let len: Option<i64> = c.query_first("SELECT LENGTH(@big)").await.unwrap();
+    assert_eq!(len, Some(600 * 1024));
+}

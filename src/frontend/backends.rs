@@ -92,6 +92,8 @@ pub struct SessionBackends {
     current_db: Option<String>,
     /// `SET …` statements (COM_QUERY payloads) in the order the client ran them.
     replay: Vec<Vec<u8>>,
+    /// Their total size (at most [`MAX_REPLAY_BYTES`]).
+    replay_bytes: usize,
     /// The last COM_SET_OPTION payload, if any.
     set_option: Option<Vec<u8>>,
     /// The client connection's log span (current when the session was set up).
@@ -109,6 +111,7 @@ impl SessionBackends {
             opened: 0,
             current_db: None,
             replay: Vec::new(),
+            replay_bytes: 0,
             set_option: None,
             span: tracing::Span::current(),
         }
@@ -278,14 +281,22 @@ impl SessionBackends {
     /// Records a successful `SET …` statement (its COM_QUERY payload); a repeated one
     /// moves to the end instead of being kept twice.
     pub fn record_set(&mut self, payload: &[u8]) {
-        self.replay.retain(|p| p.as_slice() != payload);
+        if let Some(at) = self.replay.iter().position(|p| p.as_slice() == payload) {
+            let again = self.replay.remove(at);
+            self.replay.push(again);
+            return;
+        }
+        self.replay_bytes += payload.len();
         self.replay.push(payload.to_vec());
     }
 
     /// Whether one more `SET …` statement can be recorded for replay (at most
-    /// [`MAX_REPLAY`] distinct ones, so that opening a connection stays one round trip).
+    /// [`MAX_REPLAY`] distinct ones of [`MAX_REPLAY_BYTES`] in all, so that opening a
+    /// connection stays one round trip and a session's memory stays bounded).
     pub fn can_record(&self, payload: &[u8]) -> bool {
-        self.replay.len() < MAX_REPLAY || self.replay.iter().any(|p| p.as_slice() == payload)
+        self.replay.iter().any(|p| p.as_slice() == payload)
+            || (self.replay.len() < MAX_REPLAY
+                && self.replay_bytes + payload.len() <= MAX_REPLAY_BYTES)
     }
 
     /// Records a successful COM_SET_OPTION.
@@ -298,6 +309,7 @@ impl SessionBackends {
     pub fn clear_state(&mut self) {
         self.current_db = None;
         self.replay.clear();
+        self.replay_bytes = 0;
         self.set_option = None;
     }
 
@@ -323,6 +335,9 @@ impl SessionBackends {
 
 /// Most distinct session-state statements a session may record for replay.
 pub const MAX_REPLAY: usize = 256;
+
+/// Most bytes of session-state statements a session may record for replay.
+pub const MAX_REPLAY_BYTES: usize = 1 << 20;
 
 impl Drop for SessionBackends {
     fn drop(&mut self) {

@@ -162,7 +162,7 @@ const PIN_ALONE: &str =
     "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
 const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
 const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
-const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables, which every new backend connection must replay: reuse fewer distinct SET statements";
+const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables (or 1 MiB of SET statements), which every new backend connection must replay: reuse fewer distinct SET statements";
 const TX_FORM: &str = "dbrouter reads BEGIN, START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT], COMMIT / ROLLBACK [WORK] [AND [NO] CHAIN] [[NO] RELEASE], SAVEPOINT, ROLLBACK TO and RELEASE SAVEPOINT only in these plain forms";
 const SNAPSHOT_NEEDS_SHARD: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT takes its snapshot at once, on the shard of the transaction, which is not known yet: SET @dbrouter_userid = <user id> first, or prefix it with /* userid=<user id> */";
 const STRAY_TX: &str = "the last statement left a transaction open on a second shard, so both were rolled back (a session holds a transaction on one shard only): run the transaction again, with statements of one user";
@@ -584,29 +584,49 @@ impl<S: ClientStream> Session<S> {
     async fn command_loop(&mut self, mut drain: oneshot::Receiver<()>) -> End {
         let max_packet = self.ctx.config.server.max_packet_size;
         let idle = self.ctx.config.timeouts.idle();
+        let net_read = self.ctx.config.timeouts.net_read();
         let mut draining = false;
         loop {
             if draining && self.tx.is_idle() && !self.client.has_buffered_input() {
                 return End::Closed("router draining");
             }
-            let read = self
-                .watchdog
-                .limit(idle, self.client.read_logical(max_packet, Some(0)));
-            let read = if draining {
-                read.await
-            } else {
-                tokio::select! {
-                    biased;
-                    r = read => r,
-                    // Sent at drain, or its sender is gone (the router is stopping).
-                    _ = &mut drain => {
-                        draining = true;
-                        continue;
+            // The next command's first bytes may take up to timeouts.idle_ms (a client
+            // between statements); the rest of the packet must follow within
+            // timeouts.net_read_ms (a client stuck mid-packet is not idle: its buffer is
+            // held). Only the wait for the first bytes yields to a drain, so a command is
+            // never half read when the loop starts over.
+            if !self.client.has_buffered_input() {
+                let wait = self.watchdog.limit(idle, self.client.fill());
+                let waited = if draining {
+                    wait.await
+                } else {
+                    tokio::select! {
+                        biased;
+                        r = wait => r,
+                        // Sent at drain, or its sender is gone (the router is stopping).
+                        _ = &mut drain => {
+                            draining = true;
+                            continue;
+                        }
                     }
+                };
+                match waited {
+                    Err(_) => return End::Closed("idle timeout (timeouts.idle_ms)"),
+                    Ok(Err(NetError::Closed)) => return End::ClientQuit,
+                    Ok(Err(e)) => return End::ClientGone(e),
+                    Ok(Ok(_)) => {}
                 }
+            }
+            let read = if self.client.has_complete_packet() {
+                // The usual case: the whole command came in one read; no timer to touch.
+                Ok(self.client.read_logical(max_packet, Some(0)).await)
+            } else {
+                self.watchdog
+                    .limit(net_read, self.client.read_logical(max_packet, Some(0)))
+                    .await
             };
             let (seq, payload) = match read {
-                Err(_) => return End::Closed("idle timeout (timeouts.idle_ms)"),
+                Err(_) => return End::Closed("client stopped mid-packet (timeouts.net_read_ms)"),
                 Ok(Ok(p)) => p,
                 Ok(Err(NetError::Closed)) => return End::ClientQuit,
                 Ok(Err(source @ (NetError::TooLarge { .. } | NetError::OutOfOrder { .. }))) => {
@@ -619,6 +639,7 @@ impl<S: ClientStream> Session<S> {
             if let Err(end) = self.dispatch(seq, payload).await {
                 return end;
             }
+            self.client.shrink_read_buffer();
         }
     }
 

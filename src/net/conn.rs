@@ -15,6 +15,9 @@ use super::packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
 /// connection should cost little memory (10 000 of them are a normal load).
 pub const CLIENT_READ_CAPACITY: usize = 2 * 1024;
 
+/// A read buffer larger than this is given back once empty ([`PacketConn::shrink_read_buffer`]).
+const SHRINK_ABOVE: usize = 1 << 20;
+
 /// Initial capacity of a backend's read buffer: results arrive in bulk, and larger reads
 /// mean fewer system calls on the relay path.
 pub const BACKEND_READ_CAPACITY: usize = 32 * 1024;
@@ -91,6 +94,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
     /// Whether unconsumed bytes are waiting in the read buffer.
     pub fn has_buffered_input(&self) -> bool {
         !self.rbuf.is_empty()
+    }
+
+    /// Whether the read buffer holds a whole packet that ends a logical packet (no
+    /// continuation follows): reading it needs no more bytes from the peer.
+    pub fn has_complete_packet(&self) -> bool {
+        parse_header(&self.rbuf)
+            .is_some_and(|(len, _)| len < MAX_PAYLOAD_LEN && self.rbuf.len() >= HEADER_LEN + len)
+    }
+
+    /// Gives back the memory of a read buffer that grew for a big packet, once it is
+    /// empty: a session keeps [`CLIENT_READ_CAPACITY`] between commands, not the size of
+    /// the largest statement it ever sent.
+    pub fn shrink_read_buffer(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > SHRINK_ABOVE {
+            self.rbuf = BytesMut::with_capacity(CLIENT_READ_CAPACITY);
+        }
     }
 
     /// Reads more bytes from the peer into the read buffer.

@@ -376,7 +376,7 @@ impl<S: ClientStream> Session<S> {
         RelayTimeouts {
             backend_read: t.backend_read(),
             client_write: t.client_write(),
-            client_read: t.idle(),
+            client_read: t.net_read(),
         }
     }
 }
