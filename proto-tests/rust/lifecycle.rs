@@ -261,3 +261,63 @@ async fn idle_pooled_connections_the_server_killed_are_never_lent_out() {
     }
     admin.disconnect().await.unwrap();
 }
+
+/// Kills every backend connection of the app account on `db` (the session's, and any
+/// idle in the pool: the test's database is private to it).
+async fn kill_backend_threads(admin: &mut Conn, db: &str) {
+    let ids: Vec<u64> = admin
+        .query(format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND DB = '{db}'"
+        ))
+        .await
+        .unwrap();
+    assert!(!ids.is_empty(), "{db}: no backend connection");
+    for id in ids {
+        let _ = admin.query_drop(format!("KILL {id}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_connection_the_server_closed_while_the_client_idled_is_never_an_unknown_outcome()
+{
+    fresh_database("t_idle_closed").await;
+    fresh_database("t_idle_closed_state").await;
+    let router = TestRouter::start(RouterSettings::default());
+    let mut admin = direct(None).await;
+
+    // Only replayable state on it (a SET): replaced unnoticed, the state replayed.
+    // (mysql_async asks nothing at connect when these two are given.)
+    let opts = router
+        .app_opts(Some("t_idle_closed"))
+        .max_allowed_packet(Some(16 << 20))
+        .wait_timeout(Some(28800));
+    let mut c = Conn::new(Opts::from(opts)).await.unwrap();
+    c.query_drop("SET @kept = 41").await.unwrap();
+    kill_backend_threads(&mut admin, "t_idle_closed").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let v: Option<i64> = c.query_first("SELECT @kept + 1").await.unwrap();
+    assert_eq!(v, Some(42));
+
+    // A connection that ran statements (whose state MariaDB dropped with it): the client
+    // connection closes, as a direct one would — never ERR 1158 (outcome unknown).
+    let mut c = router.app_conn(Some("t_idle_closed_state")).await;
+    c.query_drop("CREATE TEMPORARY TABLE tmp (id INT)")
+        .await
+        .unwrap();
+    kill_backend_threads(&mut admin, "t_idle_closed_state").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    match c.query_drop("SELECT COUNT(*) FROM tmp").await {
+        Err(mysql_async::Error::Server(e)) => {
+            panic!("a server error, not a lost connection: {e:?}")
+        }
+        Err(_) => {}
+        Ok(()) => panic!("the temporary table outlived its connection"),
+    }
+    assert!(router
+        .log_text()
+        .contains("closed the session's backend connection while the client was idle"));
+    // The next connection works.
+    let mut again = router.app_conn(Some("t_idle_closed_state")).await;
+    let v: Option<i64> = again.query_first("SELECT 5").await.unwrap();
+    assert_eq!(v, Some(5));
+}

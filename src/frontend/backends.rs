@@ -85,6 +85,9 @@ pub struct SessionBackends {
     login: LoginState,
     /// Open connections, each with the generation it was opened under.
     conns: Vec<(ShardId, PooledConn, u64)>,
+    /// Shards whose connection ran more than the replayable state (a statement, a
+    /// prepare): what it holds would be lost with it.
+    used: Vec<ShardId>,
     /// Counter of connections opened: a shard's generation changes when its connection
     /// is replaced, which invalidates what lived on the old one (prepared statements).
     opened: u64,
@@ -108,6 +111,7 @@ impl SessionBackends {
             config,
             login,
             conns: Vec::new(),
+            used: Vec::new(),
             opened: 0,
             current_db: None,
             replay: Vec::new(),
@@ -162,6 +166,20 @@ impl SessionBackends {
     /// state if needed. A connection to a server that is no longer the shard's master
     /// (the topology changed) is closed and replaced.
     pub async fn connection(
+        &mut self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Result<&mut PacketConn<BackendIo>, Failure> {
+        if !self.used.contains(&shard) {
+            self.used.push(shard);
+        }
+        self.state_connection(table, shard).await
+    }
+
+    /// [`SessionBackends::connection`] for the session's replayable state alone (`SET`,
+    /// `USE`): a connection that only ever ran that can be replaced without the client
+    /// noticing.
+    pub async fn state_connection(
         &mut self,
         table: &RoutingTable,
         shard: ShardId,
@@ -316,10 +334,34 @@ impl SessionBackends {
     /// Closes a connection whose stream may be out of step (not returned to the pool).
     pub fn discard(&mut self, shard: ShardId) {
         self.conns.retain(|(s, _, _)| *s != shard);
+        self.used.retain(|s| *s != shard);
+    }
+
+    /// After the client was idle: finds connections their server closed meanwhile
+    /// (wait_timeout, KILL, a restart) without a round trip. One that held only the
+    /// replayable state is dropped (the next statement opens a fresh one and replays it:
+    /// the client notices nothing); `Err` names a shard whose closed connection held
+    /// more, which is gone with it.
+    pub fn drop_closed(&mut self) -> Result<(), ShardId> {
+        let closed: Vec<(ShardId, String)> = self
+            .conns
+            .iter()
+            .filter(|(_, c, _)| c.conn.io.looks_closed())
+            .map(|(s, c, _)| (*s, c.conn.addr.clone()))
+            .collect();
+        for (shard, addr) in closed {
+            if self.used.contains(&shard) {
+                return Err(shard);
+            }
+            crate::metrics::pool_discarded(&addr);
+            self.discard(shard);
+        }
+        Ok(())
     }
 
     /// Returns every connection to the pool (reset there), or closes them if `clean` is false.
     pub fn release_all(&mut self, clean: bool) {
+        self.used.clear();
         for (_, conn, _) in self.conns.drain(..) {
             self.pools.checkin(conn, clean);
         }

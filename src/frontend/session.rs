@@ -142,6 +142,9 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     table: Option<Arc<RoutingTable>>,
     /// The one timer behind the idle, backend-read and client-write limits.
     watchdog: Watchdog,
+    /// When the last command ended (a client idle since longer gets its connections
+    /// checked for a server that closed them meanwhile).
+    last_command: std::time::Instant,
     /// The connection's log span (`conn{id peer}`): events name it as their parent
     /// instead of entering it on every poll of the session.
     pub(super) span: Span,
@@ -162,6 +165,10 @@ const PIN_ALONE: &str =
     "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
 const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
 const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
+/// A client idle at least this long has its backend connections checked before its next
+/// command (a non-blocking peek each); busy clients skip the check.
+const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 const TOO_MUCH_STATE: &str = "this session already set 256 distinct session variables (or 1 MiB of SET statements), which every new backend connection must replay: reuse fewer distinct SET statements";
 const TX_FORM: &str = "dbrouter reads BEGIN, START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT], COMMIT / ROLLBACK [WORK] [AND [NO] CHAIN] [[NO] RELEASE], SAVEPOINT, ROLLBACK TO and RELEASE SAVEPOINT only in these plain forms";
 const SNAPSHOT_NEEDS_SHARD: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT takes its snapshot at once, on the shard of the transaction, which is not known yet: SET @dbrouter_userid = <user id> first, or prefix it with /* userid=<user id> */";
@@ -233,6 +240,7 @@ pub async fn run_on_stream<S: ClientStream>(
         refused: None,
         table: None,
         watchdog,
+        last_command: std::time::Instant::now(),
         span,
         account: Some(account),
     };
@@ -636,10 +644,24 @@ impl<S: ClientStream> Session<S> {
                 }
                 Ok(Err(e)) => return End::ClientGone(e),
             };
+            // A server may have closed the session's connection while the client was
+            // idle (wait_timeout, KILL, a restart): seen now, without a round trip, it is
+            // never reported as a statement of unknown outcome (1158). A connection that
+            // held only replayable state is replaced unnoticed; one that held more ends
+            // the client connection, as a direct one would (drivers report 2006/2013 and
+            // reconnect).
+            if self.last_command.elapsed() >= IDLE_CHECK_AFTER
+                && self.backends.drop_closed().is_err()
+            {
+                return End::Closed(
+                    "the server closed the session's backend connection while the client was idle; its session state went with it",
+                );
+            }
             if let Err(end) = self.dispatch(seq, payload).await {
                 return end;
             }
             self.client.shrink_read_buffer();
+            self.last_command = std::time::Instant::now();
         }
     }
 

@@ -20,7 +20,7 @@ impl<S: ClientStream> Session<S> {
         if self.backends.open_shards().next().is_none() {
             // Session state needs a connection to live on: the session's current shard.
             let shard = self.session_shard();
-            if let Err(failure) = self.backends.connection(table, shard).await {
+            if let Err(failure) = self.backends.state_connection(table, shard).await {
                 return self.reply_failure(seq, failure).await;
             }
         }
