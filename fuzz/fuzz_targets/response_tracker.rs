@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
     let format = ResultFormat {
         deprecate_eof: mode & 8 != 0,
         metadata_flag: mode & 16 != 0,
+        extended_metadata: mode & 32 != 0,
     };
     let chunk = if chunk == 0xff {
         usize::MAX

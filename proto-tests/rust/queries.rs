@@ -488,3 +488,63 @@ async fn the_session_state_replayed_on_new_connections_is_bounded() {
     let len: Option<i64> = c.query_first("SELECT LENGTH(@big)").await.unwrap();
     assert_eq!(len, Some(600 * 1024));
 }
+
+/// MARIADB_CLIENT_EXTENDED_METADATA (MariaDB Connector/J, /Node.js and /C ask for it):
+/// column definitions name a column's extended type — how drivers know to parse a JSON
+/// column into an object. Relayed byte for byte as directly; result sets the router
+/// answers itself carry the (empty) block too.
+#[tokio::test]
+async fn mariadb_extended_metadata_names_json_uuid_and_inet6_columns_as_directly() {
+    use mysql_common::constants::MariadbCapabilities;
+    let ext = MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA;
+    fresh_database("t_extmeta").await;
+    let mut d0 = direct(Some("t_extmeta")).await;
+    d0.query_drop("CREATE TABLE t (id INT PRIMARY KEY, doc JSON, addr INET6, u UUID)")
+        .await
+        .unwrap();
+    d0.query_drop(
+        "INSERT INTO t VALUES (1, '{\"a\": 1}', '::1', '123e4567-e89b-12d3-a456-426655440000')",
+    )
+    .await
+    .unwrap();
+    let db = Some("t_extmeta");
+    let mut r = RawClient::connect_with(&cluster_router_addr(), "app", APP_PASSWORD, db, ext).await;
+    let mut d = RawClient::connect_with(&master_addr(), "app", APP_PASSWORD, db, ext).await;
+    assert!(r.format.extended_metadata, "the router offers it");
+    let q = b"\x03SELECT id, doc, addr, u FROM t".to_vec();
+    let rq = r.command(&q, ResponseKind::Query).await;
+    assert_eq!(rq, d.command(&q, ResponseKind::Query).await);
+    let defs = rq[1..5].concat();
+    for name in ["json", "inet6", "uuid"] {
+        assert!(
+            defs.windows(name.len()).any(|w| w == name.as_bytes()),
+            "no {name} in the column definitions"
+        );
+    }
+    // Prepared statements: the same definitions.
+    let sql = "SELECT doc, addr, u FROM t WHERE id = 1";
+    let p = r.command(&prepare(sql), ResponseKind::Prepare).await;
+    let pd = d.command(&prepare(sql), ResponseKind::Prepare).await;
+    assert_eq!(p[1..], pd[1..]);
+    let rx = r
+        .command(&execute(stmt_id(&p[0]), false), ResponseKind::Execute)
+        .await;
+    let dx = d
+        .command(&execute(stmt_id(&pd[0]), false), ResponseKind::Execute)
+        .await;
+    assert_eq!(rx, dx);
+    // A result set of the router's own: after name and org_name, the empty block.
+    let status = r
+        .command(b"\x03SHOW DBROUTER STATUS", ResponseKind::Query)
+        .await;
+    let def = &status[1];
+    let mut at = 0;
+    for _ in 0..6 {
+        at += 1 + usize::from(def[at]);
+    }
+    assert_eq!(
+        &def[at..at + 2],
+        &[0, 0x0c],
+        "extended type information, then the fixed fields"
+    );
+}

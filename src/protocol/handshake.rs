@@ -51,11 +51,14 @@ pub fn offered_capabilities() -> CapabilityFlags {
 /// MARIADB_CLIENT_CACHE_METADATA (10.6+), with which the server leaves out the column
 /// definitions of a prepared statement's result when the client already has them. The
 /// relay only has to read one more byte of a result set's column-count packet, and a
-/// point select's answer shrinks by one column definition per column. Not offered: bulk
-/// execute (COM_STMT_BULK_EXECUTE would need its own routing) and extended metadata
-/// (locally answered result sets would need the extra field).
+/// point select's answer shrinks by one column definition per column; and
+/// MARIADB_CLIENT_EXTENDED_METADATA, with which column definitions name a column's
+/// extended type (`json`, `uuid`, `inet6`): relayed as they come, and locally answered
+/// result sets carry the (empty) block too. Not offered: bulk execute
+/// (COM_STMT_BULK_EXECUTE would need its own routing).
 pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
     MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+        | MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
 }
 
 /// The MariaDB extended capabilities a greeting or handshake response carries: they

@@ -68,6 +68,7 @@ mod robustness_tests {
             let format = ResultFormat {
                 deprecate_eof: i % 4 >= 2,
                 metadata_flag: i % 2 == 1,
+                extended_metadata: false,
             };
             let mut tracker = ResponseTracker::new(kinds[i % kinds.len()], format);
             for _ in 0..8 {

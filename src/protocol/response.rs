@@ -49,6 +49,10 @@ pub struct ResultFormat {
     /// "metadata follows" byte; when it is 0 no column definitions come (the client kept
     /// those of the prepared statement).
     pub metadata_flag: bool,
+    /// MARIADB_CLIENT_EXTENDED_METADATA: every column definition carries, after
+    /// `org_name`, a length-encoded block of extended type information (`json`, `uuid`,
+    /// `inet6`…), empty for plain columns.
+    pub extended_metadata: bool,
 }
 
 impl ResultFormat {
@@ -57,6 +61,8 @@ impl ResultFormat {
         ResultFormat {
             deprecate_eof: capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF),
             metadata_flag: mariadb.contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA),
+            extended_metadata: mariadb
+                .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
         }
     }
 
@@ -447,10 +453,12 @@ mod tests {
     const CACHED: ResultFormat = ResultFormat {
         deprecate_eof: false,
         metadata_flag: true,
+        extended_metadata: false,
     };
     const NO_EOF: ResultFormat = ResultFormat {
         deprecate_eof: true,
         metadata_flag: false,
+        extended_metadata: false,
     };
 
     /// An OK packet with the 0xfe header (CLIENT_DEPRECATE_EOF's end of rows).
@@ -521,6 +529,7 @@ mod tests {
         let both = ResultFormat {
             deprecate_eof: true,
             metadata_flag: true,
+            extended_metadata: false,
         };
         let packets = vec![vec![1, 0], b"\x00\x00\x01".to_vec(), ok_fe(2)];
         let steps = feed_all_as(ResponseKind::Execute, both, &packets);

@@ -1,13 +1,14 @@
 //! Text result sets that dbrouter answers itself (e.g. `SHOW DBROUTER ROUTE FOR …`):
 //! column definitions via `mysql_common::packets::Column`, rows as length-encoded
-//! strings, EOF packets (CLIENT_DEPRECATE_EOF is never negotiated), and the
-//! "metadata follows" byte when the client negotiated MariaDB metadata caching.
+//! strings, framed as the client negotiated: EOF packets or CLIENT_DEPRECATE_EOF's OK,
+//! the "metadata follows" byte of MariaDB metadata caching, and the (empty) extended type
+//! information of MARIADB_CLIENT_EXTENDED_METADATA.
 
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::packets::Column;
 use mysql_common::proto::MySerialize;
 
-use super::packets::{ok_packet, put_lenenc_int, EOF_HEADER};
+use super::packets::{ok_packet, put_lenenc_int, read_lenenc_int, EOF_HEADER};
 use super::response::{ResultFormat, SERVER_STATUS_AUTOCOMMIT};
 
 /// utf8mb4_general_ci, the collation of every column dbrouter returns.
@@ -38,6 +39,9 @@ pub fn text_result_set(
             .with_flags(ColumnFlags::empty());
         let mut def = Vec::new();
         col.serialize(&mut def);
+        if format.extended_metadata {
+            insert_empty_extended_info(&mut def);
+        }
         packets.push(def);
     }
     if !format.deprecate_eof {
@@ -67,6 +71,22 @@ pub fn text_result_set(
     packets
 }
 
+/// Puts an empty extended-type-information block (one zero byte) after the six
+/// length-encoded strings a column definition starts with (catalog, schema, table,
+/// org_table, name, org_name), where MariaDB puts it.
+fn insert_empty_extended_info(def: &mut Vec<u8>) {
+    let mut at = 0;
+    for _ in 0..6 {
+        let Some((len, data)) = read_lenenc_int(def, at) else {
+            return;
+        };
+        at = data.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+    }
+    if at <= def.len() {
+        def.insert(at, 0);
+    }
+}
+
 fn eof(status: u16) -> Vec<u8> {
     let mut p = vec![0xfe, 0, 0];
     p.extend_from_slice(&status.to_le_bytes());
@@ -83,12 +103,11 @@ mod tests {
 
     #[test]
     fn result_set_is_well_formed() {
-        for (deprecate_eof, metadata_flag) in
-            [(false, false), (false, true), (true, false), (true, true)]
-        {
+        for bits in 0..8u8 {
             let format = ResultFormat {
-                deprecate_eof,
-                metadata_flag,
+                deprecate_eof: bits & 1 != 0,
+                metadata_flag: bits & 2 != 0,
+                extended_metadata: bits & 4 != 0,
             };
             let rows = [vec![Some("1".into()), None]];
             let packets = text_result_set(&["a", "b"], &rows, LOCAL_STATUS, format);
@@ -103,10 +122,21 @@ mod tests {
                     status: Some(LOCAL_STATUS)
                 })
             );
-            let count: &[u8] = if metadata_flag { &[2, 1] } else { &[2] };
+            let count: &[u8] = if format.metadata_flag { &[2, 1] } else { &[2] };
             assert_eq!(packets[0], count);
+            // catalog "def", schema, table, org_table (empty), name, org_name "a", then
+            // the extended type information (empty) when negotiated, then 0x0c.
+            let def = &packets[1];
+            let after_names = 4 + 1 + 1 + 1 + 2 + 2;
+            assert_eq!(&def[..after_names], b"\x03def\0\0\0\x01a\x01a");
+            let fixed_fields = after_names + usize::from(format.extended_metadata);
+            if format.extended_metadata {
+                assert_eq!(def[after_names], 0, "empty extended type information");
+            }
+            assert_eq!(def[fixed_fields], 0x0c, "{format:?}");
+            assert_eq!(def.len(), fixed_fields + 13, "{format:?}");
             let row = format.text_rows_start(2);
-            assert_eq!(row, if deprecate_eof { 3 } else { 4 });
+            assert_eq!(row, if format.deprecate_eof { 3 } else { 4 });
             assert_eq!(packets[row], vec![1, b'1', 0xfb]);
             assert_eq!(packets.len(), row + 2);
         }
