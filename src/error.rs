@@ -445,11 +445,10 @@ impl ClientError {
             COM_BINLOG_DUMP | COM_BINLOG_DUMP_GTID | COM_REGISTER_SLAVE => {
                 unsupported("replicate from a shard's master directly, not through the router")
             }
-            COM_STMT_BULK_EXECUTE => unsupported("the bulk capability is not offered; execute row by row"),
             COM_QUIT | COM_INIT_DB | COM_QUERY | COM_FIELD_LIST | COM_STATISTICS | COM_PING
             | COM_CHANGE_USER | COM_STMT_PREPARE | COM_STMT_EXECUTE | COM_STMT_SEND_LONG_DATA
             | COM_STMT_CLOSE | COM_STMT_RESET | COM_SET_OPTION | COM_STMT_FETCH
-            | COM_RESET_CONNECTION => None,
+            | COM_RESET_CONNECTION | COM_STMT_BULK_EXECUTE => None,
             _ => Some(ClientError::UnknownCommand(cmd)),
         }
     }

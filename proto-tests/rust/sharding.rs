@@ -709,3 +709,117 @@ async fn the_pool_sweeper_closes_idle_connections_to_demoted_masters() {
     assert_eq!(pools.idle_count(&master), 0);
     wait_backend_connections(user, 0).await;
 }
+
+/// A COM_STMT_BULK_EXECUTE of a statement with (BIGINT UNSIGNED userid, VARCHAR body)
+/// parameters (a NULL userid for `None`), with the types when `types`.
+fn bulk_execute(id: u32, rows: &[(Option<u64>, &str)], types: bool) -> Vec<u8> {
+    let mut p = vec![0xfa];
+    p.extend_from_slice(&id.to_le_bytes());
+    let flags: u16 = if types { 128 } else { 0 };
+    p.extend_from_slice(&flags.to_le_bytes());
+    if types {
+        p.extend_from_slice(&[0x08, 0x80, 0xfd, 0x00]);
+    }
+    for (user, body) in rows {
+        match user {
+            Some(u) => {
+                p.push(0);
+                p.extend_from_slice(&u.to_le_bytes());
+            }
+            None => p.push(1),
+        }
+        p.push(0);
+        p.push(body.len() as u8);
+        p.extend_from_slice(body.as_bytes());
+    }
+    p
+}
+
+/// MariaDB's bulk execute (array binding of Connector/J, /Node.js, /C): routed by the key
+/// parameter of every row — all on one shard, else refused before anything runs.
+#[tokio::test]
+async fn bulk_execute_routes_by_the_key_of_every_row() {
+    use crate::raw::{prepare, stmt_id, RawClient};
+    use dbrouter::protocol::packets::parse_err;
+    use dbrouter::protocol::response::ResponseKind;
+    use mysql_common::constants::MariadbCapabilities;
+    create_on_both("shard_bulk", "posts").await;
+    let router = TestRouter::start(two_shards(SHARDING));
+    let (a, b, c) = users_on_both(&router);
+    let bulk = MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS;
+    let mut r =
+        RawClient::connect_with(&router.addr, "app", APP_PASSWORD, Some("shard_bulk"), bulk).await;
+    let p = r
+        .command(
+            &prepare("INSERT INTO posts (userid, body) VALUES (?, ?)"),
+            ResponseKind::Prepare,
+        )
+        .await;
+    let id = stmt_id(&p[0]);
+    let count = |addr: String, user: u64| async move {
+        let mut d = direct_to(&addr, Some("shard_bulk")).await;
+        let n: Option<i64> = d
+            .query_first(format!("SELECT COUNT(*) FROM posts WHERE userid = {user}"))
+            .await
+            .unwrap();
+        n.unwrap_or(0)
+    };
+    let table = router.routing();
+    let addr_of =
+        |u: u64| masters()[usize::from(table.shard_for_key(u.to_string().as_bytes()).0)].clone();
+
+    // Rows of two users of one shard: one OK, every row on that shard.
+    let rows = [(Some(a), "x"), (Some(c), "y"), (Some(a), "z")];
+    let ok = r
+        .command(&bulk_execute(id, &rows, true), ResponseKind::Execute)
+        .await;
+    assert_eq!(ok.len(), 1);
+    assert_eq!(&ok[0][..2], &[0x00, 3], "OK, 3 rows: {:?}", ok[0]);
+    assert_eq!(count(addr_of(a), a).await, 2);
+    assert_eq!(count(addr_of(c), c).await, 1);
+    assert_eq!(count(addr_of(b), a).await, 0, "none on the other shard");
+
+    // Rows of two shards: refused, nothing written anywhere.
+    let rows = [(Some(a), "1"), (Some(b), "2")];
+    let err = r
+        .command(&bulk_execute(id, &rows, false), ResponseKind::Execute)
+        .await;
+    let e = parse_err(&err[0]).expect("ERR");
+    assert_eq!(e.code, 1235, "{}", e.message);
+    assert!(e.message.contains(&a.to_string()) && e.message.contains(&b.to_string()));
+    assert_eq!(count(addr_of(a), a).await, 2);
+    assert_eq!(count(addr_of(b), b).await, 0);
+
+    // Types sent once are remembered; the other shard's copy (which never saw them) gets
+    // them put back in.
+    let rows = [(Some(b), "only b")];
+    let ok = r
+        .command(&bulk_execute(id, &rows, false), ResponseKind::Execute)
+        .await;
+    assert_eq!(&ok[0][..2], &[0x00, 1], "{:?}", ok[0]);
+    assert_eq!(count(addr_of(b), b).await, 1);
+
+    // A row without a key: refused.
+    let rows = [(Some(a), "k"), (None, "no key")];
+    let err = r
+        .command(&bulk_execute(id, &rows, false), ResponseKind::Execute)
+        .await;
+    let e = parse_err(&err[0]).expect("ERR");
+    assert_eq!(e.code, 1235, "{}", e.message);
+    assert!(e.message.contains("NULL"), "{}", e.message);
+
+    // A client that did not negotiate bulk operations gets a clear refusal.
+    let mut plain = RawClient::connect(&router.addr, "app", APP_PASSWORD, Some("shard_bulk")).await;
+    let err = plain
+        .command(
+            &bulk_execute(1, &[(Some(a), "x")], true),
+            ResponseKind::Single,
+        )
+        .await;
+    let e = parse_err(&err[0]).expect("ERR");
+    assert!(
+        e.message.contains("MARIADB_CLIENT_STMT_BULK_OPERATIONS"),
+        "{}",
+        e.message
+    );
+}

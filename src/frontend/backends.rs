@@ -132,6 +132,13 @@ impl SessionBackends {
         ResultFormat::negotiated(self.login.capabilities, self.login.mariadb_capabilities)
     }
 
+    /// Whether the client negotiated MariaDB's bulk operations (COM_STMT_BULK_EXECUTE).
+    pub fn bulk_negotiated(&self) -> bool {
+        self.login
+            .mariadb_capabilities
+            .contains(MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS)
+    }
+
     /// Shards with an open connection.
     pub fn open_shards(&self) -> impl Iterator<Item = ShardId> + '_ {
         self.conns.iter().map(|(s, _, _)| *s)

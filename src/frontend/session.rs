@@ -723,7 +723,17 @@ impl<S: ClientStream> Session<S> {
                     .map(drop)
             }
             COM_STMT_PREPARE => self.prepare(table, &payload, seq).await,
-            COM_STMT_EXECUTE => self.execute(table, &mut payload, seq).await,
+            COM_STMT_EXECUTE => self.execute(table, &mut payload, seq, false).await,
+            COM_STMT_BULK_EXECUTE if self.backends.bulk_negotiated() => {
+                self.execute(table, &mut payload, seq, true).await
+            }
+            COM_STMT_BULK_EXECUTE => {
+                let err = ClientError::UnsupportedCommand {
+                    name: command::name(cmd),
+                    why: "the client did not negotiate MariaDB's bulk operations (MARIADB_CLIENT_STMT_BULK_OPERATIONS)",
+                };
+                self.reply_error(seq, err).await
+            }
             COM_STMT_SEND_LONG_DATA => {
                 self.statements.add_long_data(payload);
                 Ok(())

@@ -1,11 +1,16 @@
-//! The server-side view of COM_STMT_EXECUTE that routing needs (mysql_common has no
-//! parser for it): the statement id, and the value of one parameter — the shard key —
-//! read without decoding the others.
+//! The server-side view of COM_STMT_EXECUTE and MariaDB's COM_STMT_BULK_EXECUTE that
+//! routing needs (mysql_common has no parser for them): the statement id, and the value
+//! of one parameter — the shard key — read without decoding the others.
 //!
-//! Layout: 0x17, statement id u32, flags u8, iteration count u32; then, when the
+//! COM_STMT_EXECUTE: 0x17, statement id u32, flags u8, iteration count u32; then, when the
 //! statement has parameters: NULL bitmap ((n + 7) / 8 bytes), new-params-bound flag u8,
 //! if set n × 2 type bytes (type, flags with 0x80 = unsigned), then the values of the
 //! parameters that are neither NULL nor sent by COM_STMT_SEND_LONG_DATA, in order.
+//!
+//! COM_STMT_BULK_EXECUTE (MariaDB's array binding): 0xfa, statement id u32, flags u16
+//! ([`BULK_SEND_TYPES`]: n × 2 type bytes follow), then rows up to the end of the
+//! packet: for each parameter an indicator byte (0 a value follows, 1 NULL, 2 DEFAULT,
+//! 3 IGNORE) and, after 0, the value in the binary format of COM_STMT_EXECUTE.
 
 /// Why an execute packet could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +36,102 @@ pub enum ParamValue<'a> {
     LongData,
     /// A float, double or temporal value.
     Other,
+    /// No value: a bulk row's DEFAULT or IGNORE indicator.
+    Absent,
+}
+
+/// COM_STMT_BULK_EXECUTE flag: the parameter types follow the flags.
+pub const BULK_SEND_TYPES: u16 = 128;
+
+/// The fixed part of a COM_STMT_BULK_EXECUTE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkHead<'a> {
+    /// The statement id.
+    pub stmt_id: u32,
+    /// Bulk flags.
+    pub flags: u16,
+    /// Types sent with this packet ([`BULK_SEND_TYPES`]).
+    pub new_types: Option<&'a [u8]>,
+    /// Offset of the first row.
+    pub rows_at: usize,
+}
+
+/// Reads the fixed part of a bulk execute for a statement with `params` parameters.
+pub fn parse_bulk_head(payload: &[u8], params: u16) -> Result<BulkHead<'_>, ExecuteError> {
+    let stmt_id = stmt_id(payload).ok_or(ExecuteError::Malformed)?;
+    let flags = payload
+        .get(5..7)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .ok_or(ExecuteError::Malformed)?;
+    let mut pos = 7;
+    let new_types = if flags & BULK_SEND_TYPES != 0 {
+        let len = 2 * usize::from(params);
+        let t = payload.get(pos..pos + len).ok_or(ExecuteError::Malformed)?;
+        pos += len;
+        Some(t)
+    } else {
+        None
+    };
+    Ok(BulkHead {
+        stmt_id,
+        flags,
+        new_types,
+        rows_at: pos,
+    })
+}
+
+/// The values of parameter `index` in every row of a bulk execute, in row order. `types`
+/// are the types in force for the statement's `params` parameters. A bulk execute with
+/// no row is malformed (MariaDB's connectors never send one).
+pub fn bulk_param_values<'a>(
+    payload: &'a [u8],
+    head: &BulkHead<'_>,
+    types: &[u8],
+    params: u16,
+    index: u16,
+) -> Result<Vec<ParamValue<'a>>, ExecuteError> {
+    if params == 0 || index >= params || types.len() < 2 * usize::from(params) {
+        return Err(ExecuteError::NoTypes);
+    }
+    let mut pos = head.rows_at;
+    let mut values = Vec::new();
+    while pos < payload.len() {
+        for i in 0..params {
+            let indicator = *payload.get(pos).ok_or(ExecuteError::Malformed)?;
+            pos += 1;
+            let (value, len) = match indicator {
+                0 => {
+                    let at = 2 * usize::from(i);
+                    read_value(payload, pos, types[at], types[at + 1] & 0x80 != 0)?
+                }
+                1 => (ParamValue::Null, 0),
+                2 | 3 => (ParamValue::Absent, 0),
+                _ => return Err(ExecuteError::Malformed),
+            };
+            if i == index {
+                values.push(value);
+            }
+            pos = pos.checked_add(len).ok_or(ExecuteError::Malformed)?;
+        }
+    }
+    if values.is_empty() {
+        return Err(ExecuteError::Malformed);
+    }
+    Ok(values)
+}
+
+/// A bulk execute with `types` put in (and [`BULK_SEND_TYPES`] set), for a statement
+/// copy that never received them.
+pub fn with_bulk_types(payload: &[u8], types: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + types.len());
+    out.extend_from_slice(payload.get(..5).unwrap_or(payload));
+    let flags = payload
+        .get(5..7)
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    out.extend_from_slice(&(flags | BULK_SEND_TYPES).to_le_bytes());
+    out.extend_from_slice(types);
+    out.extend_from_slice(payload.get(7..).unwrap_or_default());
+    out
 }
 
 /// The fixed part of a COM_STMT_EXECUTE.
@@ -197,6 +298,93 @@ fn read_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bulk execute of statement 3 with (LONGLONG userid, VARCHAR body) rows.
+    fn bulk(rows: &[(Option<i64>, &str)], with_types: bool) -> Vec<u8> {
+        let mut p = vec![0xfa, 3, 0, 0, 0];
+        let flags: u16 = if with_types { BULK_SEND_TYPES } else { 0 };
+        p.extend_from_slice(&flags.to_le_bytes());
+        if with_types {
+            p.extend_from_slice(&[0x08, 0x00, 0xfd, 0x00]);
+        }
+        for (id, body) in rows {
+            match id {
+                Some(id) => {
+                    p.push(0);
+                    p.extend_from_slice(&id.to_le_bytes());
+                }
+                None => p.push(1),
+            }
+            p.push(0);
+            p.push(body.len() as u8);
+            p.extend_from_slice(body.as_bytes());
+        }
+        p
+    }
+
+    #[test]
+    fn bulk_rows_give_every_value_of_one_parameter() {
+        let p = bulk(&[(Some(5), "a"), (None, "bb"), (Some(7), "")], true);
+        let head = parse_bulk_head(&p, 2).unwrap();
+        assert_eq!((head.stmt_id, head.flags), (3, BULK_SEND_TYPES));
+        let types = head.new_types.unwrap().to_vec();
+        assert_eq!(
+            bulk_param_values(&p, &head, &types, 2, 0).unwrap(),
+            vec![ParamValue::Int(5), ParamValue::Null, ParamValue::Int(7)]
+        );
+        assert_eq!(
+            bulk_param_values(&p, &head, &types, 2, 1).unwrap(),
+            vec![
+                ParamValue::Bytes(b"a"),
+                ParamValue::Bytes(b"bb"),
+                ParamValue::Bytes(b"")
+            ]
+        );
+        // Without types in the packet, those of an earlier execute; put back in for a
+        // copy that never saw them, the packet is the one that carried them.
+        let bare = bulk(&[(Some(5), "a")], false);
+        let head = parse_bulk_head(&bare, 2).unwrap();
+        assert!(head.new_types.is_none());
+        assert_eq!(
+            bulk_param_values(&bare, &head, &types, 2, 0).unwrap(),
+            vec![ParamValue::Int(5)]
+        );
+        assert_eq!(
+            with_bulk_types(&bare, &types),
+            bulk(&[(Some(5), "a")], true)
+        );
+    }
+
+    #[test]
+    fn bad_bulk_packets_are_malformed_never_a_panic() {
+        let types = [0x08, 0x00, 0xfd, 0x00];
+        let full = bulk(&[(Some(5), "abc")], false);
+        for cut in 0..full.len() {
+            let p = &full[..cut];
+            if let Ok(head) = parse_bulk_head(p, 2) {
+                assert!(
+                    bulk_param_values(p, &head, &types, 2, 0).is_err(),
+                    "cut at {cut}"
+                );
+            }
+        }
+        // An unknown indicator, no types, an index beyond the parameters.
+        let mut odd = bulk(&[(Some(5), "a")], false);
+        odd[7] = 9;
+        let head = parse_bulk_head(&odd, 2).unwrap();
+        assert_eq!(
+            bulk_param_values(&odd, &head, &types, 2, 0),
+            Err(ExecuteError::Malformed)
+        );
+        assert_eq!(
+            bulk_param_values(&full, &head, &[], 2, 0),
+            Err(ExecuteError::NoTypes)
+        );
+        assert_eq!(
+            bulk_param_values(&full, &head, &types, 2, 2),
+            Err(ExecuteError::NoTypes)
+        );
+    }
 
     #[test]
     fn a_length_near_u64_max_is_malformed_not_a_panic() {

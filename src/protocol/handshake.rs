@@ -54,11 +54,12 @@ pub fn offered_capabilities() -> CapabilityFlags {
 /// point select's answer shrinks by one column definition per column; and
 /// MARIADB_CLIENT_EXTENDED_METADATA, with which column definitions name a column's
 /// extended type (`json`, `uuid`, `inet6`): relayed as they come, and locally answered
-/// result sets carry the (empty) block too. Not offered: bulk execute
-/// (COM_STMT_BULK_EXECUTE would need its own routing).
+/// result sets carry the (empty) block too; and MARIADB_CLIENT_STMT_BULK_OPERATIONS:
+/// COM_STMT_BULK_EXECUTE is routed by the key parameter of every row (all on one shard).
 pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
     MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
         | MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+        | MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
 }
 
 /// The MariaDB extended capabilities a greeting or handshake response carries: they
@@ -315,6 +316,8 @@ mod tests {
         assert_eq!(
             p.mariadb_ext_capabilities(),
             MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+                | MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+                | MariadbCapabilities::MARIADB_CLIENT_STMT_BULK_OPERATIONS
         );
         assert_eq!(p.nonce(), scramble.to_vec());
     }

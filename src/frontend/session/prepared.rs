@@ -11,7 +11,16 @@ use bytes::BytesMut;
 
 use crate::error::ClientError;
 use crate::protocol::command::{COM_STMT_CLOSE, COM_STMT_RESET};
-use crate::protocol::execute::{param_value, parse_head, set_stmt_id, stmt_id, ParamValue};
+use crate::protocol::execute::{
+    bulk_param_values, param_value, parse_bulk_head, parse_head, set_stmt_id, stmt_id,
+    with_bulk_types, BulkHead, ExecuteError, ExecuteHead, ParamValue,
+};
+
+/// The parameter part of an execute: COM_STMT_EXECUTE's or a bulk execute's.
+enum Head<'a> {
+    Execute(ExecuteHead<'a>),
+    Bulk(BulkHead<'a>),
+}
 use crate::protocol::packets::{ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_CURSOR_EXISTS};
 use crate::router::key::{self, KeyRef, StatementKind};
@@ -324,6 +333,7 @@ impl<S: ClientStream> Session<S> {
         table: &RoutingTable,
         payload: &[u8],
         client_id: u32,
+        bulk: bool,
     ) -> Result<ExecPlan, ClientError> {
         let session_shard = self.session_shard();
         let pinned = self.pin_key().map(<[u8]>::to_vec);
@@ -335,16 +345,28 @@ impl<S: ClientStream> Session<S> {
                 .get_mut(&client_id)
                 .ok_or(ClientError::UnknownStatement {
                     id: client_id,
-                    command: "mysqld_stmt_execute",
+                    command: if bulk {
+                        "mysqld_stmt_bulk_execute"
+                    } else {
+                        "mysqld_stmt_execute"
+                    },
                 })?;
         if stmt.long_data_size > max {
             stmt.long_data.clear();
             stmt.long_data_size = 0;
             return Err(ClientError::PacketTooLarge { limit: max });
         }
-        let head = parse_head(payload, stmt.params)
-            .map_err(|e| ClientError::MalformedPacket(e.to_string()))?;
-        if let Some(types) = head.new_types {
+        let malformed = |e: ExecuteError| ClientError::MalformedPacket(e.to_string());
+        let head = if bulk {
+            Head::Bulk(parse_bulk_head(payload, stmt.params).map_err(malformed)?)
+        } else {
+            Head::Execute(parse_head(payload, stmt.params).map_err(malformed)?)
+        };
+        let new_types = match &head {
+            Head::Execute(h) => h.new_types,
+            Head::Bulk(h) => h.new_types,
+        };
+        if let Some(types) = new_types {
             stmt.types = Some(types.to_vec());
         }
         let tx = &self.tx;
@@ -381,77 +403,101 @@ impl<S: ClientStream> Session<S> {
                         index: index + 1,
                         problem,
                     };
-                    let value =
-                        param_value(payload, &head, &types, index, |i| stmt.has_long_data(i))
-                            .map_err(|e| ClientError::MalformedPacket(e.to_string()))?;
-                    // Converted as MariaDB converts it to the key column's type, or refused
-                    // (a string ' 5' or a DECIMAL 5.00 is the integer 5 to the server).
-                    let key_type = table.key_type();
-                    let canonical = match value {
-                        ParamValue::Int(v) => key_from_int(v, key_type),
-                        ParamValue::Bytes(b) => key_from_text(b, key_type),
-                        ParamValue::LongData => {
-                            key_from_text(&stmt.long_data_of(index).unwrap_or_default(), key_type)
+                    // One value per execution; one per row of a bulk execute, which all
+                    // must go to one shard.
+                    let values = match &head {
+                        Head::Execute(h) => {
+                            vec![
+                                param_value(payload, h, &types, index, |i| stmt.has_long_data(i))
+                                    .map_err(malformed)?,
+                            ]
                         }
-                        ParamValue::Null => return Err(problem("is NULL")),
-                        ParamValue::Other => {
-                            return Err(problem(
-                                "must be an integer or a string (not a float, double or date)",
-                            ))
+                        Head::Bulk(h) => bulk_param_values(payload, h, &types, stmt.params, index)
+                            .map_err(malformed)?,
+                    };
+                    for value in values {
+                        // Converted as MariaDB converts it to the key column's type, or refused
+                        // (a string ' 5' or a DECIMAL 5.00 is the integer 5 to the server).
+                        let key_type = table.key_type();
+                        let canonical =
+                            match value {
+                                ParamValue::Int(v) => key_from_int(v, key_type),
+                                ParamValue::Bytes(b) => key_from_text(b, key_type),
+                                ParamValue::LongData => key_from_text(
+                                    &stmt.long_data_of(index).unwrap_or_default(),
+                                    key_type,
+                                ),
+                                ParamValue::Null => return Err(problem("is NULL")),
+                                ParamValue::Absent => {
+                                    return Err(problem(
+                                        "has no value (a bulk row's DEFAULT or IGNORE)",
+                                    ))
+                                }
+                                ParamValue::Other => return Err(problem(
+                                    "must be an integer or a string (not a float, double or date)",
+                                )),
+                            }
+                            .map_err(problem)?;
+                        if let Some(pin) = pin.filter(|p| *p != canonical.as_slice()) {
+                            return Err(ClientError::Route(RouteError::Conflict {
+                                by: "session pin (@dbrouter_userid)",
+                                asserted: String::from_utf8_lossy(pin).into_owned(),
+                                named: String::from_utf8_lossy(&canonical).into_owned(),
+                            }));
                         }
-                    }
-                    .map_err(problem)?;
-                    if let Some(pin) = pin.filter(|p| *p != canonical.as_slice()) {
-                        return Err(ClientError::Route(RouteError::Conflict {
-                            by: "session pin (@dbrouter_userid)",
-                            asserted: String::from_utf8_lossy(pin).into_owned(),
-                            named: String::from_utf8_lossy(&canonical).into_owned(),
-                        }));
-                    }
-                    let shard = table.shard_for_key(&canonical).0;
-                    if held(&canonical, shard) {
-                        self.statements.held_user = Some(canonical);
-                        return Err(ClientError::Route(RouteError::UserHeld));
-                    }
-                    if table.is_hibernation(shard) {
-                        self.ctx.wakeups.request(canonical.clone());
-                    }
-                    match &chosen {
-                        None => chosen = Some((shard, canonical)),
-                        Some((first_shard, first)) if *first_shard != shard => {
-                            return Err(ClientError::Route(RouteError::CrossShard {
-                                first: String::from_utf8_lossy(first).into_owned(),
-                                first_shard: table.shard_name(*first_shard).to_string(),
-                                second: String::from_utf8_lossy(&canonical).into_owned(),
-                                second_shard: table.shard_name(shard).to_string(),
-                            }))
+                        let shard = table.shard_for_key(&canonical).0;
+                        if held(&canonical, shard) {
+                            self.statements.held_user = Some(canonical);
+                            return Err(ClientError::Route(RouteError::UserHeld));
                         }
-                        Some(_) => {}
+                        if table.is_hibernation(shard) {
+                            self.ctx.wakeups.request(canonical.clone());
+                        }
+                        match &chosen {
+                            None => chosen = Some((shard, canonical)),
+                            Some((first_shard, first)) if *first_shard != shard => {
+                                return Err(ClientError::Route(RouteError::CrossShard {
+                                    first: String::from_utf8_lossy(first).into_owned(),
+                                    first_shard: table.shard_name(*first_shard).to_string(),
+                                    second: String::from_utf8_lossy(&canonical).into_owned(),
+                                    second_shard: table.shard_name(shard).to_string(),
+                                }))
+                            }
+                            Some(_) => {}
+                        }
                     }
                 }
                 chosen.map_or(session_shard, |(s, _)| s)
             }
         };
-        stmt.long_data_size = 0;
+        // Long data belongs to the next COM_STMT_EXECUTE (a bulk execute takes none).
+        let long_data = if bulk {
+            Vec::new()
+        } else {
+            stmt.long_data_size = 0;
+            std::mem::take(&mut stmt.long_data)
+        };
         Ok(ExecPlan {
             shard,
             backend: None,
             prepare: stmt.prepare.clone(),
-            long_data: std::mem::take(&mut stmt.long_data),
+            long_data,
             types: stmt.types.clone(),
-            sent_types: head.new_types.is_some(),
+            sent_types: new_types.is_some(),
         })
     }
 
-    /// COM_STMT_EXECUTE.
+    /// COM_STMT_EXECUTE, or MariaDB's COM_STMT_BULK_EXECUTE (`bulk`: every row's key
+    /// must name one shard).
     pub(super) async fn execute(
         &mut self,
         table: &RoutingTable,
         payload: &mut BytesMut,
         seq: u8,
+        bulk: bool,
     ) -> Result<(), End> {
         let client_id = stmt_id(payload).unwrap_or(0);
-        let mut plan = self.plan_execute(table, payload, client_id);
+        let mut plan = self.plan_execute(table, payload, client_id, bulk);
         let released;
         let table = if matches!(plan, Err(ClientError::Route(RouteError::UserHeld))) {
             let user = self.statements.held_user.take().unwrap_or_default();
@@ -459,7 +505,7 @@ impl<S: ClientStream> Session<S> {
                 Ok(fresh) => released = fresh,
                 Err(e) => return self.reply_error(seq, e).await,
             }
-            plan = self.plan_execute(&released, payload, client_id);
+            plan = self.plan_execute(&released, payload, client_id, bulk);
             &*released
         } else {
             table
@@ -534,7 +580,11 @@ impl<S: ClientStream> Session<S> {
         if !plan.sent_types && !backend.types_sent {
             // This shard's copy never saw the types the client sent to another copy.
             if let (Some(types), Some(stmt)) = (&plan.types, self.statements.map.get(&client_id)) {
-                rebuilt = with_types(payload, stmt.params, types);
+                rebuilt = if bulk {
+                    with_bulk_types(payload, types)
+                } else {
+                    with_types(payload, stmt.params, types)
+                };
                 body = &rebuilt;
             }
         }
