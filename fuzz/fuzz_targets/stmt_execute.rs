@@ -11,15 +11,21 @@
 //! - a value is turned into a routing key (`key_from_int` / `key_from_text`, every key
 //!   column type) without panicking.
 //!
-//! There is no COM_STMT_BULK_EXECUTE decoder: dbrouter does not offer the bulk capability
-//! and refuses the command (`error.rs`).
+//! The same payload is also read as a COM_STMT_BULK_EXECUTE (`parse_bulk_head`,
+//! `bulk_param_values`, `with_bulk_types`): no panic; the head is consistent (types of
+//! `2 n` bytes, rows starting inside the packet); every value returned lies inside the
+//! packet and becomes a routing key without panicking; putting types back in keeps the
+//! rows unchanged.
 //!
 //! Input: `params u16, long-data mask u16, n_prev, n_prev types, payload...`.
 
 #![no_main]
 
 use dbrouter::config::KeyColumnType;
-use dbrouter::protocol::execute::{param_value, parse_head, set_stmt_id, stmt_id, ParamValue};
+use dbrouter::protocol::execute::{
+    bulk_param_values, param_value, parse_bulk_head, parse_head, set_stmt_id, stmt_id,
+    with_bulk_types, ParamValue,
+};
 use dbrouter::router::{key_from_int, key_from_text};
 use libfuzzer_sys::fuzz_target;
 
@@ -51,6 +57,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(stmt_id(&copy), Some(0xdead_beef));
         assert_eq!(copy[5..], payload[5..]);
     }
+
+    bulk(payload, params, prev_types);
 
     let Ok(head) = parse_head(payload, params) else {
         return;
@@ -94,6 +102,35 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// The payload read as a bulk execute.
+fn bulk(payload: &[u8], params: u16, prev_types: &[u8]) {
+    let Ok(head) = parse_bulk_head(payload, params) else {
+        return;
+    };
+    assert!(head.rows_at <= payload.len(), "rows start past the packet");
+    if let Some(t) = head.new_types {
+        assert_eq!(t.len(), 2 * usize::from(params));
+    }
+    let types = head.new_types.unwrap_or(prev_types);
+    let range = payload.as_ptr_range();
+    for i in (0..params.min(4)).chain(params.checked_sub(1)) {
+        if let Ok(values) = bulk_param_values(payload, &head, types, params, i) {
+            assert!(!values.is_empty());
+            for v in &values {
+                if let ParamValue::Bytes(b) = v {
+                    assert!(range.start <= b.as_ptr() && b.as_ptr_range().end <= range.end);
+                }
+                to_keys(v);
+            }
+        }
+    }
+    if head.new_types.is_none() && payload.len() >= 7 {
+        let with = with_bulk_types(payload, types);
+        assert_eq!(with.len(), payload.len() + types.len());
+        assert_eq!(with[7 + types.len()..], payload[7..]);
+    }
+}
+
 /// What the session does with the key parameter's value.
 fn to_keys(v: &ParamValue<'_>) {
     for ty in KEY_TYPES {
@@ -106,7 +143,7 @@ fn to_keys(v: &ParamValue<'_>) {
             ParamValue::Bytes(b) => {
                 let _ = key_from_text(b, ty);
             }
-            ParamValue::Null | ParamValue::LongData | ParamValue::Other => {}
+            ParamValue::Null | ParamValue::LongData | ParamValue::Other | ParamValue::Absent => {}
         }
     }
 }
