@@ -215,6 +215,13 @@ same big -D "$DB" -N -B --max-allowed-packet=64M -e "SELECT REPEAT('abcdefgh', 1
 [[ $(wc -c < "$WORK/big.direct") -gt $((17 * 1024 * 1024)) ]] || fail "big: direct result is too short"
 ok "17 MiB value (packet larger than 16 MiB) identical"
 
+# The compressed protocol (--compress): the same answers, a 17 MiB one included.
+same zbatch -D "$DB" --compress -B -e 'SELECT seq, REPEAT(CONCAT("r", seq), 20) FROM seq_1_to_5000; SELECT id, HEX(b) FROM cli_blob ORDER BY id'
+[[ $(wc -l < "$WORK/zbatch.direct") -gt 5000 ]] || fail "zbatch: direct result is too short"
+same zbig -D "$DB" --compress -N -B --max-allowed-packet=64M -e "SELECT REPEAT('abcdefgh', 17 * 131072) AS big, 'tail' AS t"
+[[ $(wc -c < "$WORK/zbig.direct") -gt $((17 * 1024 * 1024)) ]] || fail "zbig: direct result is too short"
+ok "--compress: 5000 rows and a 17 MiB value identical"
+
 # --- TLS (the dev cluster's router serves the test CA's certificate) ----------------------------
 if [[ -n ${DBR_TLS_CA:-} && ${DBR_TEST_DIRECT:-0} != 1 ]]; then
     router --ssl --ssl-ca="$DBR_TLS_CA" --ssl-verify-server-cert -D "$DB" -e status \

@@ -123,6 +123,9 @@ pub struct ServerConfig {
     /// TLS for clients (`[server.tls]`); without it the router offers no TLS.
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// Offer the compressed protocol (`CLIENT_COMPRESS`, zlib) to clients that ask for it.
+    #[serde(default = "default_true")]
+    pub compression: bool,
     /// Refuse clients that do not use TLS (ERR 3159), as MariaDB's
     /// `require_secure_transport`.
     #[serde(default)]

@@ -120,3 +120,55 @@ pub fn fetch(id: u32, rows: u32) -> Vec<u8> {
     p.extend_from_slice(&rows.to_le_bytes());
     p
 }
+
+/// A connection logged in by hand with CLIENT_COMPRESS, for writing compressed packets
+/// (well- or ill-formed) on its socket.
+pub struct CompressedClient {
+    /// The socket, after the login's OK (compression is on from here).
+    pub stream: tokio::net::TcpStream,
+}
+
+impl RawClient {
+    /// Logs in to `addr` with the compressed protocol (mysql_native_password).
+    pub async fn connect_compressed(addr: &str, user: &str, password: &str) -> CompressedClient {
+        use mysql_common::constants::CapabilityFlags;
+        use mysql_common::io::ParseBuf;
+        use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
+        use mysql_common::proto::{MyDeserialize, MySerialize};
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut io = PacketConn::new(stream);
+        let (seq, greeting) = io.read_logical(1 << 16, Some(0)).await.unwrap();
+        let hello = HandshakePacket::deserialize((), &mut ParseBuf(&greeting)).unwrap();
+        assert!(hello
+            .capabilities()
+            .contains(CapabilityFlags::CLIENT_COMPRESS));
+        let token = mysql_common::scramble::scramble_native(&hello.nonce(), password.as_bytes())
+            .unwrap()
+            .to_vec();
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH
+            | CapabilityFlags::CLIENT_COMPRESS
+            | CapabilityFlags::CLIENT_LONG_PASSWORD;
+        let response = HandshakeResponse::new(
+            Some(token),
+            (10, 11, 0),
+            Some(user.as_bytes()),
+            None::<&[u8]>,
+            Some(AuthPlugin::MysqlNativePassword),
+            caps,
+            None,
+            1 << 24,
+        );
+        let mut payload = Vec::new();
+        response.serialize(&mut payload);
+        io.queue(seq.wrapping_add(1), &payload);
+        io.flush().await.unwrap();
+        let (_, ok) = io.read_logical(1 << 16, None).await.unwrap();
+        assert_eq!(ok.first(), Some(&0x00), "login OK: {ok:?}");
+        assert!(!io.has_buffered_input());
+        CompressedClient {
+            stream: io.into_stream(),
+        }
+    }
+}

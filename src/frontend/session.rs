@@ -198,7 +198,7 @@ pub async fn run_on_stream<S: ClientStream>(
     ctx: Arc<SessionContext>,
     span: Span,
 ) {
-    let mut client = PacketConn::new(ClientIo::Plain(stream));
+    let mut client = PacketConn::client(stream);
     let handshake_timeout = ctx.config.timeouts.handshake();
     let phase = tokio::time::timeout(
         handshake_timeout,
@@ -305,6 +305,9 @@ async fn connection_phase(
     if tls.is_some() {
         offered |= CapabilityFlags::CLIENT_SSL;
     }
+    if config.server.compression {
+        offered |= CapabilityFlags::CLIENT_COMPRESS;
+    }
     let hello = greeting(
         connection_id,
         &ctx.server_version,
@@ -350,6 +353,12 @@ async fn connection_phase(
             return Err(send_error(client, seq, ClientError::BadHandshake(e.to_string())).await)
         }
     };
+    // Compression is between the client and the router only: the backend connections
+    // (and their pool keys) never carry it.
+    let compress = login
+        .capabilities
+        .contains(CapabilityFlags::CLIENT_COMPRESS)
+        && offered.contains(CapabilityFlags::CLIENT_COMPRESS);
     login.capabilities &= offered_capabilities();
     login.mariadb_capabilities &= ctx.mariadb_capabilities;
     let (seq, account, identity) = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
@@ -374,7 +383,10 @@ async fn connection_phase(
     backends.release_all(true);
     client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
     client.flush().await.map_err(End::ClientGone)?;
-    debug!(user = ?login.user, db = ?login.database, "client logged in");
+    if compress {
+        client.start_compression();
+    }
+    debug!(user = ?login.user, db = ?login.database, compress, "client logged in");
     Ok((backends, scramble, global, dialect, account_session))
 }
 

@@ -96,6 +96,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         !self.rbuf.is_empty()
     }
 
+    /// The stream, for a caller that speaks another framing from here on (nothing may
+    /// be buffered: see [`PacketConn::has_buffered_input`]).
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+
     /// Whether the read buffer holds a whole packet that ends a logical packet (no
     /// continuation follows): reading it needs no more bytes from the peer.
     pub fn has_complete_packet(&self) -> bool {
@@ -278,16 +284,30 @@ impl PacketConn<super::BackendIo> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> PacketConn<super::ClientIo<T>> {
+    /// A client connection over `stream`, in clear text and uncompressed.
+    pub fn client(stream: T) -> Self {
+        Self::new(super::Compressible::new(super::tls::MaybeTls::Plain(
+            stream,
+        )))
+    }
+
     /// After the client's SSLRequest: the TLS handshake, fed first with whatever the
     /// client sent past the request (its hello usually arrives with it).
     pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> io::Result<()> {
         let read_ahead = std::mem::take(&mut self.rbuf);
-        self.stream.start_tls(acceptor, read_ahead).await
+        self.stream.get_mut().start_tls(acceptor, read_ahead).await
     }
 
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
-        self.stream.is_tls()
+        self.stream.get_ref().is_tls()
+    }
+
+    /// After the login's OK (sent uncompressed): the compressed protocol from now on,
+    /// both ways. Bytes already read belong to the first compressed packet.
+    pub fn start_compression(&mut self) {
+        let read_ahead = std::mem::take(&mut self.rbuf);
+        self.stream.start_compression(read_ahead);
     }
 }
 

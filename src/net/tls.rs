@@ -166,10 +166,14 @@ impl<P, T> MaybeTls<P, T> {
     }
 }
 
-/// A client's byte stream: clear text until an SSLRequest, then TLS (server side).
-pub type ClientIo<S> = MaybeTls<S, tokio_rustls::server::TlsStream<Rewind<S>>>;
+/// A client's transport: clear text until an SSLRequest, then TLS (server side).
+pub type ClientTransport<S> = MaybeTls<S, tokio_rustls::server::TlsStream<Rewind<S>>>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
+/// A client's byte stream: its transport, and the compressed protocol on top once the
+/// client asked for it (`CLIENT_COMPRESS`, after the login's OK).
+pub type ClientIo<S> = super::Compressible<ClientTransport<S>>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientTransport<S> {
     /// Runs the server side of a TLS handshake on the clear-text stream; `read_ahead`
     /// holds bytes already read past the SSLRequest (the start of the client's hello).
     pub async fn start_tls(

@@ -17,12 +17,12 @@ use super::auth::SCRAMBLE_LEN;
 /// only has to recognise it (`ResultFormat`). MariaDB clients that cache metadata expect
 /// both together.
 ///
-/// CLIENT_SSL is added by the session when `[server.tls]` is configured. Not offered:
-/// CLIENT_COMPRESS (the relay frames
-/// plain packets), CLIENT_SESSION_TRACK and
-/// CLIENT_QUERY_ATTRIBUTES (session state must stay router-owned once backend connections
-/// are pooled), progress reports, and the MariaDB extended capabilities other than
-/// metadata caching (see [`offered_mariadb_capabilities`]).
+/// The session adds CLIENT_SSL when `[server.tls]` is configured and CLIENT_COMPRESS when
+/// `server.compression` is on (the compressed protocol runs between the client and the
+/// router only, `net::compress`; backend logins never ask for it). Not offered:
+/// CLIENT_SESSION_TRACK and CLIENT_QUERY_ATTRIBUTES (session state must stay
+/// router-owned once backend connections are pooled) and progress reports; the MariaDB
+/// extended capabilities are in [`offered_mariadb_capabilities`].
 pub fn offered_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS
