@@ -334,7 +334,7 @@ mod tests {
             .write_all(b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00")
             .await
             .unwrap();
-        server.write_all(&vec![b'y'; 200]).await.unwrap();
+        server.write_all(&[b'y'; 200]).await.unwrap();
         server.flush().await.unwrap();
         let mut header = [0u8; HEADER];
         client.read_exact(&mut header).await.unwrap();
