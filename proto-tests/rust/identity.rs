@@ -239,9 +239,15 @@ async fn a_router_acting_as_the_service_account_still_serves() {
 
 #[tokio::test]
 async fn logins_naming_unknown_accounts_read_mysql_user_at_most_once_a_second() {
+    // No login delays: the 20 failed logins below run at once.
+    let defaults = RouterSettings::default();
     let router = TestRouter::start(RouterSettings {
         auth: "source = \"backend\"\nrefresh_ms = 600000".into(),
-        ..Default::default()
+        sharding: format!(
+            "{}\n[limits]\nfailures_per_address = 1000\nfailures_per_account = 1000\n",
+            defaults.sharding
+        ),
+        ..defaults
     });
     let reads = || router.log_text().matches("backend accounts read").count();
     // The start-up read, then quiet.
@@ -252,6 +258,7 @@ async fn logins_naming_unknown_accounts_read_mysql_user_at_most_once_a_second() 
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = reads();
+    let started = Instant::now();
     let logins: Vec<_> = (0..20)
         .map(|i| {
             let opts = as_user(&router, &format!("nobody_{i}"), "x", None);
@@ -263,8 +270,12 @@ async fn logins_naming_unknown_accounts_read_mysql_user_at_most_once_a_second() 
         assert_eq!(server_error(err).0, 1045);
     }
     let during = reads() - before;
-    assert_eq!(
-        during, 1,
-        "20 logins naming unknown accounts read mysql.user {during} times"
+    // Once for the burst, and at most once more per second it lasted (a loaded machine
+    // may spread it out).
+    let allowed = 1 + started.elapsed().as_secs() as usize;
+    assert!(
+        (1..=allowed).contains(&during),
+        "20 logins naming unknown accounts read mysql.user {during} times in {:?}",
+        started.elapsed()
     );
 }

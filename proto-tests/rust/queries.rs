@@ -641,3 +641,54 @@ async fn a_compressed_packet_that_lies_about_its_length_ends_only_its_connection
     let v: Option<i64> = ok.query_first("SELECT 9").await.unwrap();
     assert_eq!(v, Some(9));
 }
+
+/// CLIENT_SESSION_TRACK: the session-state changes MariaDB reports (schema, tracked
+/// system variables) reach the client exactly as directly — in the login's OK, after
+/// `SET`, `USE` and COM_INIT_DB (which the router broadcasts) — and the OKs the router
+/// answers itself (a pending BEGIN, COMMIT / ROLLBACK of it, START TRANSACTION READ ONLY)
+/// carry the same status flags as MariaDB's, never a state-change flag without its data.
+#[tokio::test]
+async fn session_tracking_matches_direct_byte_for_byte() {
+    let mut answers = Vec::new();
+    for addr in [master_addr(), cluster_router_addr()] {
+        let mut r = RawClient::connect(&addr, "app", APP_PASSWORD, Some("app")).await;
+        assert!(r.format.deprecate_eof);
+        let mut seen = vec![r.login_ok.clone()];
+        for q in [
+            "SET NAMES latin1",
+            "USE app",
+            "BEGIN",
+            "COMMIT",
+            "SET autocommit=0",
+            "SET autocommit=1",
+            "SELECT 1",
+            "SET @x=1",
+            "SET time_zone='+01:00'",
+            "START TRANSACTION READ ONLY",
+            "ROLLBACK",
+            "SET TRANSACTION READ ONLY",
+            "BEGIN",
+            "ROLLBACK",
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        ] {
+            let mut cmd = vec![0x03];
+            cmd.extend_from_slice(q.as_bytes());
+            let resp = r.command(&cmd, ResponseKind::Query).await;
+            seen.push(resp.last().unwrap().clone());
+        }
+        for cmd in [b"\x02app".to_vec(), vec![0x1f], vec![0x0e]] {
+            let resp = r.command(&cmd, ResponseKind::Single).await;
+            seen.push(resp.last().unwrap().clone());
+        }
+        answers.push(seen);
+    }
+    let (direct, routed) = (&answers[0], &answers[1]);
+    assert!(
+        direct[0].len() > 7 && direct[0][4] & 0x40 != 0,
+        "MariaDB's login OK carries the schema: {:?}",
+        direct[0]
+    );
+    for (i, (d, r)) in direct.iter().zip(routed).enumerate() {
+        assert_eq!(r, d, "answer #{i}");
+    }
+}

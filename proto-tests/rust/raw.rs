@@ -16,6 +16,8 @@ pub struct RawClient {
     pub io: PacketConn<BackendIo>,
     /// How result sets are framed on it.
     pub format: ResultFormat,
+    /// The OK that ended the login.
+    pub login_ok: Vec<u8>,
 }
 
 impl RawClient {
@@ -48,6 +50,7 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("raw login to {addr} failed: {e}"));
         let format = conn.result_format();
         RawClient {
+            login_ok: conn.login_ok.clone(),
             io: conn.io,
             format,
         }

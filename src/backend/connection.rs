@@ -138,6 +138,9 @@ pub struct BackendConn {
     /// How MariaDB lexes statements on this connection (sql_mode, client character set,
     /// version), as last read back from the server (`backend::pipeline`).
     pub dialect: Dialect,
+    /// The OK packet that ended the login (with CLIENT_SESSION_TRACK it may carry
+    /// session-state changes).
+    pub login_ok: Vec<u8>,
     /// The thread whose runtime the socket is registered with.
     home: std::thread::ThreadId,
 }
@@ -227,6 +230,7 @@ async fn connect_inner(
         mariadb_capabilities: facts.mariadb_capabilities,
         server_mariadb_capabilities: facts.server_mariadb_capabilities,
         dialect: Dialect::default(),
+        login_ok: facts.ok,
         home: std::thread::current().id(),
     })
 }
@@ -246,6 +250,8 @@ pub struct LoginFacts {
     pub mariadb_capabilities: MariadbCapabilities,
     /// MariaDB extended capabilities the server offered.
     pub server_mariadb_capabilities: MariadbCapabilities,
+    /// The OK packet that ended the login.
+    pub ok: Vec<u8>,
 }
 
 /// The client side of the MySQL handshake over any stream (TCP to a backend; an
@@ -260,8 +266,8 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     let hello = Hello::negotiate(addr, opts, &greeting, CapabilityFlags::empty())?;
     let seq = io.queue(seq.wrapping_add(1), &hello.response);
     io.flush().await.map_err(|source| net(addr, source))?;
-    authenticate(io, addr, opts, seq).await?;
-    Ok(hello.facts)
+    let ok = authenticate(io, addr, opts, seq).await?;
+    Ok(LoginFacts { ok, ..hello.facts })
 }
 
 /// [`login`] over TLS (`[backend.tls]`): after the greeting, an SSLRequest (the first 32
@@ -292,8 +298,8 @@ pub async fn login_tls(
         .map_err(|e| protocol(addr, format!("TLS handshake: {e}")))?;
     let seq = io.queue(seq, &hello.response);
     io.flush().await.map_err(|source| net(addr, source))?;
-    authenticate(io, addr, opts, seq).await?;
-    Ok(hello.facts)
+    let ok = authenticate(io, addr, opts, seq).await?;
+    Ok(LoginFacts { ok, ..hello.facts })
 }
 
 fn net(addr: &str, source: NetError) -> BackendError {
@@ -409,6 +415,7 @@ impl Hello {
             server_caps,
             response: payload,
             facts: LoginFacts {
+                ok: Vec::new(),
                 connection_id: handshake.connection_id(),
                 server_version: handshake.server_version_str().into_owned(),
                 server_collation: handshake.default_collation(),
@@ -421,13 +428,13 @@ impl Hello {
 }
 
 /// After the handshake response (sent with sequence id `seq - 1`): auth switches and
-/// caching_sha2_password's fast path, until the server's OK.
+/// caching_sha2_password's fast path, until the server's OK (returned).
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut PacketConn<S>,
     addr: &str,
     opts: &LoginOptions,
     mut seq: u8,
-) -> Result<(), BackendError> {
+) -> Result<Vec<u8>, BackendError> {
     let protocol = |message: String| protocol(addr, message);
     loop {
         let (got_seq, packet) = io
@@ -436,7 +443,7 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             .map_err(|source| net(addr, source))?;
         seq = got_seq.wrapping_add(1);
         match packet.first() {
-            Some(&OK_HEADER) => return Ok(()),
+            Some(&OK_HEADER) => return Ok(packet.to_vec()),
             Some(&ERR_HEADER) => return Err(server_error(addr, &packet)),
             Some(0xfe) => {
                 let switch = AuthSwitchRequest::deserialize((), &mut ParseBuf(&packet))

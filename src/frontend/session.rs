@@ -377,17 +377,54 @@ async fn connection_phase(
     }
     // The global sql_mode and the login character set, as the login connection reads them.
     let dialect = backends.dialect(global).unwrap_or_default();
+    let ok = login_ok(&mut backends, global, ctx.config.timeouts.backend_read()).await;
     // The login checked the database; a session with no state yet needs no backend
     // connection until its first statement. Idle clients (10 000 of them are normal) then
     // hold none, and the pool lends it to whoever needs it.
     backends.release_all(true);
-    client.queue(seq, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
+    client.queue(seq, &ok);
     client.flush().await.map_err(End::ClientGone)?;
     if compress {
         client.start_compression();
     }
     debug!(user = ?login.user, db = ?login.database, compress, "client logged in");
     Ok((backends, scramble, global, dialect, account_session))
+}
+
+/// The OK that ends a login (or a COM_CHANGE_USER). With CLIENT_SESSION_TRACK and a
+/// database, MariaDB's carries the schema as a session-state change (as its trackers are
+/// configured): the router takes the very OK the login connection gives to COM_INIT_DB of
+/// that database, which is those bytes. Otherwise a plain OK.
+pub(super) async fn login_ok(
+    backends: &mut SessionBackends,
+    shard: ShardId,
+    timeout: std::time::Duration,
+) -> Vec<u8> {
+    let plain = ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0);
+    let login = backends.login();
+    let tracked = login
+        .capabilities
+        .contains(CapabilityFlags::CLIENT_SESSION_TRACK);
+    let Some(db) = login.database.clone().filter(|_| tracked) else {
+        return plain;
+    };
+    let format = backends.result_format();
+    let Some(io) = backends.get(shard) else {
+        return plain;
+    };
+    let mut cmd = vec![COM_INIT_DB];
+    cmd.extend_from_slice(db.as_bytes());
+    match exchange(io, &cmd, ResponseKind::Single, format, timeout).await {
+        Ok(packets) => match packets.first() {
+            Some(ok) if ok.first() == Some(&0x00) => ok.to_vec(),
+            _ => plain,
+        },
+        Err(_) => {
+            // Out of step: never lent to anyone again.
+            backends.discard(shard);
+            plain
+        }
+    }
 }
 
 /// After a successful authentication of `account`: refused if the account requires TLS

@@ -30,6 +30,8 @@ pub enum TxStatement {
     Begin {
         /// `WITH CONSISTENT SNAPSHOT`: the snapshot is taken by this very statement.
         consistent_snapshot: bool,
+        /// `READ ONLY` (MariaDB then reports SERVER_STATUS_IN_TRANS_READONLY).
+        read_only: bool,
     },
     /// `COMMIT` / `ROLLBACK [WORK] [AND [NO] CHAIN] [[NO] RELEASE]`.
     End {
@@ -64,14 +66,19 @@ impl TxStatement {
         match w.as_slice() {
             [b"begin"] | [b"begin", b"work"] => TxStatement::Begin {
                 consistent_snapshot: false,
+                read_only: false,
             },
             [b"start", b"transaction", modifiers @ ..] => {
                 let mut snapshot = false;
+                let mut read_only = false;
                 let mut rest = modifiers;
                 loop {
                     match rest {
                         [] => break,
-                        [b"read", b"only" | b"write", tail @ ..] => rest = tail,
+                        [b"read", mode @ (b"only" | b"write"), tail @ ..] => {
+                            read_only = *mode == b"only";
+                            rest = tail;
+                        }
                         [b"with", b"consistent", b"snapshot", tail @ ..] => {
                             snapshot = true;
                             rest = tail;
@@ -81,6 +88,7 @@ impl TxStatement {
                 }
                 TxStatement::Begin {
                     consistent_snapshot: snapshot,
+                    read_only,
                 }
             }
             [b"savepoint", _] => name(1).map_or(TxStatement::Unknown, TxStatement::Savepoint),
@@ -116,6 +124,13 @@ impl TxStatement {
             _ => TxStatement::Unknown,
         }
     }
+}
+
+/// Whether a `SET TRANSACTION …` sets the READ ONLY access mode.
+pub fn sets_read_only(sql: &[u8], dialect: Dialect) -> bool {
+    let w = lowered_words(sql, dialect, true);
+    w.windows(2)
+        .any(|p| p[0].as_slice() == b"read" && p[1].as_slice() == b"only")
 }
 
 /// A one-shot `SET TRANSACTION …` (no SESSION or GLOBAL: it applies to the next
@@ -174,6 +189,8 @@ enum State {
     Pending {
         begin: Vec<u8>,
         savepoints: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Read only (the BEGIN's or the one-shot characteristics' access mode).
+        read_only: bool,
     },
     /// Open on this shard (its connection said SERVER_STATUS_IN_TRANS, or BEGIN was just
     /// sent there).
@@ -209,6 +226,8 @@ pub struct Transaction {
     in_trans: Vec<ShardId>,
     /// `SET TRANSACTION …` without SESSION: sent before the next transaction only.
     next_characteristics: Option<Vec<u8>>,
+    /// Whether those make the next transaction read only.
+    next_read_only: bool,
     /// LOCK TABLES holds tables on this shard until UNLOCK TABLES.
     locked: Option<ShardId>,
     /// The last statement that generated an AUTO_INCREMENT value ran here.
@@ -231,6 +250,7 @@ impl Transaction {
             state: State::None,
             in_trans: Vec::new(),
             next_characteristics: None,
+            next_read_only: false,
             locked: None,
             last_insert: None,
             registered: None,
@@ -272,6 +292,18 @@ impl Transaction {
         matches!(self.state, State::Pending { .. })
     }
 
+    /// Whether BEGIN was answered locally for a read-only transaction not sent yet (the
+    /// client must see SERVER_STATUS_IN_TRANS_READONLY, as MariaDB reports it).
+    pub fn pending_read_only(&self) -> bool {
+        matches!(
+            self.state,
+            State::Pending {
+                read_only: true,
+                ..
+            }
+        )
+    }
+
     /// Whether the client must see SERVER_STATUS_IN_TRANS: a transaction is open, or
     /// BEGIN was answered and will open one.
     pub fn client_in_trans(&self) -> bool {
@@ -285,11 +317,12 @@ impl Transaction {
 
     /// BEGIN / START TRANSACTION answered locally. Returns the shard whose open
     /// transaction MariaDB would commit first (a BEGIN inside a transaction commits it).
-    pub fn begin(&mut self, payload: &[u8]) -> Option<ShardId> {
+    pub fn begin(&mut self, payload: &[u8], read_only: bool) -> Option<ShardId> {
         let commit_first = self.open_shard();
         self.state = State::Pending {
             begin: payload.to_vec(),
             savepoints: Vec::new(),
+            read_only: read_only || (self.next_characteristics.is_some() && self.next_read_only),
         };
         self.registered = None;
         commit_first
@@ -361,8 +394,9 @@ impl Transaction {
     }
 
     /// Keeps a one-shot `SET TRANSACTION …` for the next transaction.
-    pub fn set_next_characteristics(&mut self, payload: &[u8]) {
+    pub fn set_next_characteristics(&mut self, payload: &[u8], read_only: bool) {
         self.next_characteristics = Some(payload.to_vec());
+        self.next_read_only = read_only;
     }
 
     /// A statement that belongs to the transaction is about to run on `shard`: what must
@@ -380,8 +414,9 @@ impl Transaction {
             return Err(locked);
         }
         let mut prelude: Vec<Vec<u8>> = self.next_characteristics.take().into_iter().collect();
-        if let State::Pending { begin, savepoints } =
-            std::mem::replace(&mut self.state, State::Open(shard))
+        if let State::Pending {
+            begin, savepoints, ..
+        } = std::mem::replace(&mut self.state, State::Open(shard))
         {
             prelude.push(begin);
             prelude.extend(savepoints.into_iter().map(|(_, p)| p));

@@ -21,6 +21,8 @@ pub const LOCAL_INFILE_HEADER: u8 = 0xfb;
 
 /// Builds an OK packet payload (protocol 4.1 layout, no info, no session state).
 pub fn ok_packet(affected_rows: u64, last_insert_id: u64, status: u16, warnings: u16) -> Vec<u8> {
+    // It carries no session-state information: never the flag that announces some.
+    let status = status & !super::response::SERVER_SESSION_STATE_CHANGED;
     let mut out = Vec::with_capacity(11);
     out.push(OK_HEADER);
     put_lenenc_int(&mut out, affected_rows);

@@ -159,7 +159,9 @@ impl<S: ClientStream> Session<S> {
             );
             return self.send_packets(seq, &[err]).await;
         }
-        self.tx.set_next_characteristics(payload);
+        let sql = payload.get(1..).unwrap_or_default();
+        let read_only = crate::frontend::transaction::sets_read_only(sql, self.dialect);
+        self.tx.set_next_characteristics(payload, read_only);
         self.answer_ok(seq).await
     }
 

@@ -175,9 +175,10 @@ impl<S: ClientStream> Session<S> {
             return Err(send_failure(&mut self.client, next, failure).await);
         }
         self.dialect = self.backends.dialect(global).unwrap_or_default();
+        let timeout = self.ctx.config.timeouts.backend_read();
+        let ok = super::login_ok(&mut self.backends, global, timeout).await;
         self.backends.release_all(true);
-        self.client
-            .queue(next, &ok_packet(0, 0, SERVER_STATUS_AUTOCOMMIT, 0));
+        self.client.queue(next, &ok);
         self.client.flush().await.map_err(End::ClientGone)?;
         debug!(parent: &self.span, user = ?login.user, "user changed");
         Ok(())

@@ -23,6 +23,7 @@ impl<S: ClientStream> Session<S> {
             }
             TxStatement::Begin {
                 consistent_snapshot,
+                read_only,
             } => {
                 if let Some(open) = self.tx.open_shard() {
                     // BEGIN inside a transaction commits it first, as MariaDB does.
@@ -42,7 +43,7 @@ impl<S: ClientStream> Session<S> {
                         .await
                         .map(drop);
                 }
-                self.tx.begin(payload);
+                self.tx.begin(payload, read_only);
                 self.answer_ok(seq).await
             }
             TxStatement::End { chain, release, .. } => {
@@ -94,13 +95,19 @@ impl<S: ClientStream> Session<S> {
         self.send_packets(seq, &[ok_packet(0, 0, status, 0)]).await
     }
 
-    /// The last backend status, with IN_TRANS as the session's transaction says.
+    /// The last backend status, with IN_TRANS (and IN_TRANS_READONLY) as the session's
+    /// transaction says.
     pub(in crate::frontend) fn client_status(&self) -> u16 {
-        let status = self.status & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS;
-        if self.tx.client_in_trans() {
+        use crate::protocol::response::{
+            SERVER_MORE_RESULTS_EXISTS, SERVER_STATUS_IN_TRANS_READONLY,
+        };
+        let status = self.status & !SERVER_MORE_RESULTS_EXISTS;
+        if self.tx.pending_read_only() {
+            status | SERVER_STATUS_IN_TRANS | SERVER_STATUS_IN_TRANS_READONLY
+        } else if self.tx.client_in_trans() {
             status | SERVER_STATUS_IN_TRANS
         } else {
-            status & !SERVER_STATUS_IN_TRANS
+            status & !(SERVER_STATUS_IN_TRANS | SERVER_STATUS_IN_TRANS_READONLY)
         }
     }
 

@@ -9,21 +9,22 @@ fn parse(s: &str) -> TxStatement {
 
 #[test]
 fn statements_parse_as_mariadb_reads_them() {
-    let begin = |snap| TxStatement::Begin {
+    let begin = |snap, ro| TxStatement::Begin {
         consistent_snapshot: snap,
+        read_only: ro,
     };
     let end = |commit, chain, release| TxStatement::End {
         commit,
         chain,
         release,
     };
-    assert_eq!(parse("BEGIN"), begin(false));
-    assert_eq!(parse("begin work;"), begin(false));
-    assert_eq!(parse("START TRANSACTION"), begin(false));
-    assert_eq!(parse("START TRANSACTION READ ONLY"), begin(false));
+    assert_eq!(parse("BEGIN"), begin(false, false));
+    assert_eq!(parse("begin work;"), begin(false, false));
+    assert_eq!(parse("START TRANSACTION"), begin(false, false));
+    assert_eq!(parse("START TRANSACTION READ ONLY"), begin(false, true));
     assert_eq!(
         parse("start transaction with consistent snapshot, read write"),
-        begin(true)
+        begin(true, false)
     );
     assert_eq!(
         parse("START TRANSACTION READ SOMETIMES"),
@@ -78,7 +79,7 @@ fn one_shot_set_transaction() {
 #[test]
 fn a_pending_begin_goes_first_to_the_first_bound_shard() {
     let mut t = Transaction::new();
-    assert_eq!(t.begin(b"\x03BEGIN"), None);
+    assert_eq!(t.begin(b"\x03BEGIN", false), None);
     assert!(t.client_in_trans() && t.is_pending());
     t.savepoint_pending(&parse("SAVEPOINT a"), b"\x03SAVEPOINT a");
     assert_eq!(
@@ -109,7 +110,7 @@ fn implicit_transactions_are_followed_from_the_status_flags() {
     t.abort();
     assert!(t.is_idle());
     // So is a transaction the server opened by itself while BEGIN is pending.
-    t.begin(b"B");
+    t.begin(b"B", false);
     assert_eq!(t.observe(2, IN, 1), Observation::Violation(vec![2]));
     t.abort();
     // DDL commits implicitly: the flag goes away.
@@ -121,7 +122,7 @@ fn implicit_transactions_are_followed_from_the_status_flags() {
 #[test]
 fn savepoints_and_chains_while_pending_are_answered_locally() {
     let mut t = Transaction::new();
-    t.begin(b"B");
+    t.begin(b"B", false);
     let sp = |t: &mut Transaction, s: &str| t.savepoint_pending(&parse(s), s.as_bytes());
     assert_eq!(sp(&mut t, "SAVEPOINT a"), Some(PendingAnswer::Ok));
     assert_eq!(sp(&mut t, "SAVEPOINT b"), Some(PendingAnswer::Ok));
@@ -135,13 +136,13 @@ fn savepoints_and_chains_while_pending_are_answered_locally() {
         Ok(vec![b"B".to_vec(), b"SAVEPOINT a".to_vec()])
     );
     let mut t = Transaction::new();
-    t.begin(b"B");
+    t.begin(b"B", false);
     sp(&mut t, "SAVEPOINT a");
     assert_eq!(t.end_pending(true, false), Some(PendingAnswer::Ok));
     assert!(t.is_pending());
     assert_eq!(t.bind(0, 1), Ok(vec![b"B".to_vec()]));
     let mut t = Transaction::new();
-    t.begin(b"B");
+    t.begin(b"B", false);
     assert_eq!(t.end_pending(false, true), Some(PendingAnswer::OkThenClose));
     assert!(!t.client_in_trans());
     assert_eq!(sp(&mut t, "SAVEPOINT a"), None);
@@ -151,14 +152,14 @@ fn savepoints_and_chains_while_pending_are_answered_locally() {
 fn a_begin_inside_a_transaction_commits_it_first() {
     let mut t = Transaction::new();
     t.observe(3, IN, 1);
-    assert_eq!(t.begin(b"B"), Some(3));
+    assert_eq!(t.begin(b"B", false), Some(3));
 }
 
 #[test]
 fn one_shot_characteristics_go_with_the_next_transaction_only() {
     let mut t = Transaction::new();
-    t.set_next_characteristics(b"SET TRANSACTION READ ONLY");
-    t.begin(b"B");
+    t.set_next_characteristics(b"SET TRANSACTION READ ONLY", true);
+    t.begin(b"B", false);
     assert_eq!(
         t.bind(1, 1),
         Ok(vec![b"SET TRANSACTION READ ONLY".to_vec(), b"B".to_vec()])
@@ -166,7 +167,7 @@ fn one_shot_characteristics_go_with_the_next_transaction_only() {
     t.observe(1, 0, 1);
     assert_eq!(t.bind(0, 1), Ok(vec![]));
     // Without BEGIN it applies to the next statement's own transaction.
-    t.set_next_characteristics(b"S");
+    t.set_next_characteristics(b"S", false);
     assert_eq!(t.bind(0, 1), Ok(vec![b"S".to_vec()]));
     assert_eq!(t.open_shard(), None);
 }
@@ -200,7 +201,7 @@ fn random_sequences_keep_the_invariants() {
             match next(7) {
                 0 => {
                     // The session commits the open transaction first.
-                    if let Some(open) = t.begin(b"B") {
+                    if let Some(open) = t.begin(b"B", false) {
                         t.observe(open, 0, 1);
                     }
                 }
@@ -237,7 +238,7 @@ fn an_open_transaction_is_registered_with_the_version_it_began_under_until_it_en
     use crate::router::open_transactions::any_open_before;
     // Shard numbers no other test uses (the registry is process-wide).
     let mut t = Transaction::new();
-    t.begin(b"\x03BEGIN");
+    t.begin(b"\x03BEGIN", false);
     assert!(!any_open_before(700, u64::MAX), "pending: nothing runs yet");
     assert_eq!(t.bind(700, 5), Ok(vec![b"\x03BEGIN".to_vec()]));
     assert_eq!(t.open_since(700), Some(5));
@@ -258,4 +259,33 @@ fn an_open_transaction_is_registered_with_the_version_it_began_under_until_it_en
     assert!(any_open_before(701, 13));
     t.ended(701);
     assert!(!any_open_before(701, 13));
+}
+
+#[test]
+fn a_pending_read_only_transaction_is_reported_read_only() {
+    let mut t = Transaction::new();
+    t.begin(b"\x03START TRANSACTION READ ONLY", true);
+    assert!(t.pending_read_only() && t.client_in_trans());
+    assert!(matches!(
+        t.end_pending(true, false),
+        Some(PendingAnswer::Ok)
+    ));
+    assert!(t.pending_read_only(), "AND CHAIN keeps the characteristics");
+    t.end_pending(false, false);
+    assert!(!t.pending_read_only() && !t.client_in_trans());
+    // One-shot characteristics make the next transaction read only, once.
+    t.set_next_characteristics(b"\x03SET TRANSACTION READ ONLY", true);
+    t.begin(b"\x03BEGIN", false);
+    assert!(t.pending_read_only());
+    t.begin(b"\x03BEGIN", false);
+    assert!(
+        t.pending_read_only(),
+        "not consumed until the transaction is sent"
+    );
+    let d = crate::router::dialect::Dialect::default();
+    assert!(sets_read_only(
+        b"SET TRANSACTION ISOLATION LEVEL READ COMMITTED, READ ONLY",
+        d
+    ));
+    assert!(!sets_read_only(b"SET TRANSACTION READ WRITE", d));
 }
