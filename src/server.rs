@@ -248,6 +248,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => WakeupQueue::disabled(),
     };
     let accounts = AccountDirectory::new(Arc::clone(&config), Arc::clone(&routing));
+    let sessions = crate::frontend::sessions::SessionRegistry::new();
     tokio::spawn(Arc::clone(&accounts).refresh_loop());
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
@@ -268,6 +269,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tls,
         logins: crate::frontend::login_limits::LoginLimits::new(config.limits.clone()),
         accounts,
+        sessions,
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

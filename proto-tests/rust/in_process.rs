@@ -62,6 +62,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         tls: None,
         logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
         accounts: dbrouter::frontend::accounts::AccountDirectory::new(config, routing),
+        sessions: dbrouter::frontend::sessions::SessionRegistry::new(),
     })
 }
 

@@ -15,6 +15,7 @@ mod failover;
 mod harness;
 mod identity;
 mod in_process;
+mod kill;
 mod lifecycle;
 mod limits;
 mod moves;

@@ -433,6 +433,7 @@ password = "{APP_PASSWORD}"
                 Arc::clone(&config),
                 routing,
             ),
+            sessions: dbrouter::frontend::sessions::SessionRegistry::new(),
         });
         Fixture {
             ctx,

@@ -152,6 +152,14 @@ impl SessionBackends {
             .map(|(_, c, _)| &mut c.conn.io)
     }
 
+    /// The server's thread id of the open connection to a shard.
+    pub fn thread_id(&self, shard: ShardId) -> Option<u32> {
+        self.conns
+            .iter()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, c, _)| c.conn.connection_id)
+    }
+
     /// The generation of the open connection to a shard (changes when it is replaced).
     pub fn generation(&self, shard: ShardId) -> Option<u64> {
         self.conns

@@ -4,7 +4,6 @@
 //! statement or open transaction for up to `timeouts.drain_ms`. What it serves with is
 //! built by the composition root, [`crate::server`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,6 @@ pub async fn accept_until_signal(
     let mut interrupt = signal(SignalKind::interrupt())?;
     let config = &ctx.config;
     let limit = Arc::new(Semaphore::new(config.server.max_connections));
-    let next_id = AtomicU32::new(1);
     // Connections refused for the connection limit (answered here, on the listener's thread).
     let mut refusals = JoinSet::new();
     loop {
@@ -48,7 +46,7 @@ pub async fn accept_until_signal(
                         continue;
                     }
                 };
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let id = ctx.sessions.next_id();
                 match Arc::clone(&limit).try_acquire_owned() {
                     Ok(permit) => workers.hand_over(stream, peer, id, permit),
                     Err(_) => {

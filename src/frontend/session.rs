@@ -46,6 +46,7 @@ use super::failure::{Failure, Reply};
 use super::local;
 use super::login_limits::{AccountSession, LoginLimits};
 use super::relay::{relay_response, RelayError, RelayTimeouts, Relayed};
+use super::sessions::{Command, SessionInfo, SessionRegistry};
 use super::transaction::{
     one_shot_characteristics, Observation, PendingAnswer, Transaction, TxStatement,
 };
@@ -94,6 +95,8 @@ pub struct SessionContext {
     pub logins: Arc<LoginLimits>,
     /// The accounts clients log in with (`[[users]]`, `[auth] source`).
     pub accounts: Arc<AccountDirectory>,
+    /// The open sessions: ids, process list, KILL.
+    pub sessions: Arc<SessionRegistry>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -150,6 +153,8 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     pub(super) span: Span,
     /// This session counted in its account's sessions (`[[users]] max_connections`).
     account: Option<AccountSession>,
+    /// This session in the router's registry (process list, KILL).
+    me: Arc<SessionInfo>,
 }
 
 /// Why a batch (`CLIENT_MULTI_STATEMENTS`) or a statement shape is refused.
@@ -165,6 +170,11 @@ const PIN_ALONE: &str =
     "SET @dbrouter_userid must be sent alone, as SET @dbrouter_userid = <user id> (or = NULL)";
 const FOREIGN_GRAMMAR: &str = "the session's sql_mode holds ORACLE or MSSQL, whose grammar the router does not read: use the default sql_mode for statements on sharded tables";
 const DIALECT_DIFFERS: &str = "this shard's connection reads the statement differently from the session's other connections (its global sql_mode, character set or MariaDB version differs) and would route it elsewhere: give all shards the same global sql_mode";
+const KILL_FORM: &str = "dbrouter reads KILL as KILL [HARD | SOFT] [CONNECTION | QUERY] <id>, with the id of a session of your account (from CONNECTION_ID() or SHOW PROCESSLIST); KILL USER and KILL QUERY ID are not carried out";
+
+/// Why a session ended on `KILL CONNECTION`.
+const KILLED: &str = "killed (KILL CONNECTION)";
+
 /// A client idle at least this long has its backend connections checked before its next
 /// command (a non-blocking peek each); busy clients skip the check.
 const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
@@ -205,7 +215,7 @@ pub async fn run_on_stream<S: ClientStream>(
         connection_phase(&mut client, peer, connection_id, &ctx).instrument(span.clone()),
     )
     .await;
-    let (backends, scramble, current, dialect, account) = match phase {
+    let (backends, scramble, current, dialect, account, account_name) = match phase {
         Ok(Ok(parts)) => parts,
         Ok(Err(end)) => {
             log_end(&span, &end);
@@ -222,6 +232,8 @@ pub async fn run_on_stream<S: ClientStream>(
     let max_statements = ctx.config.limits.max_prepared_per_session;
     let max_session_bytes = ctx.config.limits.max_session_bytes;
     let drain = ctx.drain.subscribe(connection_id);
+    let me = ctx.sessions.register(connection_id, peer, &account_name);
+    me.set_db(backends.login().database.as_deref());
     let watchdog = Watchdog::new(ctx.config.timeouts.idle());
     let mut session = Session {
         client,
@@ -243,9 +255,11 @@ pub async fn run_on_stream<S: ClientStream>(
         last_command: std::time::Instant::now(),
         span,
         account: Some(account),
+        me,
     };
     let end = session.command_loop(drain).await;
     session.ctx.drain.forget(connection_id);
+    session.ctx.sessions.forget(connection_id);
     log_end(&session.span, &end);
     // Connections not mid-response go back to the pool, which resets them.
     let clean = matches!(end, End::ClientQuit | End::Closed(_));
@@ -286,6 +300,7 @@ async fn connection_phase(
         ShardId,
         Dialect,
         AccountSession,
+        String,
     ),
     End,
 > {
@@ -388,7 +403,14 @@ async fn connection_phase(
         client.start_compression();
     }
     debug!(user = ?login.user, db = ?login.database, compress, "client logged in");
-    Ok((backends, scramble, global, dialect, account_session))
+    Ok((
+        backends,
+        scramble,
+        global,
+        dialect,
+        account_session,
+        account.name,
+    ))
 }
 
 /// The OK that ends a login (or a COM_CHANGE_USER). With CLIENT_SESSION_TRACK and a
@@ -653,9 +675,14 @@ impl<S: ClientStream> Session<S> {
             // held). Only the wait for the first bytes yields to a drain, so a command is
             // never half read when the loop starts over.
             if !self.client.has_buffered_input() {
+                let me = Arc::clone(&self.me);
                 let wait = self.watchdog.limit(idle, self.client.fill());
                 let waited = if draining {
-                    wait.await
+                    tokio::select! {
+                        biased;
+                        r = wait => r,
+                        _ = me.killed() => return End::Closed(KILLED),
+                    }
                 } else {
                     tokio::select! {
                         biased;
@@ -665,6 +692,7 @@ impl<S: ClientStream> Session<S> {
                             draining = true;
                             continue;
                         }
+                        _ = me.killed() => return End::Closed(KILLED),
                     }
                 };
                 match waited {
@@ -709,6 +737,9 @@ impl<S: ClientStream> Session<S> {
             if let Err(end) = self.dispatch(seq, payload).await {
                 return end;
             }
+            if self.me.is_killed() {
+                return End::Closed(KILLED);
+            }
             self.client.shrink_read_buffer();
             self.last_command = std::time::Instant::now();
         }
@@ -729,7 +760,17 @@ impl<S: ClientStream> Session<S> {
         // Counted in before the table is loaded: see router::in_flight.
         let _in_flight = crate::router::in_flight::enter();
         let table = self.take_table();
+        let (command, text) = match payload.first().copied() {
+            Some(COM_QUERY) => (Command::Query, payload.get(1..).unwrap_or_default()),
+            Some(COM_STMT_PREPARE) => (Command::Prepare, payload.get(1..).unwrap_or_default()),
+            Some(COM_STMT_EXECUTE | COM_STMT_BULK_EXECUTE | COM_STMT_FETCH) => {
+                (Command::Execute, &[][..])
+            }
+            _ => (Command::Other, &[][..]),
+        };
+        self.me.begin(command, text);
         let result = self.dispatch_on(&table, seq, payload).await;
+        self.me.end();
         self.table = Some(table);
         result
     }
@@ -751,6 +792,14 @@ impl<S: ClientStream> Session<S> {
         if let Some(why) = self.rolled_back.take().filter(|_| cmd != COM_QUIT) {
             // Reported as the answer to the next command, as MariaDB reports a deadlock.
             return self.reply_error(seq, ClientError::RolledBack(why)).await;
+        }
+        if cmd == COM_QUERY || cmd == COM_STMT_PREPARE {
+            if let Some(text) = self.session_words(payload.get(1..).unwrap_or_default()) {
+                let mut rewritten = BytesMut::with_capacity(text.len() + 1);
+                rewritten.extend_from_slice(&[cmd]);
+                rewritten.extend_from_slice(&text);
+                payload = rewritten;
+            }
         }
         match cmd {
             COM_QUIT => Err(End::ClientQuit),
@@ -795,6 +844,23 @@ impl<S: ClientStream> Session<S> {
                     .await
             }
         }
+    }
+
+    /// The statement with what speaks of sessions made to speak the router's session ids
+    /// (`CONNECTION_ID()`, `information_schema.PROCESSLIST`, `frontend::process`); None
+    /// when it names neither.
+    fn session_words(&self, sql: &[u8]) -> Option<Vec<u8>> {
+        let replaced = super::process::replace_connection_id(sql, self.dialect, self.me.id);
+        let text = replaced.as_deref().unwrap_or(sql);
+        if crate::router::contains_ignore_case(text, b"processlist") {
+            let rows = self.ctx.sessions.process_list(&self.me.account());
+            if let Some(again) =
+                super::process::replace_processlist_table(text, self.dialect, &rows)
+            {
+                return Some(again);
+            }
+        }
+        replaced
     }
 
     /// Canonical key of the session pin, if set.

@@ -166,6 +166,9 @@ impl<S: ClientStream> Session<S> {
                 }
             }
         }
+        // KILL QUERY / KILL CONNECTION of this session go to this backend thread.
+        let thread = self.backends.thread_id(shard);
+        self.me.set_running(thread.map(|t| (shard, u64::from(t))));
         let Some(io) = self.backends.get(shard) else {
             let err = ClientError::Internal("backend connection vanished".into());
             return self.reply_error(seq, err).await.map(|_| None);

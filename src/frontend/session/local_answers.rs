@@ -135,3 +135,116 @@ impl<S: ClientStream> Session<S> {
         self.send_packets(seq, &packets).await
     }
 }
+
+impl<S: ClientStream> Session<S> {
+    /// `SHOW [FULL] PROCESSLIST`: this router's sessions of the client's account, with
+    /// the router's session ids (MariaDB shows an account without PROCESS only its own
+    /// threads). Without FULL, statements are cut at 100 characters, as MariaDB does.
+    pub(in crate::frontend) async fn show_processlist(
+        &mut self,
+        full: bool,
+        seq: u8,
+    ) -> Result<(), End> {
+        let rows: Vec<Vec<Option<String>>> = self
+            .ctx
+            .sessions
+            .process_list(&self.me.account())
+            .into_iter()
+            .map(|r| {
+                let info = r.info.map(|i| {
+                    let text = String::from_utf8_lossy(&i).into_owned();
+                    if full {
+                        text
+                    } else {
+                        text.chars().take(100).collect()
+                    }
+                });
+                let state = if info.is_some() { "executing" } else { "" };
+                vec![
+                    Some(r.id.to_string()),
+                    Some(r.user),
+                    Some(r.host),
+                    r.db,
+                    Some(r.command.to_string()),
+                    Some(r.time.to_string()),
+                    Some(state.to_string()),
+                    info,
+                    Some("0.000".to_string()),
+                ]
+            })
+            .collect();
+        let packets = text_result_set(
+            &[
+                "Id", "User", "Host", "db", "Command", "Time", "State", "Info", "Progress",
+            ],
+            &rows,
+            self.client_status() & !crate::protocol::response::SERVER_MORE_RESULTS_EXISTS,
+            self.backends.result_format(),
+        );
+        self.send_packets(seq, &packets).await
+    }
+
+    /// `KILL [CONNECTION | QUERY] <id>` of a router session id. Only the client's own
+    /// account's sessions may be named (else ERR 1094, as MariaDB answers for a thread one
+    /// may not kill). The target's running statement is killed on its backend thread —
+    /// from this session's own connection to that shard, as the same account, which
+    /// MariaDB allows — so its client gets MariaDB's own answer (1317 for KILL QUERY, 1927
+    /// for KILL CONNECTION); KILL CONNECTION also ends the target session.
+    pub(in crate::frontend) async fn kill_session(
+        &mut self,
+        table: &RoutingTable,
+        kill: crate::frontend::process::Kill,
+        seq: u8,
+    ) -> Result<(), End> {
+        let unknown = || err_packet(1094, b"HY000", &format!("Unknown thread id: {}", kill.id));
+        let target = self
+            .ctx
+            .sessions
+            .get(kill.id)
+            .filter(|t| t.account() == self.me.account());
+        let Some(target) = target else {
+            return self.send_packets(seq, &[unknown()]).await;
+        };
+        if target.id == self.me.id {
+            // Its own statement: MariaDB interrupts the KILL itself.
+            if kill.query_only {
+                let err = err_packet(1317, b"70100", "Query execution was interrupted");
+                return self.send_packets(seq, &[err]).await;
+            }
+            let err = err_packet(1927, b"70100", "Connection was killed");
+            self.send_packets(seq, &[err]).await?;
+            return Err(End::Closed(KILLED));
+        }
+        if !kill.query_only {
+            target.kill();
+        }
+        if let Some((shard, thread)) = target.running() {
+            let verb = if kill.query_only {
+                "QUERY"
+            } else {
+                "CONNECTION"
+            };
+            let statement = format!("\x03KILL {verb} {thread}");
+            let timeout = self.ctx.config.timeouts.backend_read();
+            let format = self.backends.result_format();
+            match self.backends.connection(table, shard).await {
+                Ok(io) => {
+                    // 1094 when the statement (and its thread's command) ended meanwhile.
+                    if let Err(e) = exchange(
+                        io,
+                        statement.as_bytes(),
+                        ResponseKind::Query,
+                        format,
+                        timeout,
+                    )
+                    .await
+                    {
+                        return Err(self.backend_lost(table, shard, seq, e).await);
+                    }
+                }
+                Err(failure) => return self.reply_failure(seq, failure).await,
+            }
+        }
+        self.answer_ok(seq).await
+    }
+}

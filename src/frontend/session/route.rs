@@ -19,6 +19,17 @@ impl<S: ClientStream> Session<S> {
         if local::is_status_query(sql, self.dialect) {
             return self.show_status(table, seq).await;
         }
+        if let Some(full) = crate::frontend::process::processlist(sql, self.dialect) {
+            return self.show_processlist(full, seq).await;
+        }
+        match crate::frontend::process::kill(sql, self.dialect) {
+            Some(Ok(kill)) => return self.kill_session(table, kill, seq).await,
+            Some(Err(())) => {
+                let err = RouteError::Statement(KILL_FORM);
+                return self.reply_error(seq, err.into()).await;
+            }
+            None => {}
+        }
         if local::first_word_is(sql, self.dialect, b"set")
             && local::mentions_pin(sql)
             && key::shape(sql, self.dialect) == Shape::Plain

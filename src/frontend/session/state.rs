@@ -100,9 +100,11 @@ impl<S: ClientStream> Session<S> {
 
     pub(in crate::frontend) fn record_state(&mut self, payload: &[u8]) {
         match payload.first().copied() {
-            Some(COM_INIT_DB) => self
-                .backends
-                .record_database(String::from_utf8_lossy(&payload[1..]).into_owned()),
+            Some(COM_INIT_DB) => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                self.me.set_db(Some(&db));
+                self.backends.record_database(db)
+            }
             Some(COM_SET_OPTION) => self.backends.record_set_option(payload),
             Some(COM_RESET_CONNECTION) => {
                 self.backends.clear_state();
@@ -113,7 +115,10 @@ impl<S: ClientStream> Session<S> {
             Some(COM_QUERY) => {
                 let sql = &payload[1..];
                 match local::use_database(sql, self.dialect) {
-                    Some(db) => self.backends.record_database(db),
+                    Some(db) => {
+                        self.me.set_db(Some(&db));
+                        self.backends.record_database(db)
+                    }
                     None => self.backends.record_set(payload),
                 }
             }
@@ -164,6 +169,8 @@ impl<S: ClientStream> Session<S> {
         // The old account's session is counted out first (it may be the same account).
         self.account = None;
         self.account = Some(admit(&mut self.client, &ctx, &account, next).await?);
+        self.me.set_account(&account.name);
+        self.me.set_db(login.database.as_deref());
         self.backends.relogin(login_state(&login, identity));
         self.statements.clear();
         self.tx.reset();
