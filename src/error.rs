@@ -436,19 +436,29 @@ impl ClientError {
         };
         match cmd {
             COM_SHUTDOWN => unsupported("shut backends down through their own admin access"),
-            COM_PROCESS_KILL => unsupported(
-                "connection ids differ between router and backend; use KILL QUERY with the id from SELECT CONNECTION_ID()",
-            ),
             COM_PROCESS_INFO => unsupported("use SHOW PROCESSLIST"),
             COM_DEBUG | COM_REFRESH => unsupported("run it on the backend with an admin account"),
             COM_CREATE_DB | COM_DROP_DB => unsupported("use CREATE DATABASE / DROP DATABASE"),
             COM_BINLOG_DUMP | COM_BINLOG_DUMP_GTID | COM_REGISTER_SLAVE => {
                 unsupported("replicate from a shard's master directly, not through the router")
             }
-            COM_QUIT | COM_INIT_DB | COM_QUERY | COM_FIELD_LIST | COM_STATISTICS | COM_PING
-            | COM_CHANGE_USER | COM_STMT_PREPARE | COM_STMT_EXECUTE | COM_STMT_SEND_LONG_DATA
-            | COM_STMT_CLOSE | COM_STMT_RESET | COM_SET_OPTION | COM_STMT_FETCH
-            | COM_RESET_CONNECTION | COM_STMT_BULK_EXECUTE => None,
+            COM_QUIT
+            | COM_INIT_DB
+            | COM_QUERY
+            | COM_FIELD_LIST
+            | COM_STATISTICS
+            | COM_PING
+            | COM_CHANGE_USER
+            | COM_STMT_PREPARE
+            | COM_STMT_EXECUTE
+            | COM_STMT_SEND_LONG_DATA
+            | COM_STMT_CLOSE
+            | COM_STMT_RESET
+            | COM_SET_OPTION
+            | COM_STMT_FETCH
+            | COM_RESET_CONNECTION
+            | COM_STMT_BULK_EXECUTE
+            | COM_PROCESS_KILL => None,
             _ => Some(ClientError::UnknownCommand(cmd)),
         }
     }

@@ -214,6 +214,30 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let backend_tls = backend_tls(&config)?;
     let facts = wait_until_ready(&config, &routing.load(), backend_tls.as_deref()).await?;
     let pools = Pools::with_tls(PoolLimits::from_config(&config), backend_tls);
+    // Session ids carry this router's number: claimed before the first session.
+    let sessions = crate::frontend::sessions::SessionRegistry::new();
+    let killer = crate::frontend::kill::Killer {
+        sessions: Arc::clone(&sessions),
+        routing: Arc::clone(&routing),
+        pools: Arc::clone(&pools),
+        timeout: config.timeouts.connect(),
+    };
+    let remote_kills = match crate::topology::zk::ZkTarget::of(&config.topology) {
+        Some(target) => {
+            let session = Duration::from_millis(config.topology.session_timeout_ms);
+            let timeouts = (session, config.timeouts.connect());
+            Some(
+                crate::frontend::kill::RemoteKills::start(
+                    target,
+                    timeouts,
+                    router_id(&config),
+                    killer.clone(),
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -248,7 +272,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => WakeupQueue::disabled(),
     };
     let accounts = AccountDirectory::new(Arc::clone(&config), Arc::clone(&routing));
-    let sessions = crate::frontend::sessions::SessionRegistry::new();
     tokio::spawn(Arc::clone(&accounts).refresh_loop());
     let ctx = Arc::new(SessionContext {
         config: Arc::clone(&config),
@@ -270,6 +293,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         logins: crate::frontend::login_limits::LoginLimits::new(config.limits.clone()),
         accounts,
         sessions,
+        killer,
+        remote_kills,
     });
     admin.serving(crate::admin::RouterView {
         config: Arc::clone(&ctx.config),

@@ -47,12 +47,13 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         connect_timeout: Duration::from_secs(5),
     });
     let routing = Arc::new(ArcSwap::from_pointee(table));
+    let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
     Arc::new(SessionContext {
         config: Arc::clone(&config),
         routing: Arc::clone(&routing),
         health: Arc::new(HealthRegistry::default()),
         topology: TopologyStatus::file(),
-        pools,
+        pools: Arc::clone(&pools),
         server_version: "10.11.0-in-process".into(),
         server_collation: 45,
         mariadb_capabilities: MariadbCapabilities::empty(),
@@ -61,8 +62,15 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         tls: None,
         logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
-        accounts: dbrouter::frontend::accounts::AccountDirectory::new(config, routing),
-        sessions: dbrouter::frontend::sessions::SessionRegistry::new(),
+        accounts: dbrouter::frontend::accounts::AccountDirectory::new(config, Arc::clone(&routing)),
+        sessions: Arc::clone(&sessions),
+        killer: dbrouter::frontend::kill::Killer {
+            sessions,
+            routing: Arc::clone(&routing),
+            pools,
+            timeout: Duration::from_secs(5),
+        },
+        remote_kills: None,
     })
 }
 

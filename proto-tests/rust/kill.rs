@@ -168,6 +168,18 @@ async fn kill_query_interrupts_the_statement_and_kill_connection_ends_the_sessio
     assert!(result.is_err());
     assert!(victim.query_drop("SELECT 1").await.is_err(), "closed");
 
+    // COM_PROCESS_KILL (mysql_kill(), the binary KILL CONNECTION) of an idle session.
+    let mut binary = router.app_conn(Some("app")).await;
+    let mut raw = crate::raw::RawClient::connect(&router.addr, "app", APP_PASSWORD, None).await;
+    let mut cmd = vec![0x0c];
+    cmd.extend_from_slice(&binary.id().to_le_bytes());
+    let ok = raw
+        .command(&cmd, dbrouter::protocol::response::ResponseKind::Single)
+        .await;
+    assert_eq!(ok[0][0], 0x00, "{ok:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(binary.query_drop("SELECT 1").await.is_err());
+
     // KILL CONNECTION of an idle session: its next statement finds the connection closed.
     let mut idle = router.app_conn(Some("app")).await;
     let idle_id = u64::from(idle.id());

@@ -415,12 +415,13 @@ password = "{APP_PASSWORD}"
         let table = dbrouter::topology::file::routing_table(&config).unwrap();
         let pools = Pools::new(PoolLimits::from_config(&config));
         let routing = Arc::new(ArcSwap::from_pointee(table));
+        let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
         let ctx = Arc::new(SessionContext {
             config: Arc::clone(&config),
             routing: Arc::clone(&routing),
             health: Arc::new(HealthRegistry::default()),
             topology: TopologyStatus::file(),
-            pools,
+            pools: Arc::clone(&pools),
             server_version: "10.11.6-dbrouter-scripted".into(),
             server_collation: 45,
             mariadb_capabilities: MariadbCapabilities::empty(),
@@ -431,9 +432,16 @@ password = "{APP_PASSWORD}"
             logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
             accounts: dbrouter::frontend::accounts::AccountDirectory::new(
                 Arc::clone(&config),
-                routing,
+                Arc::clone(&routing),
             ),
-            sessions: dbrouter::frontend::sessions::SessionRegistry::new(),
+            sessions: Arc::clone(&sessions),
+            killer: dbrouter::frontend::kill::Killer {
+                sessions,
+                routing: Arc::clone(&routing),
+                pools,
+                timeout: Duration::from_secs(5),
+            },
+            remote_kills: None,
         });
         Fixture {
             ctx,

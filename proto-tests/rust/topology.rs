@@ -765,3 +765,49 @@ async fn a_router_that_stops_leaves_zookeeper_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Session ids are unique across routers (each claims a number in ZooKeeper, the top
+/// bits of its ids), and a KILL that reaches another router than the session's is
+/// carried out by the session's router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_reaching_another_router_is_carried_out_by_the_sessions_router() {
+    use dbrouter::frontend::sessions::router_of;
+    let hosts = env("DBR_ZK");
+    let root = unique_root("kill");
+    let url = format!("zk://{hosts}{root}");
+    let a = init_and_start(zk_settings(&hosts, &root), &url);
+    let b = TestRouter::start(zk_settings(&hosts, &root));
+    let mut on_a = a.app_conn(Some("app")).await;
+    let mut on_b = b.app_conn(Some("app")).await;
+    let (id_a, id_b) = (u64::from(on_a.id()), u64::from(on_b.id()));
+    let (ra, rb) = (router_of(id_a).unwrap(), router_of(id_b).unwrap());
+    assert!(
+        ra >= 1 && rb >= 1 && ra != rb,
+        "router numbers {ra} and {rb}"
+    );
+
+    // KILL QUERY through router B of a statement running through router A.
+    let running = tokio::spawn(async move {
+        let r = on_a
+            .query_drop("SELECT COUNT(*) FROM seq_1_to_1000000000 WHERE seq % 7 = 3")
+            .await;
+        (on_a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    on_b.query_drop(format!("KILL QUERY {id_a}")).await.unwrap();
+    let (mut on_a, result) = running.await.unwrap();
+    assert_eq!(server_error(result.unwrap_err()).0, 1317);
+    let v: Option<i64> = on_a.query_first("SELECT 3").await.unwrap();
+    assert_eq!(v, Some(3));
+
+    // KILL CONNECTION through B ends the session on A.
+    on_b.query_drop(format!("KILL {id_a}")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(on_a.query_drop("SELECT 1").await.is_err());
+    // Gone now: unknown, also from the other router; so is an id of no router.
+    let err = on_b.query_drop(format!("KILL {id_a}")).await.unwrap_err();
+    assert_eq!(server_error(err).0, 1094);
+    let nobody = (1000u64 << 22) | 5;
+    let err = on_b.query_drop(format!("KILL {nobody}")).await.unwrap_err();
+    assert_eq!(server_error(err).0, 1094);
+}

@@ -43,6 +43,32 @@ pub struct LoginState {
     pub identity: BackendIdentity,
 }
 
+impl LoginState {
+    /// The pool key and login of this session's backend connections to `addr`.
+    pub fn pool_login(&self, addr: &str) -> (PoolKey, LoginOptions) {
+        let identity = &self.identity;
+        let login = LoginOptions {
+            user: identity.user.clone(),
+            password: identity.password.clone(),
+            password_sha1: identity.password_sha1.clone(),
+            database: self.database.clone(),
+            collation: Some(self.collation),
+            capabilities: self.capabilities,
+            mariadb_capabilities: self.mariadb_capabilities,
+            attributes: self.attributes.clone(),
+        };
+        let key = PoolKey {
+            addr: addr.to_string(),
+            user: identity.user.clone(),
+            capabilities: self.capabilities.bits(),
+            mariadb_capabilities: self.mariadb_capabilities.bits(),
+            collation: self.collation,
+            database: self.database.clone(),
+        };
+        (key, login)
+    }
+}
+
 /// The MariaDB account a session's backend connections log in as.
 #[derive(Clone)]
 pub struct BackendIdentity {
@@ -216,24 +242,7 @@ impl SessionBackends {
             .shard(shard)
             .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
         let identity = &self.login.identity;
-        let login = LoginOptions {
-            user: identity.user.clone(),
-            password: identity.password.clone(),
-            password_sha1: identity.password_sha1.clone(),
-            database: self.login.database.clone(),
-            collation: Some(self.login.collation),
-            capabilities: self.login.capabilities,
-            mariadb_capabilities: self.login.mariadb_capabilities,
-            attributes: self.login.attributes.clone(),
-        };
-        let key = PoolKey {
-            addr: info.master.clone(),
-            user: identity.user.clone(),
-            capabilities: self.login.capabilities.bits(),
-            mariadb_capabilities: self.login.mariadb_capabilities.bits(),
-            collation: self.login.collation,
-            database: self.login.database.clone(),
-        };
+        let (key, login) = self.login.pool_login(&info.master);
         let mut conn = self.pools.checkout(key, &login).await.map_err(|source| {
             let failure = Failure::Checkout {
                 shard: info.name.clone(),

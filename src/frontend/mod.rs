@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod backends;
 pub mod drain;
 pub mod failure;
+pub mod kill;
 pub mod listener;
 pub mod local;
 pub mod login_limits;

@@ -97,6 +97,10 @@ pub struct SessionContext {
     pub accounts: Arc<AccountDirectory>,
     /// The open sessions: ids, process list, KILL.
     pub sessions: Arc<SessionRegistry>,
+    /// Carries out KILLs of this router's sessions.
+    pub killer: super::kill::Killer,
+    /// Passes KILLs of other routers' sessions on (with a ZooKeeper topology).
+    pub remote_kills: Option<Arc<super::kill::RemoteKills>>,
 }
 
 /// Why a session ended (for the log line at its end).
@@ -234,6 +238,7 @@ pub async fn run_on_stream<S: ClientStream>(
     let drain = ctx.drain.subscribe(connection_id);
     let me = ctx.sessions.register(connection_id, peer, &account_name);
     me.set_db(backends.login().database.as_deref());
+    me.set_login(backends.login().clone());
     let watchdog = Watchdog::new(ctx.config.timeouts.idle());
     let mut session = Session {
         client,
@@ -821,6 +826,21 @@ impl<S: ClientStream> Session<S> {
                     .map(drop)
             }
             COM_STMT_PREPARE => self.prepare(table, &payload, seq).await,
+            COM_PROCESS_KILL => {
+                // mysql_kill(): the binary form of KILL CONNECTION <id>.
+                let Some(id) = payload
+                    .get(1..5)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                else {
+                    let err = ClientError::MalformedPacket("COM_PROCESS_KILL without an id".into());
+                    return self.reply_error(seq, err).await;
+                };
+                let kill = super::process::Kill {
+                    id: u64::from(id),
+                    query_only: false,
+                };
+                self.kill_session(kill, seq).await
+            }
             COM_STMT_EXECUTE => self.execute(table, &mut payload, seq, false).await,
             COM_STMT_BULK_EXECUTE if self.backends.bulk_negotiated() => {
                 self.execute(table, &mut payload, seq, true).await

@@ -24,6 +24,8 @@ use tokio::sync::Notify;
 
 use crate::router::ring::ShardId;
 
+use super::backends::LoginState;
+
 /// Bits of a session id that hold the router's number.
 pub const ROUTER_BITS: u32 = 10;
 
@@ -88,6 +90,8 @@ pub struct SessionInfo {
     /// The client's address.
     pub peer: SocketAddr,
     account: Mutex<String>,
+    /// How the session logs in to its backends (to kill its statement as its own account).
+    login: Mutex<Option<LoginState>>,
     activity: Mutex<Activity>,
     killed: AtomicBool,
     kill: Notify,
@@ -128,6 +132,16 @@ impl SessionInfo {
     /// After COM_CHANGE_USER.
     pub fn set_account(&self, account: &str) {
         *self.account.lock().unwrap_or_else(|e| e.into_inner()) = account.to_string();
+    }
+
+    /// How the session logs in to its backends (at login, and after COM_CHANGE_USER).
+    pub fn set_login(&self, login: LoginState) {
+        *self.login.lock().unwrap_or_else(|e| e.into_inner()) = Some(login);
+    }
+
+    /// How the session logs in to its backends.
+    pub fn login(&self) -> Option<LoginState> {
+        self.login.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A command begins; `text` is its statement (COM_QUERY, COM_STMT_PREPARE).
@@ -252,6 +266,7 @@ impl SessionRegistry {
             id,
             peer,
             account: Mutex::new(account.to_string()),
+            login: Mutex::new(None),
             activity: Mutex::new(Activity {
                 command: Command::Sleep,
                 since: Instant::now(),

@@ -11,6 +11,7 @@
 
 pub mod file;
 pub mod jobs;
+pub mod kills;
 pub mod wakeups;
 pub mod watcher;
 pub mod zk;

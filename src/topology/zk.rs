@@ -89,7 +89,8 @@ fn zk_err(e: impl std::fmt::Display) -> TopologyError {
     TopologyError::Zk(e.to_string())
 }
 
-/// A connected ZooKeeper topology store.
+/// A connected ZooKeeper topology store (cheap to clone: clones share the session).
+#[derive(Clone)]
 pub struct ZkStore {
     client: zk::Client,
     target: ZkTarget,

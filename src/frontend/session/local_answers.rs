@@ -192,20 +192,11 @@ impl<S: ClientStream> Session<S> {
     /// for KILL CONNECTION); KILL CONNECTION also ends the target session.
     pub(in crate::frontend) async fn kill_session(
         &mut self,
-        table: &RoutingTable,
         kill: crate::frontend::process::Kill,
         seq: u8,
     ) -> Result<(), End> {
         let unknown = || err_packet(1094, b"HY000", &format!("Unknown thread id: {}", kill.id));
-        let target = self
-            .ctx
-            .sessions
-            .get(kill.id)
-            .filter(|t| t.account() == self.me.account());
-        let Some(target) = target else {
-            return self.send_packets(seq, &[unknown()]).await;
-        };
-        if target.id == self.me.id {
+        if kill.id == u64::from(self.me.id) {
             // Its own statement: MariaDB interrupts the KILL itself.
             if kill.query_only {
                 let err = err_packet(1317, b"70100", "Query execution was interrupted");
@@ -215,35 +206,27 @@ impl<S: ClientStream> Session<S> {
             self.send_packets(seq, &[err]).await?;
             return Err(End::Closed(KILLED));
         }
-        if !kill.query_only {
-            target.kill();
-        }
-        if let Some((shard, thread)) = target.running() {
-            let verb = if kill.query_only {
-                "QUERY"
-            } else {
-                "CONNECTION"
-            };
-            let statement = format!("\x03KILL {verb} {thread}");
-            let timeout = self.ctx.config.timeouts.backend_read();
-            let format = self.backends.result_format();
-            match self.backends.connection(table, shard).await {
-                Ok(io) => {
-                    // 1094 when the statement (and its thread's command) ended meanwhile.
-                    if let Err(e) = exchange(
-                        io,
-                        statement.as_bytes(),
-                        ResponseKind::Query,
-                        format,
-                        timeout,
-                    )
+        let account = self.me.account();
+        let local = crate::frontend::sessions::router_of(kill.id)
+            == Some(self.ctx.sessions.router_number());
+        let outcome = match (&self.ctx.remote_kills, local) {
+            (_, true) | (None, false) => {
+                self.ctx
+                    .killer
+                    .kill(kill.id, kill.query_only, &account)
                     .await
-                    {
-                        return Err(self.backend_lost(table, shard, seq, e).await);
-                    }
-                }
-                Err(failure) => return self.reply_failure(seq, failure).await,
             }
+            (Some(remote), false) => match remote.request(kill.id, kill.query_only, &account).await
+            {
+                Ok(outcome) => outcome,
+                Err(why) => {
+                    let err = err_packet(1105, b"HY000", &format!("KILL {}: {why}", kill.id));
+                    return self.send_packets(seq, &[err]).await;
+                }
+            },
+        };
+        if outcome == crate::topology::kills::KillOutcome::Unknown {
+            return self.send_packets(seq, &[unknown()]).await;
         }
         self.answer_ok(seq).await
     }

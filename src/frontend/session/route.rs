@@ -23,7 +23,7 @@ impl<S: ClientStream> Session<S> {
             return self.show_processlist(full, seq).await;
         }
         match crate::frontend::process::kill(sql, self.dialect) {
-            Some(Ok(kill)) => return self.kill_session(table, kill, seq).await,
+            Some(Ok(kill)) => return self.kill_session(kill, seq).await,
             Some(Err(())) => {
                 let err = RouteError::Statement(KILL_FORM);
                 return self.reply_error(seq, err.into()).await;

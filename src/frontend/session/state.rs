@@ -172,6 +172,7 @@ impl<S: ClientStream> Session<S> {
         self.me.set_account(&account.name);
         self.me.set_db(login.database.as_deref());
         self.backends.relogin(login_state(&login, identity));
+        self.me.set_login(self.backends.login().clone());
         self.statements.clear();
         self.tx.reset();
         self.pin = None;
