@@ -699,3 +699,65 @@ async fn session_tracking_matches_direct_byte_for_byte() {
         assert_eq!(r, d, "answer #{i}");
     }
 }
+
+/// Clients in non-UTF-8 character sets (koi8r, cp1251, latin1, sjis): table and column
+/// names (quoted or not), string literals, values and MariaDB's error messages come back
+/// byte for byte as directly.
+#[tokio::test]
+async fn non_utf8_clients_get_the_same_bytes_as_directly() {
+    // (character set, a table name, a value) in that character set's bytes.
+    let cases: [(&str, &[u8], &[u8]); 4] = [
+        (
+            "koi8r",
+            b"\xd4\xc1\xc2\xcc\xc9\xc3\xc1",
+            b"\xf0\xd2\xc9\xd7\xc5\xd4",
+        ),
+        ("cp1251", b"\xf2\xe0\xe1\xeb", b"\xcf\xf0\xe8\xe2\xe5\xf2"),
+        ("latin1", b"caf\xe9", b"d\xe9j\xe0 vu"),
+        ("sjis", b"tbl", b"\x83\x5c\x83\x74\x83\x67"),
+    ];
+    let mut answers: Vec<Vec<Vec<u8>>> = Vec::new();
+    for addr in [master_addr(), cluster_router_addr()] {
+        // The same starting point for both runs.
+        fresh_database("t_charsets").await;
+        let mut r = RawClient::connect(&addr, "app", APP_PASSWORD, Some("t_charsets")).await;
+        let mut seen = Vec::new();
+        for (charset, table, value) in cases {
+            let mut statements: Vec<Vec<u8>> = vec![format!("SET NAMES {charset}").into_bytes()];
+            let t = [b"`", table, b"_", charset.as_bytes(), b"`"].concat();
+            statements.push([b"DROP TABLE IF EXISTS ", &t[..]].concat());
+            statements.push(
+                [
+                    b"CREATE TABLE ",
+                    &t[..],
+                    b" (id INT PRIMARY KEY, v VARCHAR(20))",
+                ]
+                .concat(),
+            );
+            statements.push([b"INSERT INTO ", &t[..], b" VALUES (1, '", value, b"')"].concat());
+            statements.push([b"SELECT v, HEX(v), LENGTH(v) FROM ", &t[..]].concat());
+            statements.push([b"SELECT '", value, b"' AS ", &t[..]].concat());
+            // MariaDB's error messages quote the names in the client's character set.
+            statements.push([b"SELECT * FROM `", value, b"`"].concat());
+            if charset != "sjis" {
+                // Unquoted names: identifier characters to MariaDB in single-byte sets.
+                statements.push([b"SELECT v AS ", table, b" FROM ", &t[..]].concat());
+                statements.push([b"SELECT * FROM ", table].concat());
+            }
+            for sql in statements {
+                let mut cmd = vec![0x03];
+                cmd.extend_from_slice(&sql);
+                seen.push(r.command(&cmd, ResponseKind::Query).await.concat());
+            }
+        }
+        answers.push(seen);
+    }
+    for (i, (d, r)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(r),
+            String::from_utf8_lossy(d),
+            "answer #{i}"
+        );
+    }
+    assert_eq!(answers[0].len(), answers[1].len());
+}

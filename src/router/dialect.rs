@@ -20,11 +20,31 @@ pub enum Charset {
     /// big5. Inside quotes the scanner skips whole characters as MariaDB's `my_ismbchar`
     /// does; outside quotes any non-ASCII byte makes the statement unreadable.
     AsciiTrail(MbTable),
-    /// Any other character set (latin1, ascii, binary, the single-byte and ASCII-safe
-    /// multi-byte ones): inside quotes bytes are read one by one, outside quotes a
-    /// non-ASCII byte may be whitespace or a control byte to MariaDB (latin1 0xA0), so it
-    /// makes the statement unreadable.
+    /// A single-byte character set (latin1, cp1251, koi8r…): inside quotes bytes are read
+    /// one by one; outside quotes a byte of 0x80 or above is an identifier character if
+    /// MariaDB reads it as one (the bitmap, bit `b - 0x80`, learnt from MariaDB by
+    /// `scripts/gen-charset-idents`), and otherwise — whitespace or punctuation to
+    /// MariaDB (latin1 0xA0) — makes the statement unreadable.
+    SingleByte(&'static [u8; 16]),
+    /// Any other character set (the ASCII-safe multi-byte ones: ujis, euckr…): inside
+    /// quotes bytes are read one by one, outside quotes a non-ASCII byte makes the
+    /// statement unreadable.
     Other,
+}
+
+impl Charset {
+    /// Whether MariaDB reads byte `b` (0x80 or above) outside quotes as an identifier
+    /// character in this character set (UTF-8's are checked as whole characters).
+    #[inline]
+    pub fn ident_byte(self, b: u8) -> bool {
+        match self {
+            Charset::SingleByte(map) => {
+                let i = usize::from(b.wrapping_sub(0x80));
+                b >= 0x80 && map.get(i / 8).is_some_and(|m| m & (1 << (i % 8)) != 0)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Lead and trail byte ranges of a multi-byte character set with ASCII trail bytes
@@ -67,7 +87,10 @@ impl Charset {
             "sjis" | "cp932" => Charset::AsciiTrail(MbTable::Sjis),
             "gbk" => Charset::AsciiTrail(MbTable::Gbk),
             "big5" => Charset::AsciiTrail(MbTable::Big5),
-            _ => Charset::Other,
+            name => super::charset_idents::IDENT_BYTES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(Charset::Other, |(_, map)| Charset::SingleByte(map)),
         }
     }
 }
@@ -187,8 +210,18 @@ mod tests {
         let d = Dialect::from_server("PIPES_AS_CONCAT,ORACLE", "sjis", "10.11.6");
         assert!(d.backslash_escapes && !d.ansi_quotes && d.foreign_grammar);
         assert_eq!(d.charset, Charset::AsciiTrail(MbTable::Sjis));
+        let latin1 = Dialect::from_server("", "latin1", "x").charset;
+        assert!(matches!(latin1, Charset::SingleByte(_)));
+        // latin1: é (0xE9) is a letter, the no-break space (0xA0) and × (0xD7) are not.
+        assert!(latin1.ident_byte(0xe9) && !latin1.ident_byte(0xa0) && !latin1.ident_byte(0xd7));
+        assert!(
+            !latin1.ident_byte(b'a'),
+            "ASCII is the lexer's own business"
+        );
+        let koi8r = Dialect::from_server("", "koi8r", "x").charset;
+        assert!(koi8r.ident_byte(0xf4) && !koi8r.ident_byte(0x80));
         assert_eq!(
-            Dialect::from_server("", "latin1", "x").charset,
+            Dialect::from_server("", "ujis", "x").charset,
             Charset::Other
         );
     }

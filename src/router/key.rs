@@ -315,8 +315,8 @@ impl KeyProblem {
             }
             KeyProblem::Unreadable => {
                 "dbrouter cannot be sure to read this statement exactly as MariaDB will (a \
-                 /*!NNNNN */ comment inside another one, a non-ASCII byte outside quotes in a \
-                 character set other than UTF-8, -- before a non-ASCII byte, a NUL byte in a \
+                 /*!NNNNN */ comment inside another one, a non-ASCII byte outside quotes that is \
+                 no letter of the client character set, -- before a non-ASCII byte, a NUL byte in a \
                  comment, a digit after a qualifying dot): rewrite that part (a hint does \
                  not lift this refusal)"
             }

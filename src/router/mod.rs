@@ -4,6 +4,7 @@
 //! the routing table ([`table`]) applies the rules (global tables, keyless statements,
 //! cross-shard refusals) and is the immutable snapshot every session routes with.
 
+mod charset_idents;
 pub mod dialect;
 mod fast;
 pub mod in_flight;

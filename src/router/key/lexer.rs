@@ -418,8 +418,9 @@ impl<'a> Lexer<'a> {
     }
 
     /// One part of an identifier: unquoted, backticked or (ANSI_QUOTES) double-quoted.
-    /// Non-ASCII bytes outside quotes are identifier bytes only in UTF-8 (and only as
-    /// valid UTF-8); in other character sets they may be whitespace to MariaDB.
+    /// Non-ASCII bytes outside quotes are identifier bytes in UTF-8 (as valid UTF-8) and
+    /// in a single-byte character set where MariaDB reads them as letters
+    /// (`Charset::ident_byte`); anything else may be whitespace to MariaDB.
     #[inline(always)]
     pub(in crate::router) fn ident_part(&mut self) -> Result<(Span, bool), T> {
         let s = self.s;
@@ -440,8 +441,12 @@ impl<'a> Lexer<'a> {
         let end = start + len;
         let part = s.get(start..end).unwrap_or_default();
         if !part.is_ascii() {
-            let readable =
-                self.dialect.charset == Charset::Utf8 && std::str::from_utf8(part).is_ok();
+            let charset = self.dialect.charset;
+            let readable = match charset {
+                Charset::Utf8 => std::str::from_utf8(part).is_ok(),
+                Charset::SingleByte(_) => part.iter().all(|&b| b < 0x80 || charset.ident_byte(b)),
+                _ => false,
+            };
             if !readable {
                 return Err(self.unreadable());
             }

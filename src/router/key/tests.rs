@@ -1412,3 +1412,30 @@ fn large_inputs_are_linear() {
     let cases = "CASE ".repeat(10_000);
     let _ = sc(&format!("SELECT * FROM t WHERE {cases}"));
 }
+
+#[test]
+fn single_byte_identifiers_are_read_as_mariadb_reads_them() {
+    let koi8r = crate::router::dialect::Dialect::from_server("", "koi8r", "10.11.6");
+    let latin1 = crate::router::dialect::Dialect::from_server("", "latin1", "10.11.6");
+    fn scan(sql: &[u8], dialect: crate::router::dialect::Dialect) -> Scan<'_> {
+        let mut out = Scan::empty();
+        scan_full_into(sql, dialect, &cols(), &mut out);
+        out
+    }
+    // koi8r letters (0xD4 0xC5 0xCC 0xCF: "тело") in a column name: read, the key found.
+    let sql = b"SELECT \xd4\xc5\xcc\xcf FROM posts WHERE userid = 7";
+    let r = scan(sql, koi8r);
+    assert_eq!(r.keys(), [int(7)], "{r:?}");
+    assert_eq!(r.problem, None);
+    // The same bytes are not letters everywhere: a UTF-8 client's statement is invalid
+    // UTF-8 there, and unreadable.
+    assert_eq!(
+        scan(sql, crate::router::dialect::Dialect::default()).problem,
+        Some(P::Unreadable)
+    );
+    // latin1: é is a letter; the no-break space 0xA0 is no identifier byte to MariaDB.
+    let r = scan(b"SELECT caf\xe9 FROM posts WHERE userid = 8", latin1);
+    assert_eq!((r.keys(), r.problem), (&[int(8)][..], None));
+    let r = scan(b"SELECT a\xa0b FROM posts WHERE userid = 8", latin1);
+    assert_eq!(r.problem, Some(P::Unreadable));
+}
