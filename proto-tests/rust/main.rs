@@ -11,6 +11,7 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod conformance;
 mod failover;
 mod harness;
 mod identity;

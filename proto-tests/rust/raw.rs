@@ -18,6 +18,8 @@ pub struct RawClient {
     pub format: ResultFormat,
     /// The OK that ended the login.
     pub login_ok: Vec<u8>,
+    /// The id in the server's greeting.
+    pub connection_id: u32,
 }
 
 impl RawClient {
@@ -50,6 +52,7 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("raw login to {addr} failed: {e}"));
         let format = conn.result_format();
         RawClient {
+            connection_id: conn.connection_id,
             login_ok: conn.login_ok.clone(),
             io: conn.io,
             format,

@@ -72,15 +72,18 @@ fn offset(sql: &[u8], text: &[u8]) -> Option<usize> {
     (start + text.len() <= sql.len()).then_some(start)
 }
 
-/// The statement with every `CONNECTION_ID()` call replaced by `id`; None when it calls
-/// none. A call that is a whole select-list item keeps its column name (`AS` the call's
-/// text), as MariaDB names the column by the expression.
+/// The statement with every `CONNECTION_ID()` call replaced by `id` (as
+/// `CAST(000000000id AS UNSIGNED)`: the column definition MariaDB gives CONNECTION_ID(),
+/// INT UNSIGNED of length 10); None when it calls none. A call that is a whole
+/// select-list item keeps its column name (`AS` the call's text), as MariaDB names the
+/// column by the expression.
 pub fn replace_connection_id(sql: &[u8], dialect: Dialect, id: u32) -> Option<Vec<u8>> {
     if !crate::router::contains_ignore_case(sql, b"connection_id") {
         return None;
     }
     let tokens: Vec<Word<'_>> = crate::router::words(sql, dialect).collect();
     let is_select = tokens.first().is_some_and(|w| w.is(b"select"));
+    let is_kill = tokens.first().is_some_and(|w| w.is(b"kill"));
     let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
     let mut depth = 0i32;
     let mut i = 0;
@@ -106,7 +109,13 @@ pub fn replace_connection_id(sql: &[u8], dialect: Dialect, id: u32) -> Option<Ve
                     i += 3;
                     continue;
                 }
-                let mut literal = id.to_string().into_bytes();
+                // The same column as MariaDB's CONNECTION_ID(): INT UNSIGNED, length 10
+                // (`KILL` takes the plain number, which the router reads itself).
+                let mut literal = if is_kill {
+                    id.to_string().into_bytes()
+                } else {
+                    format!("CAST({id:010} AS UNSIGNED)").into_bytes()
+                };
                 let item_before = i > 0
                     && (tokens[i - 1].is(b"select")
                         || tokens[i - 1].is(b"distinct")
@@ -328,24 +337,29 @@ mod tests {
         let r = |s: &str| {
             replace_connection_id(s.as_bytes(), d(), 42).map(|v| String::from_utf8(v).unwrap())
         };
+        const ID: &str = "CAST(0000000042 AS UNSIGNED)";
         assert_eq!(
             r("SELECT CONNECTION_ID()").unwrap(),
-            "SELECT 42 AS `CONNECTION_ID()`"
+            format!("SELECT {ID} AS `CONNECTION_ID()`")
         );
         assert_eq!(
             r("select connection_id( ), 1").unwrap(),
-            "select 42 AS `connection_id( )`, 1"
+            format!("select {ID} AS `connection_id( )`, 1")
         );
-        assert_eq!(r("SELECT CONNECTION_ID() AS c").unwrap(), "SELECT 42 AS c");
+        assert_eq!(
+            r("SELECT CONNECTION_ID() AS c").unwrap(),
+            format!("SELECT {ID} AS c")
+        );
         assert_eq!(
             r("INSERT INTO t VALUES (CONNECTION_ID())").unwrap(),
-            "INSERT INTO t VALUES (42)"
+            format!("INSERT INTO t VALUES ({ID})")
         );
         assert_eq!(r("KILL CONNECTION_ID()").unwrap(), "KILL 42");
         assert_eq!(
             r("SELECT 'CONNECTION_ID()', `CONNECTION_ID`()").unwrap(),
-            "SELECT 'CONNECTION_ID()', 42 AS ```CONNECTION_ID``()`"
+            format!("SELECT 'CONNECTION_ID()', {ID} AS ```CONNECTION_ID``()`")
         );
+        assert_eq!(r("SELECT db.connection_id()"), None);
         assert_eq!(r("SELECT 'connection_id()'"), None);
         assert_eq!(r("SELECT 1"), None);
     }
