@@ -601,7 +601,8 @@ async fn pooled_connections_move_between_serving_threads() {
     let mut backend_ids = Vec::new();
     for round in 0..6i64 {
         let mut c = router.app_conn(Some("app")).await;
-        let id: Option<u64> = c.query_first("SELECT CONNECTION_ID()").await.unwrap();
+        // The backend thread (CONNECTION_ID() is the router's session id).
+        let id: Option<u64> = c.query_first("SELECT @@pseudo_thread_id").await.unwrap();
         backend_ids.push(id);
         for i in 0..20i64 {
             let v: Option<i64> = c
