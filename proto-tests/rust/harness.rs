@@ -790,3 +790,44 @@ impl Drop for PrivateCluster {
             .output();
     }
 }
+
+/// A session context built in-process (for sessions run on in-memory pipes) over
+/// `config`'s file topology, with these pools; everything else as `dbrouter serve` would
+/// have it, without ZooKeeper, health checks or TLS.
+pub fn in_process_context(
+    config: std::sync::Arc<dbrouter::config::Config>,
+    pools: std::sync::Arc<dbrouter::backend::pool::Pools>,
+    server_version: &str,
+) -> std::sync::Arc<dbrouter::frontend::session::SessionContext> {
+    use std::sync::Arc;
+    let table = dbrouter::topology::file::routing_table(&config).unwrap();
+    let routing = Arc::new(arc_swap::ArcSwap::from_pointee(table));
+    let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
+    Arc::new(dbrouter::frontend::session::SessionContext {
+        config: Arc::clone(&config),
+        routing: Arc::clone(&routing),
+        health: Arc::new(dbrouter::backend::health::HealthRegistry::default()),
+        topology: dbrouter::topology::watcher::TopologyStatus::file(),
+        pools: Arc::clone(&pools),
+        server_version: server_version.into(),
+        server_collation: 45,
+        mariadb_capabilities: mysql_common::constants::MariadbCapabilities::empty(),
+        drain: dbrouter::frontend::drain::DrainSignal::new(),
+        held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
+        tls: None,
+        logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
+        accounts: dbrouter::frontend::accounts::AccountDirectory::new(
+            Arc::clone(&config),
+            Arc::clone(&routing),
+        ),
+        sessions: Arc::clone(&sessions),
+        killer: dbrouter::frontend::kill::Killer {
+            sessions,
+            routing,
+            pools,
+            timeout: Duration::from_secs(5),
+        },
+        remote_kills: None,
+    })
+}

@@ -3,24 +3,19 @@
 //! stream, which is what TLS will wrap. The client side is the library's own login
 //! (`backend::connection::login`), over the same pipe.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use mysql_common::constants::MariadbCapabilities;
 
 use dbrouter::backend::connection::{login, LoginOptions};
 use dbrouter::backend::exchange::exchange;
-use dbrouter::backend::health::HealthRegistry;
 use dbrouter::backend::pool::{PoolLimits, Pools};
-use dbrouter::frontend::drain::DrainSignal;
 use dbrouter::frontend::session::{run_on_stream, SessionContext};
 use dbrouter::net::PacketConn;
 use dbrouter::protocol::handshake::offered_capabilities;
 use dbrouter::protocol::packets::parse_err;
 use dbrouter::protocol::response::{ResponseKind, ResultFormat};
-use dbrouter::topology::watcher::TopologyStatus;
 
 use crate::harness::*;
 
@@ -38,7 +33,6 @@ name = "posts"
 /// test router would run with.
 fn context(router: &TestRouter) -> Arc<SessionContext> {
     let config = Arc::new(dbrouter::config::Config::load(&router.config_path).unwrap());
-    let table = dbrouter::topology::file::routing_table(&config).unwrap();
     let pools = Pools::new(PoolLimits {
         max_per_master: 10,
         max_idle_per_master: 10,
@@ -46,32 +40,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         idle_timeout: Duration::from_secs(300),
         connect_timeout: Duration::from_secs(5),
     });
-    let routing = Arc::new(ArcSwap::from_pointee(table));
-    let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
-    Arc::new(SessionContext {
-        config: Arc::clone(&config),
-        routing: Arc::clone(&routing),
-        health: Arc::new(HealthRegistry::default()),
-        topology: TopologyStatus::file(),
-        pools: Arc::clone(&pools),
-        server_version: "10.11.0-in-process".into(),
-        server_collation: 45,
-        mariadb_capabilities: MariadbCapabilities::empty(),
-        drain: DrainSignal::new(),
-        held: Arc::new(AtomicUsize::new(0)),
-        wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
-        tls: None,
-        logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
-        accounts: dbrouter::frontend::accounts::AccountDirectory::new(config, Arc::clone(&routing)),
-        sessions: Arc::clone(&sessions),
-        killer: dbrouter::frontend::kill::Killer {
-            sessions,
-            routing: Arc::clone(&routing),
-            pools,
-            timeout: Duration::from_secs(5),
-        },
-        remote_kills: None,
-    })
+    in_process_context(config, pools, "10.11.0-in-process")
 }
 
 /// Starts a session on one end of a pipe and logs in on the other.

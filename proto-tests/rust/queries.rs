@@ -158,16 +158,12 @@ async fn transactions_commit_and_roll_back() {
     assert_eq!(rows, vec![1]);
 }
 
-#[tokio::test]
-async fn local_infile_uploads_through_the_router() {
-    fresh_database("t_infile").await;
-    let (mut r, mut d) = both("t_infile").await;
-    d.query_drop("CREATE TABLE t (id INT, name VARCHAR(20))")
-        .await
-        .unwrap();
-    let data: String = (0..5000).map(|i| format!("{i}\tname{i}\n")).collect();
-    let expected = data.len();
-    r.set_infile_handler(async move {
+/// Makes `conn` answer LOAD DATA LOCAL with `rows` lines `id<TAB>name<id>` (sent in 7000
+/// byte chunks); returns the file's size.
+fn serve_tsv(conn: &mut Conn, rows: usize) -> usize {
+    let data: String = (0..rows).map(|i| format!("{i}\tname{i}\n")).collect();
+    let size = data.len();
+    conn.set_infile_handler(async move {
         let chunks: Vec<std::io::Result<bytes::Bytes>> = data
             .into_bytes()
             .chunks(7000)
@@ -175,6 +171,17 @@ async fn local_infile_uploads_through_the_router() {
             .collect();
         Ok(futures_util::stream::iter(chunks).boxed())
     });
+    size
+}
+
+#[tokio::test]
+async fn local_infile_uploads_through_the_router() {
+    fresh_database("t_infile").await;
+    let (mut r, mut d) = both("t_infile").await;
+    d.query_drop("CREATE TABLE t (id INT, name VARCHAR(20))")
+        .await
+        .unwrap();
+    let expected = serve_tsv(&mut r, 5000);
     r.query_drop("LOAD DATA LOCAL INFILE 'ignored.tsv' INTO TABLE t")
         .await
         .unwrap();
@@ -594,15 +601,7 @@ async fn compressed_clients_get_the_same_answers() {
     d.query_drop("CREATE TABLE l (id INT, name VARCHAR(20))")
         .await
         .unwrap();
-    let data: String = (0..5000).map(|i| format!("{i}\tname{i}\n")).collect();
-    c.set_infile_handler(async move {
-        let chunks: Vec<std::io::Result<bytes::Bytes>> = data
-            .into_bytes()
-            .chunks(7000)
-            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-            .collect();
-        Ok(futures_util::stream::iter(chunks).boxed())
-    });
+    serve_tsv(&mut c, 5000);
     c.query_drop("LOAD DATA LOCAL INFILE 'x.tsv' INTO TABLE l")
         .await
         .unwrap();

@@ -13,17 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use mysql_common::constants::MariadbCapabilities;
 use tokio::io::{AsyncReadExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 
 use dbrouter::backend::connection::{login, BackendError, LoginOptions};
-use dbrouter::backend::health::HealthRegistry;
 use dbrouter::backend::pool::{PoolLimits, Pools};
 use dbrouter::config::Config;
-use dbrouter::frontend::drain::DrainSignal;
 use dbrouter::frontend::session::{run_on_stream, SessionContext};
 use dbrouter::net::{write_packet, NetError, PacketConn};
 use dbrouter::protocol::command::{
@@ -40,7 +37,6 @@ use dbrouter::protocol::resultset::text_result_set;
 use dbrouter::router::dialect::DIALECT_QUERY;
 use dbrouter::router::RoutingTable;
 use dbrouter::topology::file::FileStore;
-use dbrouter::topology::watcher::TopologyStatus;
 use dbrouter::topology::ShardState;
 
 use crate::harness::{TempDir, APP_PASSWORD};
@@ -412,37 +408,12 @@ password = "{APP_PASSWORD}"
         let path = dir.0.join("dbrouter.toml");
         std::fs::write(&path, text).unwrap();
         let config = Arc::new(Config::load(&path).unwrap());
-        let table = dbrouter::topology::file::routing_table(&config).unwrap();
         let pools = Pools::new(PoolLimits::from_config(&config));
-        let routing = Arc::new(ArcSwap::from_pointee(table));
-        let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
-        let ctx = Arc::new(SessionContext {
-            config: Arc::clone(&config),
-            routing: Arc::clone(&routing),
-            health: Arc::new(HealthRegistry::default()),
-            topology: TopologyStatus::file(),
-            pools: Arc::clone(&pools),
-            server_version: "10.11.6-dbrouter-scripted".into(),
-            server_collation: 45,
-            mariadb_capabilities: MariadbCapabilities::empty(),
-            drain: DrainSignal::new(),
-            held: Arc::new(AtomicUsize::new(0)),
-            wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
-            tls: None,
-            logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
-            accounts: dbrouter::frontend::accounts::AccountDirectory::new(
-                Arc::clone(&config),
-                Arc::clone(&routing),
-            ),
-            sessions: Arc::clone(&sessions),
-            killer: dbrouter::frontend::kill::Killer {
-                sessions,
-                routing: Arc::clone(&routing),
-                pools,
-                timeout: Duration::from_secs(5),
-            },
-            remote_kills: None,
-        });
+        let ctx = crate::harness::in_process_context(
+            Arc::clone(&config),
+            pools,
+            "10.11.6-dbrouter-scripted",
+        );
         Fixture {
             ctx,
             config,
