@@ -121,6 +121,25 @@ async fn run_script(addr: &str) -> Vec<(usize, String, Vec<Vec<u8>>)> {
                 ResponseKind::FieldList,
             ),
             "prepare" => (prepare(rest), ResponseKind::Prepare),
+            "pipelined" => {
+                // PREPARE and, before its answer, EXECUTE of statement 0xFFFFFFFF ("the
+                // one prepared last"), as MariaDB's connectors pipeline them.
+                side.client.send(&prepare(rest)).await;
+                side.client.send(&bigint_execute(u32::MAX, &[])).await;
+                let mut prepared = side.client.read_response(ResponseKind::Prepare).await;
+                if prepared[0][0] == 0x00 {
+                    side.statements.push(stmt_id(&prepared[0]));
+                    prepared[0].splice(1..5, [0; 4]);
+                }
+                let executed = side.client.read_response(ResponseKind::Execute).await;
+                prepared.extend(executed);
+                out.push((
+                    n + 1,
+                    line.to_string(),
+                    mapped(prepared, side.client.connection_id),
+                ));
+                continue;
+            }
             "execute" | "bulk" | "close" => {
                 let mut args = rest.split_whitespace();
                 let index: usize = args.next().unwrap().parse().unwrap();

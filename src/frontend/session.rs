@@ -798,6 +798,22 @@ impl<S: ClientStream> Session<S> {
             // Reported as the answer to the next command, as MariaDB reports a deadlock.
             return self.reply_error(seq, ClientError::RolledBack(why)).await;
         }
+        if matches!(
+            cmd,
+            COM_STMT_EXECUTE
+                | COM_STMT_BULK_EXECUTE
+                | COM_STMT_SEND_LONG_DATA
+                | COM_STMT_RESET
+                | COM_STMT_CLOSE
+                | COM_STMT_FETCH
+        ) {
+            // Statement id 0xFFFFFFFF: the statement prepared last (a pipelined PREPARE
+            // and EXECUTE, as MariaDB's connectors send them).
+            if let Some(id) = crate::protocol::execute::stmt_id(&payload) {
+                let resolved = self.statements.resolve(id);
+                crate::protocol::execute::set_stmt_id(&mut payload, resolved);
+            }
+        }
         if cmd == COM_QUERY || cmd == COM_STMT_PREPARE {
             if let Some(text) = self.session_words(payload.get(1..).unwrap_or_default()) {
                 let mut rewritten = BytesMut::with_capacity(text.len() + 1);

@@ -58,6 +58,10 @@ pub struct PacketConn<S> {
     stream: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Whether packet sequence ids are checked: not under the compressed protocol, where
+    /// the compressed packets carry the sequence (MariaDB's C connector numbers the inner
+    /// packets of one command all 0) and MariaDB checks only those.
+    check_sequence: bool,
 }
 
 /// A client's byte stream: TCP, TLS over TCP ([`super::ClientIo`]), an in-memory duplex in tests.
@@ -78,6 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
             stream,
             rbuf: BytesMut::with_capacity(capacity),
             wbuf: BytesMut::new(),
+            check_sequence: true,
         }
     }
 
@@ -161,7 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
         first_seq: Option<u8>,
     ) -> Result<(u8, BytesMut), NetError> {
         let (mut seq, mut payload) = self.read_physical(limit).await?;
-        if let Some(expected) = first_seq {
+        if let Some(expected) = first_seq.filter(|_| self.check_sequence) {
             if seq != expected {
                 return Err(NetError::OutOfOrder { expected, got: seq });
             }
@@ -179,7 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketConn<S> {
                 other => other?,
             };
             let expected = seq.wrapping_add(1);
-            if next_seq != expected {
+            if next_seq != expected && self.check_sequence {
                 return Err(NetError::OutOfOrder {
                     expected,
                     got: next_seq,
@@ -308,6 +313,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> PacketConn<super::ClientIo<T>> {
     pub fn start_compression(&mut self) {
         let read_ahead = std::mem::take(&mut self.rbuf);
         self.stream.start_compression(read_ahead);
+        self.check_sequence = false;
     }
 }
 

@@ -4,11 +4,9 @@
 //! the "metadata follows" byte of MariaDB metadata caching, and the (empty) extended type
 //! information of MARIADB_CLIENT_EXTENDED_METADATA.
 
-use mysql_common::constants::{ColumnFlags, ColumnType};
-use mysql_common::packets::Column;
-use mysql_common::proto::MySerialize;
+use mysql_common::constants::ColumnType;
 
-use super::packets::{ok_packet, put_lenenc_int, read_lenenc_int, EOF_HEADER};
+use super::packets::{ok_packet, put_lenenc_int, EOF_HEADER};
 use super::response::{ResultFormat, SERVER_STATUS_AUTOCOMMIT};
 
 /// utf8mb4_general_ci, the collation of every column dbrouter returns.
@@ -31,18 +29,7 @@ pub fn text_result_set(
     }
     packets.push(count);
     for name in columns {
-        let col = Column::new(ColumnType::MYSQL_TYPE_VAR_STRING)
-            .with_name(name.as_bytes())
-            .with_org_name(name.as_bytes())
-            .with_character_set(UTF8MB4_GENERAL_CI)
-            .with_column_length(1024)
-            .with_flags(ColumnFlags::empty());
-        let mut def = Vec::new();
-        col.serialize(&mut def);
-        if format.extended_metadata {
-            insert_empty_extended_info(&mut def);
-        }
-        packets.push(def);
+        packets.push(column_definition(name, format.extended_metadata));
     }
     if !format.deprecate_eof {
         packets.push(eof(status));
@@ -71,21 +58,33 @@ pub fn text_result_set(
     packets
 }
 
-/// Puts an empty extended-type-information block (one zero byte) after the six
-/// length-encoded strings a column definition starts with (catalog, schema, table,
-/// org_table, name, org_name), where MariaDB puts it.
-fn insert_empty_extended_info(def: &mut Vec<u8>) {
-    let mut at = 0;
-    for _ in 0..6 {
-        let Some((len, data)) = read_lenenc_int(def, at) else {
-            return;
-        };
-        at = data.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+/// A column definition (protocol 4.1) of a utf8mb4 VAR_STRING column: catalog `def`,
+/// empty schema and tables, the name as name and original name, the (empty) extended
+/// type information when MARIADB_CLIENT_EXTENDED_METADATA is on, then the fixed fields:
+/// their length 0x0c, character set, column length, type, flags, decimals and filler.
+/// Written by hand: `mysql_common`'s `Column::serialize` (0.37) puts the column length
+/// before the character set, which clients read the other way round.
+fn column_definition(name: &str, extended_metadata: bool) -> Vec<u8> {
+    let mut def = Vec::with_capacity(32 + 2 * name.len());
+    for text in [&b"def"[..], b"", b"", b"", name.as_bytes(), name.as_bytes()] {
+        put_lenenc_int(&mut def, text.len() as u64);
+        def.extend_from_slice(text);
     }
-    if at <= def.len() {
-        def.insert(at, 0);
+    if extended_metadata {
+        def.push(0);
     }
+    def.push(0x0c);
+    def.extend_from_slice(&UTF8MB4_GENERAL_CI.to_le_bytes());
+    def.extend_from_slice(&COLUMN_LENGTH.to_le_bytes());
+    def.push(ColumnType::MYSQL_TYPE_VAR_STRING as u8);
+    def.extend_from_slice(&0u16.to_le_bytes()); // flags
+    def.push(0); // decimals
+    def.extend_from_slice(&[0, 0]); // filler
+    def
 }
+
+/// The column length announced for every column (in bytes).
+const COLUMN_LENGTH: u32 = 1024;
 
 fn eof(status: u16) -> Vec<u8> {
     let mut p = vec![0xfe, 0, 0];
@@ -135,6 +134,24 @@ mod tests {
             }
             assert_eq!(def[fixed_fields], 0x0c, "{format:?}");
             assert_eq!(def.len(), fixed_fields + 13, "{format:?}");
+            // Character set (utf8mb4_general_ci) before the column length, as clients
+            // read them; then VAR_STRING.
+            assert_eq!(&def[fixed_fields + 1..fixed_fields + 3], &[45, 0]);
+            assert_eq!(
+                &def[fixed_fields + 3..fixed_fields + 7],
+                &1024u32.to_le_bytes()
+            );
+            assert_eq!(def[fixed_fields + 7], 0xfd);
+            // And mysql_common reads it back as that.
+            use mysql_common::proto::MyDeserialize;
+            let col = mysql_common::packets::Column::deserialize(
+                (),
+                &mut mysql_common::io::ParseBuf(
+                    &[&def[..after_names], &def[fixed_fields..]].concat(),
+                ),
+            )
+            .unwrap();
+            assert_eq!((col.character_set(), col.column_length()), (45, 1024));
             let row = format.text_rows_start(2);
             assert_eq!(row, if format.deprecate_eof { 3 } else { 4 });
             assert_eq!(packets[row], vec![1, b'1', 0xfb]);

@@ -100,6 +100,9 @@ impl Prepared {
     }
 }
 
+/// Statement id 0xFFFFFFFF: the statement prepared last on the connection (MariaDB 10.2+).
+pub const LAST_STATEMENT: u32 = u32::MAX;
+
 /// The session's prepared statements.
 #[derive(Debug)]
 pub struct Statements {
@@ -110,6 +113,9 @@ pub struct Statements {
     /// `limits.max_session_bytes`: statement texts and long data held at once.
     max_bytes: usize,
     map: HashMap<u32, Prepared>,
+    /// The statement prepared last (None after a PREPARE that failed): what statement id
+    /// 0xFFFFFFFF names, MariaDB's way to pipeline an EXECUTE right after its PREPARE.
+    last: Option<u32>,
     /// The user a move held, set by the planning of an EXECUTE that had to wait.
     held_user: Option<Vec<u8>>,
 }
@@ -125,6 +131,7 @@ impl Statements {
             max_statements,
             max_bytes,
             map: HashMap::new(),
+            last: None,
             held_user: None,
         }
     }
@@ -133,6 +140,15 @@ impl Statements {
     /// copies die with the reset of their connections.
     pub fn clear(&mut self) {
         self.map.clear();
+        self.last = None;
+    }
+
+    /// The statement a command's id names: [`LAST_STATEMENT`] is the one prepared last.
+    pub fn resolve(&self, id: u32) -> u32 {
+        match (id, self.last) {
+            (LAST_STATEMENT, Some(last)) => last,
+            _ => id,
+        }
     }
 
     /// Bytes held for the statements: their texts and buffered long data.
@@ -200,6 +216,8 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<(), End> {
         let sql = payload.get(1..).unwrap_or_default();
+        // Until it succeeds, statement id 0xFFFFFFFF names no statement.
+        self.statements.last = None;
         if let Some(err) = self.statements.refuse_new(payload.len()) {
             return self.reply_error(seq, err).await;
         }
@@ -261,7 +279,12 @@ impl<S: ClientStream> Session<S> {
             return self.reply_error(seq, err).await;
         }
         let id = self.statements.next_id;
-        self.statements.next_id = self.statements.next_id.wrapping_add(1).max(1);
+        // Never 0, never LAST_STATEMENT.
+        self.statements.next_id = match self.statements.next_id.wrapping_add(1) {
+            0 | LAST_STATEMENT => 1,
+            next => next,
+        };
+        self.statements.last = Some(id);
         if let Some(first) = packets.first_mut() {
             set_stmt_id(first, id);
         }
