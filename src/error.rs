@@ -620,7 +620,13 @@ mod tests {
     }
 
     /// Errors the session sends in MariaDB's own words, not as a `ClientError`.
-    const SENT_AS_MARIADB: [(u16, &str); 2] = [(1305, "42000"), (1568, "25001")];
+    const SENT_AS_MARIADB: [(u16, &str); 5] = [
+        (1305, "42000"),
+        (1568, "25001"),
+        (1094, "HY000"),
+        (1317, "70100"),
+        (1927, "70100"),
+    ];
 
     #[test]
     fn every_error_sent_is_in_the_catalogue_and_nothing_else_is() {
