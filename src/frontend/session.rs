@@ -149,8 +149,8 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     table: Option<Arc<RoutingTable>>,
     /// The one timer behind the idle, backend-read and client-write limits.
     watchdog: Watchdog,
-    /// When the last command ended (a client idle since longer gets its connections
-    /// checked for a server that closed them meanwhile).
+    /// When the last command began (a client idle since longer than [`IDLE_CHECK_AFTER`]
+    /// gets its connections checked for a server that closed them meanwhile).
     last_command: std::time::Instant,
     /// The connection's log span (`conn{id peer}`): events name it as their parent
     /// instead of entering it on every poll of the session.
@@ -732,9 +732,11 @@ impl<S: ClientStream> Session<S> {
             // held only replayable state is replaced unnoticed; one that held more ends
             // the client connection, as a direct one would (drivers report 2006/2013 and
             // reconnect).
-            if self.last_command.elapsed() >= IDLE_CHECK_AFTER
-                && self.backends.drop_closed().is_err()
-            {
+            // One clock read per command: the idle check, the process list's "since".
+            let now = std::time::Instant::now();
+            let idle_for = now.saturating_duration_since(self.last_command);
+            self.last_command = now;
+            if idle_for >= IDLE_CHECK_AFTER && self.backends.drop_closed().is_err() {
                 return End::Closed(
                     "the server closed the session's backend connection while the client was idle; its session state went with it",
                 );
@@ -746,7 +748,6 @@ impl<S: ClientStream> Session<S> {
                 return End::Closed(KILLED);
             }
             self.client.shrink_read_buffer();
-            self.last_command = std::time::Instant::now();
         }
     }
 
@@ -773,7 +774,7 @@ impl<S: ClientStream> Session<S> {
             }
             _ => (Command::Other, &[][..]),
         };
-        self.me.begin(command, text);
+        self.me.begin(command, text, self.last_command);
         let result = self.dispatch_on(&table, seq, payload).await;
         self.me.end();
         self.table = Some(table);

@@ -144,21 +144,21 @@ impl SessionInfo {
         self.login.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// A command begins; `text` is its statement (COM_QUERY, COM_STMT_PREPARE).
-    pub fn begin(&self, command: Command, text: &[u8]) {
+    /// A command begins at `at`; `text` is its statement (COM_QUERY, COM_STMT_PREPARE).
+    pub fn begin(&self, command: Command, text: &[u8], at: Instant) {
         let mut a = self.lock();
         a.command = command;
-        a.since = Instant::now();
+        a.since = at;
         a.info.clear();
         a.info
             .extend_from_slice(text.get(..MAX_INFO).unwrap_or(text));
     }
 
-    /// The command ended: the session waits for its client.
+    /// The command ended: the session waits for its client (its idle time counts from
+    /// the command's start: no clock read on the hot path).
     pub fn end(&self) {
         let mut a = self.lock();
         a.command = Command::Sleep;
-        a.since = Instant::now();
         a.info.clear();
         a.running = None;
     }
@@ -337,7 +337,7 @@ mod tests {
         let r = SessionRegistry::new();
         let a = r.register(r.next_id(), peer(), "app");
         let other = r.register(r.next_id(), peer(), "other");
-        a.begin(Command::Query, b"SELECT SLEEP(10)");
+        a.begin(Command::Query, b"SELECT SLEEP(10)", Instant::now());
         a.set_db(Some("app"));
         a.set_running(Some((1, 77)));
         let rows = r.process_list("app");
