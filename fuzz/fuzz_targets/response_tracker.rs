@@ -18,7 +18,9 @@
 //!
 //! Input: `mode, command_seq, chunk, packets...`: a packet is `c` (length `c & 0x3f`,
 //! plus 64 × the next byte when `c & 0x40`; `c & 0x80`: the tracker is told the packet
-//! is larger than its head) and its bytes. With mode bit 5 the rest is a raw stream.
+//! is larger than its head) and its bytes. Mode bits 0-2: the response kind; 3:
+//! CLIENT_DEPRECATE_EOF; 4: metadata caching; 5: the rest is a raw stream; 6: extended
+//! metadata.
 
 #![no_main]
 
@@ -53,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let format = ResultFormat {
         deprecate_eof: mode & 8 != 0,
         metadata_flag: mode & 16 != 0,
-        extended_metadata: mode & 32 != 0,
+        extended_metadata: mode & 64 != 0,
     };
     let chunk = if chunk == 0xff {
         usize::MAX
