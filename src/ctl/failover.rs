@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::failover::{self, probe, Health, Ops};
+use crate::failover::{self, Health, Ops};
 use crate::topology::zk::ZkTarget;
 use crate::topology::{MoveState, ShardState};
 
@@ -147,14 +147,7 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
             .chain(s.standbys.iter().map(|x| ("standby", x)))
             .chain(s.rejoin.iter().map(|x| ("needs-rejoin", x)));
         for (role, addr) in roles {
-            let h = probe(
-                addr,
-                &ops.admin_user,
-                &ops.admin_password,
-                ops.timeout,
-                ops.tls.as_ref(),
-            )
-            .await;
+            let h = ops.probe(addr).await;
             out.push_str(&health_line(role, &h));
         }
     }

@@ -2,7 +2,7 @@
 //! the most is promoted and the old master is left fenced until it rejoins.
 
 use super::gtid::GtidPos;
-use super::{probe, publish, repoint_standbys, shard_of, under_lock, Admin, OpError, Ops};
+use super::{publish, repoint_standbys, shard_of, under_lock, Admin, OpError, Ops};
 use crate::topology::zk::ZkStore;
 use crate::topology::ShardState;
 
@@ -32,14 +32,7 @@ async fn failover_locked(
 ) -> Result<(), OpError> {
     let (_, _, current) = shard_of(store, shard).await?;
     let old = current.master.clone();
-    let old_health = probe(
-        &old,
-        &ops.admin_user,
-        &ops.admin_password,
-        ops.timeout,
-        ops.tls.as_ref(),
-    )
-    .await;
+    let old_health = ops.probe(&old).await;
     if old_health.reachable && !force {
         return Err(OpError::Refused(format!(
             "the master {old} of {shard} is reachable: use `dbrouter ctl promote {shard}` for a planned switchover (or --force)"
@@ -56,14 +49,7 @@ async fn failover_locked(
     // The most advanced standby by what it has received.
     let mut best: Option<(u64, String, GtidPos)> = None;
     for s in &current.standbys {
-        let h = probe(
-            s,
-            &ops.admin_user,
-            &ops.admin_password,
-            ops.timeout,
-            ops.tls.as_ref(),
-        )
-        .await;
+        let h = ops.probe(s).await;
         say(format!(
             "standby {s}: reachable={} received={} applied={} error={:?}",
             h.reachable, h.gtid_io_pos, h.gtid_slave_pos, h.last_error

@@ -56,6 +56,20 @@ pub struct Ops {
     pub tls: Option<crate::config::BackendTlsSection>,
 }
 
+impl Ops {
+    /// Probes the server at `addr` with the admin account, within the operations' timeout.
+    pub async fn probe(&self, addr: &str) -> Health {
+        probe(
+            addr,
+            &self.admin_user,
+            &self.admin_password,
+            self.timeout,
+            self.tls.as_ref(),
+        )
+        .await
+    }
+}
+
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {

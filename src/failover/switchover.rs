@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 
 use super::gtid::GtidPos;
-use super::{probe, publish, repoint_standbys, shard_of, under_lock, within, Admin, OpError, Ops};
+use super::{publish, repoint_standbys, shard_of, under_lock, within, Admin, OpError, Ops};
 use crate::topology::zk::ZkStore;
 use crate::topology::ShardState;
 
@@ -58,14 +58,7 @@ async fn promote_locked(
         None => {
             let mut best: Option<(u64, String)> = None;
             for s in &current.standbys {
-                let h = probe(
-                    s,
-                    &ops.admin_user,
-                    &ops.admin_password,
-                    ops.timeout,
-                    ops.tls.as_ref(),
-                )
-                .await;
+                let h = ops.probe(s).await;
                 if h.reachable && h.io_running && h.sql_running {
                     let p = GtidPos::parse(&h.gtid_slave_pos).map_or(0, |g| g.progress());
                     if best.as_ref().is_none_or(|(bp, _)| p > *bp) {
@@ -88,14 +81,7 @@ async fn promote_locked(
     let mut new = Admin::connect(ops, &target)
         .await
         .map_err(OpError::Refused)?;
-    let target_health = probe(
-        &target,
-        &ops.admin_user,
-        &ops.admin_password,
-        ops.timeout,
-        ops.tls.as_ref(),
-    )
-    .await;
+    let target_health = ops.probe(&target).await;
     let resumed = !target_health.read_only && target_health.replicates_from.is_none();
     let replicating = target_health.io_running && target_health.sql_running;
     if !resumed && !replicating {

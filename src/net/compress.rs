@@ -214,10 +214,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Compressible<T> {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
         loop {
-            if !zlib.plain.is_empty() {
-                let n = zlib.plain.len().min(buf.remaining());
-                buf.put_slice(&zlib.plain[..n]);
-                zlib.plain.advance(n);
+            if super::read_buffered(&mut zlib.plain, buf) {
                 return Poll::Ready(Ok(()));
             }
             if zlib.unpack()? {

@@ -14,3 +14,15 @@ pub use conn::{ClientStream, NetError, PacketConn};
 pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
 pub use tls::{BackendIo, BackendTls, ClientIo, TlsConfig, TlsFiles};
 pub use watchdog::{Elapsed, Watchdog};
+
+/// Hands bytes buffered ahead of a stream to a read, before the stream itself is read;
+/// false when there are none (TLS's read-ahead after the SSLRequest, decompressed bytes).
+fn read_buffered(ahead: &mut bytes::BytesMut, buf: &mut tokio::io::ReadBuf<'_>) -> bool {
+    if ahead.is_empty() {
+        return false;
+    }
+    let n = ahead.len().min(buf.remaining());
+    buf.put_slice(&ahead[..n]);
+    bytes::Buf::advance(ahead, n);
+    true
+}
