@@ -750,14 +750,6 @@ impl Config {
         self.accounts.get(name)
     }
 
-    /// An account's `max_connections` (0: no limit).
-    pub fn account_max_connections(&self, name: &str) -> usize {
-        self.users
-            .iter()
-            .find(|u| u.name == name)
-            .map_or(0, |u| u.max_connections)
-    }
-
     /// How sessions of a client account log in to MariaDB: as a `[[users]]` entry's
     /// `backend_user`, else as `[auth] identity` says.
     pub fn backend_account(&self, name: &str) -> BackendAccount {
@@ -775,11 +767,6 @@ impl Config {
                 password: self.backend.password().to_string(),
             },
         }
-    }
-
-    /// Whether an account must connect over TLS (`[[users]] require_tls`).
-    pub fn account_requires_tls(&self, name: &str) -> bool {
-        self.users.iter().any(|u| u.name == name && u.require_tls)
     }
 
     /// The greeting's default plugin.

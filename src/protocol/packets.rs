@@ -19,10 +19,13 @@ pub const ERR_HEADER: u8 = 0xff;
 /// First payload byte of a LOCAL INFILE request.
 pub const LOCAL_INFILE_HEADER: u8 = 0xfb;
 
+/// Status flag: the OK packet carries session-state information (CLIENT_SESSION_TRACK).
+pub const SERVER_SESSION_STATE_CHANGED: u16 = 0x4000;
+
 /// Builds an OK packet payload (protocol 4.1 layout, no info, no session state).
 pub fn ok_packet(affected_rows: u64, last_insert_id: u64, status: u16, warnings: u16) -> Vec<u8> {
     // It carries no session-state information: never the flag that announces some.
-    let status = status & !super::response::SERVER_SESSION_STATE_CHANGED;
+    let status = status & !SERVER_SESSION_STATE_CHANGED;
     let mut out = Vec::with_capacity(11);
     out.push(OK_HEADER);
     put_lenenc_int(&mut out, affected_rows);

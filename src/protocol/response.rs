@@ -20,8 +20,6 @@ pub const SERVER_STATUS_IN_TRANS: u16 = 0x0001;
 pub const SERVER_STATUS_AUTOCOMMIT: u16 = 0x0002;
 /// Status flag: the open transaction is read only.
 pub const SERVER_STATUS_IN_TRANS_READONLY: u16 = 0x2000;
-/// Status flag: the OK packet carries session-state information (CLIENT_SESSION_TRACK).
-pub const SERVER_SESSION_STATE_CHANGED: u16 = 0x4000;
 
 /// The shape of the response a command gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
