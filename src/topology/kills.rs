@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use zookeeper_client as zk;
 
-use super::zk::ZkStore;
+use super::zk::{zk_err, ZkStore};
 use super::TopologyError;
 
 /// A `KILL` passed to the router that owns the session.
@@ -37,10 +37,6 @@ pub enum KillOutcome {
     Done,
     /// No session of that account with that id.
     Unknown,
-}
-
-fn zk_err(e: impl std::fmt::Display) -> TopologyError {
-    TopologyError::Zk(e.to_string())
 }
 
 impl ZkStore {

@@ -9,6 +9,7 @@
 //! a malformed or unknown-version value is refused and the last good snapshot kept.
 //! docs/topology.md documents the znode layout.
 
+pub mod acl;
 pub mod file;
 pub mod jobs;
 pub mod kills;
