@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             switching: false,
             rejoin: Vec::new(),
             hibernation: false,
+            auto_failover_armed: true,
         })
         .collect();
     let names: Vec<String> = shards.iter().map(|s| s.name.clone()).collect();

@@ -559,7 +559,7 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        Self { interval_ms: 2000 }
+        Self { interval_ms: 500 }
     }
 }
 
@@ -585,6 +585,14 @@ pub struct FailoverConfig {
     pub drain_ms: u64,
     /// How long the new master may take to apply the old master's last transaction.
     pub catchup_timeout_ms: u64,
+    /// Automatic failover: the coordinator fails a shard over when a majority of the live
+    /// routers has not reached its master for `auto_after_ms` (docs/operations.md).
+    pub auto: bool,
+    /// How long a majority of routers must have lost the master before it is failed over.
+    pub auto_after_ms: u64,
+    /// A second automatic failover of a shard within this time is not made: the shard is
+    /// disarmed until `dbrouter ctl failover arm` (anti-flap).
+    pub auto_min_interval_ms: u64,
 }
 
 impl Default for FailoverConfig {
@@ -598,6 +606,9 @@ impl Default for FailoverConfig {
             buffer_max_statements: 10_000,
             drain_ms: 5_000,
             catchup_timeout_ms: 30_000,
+            auto: false,
+            auto_after_ms: 1_500,
+            auto_min_interval_ms: 600_000,
         }
     }
 }

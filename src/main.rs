@@ -81,12 +81,15 @@ enum CtlCommand {
         zk: ZkArgs,
     },
     /// Emergency failover: the master is gone; promote the most advanced standby.
+    #[command(args_conflicts_with_subcommands = true)]
     Failover {
         /// Shard name.
-        shard: String,
+        shard: Option<String>,
         /// Proceed even if the master answers.
         #[arg(long)]
         force: bool,
+        #[command(subcommand)]
+        command: Option<FailoverCommand>,
         #[command(flatten)]
         zk: ZkArgs,
     },
@@ -259,6 +262,28 @@ enum RoutersCommand {
     Forget {
         /// Router id, as `dbrouter ctl routers` lists it.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FailoverCommand {
+    /// Let automatic failover act on the shard again (after an anti-flap stop or a
+    /// disarm); also forgets its last automatic failover.
+    Arm {
+        /// Shard name.
+        shard: String,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Keep automatic failover away from the shard (maintenance of its master).
+    Disarm {
+        /// Shard name.
+        shard: String,
+        /// Why, shown by `ctl status` and in the alert.
+        #[arg(long, default_value = "disarmed by an operator")]
+        why: String,
+        #[command(flatten)]
+        zk: ZkArgs,
     },
 }
 
@@ -527,9 +552,30 @@ fn main() -> ExitCode {
             CtlCommand::Promote { shard, to, zk } => zk_ctl(zk, move |t, c| {
                 Box::pin(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
             }),
-            CtlCommand::Failover { shard, force, zk } => zk_ctl(zk, move |t, c| {
+            CtlCommand::Failover {
+                command: Some(FailoverCommand::Arm { shard, zk }),
+                ..
+            } => zk_ctl(zk, move |t, _| {
+                Box::pin(async move { ctl::failover::arm(&t, &shard, None).await })
+            }),
+            CtlCommand::Failover {
+                command: Some(FailoverCommand::Disarm { shard, why, zk }),
+                ..
+            } => zk_ctl(zk, move |t, _| {
+                Box::pin(async move { ctl::failover::arm(&t, &shard, Some(why)).await })
+            }),
+            CtlCommand::Failover {
+                shard: Some(shard),
+                force,
+                zk,
+                command: None,
+            } => zk_ctl(zk, move |t, c| {
                 Box::pin(async move { ctl::failover::failover(&t, &c, &shard, force).await })
             }),
+            CtlCommand::Failover { shard: None, .. } => {
+                eprintln!("usage: dbrouter ctl failover <SHARD> [--force] | arm <SHARD> | disarm <SHARD> [--why TEXT]");
+                std::process::ExitCode::from(2)
+            }
             CtlCommand::Rejoin { shard, server, zk } => zk_ctl(zk, move |t, c| {
                 Box::pin(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
             }),

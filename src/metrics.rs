@@ -55,6 +55,10 @@ pub const POOL_IDLE: &str = "dbrouter_pool_connections_idle";
 pub const POOL_MAX: &str = "dbrouter_pool_connections_max";
 /// Statements held because their shard is switching masters.
 pub const HELD: &str = "dbrouter_held_statements";
+/// Automatic failovers run by this router (the coordinator), by shard and outcome.
+pub const FAILOVER_AUTO: &str = "dbrouter_failover_auto_total";
+/// Alerts raised by this router's automatic failover, by shard and reason.
+pub const FAILOVER_BLOCKED: &str = "dbrouter_failover_auto_blocked_total";
 /// Topology version served.
 pub const TOPOLOGY_VERSION: &str = "dbrouter_topology_version";
 /// Users with an override.
@@ -355,6 +359,29 @@ pub fn pool_discarded(addr: &str) {
     }
 }
 
+/// An automatic failover of `shard` ended: `done` or `failed`.
+pub fn failover_auto(shard: &str, outcome: &'static str) {
+    if enabled() {
+        let labels = vec![
+            Label::new("shard", shard.to_string()),
+            Label::from_static_parts("outcome", outcome),
+        ];
+        counter(FAILOVER_AUTO, labels).increment(1);
+    }
+}
+
+/// Automatic failover (or rejoin) of `shard` raised an alert: it will not act, for
+/// `reason` (docs/operations.md lists them).
+pub fn failover_blocked(shard: &str, reason: &'static str) {
+    if enabled() {
+        let labels = vec![
+            Label::new("shard", shard.to_string()),
+            Label::from_static_parts("reason", reason),
+        ];
+        counter(FAILOVER_BLOCKED, labels).increment(1);
+    }
+}
+
 /// A pool checkout for master `addr` gave up.
 pub fn pool_exhausted(addr: &str) {
     if enabled() {
@@ -415,6 +442,16 @@ fn describe(r: &dyn Recorder) {
         MOVE_BYTES,
         Count,
         "Bytes of column values copied by the moves this process ran.",
+    );
+    d(
+        FAILOVER_AUTO,
+        Count,
+        "Automatic failovers this router ran as the coordinator, by shard and outcome: done or failed.",
+    );
+    d(
+        FAILOVER_BLOCKED,
+        Count,
+        "Alerts raised by automatic failover, by shard and reason (no_standby, disarmed, flapping, never_reached, async, failed, rejoin_refused, rejoin_failed): it will not act until the reason is gone.",
     );
     d(
         POOL_DISCARDED,

@@ -258,6 +258,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             },
         );
     }
+    // This router's view of every master, for the coordinator's automatic failover.
+    if let (Some(target), true) = (
+        crate::topology::zk::ZkTarget::of(&config.topology),
+        config.health.interval_ms > 0,
+    ) {
+        crate::backend::opinions::spawn_publisher(
+            target,
+            (
+                Duration::from_millis(config.topology.session_timeout_ms),
+                config.timeouts.connect(),
+            ),
+            Arc::clone(&routing),
+            Arc::clone(&health),
+            router_id(&config),
+        );
+    }
     // Hibernated users: sessions queue wake-ups; one router (elected) carries them out.
     let wakeups = match crate::topology::zk::ZkTarget::of(&config.topology) {
         Some(target) => {

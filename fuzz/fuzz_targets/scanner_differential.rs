@@ -139,6 +139,7 @@ fn tables() -> &'static [RoutingTable] {
             switching: false,
             rejoin: Vec::new(),
             hibernation: false,
+            auto_failover_armed: true,
         };
         let sharding =
             |key: &str, tables: &[(&str, Option<&str>)], globals: &[&str]| ShardingConfig {

@@ -17,7 +17,7 @@ use crate::harness::*;
 use crate::sharding::direct_to;
 
 /// Users on shard1 (the shard whose master changes) for this router's ring.
-fn shard1_users(router: &TestRouter, n: usize) -> Vec<u64> {
+pub(crate) fn shard1_users(router: &TestRouter, n: usize) -> Vec<u64> {
     let table = router.routing();
     (1u64..)
         .filter(|u| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
@@ -25,7 +25,7 @@ fn shard1_users(router: &TestRouter, n: usize) -> Vec<u64> {
         .collect()
 }
 
-async fn create_writes_table(cluster: &PrivateCluster) {
+pub(crate) async fn create_writes_table(cluster: &PrivateCluster) {
     for addr in [cluster.var("DBR_S1_MASTER"), cluster.var("DBR_S2_MASTER")] {
         let mut c = direct_to(&addr, Some("app")).await;
         c.query_drop("CREATE TABLE IF NOT EXISTS writes (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))")
@@ -35,16 +35,20 @@ async fn create_writes_table(cluster: &PrivateCluster) {
 }
 
 /// Result of one writer: acknowledged sequence numbers, errors, and the pauses it saw.
-struct WriterLog {
-    user: u64,
-    acked: Vec<u64>,
-    errors: Vec<String>,
-    latencies: Vec<Duration>,
+pub(crate) struct WriterLog {
+    pub user: u64,
+    pub acked: Vec<u64>,
+    pub errors: Vec<String>,
+    pub latencies: Vec<Duration>,
 }
 
 /// Inserts (user, 1), (user, 2), … through the router until `stop`, reconnecting after
 /// errors; records what was acknowledged.
-fn writer(addr: String, user: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<WriterLog> {
+pub(crate) fn writer(
+    addr: String,
+    user: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<WriterLog> {
     tokio::spawn(async move {
         let mut log = WriterLog {
             user,
@@ -92,7 +96,7 @@ fn writer(addr: String, user: u64, stop: Arc<AtomicBool>) -> tokio::task::JoinHa
 }
 
 /// Every acknowledged write must be on `master`.
-async fn assert_nothing_lost(master: &str, logs: &[WriterLog]) -> usize {
+pub(crate) async fn assert_nothing_lost(master: &str, logs: &[WriterLog]) -> usize {
     let mut c = direct_to(master, Some("app")).await;
     let mut total = 0;
     for log in logs {
@@ -120,7 +124,7 @@ async fn assert_nothing_lost(master: &str, logs: &[WriterLog]) -> usize {
     total
 }
 
-fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+pub(crate) fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples.sort();
     samples
         .get((samples.len() * p / 100).min(samples.len().saturating_sub(1)))
@@ -128,7 +132,7 @@ fn percentile(samples: &mut [Duration], p: usize) -> Duration {
         .unwrap_or_default()
 }
 
-async fn current_master(url: &str, shard: &str) -> String {
+pub(crate) async fn current_master(url: &str, shard: &str) -> String {
     let store = dbrouter::topology::zk::ZkStore::connect(
         &dbrouter::topology::zk::ZkTarget::parse(url).unwrap(),
         Duration::from_secs(10),
@@ -144,12 +148,17 @@ async fn current_master(url: &str, shard: &str) -> String {
         .master
 }
 
-fn start_router(cluster: &PrivateCluster, root: &str, url: &str) -> TestRouter {
+pub(crate) fn start_router(cluster: &PrivateCluster, root: &str, url: &str) -> TestRouter {
     start_router_with(cluster, root, url, "")
 }
 
 /// `start_router` with `extra` TOML appended to the config.
-fn start_router_with(cluster: &PrivateCluster, root: &str, url: &str, extra: &str) -> TestRouter {
+pub(crate) fn start_router_with(
+    cluster: &PrivateCluster,
+    root: &str,
+    url: &str,
+    extra: &str,
+) -> TestRouter {
     let router = TestRouter::spawn(cluster.router_settings(root, extra));
     let (ok, out) = ctl(&[
         "topology",

@@ -10,6 +10,7 @@
 
 mod admin;
 mod auth;
+mod auto_failover;
 mod bad_input;
 mod conformance;
 mod failover;

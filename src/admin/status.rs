@@ -250,12 +250,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
-}
+use crate::topology::now_ms;
 
 /// Summary of a server's health: (state, severity), worded as `dbrouter ctl status`.
 fn server_state(role: &str, h: Option<&ServerHealth>) -> (&'static str, &'static str) {

@@ -1,10 +1,11 @@
 //! Connections to MariaDB servers: dialing, the client side of the handshake with the
 //! router's service account, and the connection type the relay writes statements to.
-//! Also the pools per shard master and the health checker.
+//! Also the pools per shard master, the health checker and the opinions it publishes.
 
 pub mod connection;
 pub mod exchange;
 pub mod health;
+pub mod opinions;
 pub mod pipeline;
 pub mod pool;
 

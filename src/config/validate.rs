@@ -218,6 +218,22 @@ impl Config {
                 ));
             }
         }
+        if self.failover.auto {
+            let why = if self.admin.is_none() {
+                Some("needs an [admin] account (the coordinator promotes standbys with it)")
+            } else if !self.topology.source.starts_with("zk://") {
+                Some("needs a ZooKeeper topology (routers agree on a dead master there)")
+            } else if self.health.interval_ms == 0 {
+                Some("needs the health checker (health.interval_ms > 0)")
+            } else if self.failover.auto_after_ms <= self.health.interval_ms {
+                Some("failover.auto_after_ms must be longer than health.interval_ms (a master must miss more than one probe)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(invalid("failover.auto".into(), why.into()));
+            }
+        }
         if self.shards.is_empty() {
             return Err(invalid(
                 "shards".into(),

@@ -2,7 +2,6 @@
 //! health table, printed step by step.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::failover::{self, Health, Ops};
@@ -12,23 +11,7 @@ use crate::topology::{MoveState, ShardState};
 /// The operation settings from a config file (`[admin]`, `[failover]`, `[backend]`).
 pub fn ops(config_path: &Path) -> Result<Ops, String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let admin = config.admin.as_ref().ok_or_else(|| {
-        format!(
-            "{} has no [admin] account: the operations need one",
-            config_path.display()
-        )
-    })?;
-    Ok(Ops {
-        admin_user: admin.user.clone(),
-        admin_password: admin.password()?,
-        repl_user: config.failover.repl_user.clone(),
-        repl_password: config.failover.repl_password.clone(),
-        service_user: config.backend.user.clone(),
-        drain: Duration::from_millis(config.failover.drain_ms),
-        catchup: Duration::from_millis(config.failover.catchup_timeout_ms),
-        timeout: config.timeouts.connect().max(Duration::from_secs(3)),
-        tls: config.backend.tls.clone(),
-    })
+    Ops::from_config(&config).map_err(|e| format!("{}: {e}", config_path.display()))
 }
 
 use super::store;
@@ -65,10 +48,73 @@ pub async fn failover(
 ) -> Result<String, String> {
     let ops = ops(config)?;
     let store = store(target).await?;
-    failover::failover(&store, &ops, shard, force, &mut printer())
+    failover::failover(
+        &store,
+        &ops,
+        shard,
+        failover::Trigger::Operator { force },
+        &mut printer(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(format!("failover of {shard} done\n"))
+}
+
+/// `failover arm <shard>` (`why` = `None`) and `failover disarm <shard> --why …`.
+pub async fn arm(target: &ZkTarget, shard: &str, why: Option<String>) -> Result<String, String> {
+    let store = store(target).await?;
+    let disarm = why.is_some();
+    let version = failover::auto::set_armed(&store, shard, why)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(format!("failover of {shard} done\n"))
+    Ok(if disarm {
+        format!("automatic failover of {shard} disarmed (topology version {version})\n")
+    } else {
+        format!("automatic failover of {shard} armed (topology version {version})\n")
+    })
+}
+
+/// The automatic failover lines of a shard in `status`: armed or not, its last
+/// automatic failover, the routers that have lost its master, and its alerts.
+async fn auto_failover_lines(
+    store: &crate::topology::zk::ZkStore,
+    s: &crate::topology::ShardDoc,
+) -> String {
+    let mut out = String::new();
+    let auto = &s.auto_failover;
+    let armed = match &auto.disarmed {
+        None => "armed".to_string(),
+        Some(why) => format!("DISARMED ({why}; `dbrouter ctl failover arm {}`)", s.name),
+    };
+    let last = match auto.last_ms {
+        0 => String::new(),
+        ms => format!(
+            ", last automatic failover {} s ago",
+            crate::topology::now_ms().saturating_sub(ms) / 1000
+        ),
+    };
+    out.push_str(&format!("  automatic failover: {armed}{last}\n"));
+    if let Ok(opinions) = store.opinions(&s.name).await {
+        let lost: Vec<String> = opinions
+            .iter()
+            .filter(|o| o.doc.master == s.master && !o.doc.reachable)
+            .map(|o| format!("{} ({} ms)", o.router, o.doc.down_for_ms))
+            .collect();
+        if !lost.is_empty() {
+            out.push_str(&format!(
+                "  routers that lost the master: {}\n",
+                lost.join(", ")
+            ));
+        }
+    }
+    for key in std::iter::once(s.name.clone())
+        .chain(s.rejoin.iter().map(|r| format!("{}-rejoin-{r}", s.name)))
+    {
+        if let Ok(Some(alert)) = store.failover_alert(&key).await {
+            out.push_str(&format!("  ALERT ({}): {}\n", alert.kind, alert.reason));
+        }
+    }
+    out
 }
 
 /// `rejoin <shard> <server>`.
@@ -150,6 +196,7 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
             let h = ops.probe(addr).await;
             out.push_str(&health_line(role, &h));
         }
+        out.push_str(&auto_failover_lines(&store, s).await);
     }
     let routers = store.routers().await.map_err(|e| e.to_string())?;
     out.push_str(&format!("routers ({}):\n", routers.len()));

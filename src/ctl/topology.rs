@@ -162,6 +162,7 @@ impl NewShard<'_> {
             state: ShardState::Serving,
             rejoin: Vec::new(),
             hibernation: self.hibernation,
+            auto_failover: Default::default(),
         }
     }
 }

@@ -6,19 +6,36 @@ use super::{publish, repoint_standbys, shard_of, under_lock, Admin, OpError, Ops
 use crate::topology::zk::ZkStore;
 use crate::topology::ShardState;
 
+/// Who asked for a failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// An operator (`dbrouter ctl failover`); `force` fails over a reachable master too.
+    Operator {
+        /// Fail over even though the master answers.
+        force: bool,
+    },
+    /// The coordinator's automatic failover, decided about the master named here (if the
+    /// topology names another by now, nothing is done). Recorded in the shard's
+    /// `auto_failover.last_ms`.
+    Automatic {
+        /// The master the routers lost.
+        master: String,
+    },
+}
+
 /// Emergency failover of `shard` whose master is unreachable.
 pub async fn failover(
     store: &ZkStore,
     ops: &Ops,
     shard: &str,
-    force: bool,
-    say: &mut dyn FnMut(String),
+    trigger: Trigger,
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     under_lock(
         store,
         shard,
         "failover",
-        failover_locked(store, ops, shard, force, say),
+        failover_locked(store, ops, shard, trigger, say),
     )
     .await
 }
@@ -27,11 +44,27 @@ async fn failover_locked(
     store: &ZkStore,
     ops: &Ops,
     shard: &str,
-    force: bool,
-    say: &mut dyn FnMut(String),
+    trigger: Trigger,
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     let (_, _, current) = shard_of(store, shard).await?;
     let old = current.master.clone();
+    let force = match &trigger {
+        Trigger::Operator { force } => *force,
+        Trigger::Automatic { master } if *master != old => {
+            return Err(OpError::Refused(format!(
+                "the master of {shard} is {old} now, not {master}: nothing to do"
+            )))
+        }
+        Trigger::Automatic { .. } => {
+            if current.auto_failover.disarmed.is_some() {
+                return Err(OpError::Refused(format!(
+                    "automatic failover of {shard} is disarmed"
+                )));
+            }
+            false
+        }
+    };
     let old_health = ops.probe(&old).await;
     if old_health.reachable && !force {
         return Err(OpError::Refused(format!(
@@ -105,6 +138,9 @@ async fn failover_locked(
     }
     s.epoch += 1;
     s.state = ShardState::Serving;
+    if matches!(trigger, Trigger::Automatic { .. }) {
+        s.auto_failover.last_ms = crate::topology::now_ms();
+    }
     let epoch = s.epoch;
     let v = publish(store, doc, version, s).await?;
     say(format!(

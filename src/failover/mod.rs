@@ -12,6 +12,7 @@
 //! compare-and-set publish); `probe.rs` probes a server, `server.rs` runs the server
 //! commands, and `switchover.rs`, `emergency.rs` and `rejoin.rs` are the operations.
 
+pub mod auto;
 mod emergency;
 pub mod gtid;
 mod probe;
@@ -28,7 +29,7 @@ use crate::topology::zk::ZkStore;
 use crate::topology::{ShardDoc, TopologyDoc, TopologyError};
 use server::Admin;
 
-pub use emergency::failover;
+pub use emergency::{failover, Trigger};
 pub use probe::{probe, Health};
 pub use rejoin::rejoin;
 pub use switchover::promote;
@@ -57,6 +58,25 @@ pub struct Ops {
 }
 
 impl Ops {
+    /// The operation settings of a config (`[admin]`, `[failover]`, `[backend]`).
+    pub fn from_config(config: &crate::config::Config) -> Result<Ops, String> {
+        let admin = config
+            .admin
+            .as_ref()
+            .ok_or("there is no [admin] account: the operations need one")?;
+        Ok(Ops {
+            admin_user: admin.user.clone(),
+            admin_password: admin.password()?,
+            repl_user: config.failover.repl_user.clone(),
+            repl_password: config.failover.repl_password.clone(),
+            service_user: config.backend.user.clone(),
+            drain: Duration::from_millis(config.failover.drain_ms),
+            catchup: Duration::from_millis(config.failover.catchup_timeout_ms),
+            timeout: config.timeouts.connect().max(Duration::from_secs(3)),
+            tls: config.backend.tls.clone(),
+        })
+    }
+
     /// Probes the server at `addr` with the admin account, within the operations' timeout.
     pub async fn probe(&self, addr: &str) -> Health {
         probe(
@@ -240,7 +260,7 @@ async fn repoint_standbys<'a>(
     ops: &Ops,
     standbys: impl IntoIterator<Item = &'a String>,
     target: &str,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) {
     for other in standbys {
         match Admin::connect(ops, other).await {

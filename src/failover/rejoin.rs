@@ -11,7 +11,7 @@ pub async fn rejoin(
     ops: &Ops,
     shard: &str,
     server: &str,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     under_lock(
         store,
@@ -27,7 +27,7 @@ async fn rejoin_locked(
     ops: &Ops,
     shard: &str,
     server: &str,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     let (_, _, current) = shard_of(store, shard).await?;
     if current.master == server {

@@ -17,7 +17,7 @@ pub async fn promote(
     ops: &Ops,
     shard: &str,
     to: Option<&str>,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     under_lock(
         store,
@@ -33,7 +33,7 @@ async fn promote_locked(
     ops: &Ops,
     shard: &str,
     to: Option<&str>,
-    say: &mut dyn FnMut(String),
+    say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     let (_, _, current) = shard_of(store, shard).await?;
     let old = current.master.clone();

@@ -53,6 +53,7 @@ use super::transaction::{
 use prepared::Statements;
 
 mod execute;
+mod failover_hold;
 mod local_answers;
 mod login;
 pub mod prepared;

@@ -10,7 +10,11 @@
 //!   coordinator that died is resumed: its drain moves whoever is still on the shard (an
 //!   interrupted move is finished or rolled back by the next move of that user).
 //!
-//! The two run side by side, so a long drain never delays a wake-up.
+//! - with `[failover] auto`, automatic failover and rejoin (`failover::auto`): every
+//!   [`AUTO_POLL`] it reads the routers' opinions of every master and fails over a shard
+//!   whose master a majority has lost, and rejoins former masters that are back.
+//!
+//! The three run side by side, so a long drain never delays a wake-up or a failover.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,13 +24,17 @@ use tracing::{info, warn};
 use super::drain::{drain_plan, move_many, BatchReport, DrainSettings, Ended};
 use super::{move_user, now_ms, MoveSettings};
 use crate::config::Config;
-use crate::failover::ShardLock;
+use crate::failover::auto::{AutoFailover, AutoSettings};
+use crate::failover::{Ops, ShardLock};
 use crate::topology::jobs::{JobDoc, JobKind, JobState};
 use crate::topology::zk::{ZkStore, ZkTarget};
 use crate::topology::TopologyError;
 
 /// How often the coordinator looks for work, and a candidate for the lock.
 const POLL: Duration = Duration::from_millis(500);
+
+/// How often automatic failover looks at the routers' opinions.
+const AUTO_POLL: Duration = Duration::from_millis(250);
 
 /// How often a running job's record is rewritten with its progress (and checked for a
 /// cancellation), at most.
@@ -55,7 +63,10 @@ pub async fn run(target: ZkTarget, config: Arc<Config>, me: String) {
             }
         };
         let Some(lock) = lock else { continue };
-        info!("this router is the coordinator (wake-ups of hibernated users, queued jobs)");
+        info!(
+            auto_failover = config.failover.auto,
+            "this router is the coordinator (wake-ups of hibernated users, queued jobs, automatic failover)"
+        );
         let alive = || !store.client().state().is_terminated();
         let wake_ups = async {
             while alive() {
@@ -73,7 +84,27 @@ pub async fn run(target: ZkTarget, config: Arc<Config>, me: String) {
                 tokio::time::sleep(POLL).await;
             }
         };
-        tokio::join!(wake_ups, jobs);
+        let auto_failover = async {
+            if !config.failover.auto {
+                return;
+            }
+            let ops = match Ops::from_config(&config) {
+                Ok(ops) => ops,
+                Err(e) => {
+                    warn!(error = %e, "coordinator: automatic failover cannot run");
+                    return;
+                }
+            };
+            let settings = AutoSettings::of(&config);
+            let mut auto = AutoFailover::default();
+            while alive() {
+                if let Err(e) = auto.round(&store, &ops, &settings).await {
+                    warn!(error = %e, "coordinator: automatic failover round failed; retrying");
+                }
+                tokio::time::sleep(AUTO_POLL).await;
+            }
+        };
+        tokio::join!(wake_ups, jobs, auto_failover);
         lock.release().await;
         warn!("coordinator: ZooKeeper session ended; competing again");
     }

@@ -28,7 +28,7 @@ pub mod coordinator;
 pub mod data;
 pub mod drain;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
 
@@ -74,12 +74,7 @@ impl Default for MoveSettings {
 /// timeout, so a dead mover's lock has expired by then).
 const LOCK_WAIT: Duration = Duration::from_secs(12);
 
-/// Milliseconds since the Unix epoch (the records' clock).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::topology::now_ms;
 
 fn zk(e: TopologyError) -> String {
     e.to_string()

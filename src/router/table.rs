@@ -27,6 +27,9 @@ pub struct ShardInfo {
     pub rejoin: Vec<String>,
     /// A hibernation shard: a statement routed there wakes its user (moves them back).
     pub hibernation: bool,
+    /// Automatic failover may act on the shard (not disarmed): while its master is
+    /// unreachable, statements are held for the new master (with `[failover] auto`).
+    pub auto_failover_armed: bool,
 }
 
 /// Why a user id maps to its shard.
@@ -582,6 +585,7 @@ mod tests {
             switching: false,
             rejoin: Vec::new(),
             hibernation: false,
+            auto_failover_armed: true,
         };
         let sharding = ShardingConfig {
             global_tables: vec!["countries".into()],

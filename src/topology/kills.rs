@@ -40,7 +40,7 @@ pub enum KillOutcome {
 }
 
 impl ZkStore {
-    async fn ensure(&self, rel: &str) -> Result<(), TopologyError> {
+    pub(super) async fn ensure(&self, rel: &str) -> Result<(), TopologyError> {
         let persistent = zk::CreateMode::Persistent.with_acls(self.acls());
         let mut path = String::new();
         for part in rel.split('/') {

@@ -13,6 +13,7 @@ pub mod acl;
 pub mod file;
 pub mod jobs;
 pub mod kills;
+pub mod opinions;
 pub mod wakeups;
 pub mod watcher;
 pub mod zk;
@@ -94,6 +95,30 @@ pub struct ShardDoc {
     /// for one of them is served there and moves the user back (docs/moves.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hibernation: bool,
+    /// What automatic failover did to the shard and whether it may act again.
+    #[serde(default, skip_serializing_if = "AutoFailoverDoc::is_clear")]
+    pub auto_failover: AutoFailoverDoc,
+}
+
+/// The automatic failover record of a shard (docs/operations.md, "Automatic failover").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoFailoverDoc {
+    /// When the last automatic failover of the shard published its new master
+    /// (milliseconds since the Unix epoch; 0 = none).
+    #[serde(default)]
+    pub last_ms: u64,
+    /// Why automatic failover is off for the shard until `dbrouter ctl failover arm`
+    /// (anti-flap, or an operator's `disarm`); `None` = armed.
+    #[serde(default)]
+    pub disarmed: Option<String>,
+}
+
+impl AutoFailoverDoc {
+    /// Nothing recorded: the shard is armed and never failed over automatically.
+    pub fn is_clear(&self) -> bool {
+        *self == AutoFailoverDoc::default()
+    }
 }
 
 /// The topology document (`<root>/topology`).
@@ -279,6 +304,13 @@ pub fn decode<T: for<'de> Deserialize<'de> + HasSchema>(
     Ok(doc)
 }
 
+/// Milliseconds since the Unix epoch (the clock of the records in ZooKeeper).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Encodes a document as JSON.
 pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
     // Serialising these plain structs cannot fail.
@@ -320,6 +352,7 @@ impl TopologyDoc {
                     state: ShardState::Serving,
                     rejoin: Vec::new(),
                     hibernation: false,
+                    auto_failover: Default::default(),
                 })
                 .collect(),
             global_shard: config
@@ -427,6 +460,7 @@ impl Snapshot {
                 switching: s.state == ShardState::Switching,
                 rejoin: s.rejoin.clone(),
                 hibernation: s.hibernation,
+                auto_failover_armed: s.auto_failover.disarmed.is_none(),
             })
             .collect();
         let overrides = self
@@ -470,6 +504,7 @@ mod tests {
                     state: ShardState::Serving,
                     rejoin: vec![],
                     hibernation: false,
+                    auto_failover: Default::default(),
                 },
                 ShardDoc {
                     name: "b".into(),
@@ -480,6 +515,7 @@ mod tests {
                     state: ShardState::Serving,
                     rejoin: vec![],
                     hibernation: false,
+                    auto_failover: Default::default(),
                 },
             ],
             global_shard: "a".into(),

@@ -10,14 +10,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tracing::{debug, error, info, warn};
 use zookeeper_client as zk;
 
 use super::zk::{ZkStore, ZkTarget};
-use super::{RouterDoc, RouterLease, TopologyError, SCHEMA};
+use super::{now_ms, RouterDoc, RouterLease, TopologyError, SCHEMA};
 use crate::config::ShardingConfig;
 use crate::router::RoutingTable;
 
@@ -482,11 +482,4 @@ impl Follower {
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -2,6 +2,7 @@
 //! binding, checkout with state replay, dialect check), execute (send and relay the
 //! answer) and settle (status flags, last insert, metrics).
 
+use super::failover_hold::{awaits_failover, hold_for_failover};
 use super::*;
 
 impl<S: ClientStream> Session<S> {
@@ -101,6 +102,23 @@ impl<S: ClientStream> Session<S> {
         } else {
             table
         };
+        // A statement that opens no transaction's shard takes its connection first: while
+        // the master is lost and a failover is expected, it is held for the new master
+        // (`acquire`) before anything of the session's transaction state changes.
+        let acquired = self.tx.open_shard().is_none();
+        let early;
+        let table = if acquired {
+            match self.acquire(table, shard).await {
+                Ok(None) => table,
+                Ok(Some(fresh)) => {
+                    early = fresh;
+                    &*early
+                }
+                Err(failure) => return self.reply_failure(seq, failure).await.map(|_| None),
+            }
+        } else {
+            table
+        };
         if binds {
             match self.tx.bind(shard, table.version) {
                 Err(other) => {
@@ -142,13 +160,17 @@ impl<S: ClientStream> Session<S> {
         let timeouts = self.relay_timeouts();
         let format = self.backends.result_format();
         let retried;
-        let table = match self.acquire(table, shard).await {
-            Ok(None) => table,
-            Ok(Some(fresh)) => {
-                retried = fresh;
-                &*retried
+        let table = if acquired {
+            table
+        } else {
+            match self.acquire(table, shard).await {
+                Ok(None) => table,
+                Ok(Some(fresh)) => {
+                    retried = fresh;
+                    &*retried
+                }
+                Err(failure) => return self.reply_failure(seq, failure).await.map(|_| None),
             }
-            Err(failure) => return self.reply_failure(seq, failure).await.map(|_| None),
         };
         // The statement was read with the session's dialect; a connection that reads
         // differently (another global sql_mode or version on this shard) runs it only if
@@ -242,7 +264,24 @@ impl<S: ClientStream> Session<S> {
         let Err(failure) = self.backends.connection(table, shard).await else {
             return Ok(None);
         };
+        if failure.master_unreachable() {
+            // Probe now: the routers' opinions decide a failover.
+            self.ctx.health.suspect();
+        }
         match self.retry_on_newer_master(table, shard, &failure).await {
+            None if self.tx.open_shard() != Some(shard)
+                && awaits_failover(&self.ctx, table, shard, &failure) =>
+            {
+                let held = hold_for_failover(&self.ctx, &mut self.backends, table, shard, failure);
+                let fresh = held.await?;
+                if fresh.shard(shard).is_some_and(|s| s.switching) {
+                    // Published as switching meanwhile: held like any statement.
+                    let fresh = self.hold_while_switching(shard).await?;
+                    self.backends.connection(&fresh, shard).await?;
+                    return Ok(Some(fresh));
+                }
+                Ok(Some(fresh))
+            }
             None => Err(failure),
             Some(Err(held_too_long)) => Err(held_too_long.into()),
             Some(Ok(fresh)) => {

@@ -104,7 +104,9 @@ pub(super) async fn connection_phase(
         Arc::clone(&ctx.config),
         login_state(&login, identity),
     );
-    if let Err(failure) = backends.connection(&table, global).await {
+    if let Err(failure) =
+        super::failover_hold::connect_or_hold(ctx, &mut backends, table, global).await
+    {
         return Err(send_failure(client, seq, failure).await);
     }
     // The global sql_mode and the login character set, as the login connection reads them.
