@@ -95,7 +95,16 @@ async fn first_write(router: &TestRouter, user: u64, seq: u64, limit: Duration) 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = std::fs::read_to_string(&router.log).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    let kept =
+        std::env::temp_dir().join(format!("auto-failover-router-{}.log", std::process::id()));
+    let _ = std::fs::write(&kept, &log);
+    println!("router log kept in {}", kept.display());
+    let tail: Vec<&str> = log
+        .lines()
+        .rev()
+        .filter(|l| !l.contains("zookeeper_client") && !l.contains(" DEBUG "))
+        .take(80)
+        .collect();
     panic!(
         "no write for user {user} succeeded within {limit:?}; last error: {last}\nrouter log (newest first):\n{}",
         tail.join("\n")

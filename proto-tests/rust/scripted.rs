@@ -1001,3 +1001,47 @@ async fn an_unreachable_master_replaced_meanwhile_is_retried_on_the_new_one() {
     client.assert_usable().await;
     silent.abort();
 }
+
+#[tokio::test]
+async fn a_silent_master_replaced_by_a_failover_is_1158_within_a_second() {
+    // The master answers the login and then goes silent (cut off by the network): its
+    // connection never closes, and backend_read_ms is far away.
+    let silent = FakeServer::start(Script::answering(|sql, format| {
+        if sql.starts_with("SELECT 5") {
+            Reply::Silence
+        } else {
+            select_answer(sql, format)
+        }
+    }))
+    .await;
+    let global = FakeServer::start(Script::selects()).await;
+    let replacement = FakeServer::start(Script::selects()).await;
+    let fixture = Fixture::new(&[&global.addr, &silent.addr], Tuning::default());
+    let table = fixture.ctx.routing.load_full();
+    let shard2 = table.shard_id("shard2").unwrap();
+    let user = (1u64..)
+        .find(|u| table.shard_for_key(u.to_string().as_bytes()).0 == shard2)
+        .unwrap();
+    let mut client = fixture.client().await;
+    let statement = format!("SELECT 5 FROM posts WHERE userid = {user}");
+    client.send(&statement).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The failover publishes the new master while the statement waits on the old one.
+    let mut snapshot = FileStore::new(&fixture.config).snapshot_now();
+    snapshot.topology.shard_mut("shard2").unwrap().master = replacement.addr.clone();
+    fixture.publish(snapshot.routing_table(&fixture.config.sharding).unwrap());
+    let published = Instant::now();
+    let response = client.response().await;
+    let Ending::Err(err) = response.ending else {
+        panic!("{response:?}");
+    };
+    assert_code(&err, 1158, "08S01");
+    assert_no_internals(&err.message, &silent);
+    assert!(
+        published.elapsed() < Duration::from_millis(2_500),
+        "given up after {:?}",
+        published.elapsed()
+    );
+    // Its outcome is unknown: the statement is not sent to the new master.
+    assert!(replacement.statements().is_empty());
+}

@@ -6,6 +6,9 @@ use super::{publish, repoint_standbys, shard_of, under_lock, Admin, OpError, Ops
 use crate::topology::zk::ZkStore;
 use crate::topology::ShardState;
 
+/// How long an automatic failover's own probe of the lost master may take.
+const QUICK_PROBE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Who asked for a failover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
@@ -65,7 +68,17 @@ async fn failover_locked(
             false
         }
     };
-    let old_health = ops.probe(&old).await;
+    let old_health = if matches!(trigger, Trigger::Automatic { .. }) {
+        // A majority of the routers lost it already: a master cut off by the network
+        // is not waited for as long as an operator's command would.
+        let quick = Ops {
+            timeout: ops.timeout.min(QUICK_PROBE),
+            ..ops.clone()
+        };
+        quick.probe(&old).await
+    } else {
+        ops.probe(&old).await
+    };
     if old_health.reachable && !force {
         return Err(OpError::Refused(format!(
             "the master {old} of {shard} is reachable: use `dbrouter ctl promote {shard}` for a planned switchover (or --force)"

@@ -5,6 +5,9 @@ use super::gtid;
 use super::{publish, shard_of, under_lock, Admin, OpError, Ops};
 use crate::topology::zk::ZkStore;
 
+/// How long a rejoin waits for the master's semi-sync to become active with the standby.
+const SEMI_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Makes a fenced former master a standby again, unless it has errant transactions.
 pub async fn rejoin(
     store: &ZkStore,
@@ -68,6 +71,12 @@ async fn rejoin_locked(
             g.domain, g.server, g.seq
         )));
     }
+    // Semi-sync on the master before the standby connects, so that the standby's
+    // replication connection is a semi-sync one from the start.
+    master
+        .exec("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_enabled = ON")
+        .await
+        .map_err(OpError::Failed)?;
     node.become_standby(ops, &current.master, "current_pos")
         .await
         .map_err(OpError::Failed)?;
@@ -84,10 +93,23 @@ async fn rejoin_locked(
         "{server} replicates from {} and has caught up to {target}",
         current.master
     ));
-    master
-        .exec("SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC, rpl_semi_sync_master_enabled = ON")
-        .await
-        .map_err(OpError::Failed)?;
+    if !master.semi_sync_active(SEMI_SYNC_WAIT).await {
+        // Reconnect the standby's replication once: it registers as semi-sync then.
+        node.exec("STOP SLAVE IO_THREAD")
+            .await
+            .map_err(OpError::Failed)?;
+        node.exec("START SLAVE IO_THREAD")
+            .await
+            .map_err(OpError::Failed)?;
+        if !master.semi_sync_active(SEMI_SYNC_WAIT).await {
+            say(format!(
+                "WARNING: semi-sync is not active on {} yet (no semi-sync standby acknowledges): \
+                 until it is, acknowledged writes are not guaranteed on a standby; check `dbrouter ctl status`",
+                current.master
+            ));
+        }
+    }
+    say(format!("semi-sync is active on {}", current.master));
     let (doc, version, mut s) = shard_of(store, shard).await?;
     s.rejoin.retain(|x| x != server);
     if !s.standbys.iter().any(|x| x == server) {

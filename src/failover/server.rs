@@ -90,6 +90,31 @@ impl Admin {
         self.exec("SET GLOBAL read_only = OFF").await
     }
 
+    /// Waits up to `limit` until semi-sync is active on this master with at least one
+    /// semi-sync standby connected (`Rpl_semi_sync_master_status` ON,
+    /// `Rpl_semi_sync_master_clients` ≥ 1).
+    pub(super) async fn semi_sync_active(&mut self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let status = self
+                .value("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'")
+                .await;
+            let clients = self
+                .value("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS'")
+                .await;
+            let on = matches!(&status, Ok(Some(v)) if v.eq_ignore_ascii_case("ON"));
+            let connected =
+                matches!(&clients, Ok(Some(v)) if v.parse::<u32>().is_ok_and(|n| n >= 1));
+            if on && connected {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Makes this server a read-only semi-sync standby of `master`.
     pub(super) async fn become_standby(
         &mut self,

@@ -177,7 +177,11 @@ impl Failure {
         matches!(
             self,
             Failure::Checkout {
-                source: PoolError::Connect(_),
+                source: PoolError::Connect(
+                    BackendError::Connect { .. }
+                        | BackendError::Timeout { .. }
+                        | BackendError::Net { .. }
+                ),
                 ..
             }
         ) && self.retryable()

@@ -27,7 +27,15 @@ pub enum RelayError {
     /// The backend stream made no sense.
     #[error(transparent)]
     Protocol(#[from] ProtocolViolation),
+    /// The server stopped answering and the topology names another master of its shard
+    /// now (a failover): the statement's outcome is unknown.
+    #[error("the server stopped answering and is no longer the shard's master")]
+    MasterReplaced,
 }
+
+/// How long the backend may be silent before the relay checks whether its server is still
+/// the shard's master (a master cut off by the network never closes its connections).
+const MASTER_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the relay left behind when it failed: can an ERR packet still be sent?
 #[derive(Debug, Clone, Copy)]
@@ -59,17 +67,19 @@ pub struct Relayed {
 }
 
 /// Relays the response to the command that ended with sequence id `command_seq`, under
-/// the time limits of `timeouts` kept by the session's `watchdog`.
+/// the time limits of `timeouts` kept by the session's `watchdog`; `replaced` says
+/// whether the backend's server is no longer its shard's master (asked only after a
+/// silence of [`MASTER_RECHECK`]).
 /// Returns the final server status flags (`None` after an ERR), or the error with the
 /// position reached.
 pub async fn relay_response(
     client: &mut PacketConn<impl ClientStream>,
     backend: &mut PacketConn<BackendIo>,
-    kind: ResponseKind,
-    format: ResultFormat,
+    (kind, format): (ResponseKind, ResultFormat),
     command_seq: u8,
     timeouts: RelayTimeouts,
     watchdog: &mut Watchdog,
+    replaced: impl Fn() -> bool,
 ) -> Result<Relayed, (RelayError, RelayPosition)> {
     let mut scanner = ResponseScanner::new(kind, format, command_seq);
     let position = |s: &ResponseScanner| RelayPosition {
@@ -109,14 +119,28 @@ pub async fn relay_response(
                     .map_err(|e| (e, position(&scanner)))?;
             }
             Some(Step::Continue) | None => {
-                match watchdog.limit(timeouts.backend_read, backend.fill()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err((RelayError::Backend(e), position(&scanner))),
-                    Err(_) => {
-                        return Err((
-                            RelayError::BackendTimeout(timeouts.backend_read),
-                            position(&scanner),
-                        ))
+                // Waited for in slices of MASTER_RECHECK (reading into the buffer is
+                // cancel-safe): between two, a server that is no longer the master is
+                // given up. A fast answer costs one timer, as before.
+                let deadline = tokio::time::Instant::now() + timeouts.backend_read;
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match watchdog
+                        .limit(left.min(MASTER_RECHECK), backend.fill())
+                        .await
+                    {
+                        Ok(Ok(_)) => break,
+                        Ok(Err(e)) => return Err((RelayError::Backend(e), position(&scanner))),
+                        Err(_) if left <= MASTER_RECHECK => {
+                            return Err((
+                                RelayError::BackendTimeout(timeouts.backend_read),
+                                position(&scanner),
+                            ))
+                        }
+                        Err(_) if replaced() => {
+                            return Err((RelayError::MasterReplaced, position(&scanner)))
+                        }
+                        Err(_) => {}
                     }
                 }
             }

@@ -607,6 +607,8 @@ impl<S: ClientStream> Session<S> {
         failure: Failure,
     ) -> End {
         self.backends.discard(shard);
+        // A broken backend connection may be a crashed master: probe now.
+        self.ctx.health.suspect();
         match self.reply_failure(seq, failure).await {
             Err(end) => end,
             Ok(()) => End::Closed("a backend connection failed; the session's state on it is gone"),

@@ -201,14 +201,20 @@ impl<S: ClientStream> Session<S> {
             return Err(self.backend_lost(table, shard, seq, e.into()).await);
         }
         self.current = shard;
+        // Asked only when the server has been silent for a while.
+        let routing = &self.ctx.routing;
+        let replaced = || {
+            let now = routing.load();
+            matches!((now.shard(shard), table.shard(shard)), (Some(a), Some(b)) if a.master != b.master)
+        };
         match relay_response(
             &mut self.client,
             io,
-            kind,
-            format,
+            (kind, format),
             seq,
             timeouts,
             &mut self.watchdog,
+            replaced,
         )
         .await
         {

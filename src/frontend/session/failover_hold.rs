@@ -107,25 +107,36 @@ pub(super) async fn hold_for_failover(
     outcome
 }
 
-/// The connection phase's first backend connection (on the global shard), held like a
-/// statement while that shard's master is lost and a failover is expected; returns the
-/// snapshot it was taken with.
-pub(super) async fn connect_or_hold(
+/// The connection phase's first backend connection: on the global shard; when its master
+/// cannot be reached, on the first other shard whose master can (any master checks the
+/// login and the database as well), else held like a statement while a failover of the
+/// global shard is expected. Returns the snapshot and the shard it was taken on.
+pub(super) async fn login_connection(
     ctx: &SessionContext,
     backends: &mut SessionBackends,
     table: Arc<RoutingTable>,
-    shard: ShardId,
-) -> Result<Arc<RoutingTable>, Failure> {
-    let Err(failure) = backends.connection(&table, shard).await else {
-        return Ok(table);
+    global: ShardId,
+) -> Result<(Arc<RoutingTable>, ShardId), Failure> {
+    let Err(failure) = backends.connection(&table, global).await else {
+        return Ok((table, global));
     };
-    if failure.master_unreachable() {
-        ctx.health.suspect();
-    }
-    if !awaits_failover(ctx, &table, shard, &failure) {
+    if !failure.master_unreachable() {
         return Err(failure);
     }
-    let fresh = hold_for_failover(ctx, backends, &table, shard, failure).await?;
-    backends.connection(&fresh, shard).await?;
-    Ok(fresh)
+    ctx.health.suspect();
+    for (i, _) in table.shards.iter().enumerate() {
+        let Ok(other) = ShardId::try_from(i) else {
+            break;
+        };
+        if other != global && backends.connection(&table, other).await.is_ok() {
+            debug!(global = %table.shard_name(global), used = %table.shard_name(other), "the global shard's master is unreachable; the login used another shard");
+            return Ok((table, other));
+        }
+    }
+    if !awaits_failover(ctx, &table, global, &failure) {
+        return Err(failure);
+    }
+    let fresh = hold_for_failover(ctx, backends, &table, global, failure).await?;
+    backends.connection(&fresh, global).await?;
+    Ok((fresh, global))
 }

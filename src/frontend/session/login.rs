@@ -96,7 +96,8 @@ pub(super) async fn connection_phase(
     let (seq, account, identity) = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
     let account_session = admit(client, ctx, &account, seq).await?;
 
-    // The first backend connection: on the global shard, which also checks the database.
+    // The first backend connection: on the global shard (another one while its master is
+    // unreachable), which also checks the login and the database.
     let table = ctx.routing.load_full();
     let global = table.global_shard();
     let mut backends = SessionBackends::new(
@@ -104,11 +105,11 @@ pub(super) async fn connection_phase(
         Arc::clone(&ctx.config),
         login_state(&login, identity),
     );
-    if let Err(failure) =
-        super::failover_hold::connect_or_hold(ctx, &mut backends, table, global).await
-    {
-        return Err(send_failure(client, seq, failure).await);
-    }
+    let global =
+        match super::failover_hold::login_connection(ctx, &mut backends, table, global).await {
+            Ok((_, used)) => used,
+            Err(failure) => return Err(send_failure(client, seq, failure).await),
+        };
     // The global sql_mode and the login character set, as the login connection reads them.
     let dialect = backends.dialect(global).unwrap_or_default();
     let ok = login_ok(&mut backends, global, ctx.config.timeouts.backend_read()).await;
