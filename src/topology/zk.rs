@@ -53,20 +53,13 @@ impl ZkTarget {
         self
     }
 
-    /// Parses `zk://host:port[,host:port]/path`.
+    /// Parses `zk://host:port[,host:port…]/path` (`config::parse_zk_url`, which also checks
+    /// `[topology] source` when the config is loaded).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("zk://")
-            .ok_or_else(|| format!("{url:?} does not start with zk://"))?;
-        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
-            format!("{url:?} has no root path (zk://host:port/dbrouter/<cluster>)")
-        })?;
-        if hosts.is_empty() || path.is_empty() || path.ends_with('/') || path.contains("//") {
-            return Err(format!("{url:?} is not zk://host:port/path"));
-        }
+        let (hosts, root) = crate::config::parse_zk_url(url)?;
         Ok(ZkTarget {
             hosts: hosts.to_string(),
-            root: format!("/{path}"),
+            root,
             digest: None,
         })
     }
