@@ -100,7 +100,9 @@ pub enum InitOutcome {
 }
 
 impl ZkStore {
-    /// Connects (failing after `timeout` if no server answers).
+    /// Connects (failing once no server answered, each tried for up to `timeout`: a node
+    /// of an ensemble that accepts connections but never answers — frozen, or cut off —
+    /// costs one `timeout`, and the client moves on to the next).
     pub async fn connect(
         target: &ZkTarget,
         session_timeout: Duration,
@@ -114,11 +116,13 @@ impl ZkStore {
             connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
         }
         let connect = connector.connect(&target.hosts);
-        let client = tokio::time::timeout(timeout, connect)
+        let hosts = target.hosts.split(',').count().max(1) as u32;
+        let overall = timeout.saturating_mul(hosts);
+        let client = tokio::time::timeout(overall, connect)
             .await
             .map_err(|_| {
                 TopologyError::Zk(format!(
-                    "no ZooKeeper server at {} answered within {timeout:?}",
+                    "no ZooKeeper server at {} answered within {overall:?}",
                     target.hosts
                 ))
             })?
