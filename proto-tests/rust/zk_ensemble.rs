@@ -3,8 +3,9 @@
 //! — the leader, killed with `kill -9` — costs nothing. Writers through the router see no
 //! error and lose no acknowledged row while the leader dies, a new one is elected and the
 //! old one rejoins; the router's ZooKeeper session moves to a surviving node and stays
-//! the same session; and with the node down a planned switchover succeeds and the router
-//! follows it.
+//! the same session; operator commands work with a node frozen (it accepts connections
+//! and never answers); and with the node down a planned switchover succeeds and the
+//! router follows it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -183,6 +184,22 @@ async fn killing_the_zookeeper_leader_under_write_load_fails_no_statement_and_lo
     ]);
     assert!(ok, "{out}");
     wait_route(&mut c, user, "shard", other).await;
+
+    // A node that accepts connections but never answers (frozen; or cut off by the
+    // network): operator commands still work — the client gives it its connect timeout
+    // and moves on to the next node.
+    let follower = (1..=3).find(|n| *n != new_leader).unwrap();
+    let frozen = cluster.zk_freeze(follower);
+    for _ in 0..6 {
+        let started = Instant::now();
+        let (ok, out) = ctl(&["topology", "show", "--zk", &url, "--config", &config]);
+        assert!(
+            ok,
+            "ctl with node {follower} frozen failed after {:?}:\n{out}",
+            started.elapsed()
+        );
+    }
+    drop(frozen);
 
     let mut latencies: Vec<Duration> = logs
         .iter()

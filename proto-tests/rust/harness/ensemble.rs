@@ -1,7 +1,7 @@
 //! The ZooKeeper nodes of a `PrivateCluster` started with three of them
 //! (`PrivateCluster::start_with_zk_nodes(tag, 3)`): each node's address and mode (the
 //! `srvr` four-letter word), the leader, `kill -9` of one node and its restart
-//! (`scripts/dev-cluster zk-start N`).
+//! (`scripts/dev-cluster zk-start N`), freezing one.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -115,6 +115,16 @@ impl PrivateCluster {
         }
     }
 
+    /// Freezes node `n` (SIGSTOP: it still accepts TCP connections, in the kernel, but
+    /// never answers — like a node cut off by the network) until the guard is dropped.
+    pub fn zk_freeze(&self, n: usize) -> Frozen {
+        let pid = self
+            .zk_pid(n)
+            .unwrap_or_else(|| panic!("ZooKeeper node {n} does not run"));
+        signal(pid, "-STOP");
+        Frozen(pid)
+    }
+
     /// Starts node `n` again with `scripts/dev-cluster zk-start N`, which returns once the
     /// node serves clients (it has rejoined the quorum).
     pub fn zk_start(&self, n: usize) {
@@ -133,4 +143,21 @@ impl PrivateCluster {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A frozen ZooKeeper node, thawed (SIGCONT) when dropped.
+pub struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
 }
