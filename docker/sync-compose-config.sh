@@ -6,6 +6,7 @@
 #   [server] admin_listen 127.0.0.1:6034 -> 0.0.0.0:6034 (published on the host's loopback only)
 #   127.0.0.1:3311/3312/3321/3322   -> shard1-master:3306, shard1-standby:3306, shard2-master:3306,
 #                                      shard2-standby:3306 (docker-compose.yml service names)
+#   127.0.0.1:2181                  -> zoo1:2181,zoo2:2181,zoo3:2181 (the three-node ensemble)
 # and its header says where it comes from. Run it after every change of config/dbrouter.toml.
 #
 # Usage: docker/sync-compose-config.sh [--check]
@@ -35,7 +36,7 @@ EOF
         s/127\.0\.0\.1:3312\b/shard1-standby:3306/g;
         s/127\.0\.0\.1:3321\b/shard2-master:3306/g;
         s/127\.0\.0\.1:3322\b/shard2-standby:3306/g;
-        s/127\.0\.0\.1:2181\b/zookeeper:2181/g;
+        s/127\.0\.0\.1:2181\b/zoo1:2181,zoo2:2181,zoo3:2181/g;
         s/\(created by scripts\/dev-cluster\)/(created by docker\/init\/accounts.sql)/g;
     '
 }

@@ -508,6 +508,50 @@ impl TopologyConfig {
     }
 }
 
+/// Splits a `zk://host:port[,host:port…]/path` topology source into the ZooKeeper connect
+/// string and the root path (`/path`), checking each host as the ZooKeeper client reads it
+/// (`host[:port]`, an IPv6 address in brackets; the port defaults to 2181).
+pub fn parse_zk_url(url: &str) -> Result<(&str, String), String> {
+    let rest = url
+        .strip_prefix("zk://")
+        .ok_or_else(|| format!("{url:?} does not start with zk://"))?;
+    let (hosts, path) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("{url:?} has no root path (zk://host:port/dbrouter/<cluster>)"))?;
+    if hosts.is_empty() || path.is_empty() || path.ends_with('/') || path.contains("//") {
+        return Err(format!("{url:?} is not zk://host:port/path"));
+    }
+    if let Some(bad) = hosts.split(',').find(|h| !valid_zk_host(h)) {
+        return Err(format!(
+            "{url:?}: {bad:?} is not host:port (hosts are separated by commas)"
+        ));
+    }
+    Ok((hosts, format!("/{path}")))
+}
+
+/// Whether `h` is `host[:port]` with a port from 1 to 65535 (`[v6-address]:port`).
+fn valid_zk_host(h: &str) -> bool {
+    let (host, port, extra) = match h.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((host, "")) => (host, None, ":%"),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => (host, Some(port), ":%"),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match h.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port), "-_"),
+            None => (h, None, "-_"),
+        },
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || extra.contains(c))
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 impl Default for TopologyConfig {
     fn default() -> Self {
         Self {

@@ -17,10 +17,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 
-use crate::failover::{
-    assert_nothing_lost, create_writes_table, current_master, percentile, start_router_with,
-    writer, WriterLog,
-};
+use crate::failover::start_router_with;
 use crate::harness::*;
 
 /// The `[failover]` lines of these tests' routers.

@@ -5,7 +5,6 @@
 //! until `rejoin`; two operators cannot promote at once; a router that misses the
 //! switchover cannot write to the old master.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,138 +15,7 @@ use mysql_async::{Conn, Opts};
 use crate::harness::*;
 use crate::sharding::direct_to;
 
-/// Users on shard1 (the shard whose master changes) for this router's ring.
-pub(crate) fn shard1_users(router: &TestRouter, n: usize) -> Vec<u64> {
-    let table = router.routing();
-    (1u64..)
-        .filter(|u| table.shard_for_key(u.to_string().as_bytes()).0 == 0)
-        .take(n)
-        .collect()
-}
-
-pub(crate) async fn create_writes_table(cluster: &PrivateCluster) {
-    for addr in [cluster.var("DBR_S1_MASTER"), cluster.var("DBR_S2_MASTER")] {
-        let mut c = direct_to(&addr, Some("app")).await;
-        c.query_drop("CREATE TABLE IF NOT EXISTS writes (userid BIGINT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (userid, seq))")
-            .await
-            .unwrap();
-    }
-}
-
-/// Result of one writer: acknowledged sequence numbers, errors, and the pauses it saw.
-pub(crate) struct WriterLog {
-    pub user: u64,
-    pub acked: Vec<u64>,
-    pub errors: Vec<String>,
-    pub latencies: Vec<Duration>,
-}
-
-/// Inserts (user, 1), (user, 2), … through the router until `stop`, reconnecting after
-/// errors; records what was acknowledged.
-pub(crate) fn writer(
-    addr: String,
-    user: u64,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<WriterLog> {
-    tokio::spawn(async move {
-        let mut log = WriterLog {
-            user,
-            acked: Vec::new(),
-            errors: Vec::new(),
-            latencies: Vec::new(),
-        };
-        let mut conn: Option<Conn> = None;
-        let mut seq = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            if conn.is_none() {
-                match Conn::new(Opts::from(app_opts(&addr, Some("app")))).await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        log.errors.push(format!("connect: {e}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                }
-            }
-            seq += 1;
-            let started = Instant::now();
-            let result = conn
-                .as_mut()
-                .unwrap()
-                .exec_drop(
-                    "INSERT INTO writes (userid, seq) VALUES (?, ?)",
-                    (user, seq),
-                )
-                .await;
-            match result {
-                Ok(()) => {
-                    log.acked.push(seq);
-                    log.latencies.push(started.elapsed());
-                }
-                Err(e) => {
-                    log.errors.push(format!("seq {seq}: {e}"));
-                    conn = None;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
-        log
-    })
-}
-
-/// Every acknowledged write must be on `master`.
-pub(crate) async fn assert_nothing_lost(master: &str, logs: &[WriterLog]) -> usize {
-    let mut c = direct_to(master, Some("app")).await;
-    let mut total = 0;
-    for log in logs {
-        let present: HashSet<u64> = c
-            .exec::<u64, _, _>("SELECT seq FROM writes WHERE userid = ?", (log.user,))
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-        let lost: Vec<u64> = log
-            .acked
-            .iter()
-            .copied()
-            .filter(|s| !present.contains(s))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "user {}: {} acknowledged writes lost, e.g. {:?}",
-            log.user,
-            lost.len(),
-            &lost[..lost.len().min(10)]
-        );
-        total += log.acked.len();
-    }
-    total
-}
-
-pub(crate) fn percentile(samples: &mut [Duration], p: usize) -> Duration {
-    samples.sort();
-    samples
-        .get((samples.len() * p / 100).min(samples.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
-}
-
-pub(crate) async fn current_master(url: &str, shard: &str) -> String {
-    let store = dbrouter::topology::zk::ZkStore::connect(
-        &dbrouter::topology::zk::ZkTarget::parse(url).unwrap(),
-        Duration::from_secs(10),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let (doc, _) = store.read_topology().await.unwrap();
-    doc.shards
-        .into_iter()
-        .find(|s| s.name == shard)
-        .unwrap()
-        .master
-}
-
+/// A router on the private cluster's ZooKeeper root (initialised from its config).
 pub(crate) fn start_router(cluster: &PrivateCluster, root: &str, url: &str) -> TestRouter {
     start_router_with(cluster, root, url, "")
 }
@@ -159,18 +27,7 @@ pub(crate) fn start_router_with(
     url: &str,
     extra: &str,
 ) -> TestRouter {
-    let router = TestRouter::spawn(cluster.router_settings(root, extra));
-    let (ok, out) = ctl(&[
-        "topology",
-        "init",
-        "--from",
-        router.config_path.to_str().unwrap(),
-        "--zk",
-        url,
-    ]);
-    assert!(ok, "{out}");
-    router.wait_listening(Duration::from_secs(30));
-    router
+    start_router_from(cluster.router_settings(root, extra), url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

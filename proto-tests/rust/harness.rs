@@ -1,5 +1,12 @@
 //! Shared helpers: cluster addresses from the environment, connection options, and
-//! `TestRouter`, a dbrouter process of the test's own with a tailored config.
+//! `TestRouter`, a dbrouter process of the test's own with a tailored config;
+//! `PrivateCluster`, a whole cluster of one test, with its ZooKeeper nodes
+//! (`harness/ensemble.rs`), and writers that count what was acknowledged
+//! (`harness/writers.rs`).
+
+mod ensemble;
+mod writers;
+pub use writers::*;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -661,18 +668,31 @@ pub struct PrivateCluster {
     pub offset: u16,
     /// Variables of `scripts/dev-cluster env`.
     pub vars: std::collections::HashMap<String, String>,
+    /// ZooKeeper servers: 1, or 3 (an ensemble).
+    pub zk_nodes: usize,
 }
 
 impl PrivateCluster {
     /// Starts one (trying a few port ranges until one is free).
     pub fn start(tag: &str) -> Self {
+        Self::start_with_zk_nodes(tag, 1)
+    }
+
+    /// Starts one with `zk_nodes` ZooKeeper servers: 1, or 3 for an ensemble
+    /// (`DBR_ZK_NODES=3 scripts/dev-cluster up`).
+    pub fn start_with_zk_nodes(tag: &str, zk_nodes: usize) -> Self {
+        assert!(zk_nodes == 1 || zk_nodes == 3, "1 or 3 ZooKeeper nodes");
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         for attempt in 0..10u64 {
             let seed = (std::process::id() as u64)
                 .wrapping_mul(7919)
                 .wrapping_add(attempt * 104_729);
             let offset = 20_000 + (seed % 200) as u16 * 100;
-            let ports = [2181u16, 3311, 3312, 3321, 3322];
+            let mut ports = vec![2181u16, 3311, 3312, 3321, 3322];
+            if zk_nodes == 3 {
+                // Client, quorum and election ports of the ensemble (scripts/dev-cluster).
+                ports.extend([2182, 2183, 2888, 2889, 2890, 3891, 3892, 3893]);
+            }
             if ports
                 .iter()
                 .any(|p| std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_err())
@@ -685,6 +705,7 @@ impl PrivateCluster {
                 .arg("up")
                 .env("DBR_STATE", &state)
                 .env("DBR_PORT_OFFSET", offset.to_string())
+                .env("DBR_ZK_NODES", zk_nodes.to_string())
                 .env("DBR_NO_ROUTER", "1")
                 .output()
                 .expect("run scripts/dev-cluster");
@@ -693,6 +714,7 @@ impl PrivateCluster {
                     .arg("wipe")
                     .env("DBR_STATE", &state)
                     .env("DBR_PORT_OFFSET", offset.to_string())
+                    .env("DBR_ZK_NODES", zk_nodes.to_string())
                     .output();
                 eprintln!(
                     "private cluster at offset {offset} failed: {}",
@@ -704,6 +726,7 @@ impl PrivateCluster {
                 .arg("env")
                 .env("DBR_STATE", &state)
                 .env("DBR_PORT_OFFSET", offset.to_string())
+                .env("DBR_ZK_NODES", zk_nodes.to_string())
                 .output()
                 .unwrap();
             let vars = String::from_utf8_lossy(&env_out.stdout)
@@ -716,6 +739,7 @@ impl PrivateCluster {
                 state,
                 offset,
                 vars,
+                zk_nodes,
             };
         }
         panic!("could not start a private cluster");
@@ -732,6 +756,16 @@ impl PrivateCluster {
     /// Router settings over this cluster's two shards, following its ZooKeeper at `root`,
     /// with the operations accounts ([admin], [failover]) and `extra` TOML.
     pub fn router_settings(&self, root: &str, extra: &str) -> RouterSettings {
+        self.router_settings_with_session(root, extra, 4000)
+    }
+
+    /// `router_settings` with this ZooKeeper session timeout.
+    pub fn router_settings_with_session(
+        &self,
+        root: &str,
+        extra: &str,
+        session_timeout_ms: u64,
+    ) -> RouterSettings {
         RouterSettings {
             shards: vec![
                 ("shard1".into(), self.var("DBR_S1_MASTER")),
@@ -740,7 +774,7 @@ impl PrivateCluster {
             standbys: vec![vec![self.var("DBR_S1_STANDBY")], vec![self.var("DBR_S2_STANDBY")]],
             master: self.var("DBR_S1_MASTER"),
             sharding: format!(
-                "[sharding]\nunlisted_tables = \"sharded\"\nglobal_shard = \"shard2\"\n\n[topology]\nsource = \"zk://{}{root}\"\nsession_timeout_ms = 4000\n\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n\n[failover]\nrepl_user = \"repl\"\nrepl_password = \"repl-secret\"\ndrain_ms = 2000\nbuffer_max_ms = 15000\n{extra}\n",
+                "[sharding]\nunlisted_tables = \"sharded\"\nglobal_shard = \"shard2\"\n\n[topology]\nsource = \"zk://{}{root}\"\nsession_timeout_ms = {session_timeout_ms}\n\n[admin]\nuser = \"dbrouter_admin\"\npassword = \"admin-secret\"\n\n[failover]\nrepl_user = \"repl\"\nrepl_password = \"repl-secret\"\ndrain_ms = 2000\nbuffer_max_ms = 15000\n{extra}\n",
                 self.var("DBR_ZK")
             ),
             timeouts: "startup_ms = 30000".into(),
@@ -787,6 +821,7 @@ impl Drop for PrivateCluster {
             .arg("wipe")
             .env("DBR_STATE", &self.state)
             .env("DBR_PORT_OFFSET", self.offset.to_string())
+            .env("DBR_ZK_NODES", self.zk_nodes.to_string())
             .output();
     }
 }

@@ -31,3 +31,4 @@ pub mod sharding;
 mod tls;
 mod topology;
 mod transactions;
+mod zk_ensemble;

@@ -224,3 +224,53 @@ fn acting_as_the_clients_account_needs_a_native_hash_or_a_mapping() {
     let c = Config::parse(&base(native, ""), Path::new("t.toml")).unwrap();
     assert_eq!(c.backend_account("n"), BackendAccount::Own);
 }
+
+#[test]
+fn topology_source_is_file_or_a_zookeeper_url() {
+    let with = |source: &str| {
+        let text = format!("{MINIMAL}[topology]\nsource = \"{source}\"\n");
+        Config::parse(&text, Path::new("t.toml")).map(|c| c.topology.source)
+    };
+    for good in [
+        "file",
+        "zk://127.0.0.1:2181/dbrouter/dev",
+        "zk://127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183/dbrouter/dev",
+    ] {
+        assert_eq!(with(good).unwrap(), good);
+    }
+    // Once read as "no ZooKeeper target": the router then served the file's shards.
+    for bad in [
+        "zk://127.0.0.1:2181",
+        "zk://127.0.0.1:2181,/dbrouter/dev",
+        "zookeeper://127.0.0.1:2181/dbrouter/dev",
+        "Zk://h:1/x",
+    ] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(err.contains("topology.source"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn zookeeper_urls_name_every_host_of_an_ensemble() {
+    let url = "zk://zoo1:2181,zoo2:2181,[::1]:2183/dbrouter/prod";
+    let (hosts, root) = parse_zk_url(url).unwrap();
+    assert_eq!(
+        (hosts, root.as_str()),
+        ("zoo1:2181,zoo2:2181,[::1]:2183", "/dbrouter/prod")
+    );
+    // The port defaults to 2181, as in the ZooKeeper client.
+    assert_eq!(parse_zk_url("zk://zoo1/x").unwrap().0, "zoo1");
+    for bad in [
+        "zk://h:1,/x",
+        "zk://h:1,,h:2/x",
+        "zk://h:1;h:2/x",
+        "zk://h:0/x",
+        "zk://h:65536/x",
+        "zk://h:2181 ,h:2182/x",
+        "zk://[::1/x",
+        "zk://[::1]2181/x",
+        "zk://zk://h:1/x",
+    ] {
+        assert!(parse_zk_url(bad).is_err(), "{bad}");
+    }
+}

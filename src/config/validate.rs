@@ -146,6 +146,16 @@ impl Config {
             }
         }
         let t = &self.topology;
+        if t.source != "file" {
+            parse_zk_url(&t.source).map_err(|m| {
+                invalid(
+                    "topology.source".into(),
+                    format!(
+                        "{m}; give \"file\" or \"zk://host:port[,host:port…]/dbrouter/<cluster>\""
+                    ),
+                )
+            })?;
+        }
         if t.zk_user.is_some() {
             let password = secret(
                 "topology.zk_password",

@@ -53,20 +53,13 @@ impl ZkTarget {
         self
     }
 
-    /// Parses `zk://host:port[,host:port]/path`.
+    /// Parses `zk://host:port[,host:port…]/path` (`config::parse_zk_url`, which also checks
+    /// `[topology] source` when the config is loaded).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("zk://")
-            .ok_or_else(|| format!("{url:?} does not start with zk://"))?;
-        let (hosts, path) = rest.split_once('/').ok_or_else(|| {
-            format!("{url:?} has no root path (zk://host:port/dbrouter/<cluster>)")
-        })?;
-        if hosts.is_empty() || path.is_empty() || path.ends_with('/') || path.contains("//") {
-            return Err(format!("{url:?} is not zk://host:port/path"));
-        }
+        let (hosts, root) = crate::config::parse_zk_url(url)?;
         Ok(ZkTarget {
             hosts: hosts.to_string(),
-            root: format!("/{path}"),
+            root,
             digest: None,
         })
     }
@@ -107,7 +100,9 @@ pub enum InitOutcome {
 }
 
 impl ZkStore {
-    /// Connects (failing after `timeout` if no server answers).
+    /// Connects (failing once no server answered, each tried for up to `timeout`: a node
+    /// of an ensemble that accepts connections but never answers — frozen, or cut off —
+    /// costs one `timeout`, and the client moves on to the next).
     pub async fn connect(
         target: &ZkTarget,
         session_timeout: Duration,
@@ -121,11 +116,13 @@ impl ZkStore {
             connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
         }
         let connect = connector.connect(&target.hosts);
-        let client = tokio::time::timeout(timeout, connect)
+        let hosts = target.hosts.split(',').count().max(1) as u32;
+        let overall = timeout.saturating_mul(hosts);
+        let client = tokio::time::timeout(overall, connect)
             .await
             .map_err(|_| {
                 TopologyError::Zk(format!(
-                    "no ZooKeeper server at {} answered within {timeout:?}",
+                    "no ZooKeeper server at {} answered within {overall:?}",
                     target.hosts
                 ))
             })?
