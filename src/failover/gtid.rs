@@ -49,6 +49,19 @@ impl GtidPos {
             .all(|(d, g)| self.domains.get(d).is_some_and(|mine| mine.seq >= g.seq))
     }
 
+    /// Per domain, the later of the two positions: what a server has applied, from its
+    /// binlog (`gtid_binlog_pos`) and from replication (`gtid_slave_pos`) together.
+    pub fn union(&self, other: &GtidPos) -> GtidPos {
+        let mut domains = self.domains.clone();
+        for (d, g) in &other.domains {
+            let keep = domains.get(d).is_some_and(|mine| mine.seq >= g.seq);
+            if !keep {
+                domains.insert(*d, *g);
+            }
+        }
+        GtidPos { domains }
+    }
+
     /// Sum of sequence numbers: a total order good enough to pick the most advanced of
     /// several standbys of one master (they share domains).
     pub fn progress(&self) -> u64 {
@@ -98,6 +111,20 @@ mod tests {
         assert!(GtidPos::parse("0-1").is_none());
         assert!(GtidPos::parse("x-1-2").is_none());
         assert!(GtidPos::parse("0-1-2-3").is_none());
+    }
+
+    #[test]
+    fn union_takes_the_later_position_per_domain() {
+        let p = |s| GtidPos::parse(s).unwrap();
+        // A freshly restored server: empty binlog, the snapshot's replication position.
+        let now = p("").union(&p("0-11-40"));
+        assert!(now.covers(&p("0-11-40")));
+        assert!(!now.covers(&p("0-11-41")));
+        assert_eq!(
+            p("0-1-9,1-2-3").union(&p("0-11-7,2-5-1")).to_string(),
+            "0-1-9,1-2-3,2-5-1"
+        );
+        assert_eq!(p("0-1-9").union(&p("0-11-12")).to_string(), "0-11-12");
     }
 
     #[test]

@@ -62,7 +62,10 @@ impl Admin {
     ) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let now = self.gtid("gtid_binlog_pos").await?;
+            // A server restored from a snapshot has an empty binlog but a replication
+            // position: what it applied is in either.
+            let binlog = self.gtid("gtid_binlog_pos").await?;
+            let now = binlog.union(&self.gtid("gtid_slave_pos").await?);
             if now.covers(pos) {
                 return Ok(());
             }
