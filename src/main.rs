@@ -102,6 +102,21 @@ enum CtlCommand {
         #[command(flatten)]
         zk: ZkArgs,
     },
+    /// Add, rebuild or remove a standby (docs/operations.md, "Standby lifecycle").
+    Standby {
+        #[command(subcommand)]
+        command: StandbyCommand,
+    },
+    /// A consistent logical backup of a shard, taken from a standby, with its GTID position.
+    Snapshot {
+        /// Shard name.
+        shard: String,
+        /// Directory to write `<shard>-<ms>.sql` and its `.json` metadata into.
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
     /// Per shard: master, standbys, lag, GTID, semi-sync, health, epoch; and the routers' view.
     Status {
         #[command(flatten)]
@@ -262,6 +277,51 @@ enum RoutersCommand {
     Forget {
         /// Router id, as `dbrouter ctl routers` lists it.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StandbyCommand {
+    /// Clone a new or wiped server from a healthy member of the shard (a standby by
+    /// preference) or from a snapshot, let it catch up, and publish it as a standby.
+    Add {
+        /// Shard name.
+        shard: String,
+        /// host:port of the new server.
+        server: String,
+        /// Copy from this member of the shard (default: the standby with the least lag).
+        #[arg(long, conflicts_with = "from_snapshot")]
+        from: Option<String>,
+        /// Restore this snapshot (`ctl snapshot`'s .sql file) instead of copying.
+        #[arg(long)]
+        from_snapshot: Option<PathBuf>,
+        /// Drop the server's own databases first (else a server holding any is refused).
+        #[arg(long)]
+        wipe: bool,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Wipe a fenced former master that cannot rejoin (errant transactions), clone it from
+    /// a standby and publish it as a standby.
+    Rebuild {
+        /// Shard name.
+        shard: String,
+        /// host:port of the former master.
+        server: String,
+        #[command(flatten)]
+        zk: ZkArgs,
+    },
+    /// Stop listing a server as a standby of the shard (the server is not changed).
+    Remove {
+        /// Shard name.
+        shard: String,
+        /// host:port of the standby.
+        server: String,
+        /// Remove the last standby too (no failover will be possible).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        zk: ZkArgs,
     },
 }
 
@@ -578,6 +638,42 @@ fn main() -> ExitCode {
             }
             CtlCommand::Rejoin { shard, server, zk } => zk_ctl(zk, move |t, c| {
                 Box::pin(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
+            }),
+            CtlCommand::Standby { command } => match command {
+                StandbyCommand::Add {
+                    shard,
+                    server,
+                    from,
+                    from_snapshot,
+                    wipe,
+                    zk,
+                } => zk_ctl(zk, move |t, c| {
+                    let source = match from_snapshot {
+                        Some(path) => dbrouter::failover::standby::CloneSource::Snapshot(path),
+                        None => dbrouter::failover::standby::CloneSource::Server(from),
+                    };
+                    Box::pin(async move {
+                        ctl::failover::standby_add(&t, &c, &shard, &server, source, wipe).await
+                    })
+                }),
+                StandbyCommand::Rebuild { shard, server, zk } => zk_ctl(zk, move |t, c| {
+                    Box::pin(async move {
+                        ctl::failover::standby_rebuild(&t, &c, &shard, &server).await
+                    })
+                }),
+                StandbyCommand::Remove {
+                    shard,
+                    server,
+                    force,
+                    zk,
+                } => zk_ctl(zk, move |t, _| {
+                    Box::pin(async move {
+                        ctl::failover::standby_remove(&t, &shard, &server, force).await
+                    })
+                }),
+            },
+            CtlCommand::Snapshot { shard, to, zk } => zk_ctl(zk, move |t, c| {
+                Box::pin(async move { ctl::failover::snapshot(&t, &c, &shard, &to).await })
             }),
             CtlCommand::Status { zk } => zk_ctl(zk, |t, c| {
                 Box::pin(async move { ctl::failover::status(&t, &c).await })

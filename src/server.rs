@@ -272,6 +272,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             Arc::clone(&routing),
             Arc::clone(&health),
             router_id(&config),
+            Duration::from_millis(config.health.interval_ms),
         );
     }
     // Hibernated users: sessions queue wake-ups; one router (elected) carries them out.

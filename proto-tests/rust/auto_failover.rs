@@ -59,11 +59,14 @@ fn kill_9(cluster: &PrivateCluster, addr: &str) -> Vec<String> {
     cmdline
 }
 
-/// Starts a server again from its command line (detached, as scripts/dev-cluster does).
+/// Starts a crashed master again from its command line (detached, as scripts/dev-cluster
+/// does), as an operator restarts one: read-only and in the slave role, so that MariaDB's
+/// crash recovery truncates the transactions no standby acknowledged.
 fn restart(cmdline: &[String]) {
     let status = std::process::Command::new("setsid")
         .arg("-f")
         .args(cmdline)
+        .arg("--init-rpl-role=SLAVE")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -106,6 +109,33 @@ async fn first_write(router: &TestRouter, user: u64, seq: u64, limit: Duration) 
         "no write for user {user} succeeded within {limit:?}; last error: {last}\nrouter log (newest first):\n{}",
         tail.join("\n")
     );
+}
+
+/// Waits until `router`'s health checker has seen semi-sync active on `master` (a master
+/// lost before any router saw that is, rightly, not failed over automatically).
+async fn wait_semi_sync_seen(router: &TestRouter, master: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut c) = Conn::new(Opts::from(app_opts(&router.addr, Some("app")))).await {
+            let rows: Vec<(String, Option<String>)> =
+                c.query("SHOW DBROUTER STATUS").await.unwrap_or_default();
+            let seen = rows.iter().any(|(name, value)| {
+                name.contains(master)
+                    && value.as_deref().is_some_and(|v| {
+                        v.contains("role=master") && v.contains("semi_sync_master=true")
+                    })
+            });
+            if seen {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never saw semi-sync active on {master}",
+            router.addr
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until `server` is a replicating standby of `shard` again (the coordinator's
@@ -169,6 +199,8 @@ async fn kill_9_of_a_master_is_failed_over_automatically_and_the_old_master_rejo
             .collect();
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         let old = current_master(&url, shard).await;
+        wait_semi_sync_seen(&r1, &old).await;
+        wait_semi_sync_seen(&r2, &old).await;
         let cmdline = kill_9(&cluster, &old);
         // Nobody runs ctl: the first write after the kill waits for the coordinator.
         let took = first_write(
@@ -280,6 +312,7 @@ async fn a_second_loss_within_the_interval_disarms_the_shard_until_it_is_armed()
 
     // First loss: failed over automatically; the old master rejoins.
     let first = current_master(&url, "shard1").await;
+    wait_semi_sync_seen(&r1, &first).await;
     let cmdline = kill_9(&cluster, &first);
     first_write(&r1, user, 2, Duration::from_secs(30)).await;
     let second = current_master(&url, "shard1").await;
@@ -292,6 +325,7 @@ async fn a_second_loss_within_the_interval_disarms_the_shard_until_it_is_armed()
 
     // Second loss within auto_min_interval_ms: not failed over, the shard is disarmed
     // and the alert says why.
+    wait_semi_sync_seen(&r1, &second).await;
     let cmdline = kill_9(&cluster, &second);
     let deadline = Instant::now() + Duration::from_secs(30);
     let out = loop {

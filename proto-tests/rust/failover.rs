@@ -146,9 +146,11 @@ async fn failover_after_kill_9_loses_no_acknowledged_write_and_the_old_master_st
 
     // The old master comes back: fenced (read_only) and shown as needing a rejoin.
     // Detached (setsid -f), like scripts/dev-cluster starts servers; wiped with the cluster.
+    // In the slave role, as a crashed master is restarted (docs/operations.md).
     let status = std::process::Command::new("setsid")
         .arg("-f")
         .args(&cmdline)
+        .arg("--init-rpl-role=SLAVE")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -344,6 +346,53 @@ async fn rejoin_refuses_a_former_master_with_errant_transactions() {
         .unwrap_or_default()
         .to_string();
     assert!(line.contains("needs-rejoin"), "{out}");
+
+    // The operator rebuilds it: wiped (the errant transaction with it), cloned from the
+    // new master (the shard has no other member), caught up and published as a standby.
+    let (ok, out) = ctl(&[
+        "standby", "rebuild", "shard1", &old, "--zk", &url, "--config", &config,
+    ]);
+    assert!(ok, "rebuild failed:\n{out}");
+    assert!(out.contains("copied"), "{out}");
+    // A new client (the first one's session ended with the old master's connection).
+    let mut c = router.app_conn(Some("app")).await;
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 2)", (user,))
+        .await
+        .unwrap();
+    let new = current_master(&url, "shard1").await;
+    let mut d_new = direct_to(&new, Some("app")).await;
+    let pos: String = d_new
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let waited: Option<i64> = d_old
+        .query_first(format!("SELECT MASTER_GTID_WAIT('{pos}', 30)"))
+        .await
+        .unwrap();
+    assert_eq!(waited, Some(0));
+    let seqs: Vec<u64> = d_old
+        .exec(
+            "SELECT seq FROM writes WHERE userid = ? ORDER BY seq",
+            (user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs,
+        [1, 2],
+        "the rebuilt standby has the master's rows, not its errant one"
+    );
+    let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&old))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("standby") && line.contains("replicating"),
+        "{out}"
+    );
 }
 
 /// A master at its max_connections refuses logins with ERR 1040: the pool waits for a
@@ -434,4 +483,97 @@ async fn a_master_out_of_connections_makes_logins_wait_for_a_free_one() {
         .query_drop("SET GLOBAL max_connections = 500")
         .await
         .unwrap();
+}
+
+/// The standby lifecycle from the CLI on a quiet shard: the last standby is removed only
+/// with --force; a server holding databases is added only with --wipe; it is cloned,
+/// caught up and published; a snapshot taken from it restores a standby that catches up
+/// although its binary log is empty (nothing was written since the snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_are_removed_added_by_cloning_and_restored_from_a_snapshot() {
+    let cluster = PrivateCluster::start("standbys");
+    let root = "/dbrouter/standbys";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let user = shard1_users(&router, 1)[0];
+    let mut c = router.app_conn(Some("app")).await;
+    for seq in 1..=50u64 {
+        c.exec_drop(
+            "INSERT INTO writes (userid, seq) VALUES (?, ?)",
+            (user, seq),
+        )
+        .await
+        .unwrap();
+    }
+    let standby = cluster.var("DBR_S1_STANDBY");
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--zk", &url, "--config", &config]);
+        ctl(&all)
+    };
+    let (ok, out) = run(&["standby", "remove", "shard1", &standby]);
+    assert!(!ok && out.contains("--force"), "{out}");
+    let (ok, out) = run(&["standby", "remove", "shard1", &standby, "--force"]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["standby", "add", "shard1", &standby]);
+    assert!(!ok && out.contains("--wipe"), "{out}");
+    let (ok, out) = run(&["standby", "add", "shard1", &standby, "--wipe"]);
+    assert!(ok, "add failed:\n{out}");
+    assert!(out.contains("is a standby of shard1"), "{out}");
+    let count = |addr: String| async move {
+        let mut d = direct_to(&addr, Some("app")).await;
+        let n: Option<i64> = d
+            .exec_first("SELECT COUNT(*) FROM writes WHERE userid = ?", (user,))
+            .await
+            .unwrap();
+        n.unwrap_or(0)
+    };
+    assert_eq!(count(standby.clone()).await, 50);
+
+    // A snapshot (from the standby), then the standby restored from it on a quiet shard.
+    let dir = TempDir::new("snapshots");
+    let (ok, out) = run(&["snapshot", "shard1", "--to", dir.0.to_str().unwrap()]);
+    assert!(ok, "snapshot failed:\n{out}");
+    let file = out.lines().last().unwrap_or_default().trim().to_string();
+    assert!(
+        file.ends_with(".sql") && std::path::Path::new(&file).exists(),
+        "{out}"
+    );
+    let (ok, out) = run(&["standby", "remove", "shard1", &standby, "--force"]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "standby",
+        "add",
+        "shard1",
+        &standby,
+        "--from-snapshot",
+        &file,
+        "--wipe",
+    ]);
+    assert!(ok, "restore failed:\n{out}");
+    assert_eq!(count(standby.clone()).await, 50);
+    // It replicates: a write through the router reaches it.
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 51)", (user,))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(standby.clone()).await != 51 {
+        assert!(
+            Instant::now() < deadline,
+            "the restored standby does not replicate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&standby))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("standby") && line.contains("replicating"),
+        "{out}"
+    );
 }

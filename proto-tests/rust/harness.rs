@@ -478,6 +478,16 @@ impl Drop for TestRouter {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test keeps its routers' logs (the temporary directory goes).
+        if std::thread::panicking() {
+            let kept = std::env::temp_dir().join(format!(
+                "dbrouter-failed-test-{}.log",
+                self.addr.replace([':', '.'], "_")
+            ));
+            if std::fs::copy(&self.log, &kept).is_ok() {
+                eprintln!("router {} log kept in {}", self.addr, kept.display());
+            }
+        }
     }
 }
 

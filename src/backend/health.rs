@@ -5,7 +5,7 @@
 //! sends application queries to a standby and never changes a server.
 //!
 //! A session that cannot connect to a master calls [`HealthRegistry::suspect`], which
-//! starts the next round at once: a crashed master is seen within a round trip, not an
+//! starts the next probes at once: a crashed master is seen within a round trip, not an
 //! interval. For every master the registry keeps since when it has been unreachable and
 //! what its last successful probe saw (semi-sync on, GTID position), which is what this
 //! router tells the others in ZooKeeper (`backend::opinions`).
@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use crate::failover::{probe, Health};
 use crate::router::RoutingTable;
 
-/// The shortest gap between two rounds that sessions asked for.
+/// The shortest gap between two probes of a server that sessions asked for.
 const SOON: Duration = Duration::from_millis(100);
 
 /// The latest health of one server.
@@ -47,10 +47,10 @@ pub struct ServerHealth {
 #[derive(Debug, Default)]
 pub struct HealthRegistry {
     servers: Mutex<HashMap<String, ServerHealth>>,
-    /// Starts the next round now (a session could not reach a master).
+    /// Starts the next probes now (a session could not reach a master).
     probe_now: Notify,
-    /// Told after every round (one stored permit: a slow reader misses none).
-    round_done: Notify,
+    /// Told after every probe (one stored permit: a slow reader misses none).
+    probed: Notify,
 }
 
 impl HealthRegistry {
@@ -72,12 +72,12 @@ impl HealthRegistry {
 
     /// A session could not connect to a master: probe every server now.
     pub fn suspect(&self) {
-        self.probe_now.notify_one();
+        self.probe_now.notify_waiters();
     }
 
-    /// Waits for the end of the next health round (or one that ended unseen).
-    pub async fn round_done(&self) {
-        self.round_done.notified().await;
+    /// Waits for the next probe result (or one that came unseen).
+    pub async fn next_probe(&self) {
+        self.probed.notified().await;
     }
 
     /// Records a probe that started at `started`.
@@ -130,7 +130,7 @@ pub struct CheckerSettings {
     pub user: String,
     /// Its password.
     pub password: String,
-    /// Time between rounds.
+    /// Time between two probes of a server.
     pub interval: Duration,
     /// Bound on each probe.
     pub timeout: Duration,
@@ -138,56 +138,87 @@ pub struct CheckerSettings {
     pub tls: Option<crate::config::BackendTlsSection>,
 }
 
-/// Spawns the checker; it runs for the life of the process.
+/// Spawns the checker; it runs for the life of the process. Every server has its own
+/// probe loop, so a server that answers slowly (a black-holed address waits out the
+/// connect timeout) never delays what is learnt about the others; a supervisor starts and
+/// stops the loops as servers enter and leave the topology, and follows their roles.
 pub fn spawn_checker(
     routing: Arc<ArcSwap<RoutingTable>>,
     registry: Arc<HealthRegistry>,
     settings: CheckerSettings,
 ) {
     tokio::spawn(async move {
+        let roles: Arc<Mutex<HashMap<String, (String, &'static str)>>> = Arc::default();
+        let mut loops: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             let table = routing.load_full();
-            let mut targets: Vec<(String, &'static str, String)> = Vec::new();
+            let mut targets: HashMap<String, (String, &'static str)> = HashMap::new();
             for s in &table.shards {
-                targets.push((s.name.clone(), "master", s.master.clone()));
-                targets.extend(
-                    s.standbys
-                        .iter()
-                        .map(|a| (s.name.clone(), "standby", a.clone())),
-                );
-                targets.extend(
-                    s.rejoin
-                        .iter()
-                        .map(|a| (s.name.clone(), "needs-rejoin", a.clone())),
-                );
+                for a in &s.rejoin {
+                    targets.insert(a.clone(), (s.name.clone(), "needs-rejoin"));
+                }
+                for a in &s.standbys {
+                    targets.insert(a.clone(), (s.name.clone(), "standby"));
+                }
+                targets.insert(s.master.clone(), (s.name.clone(), "master"));
             }
-            registry.retain(&targets.iter().map(|t| t.2.clone()).collect::<Vec<_>>());
-            let mut probes = Vec::with_capacity(targets.len());
-            for (shard, role, addr) in targets {
-                let (user, password, timeout, tls) = (
-                    settings.user.clone(),
-                    settings.password.clone(),
-                    settings.timeout,
-                    settings.tls.clone(),
-                );
-                let registry = Arc::clone(&registry);
-                probes.push(tokio::spawn(async move {
-                    let started = Instant::now();
-                    let health = probe(&addr, &user, &password, timeout, tls.as_ref()).await;
-                    registry.record(shard, role, health, started);
-                }));
-            }
-            for p in probes {
-                let _ = p.await;
-            }
-            registry.round_done.notify_one();
-            tokio::select! {
-                _ = tokio::time::sleep(settings.interval) => {}
-                _ = registry.probe_now.notified() => {
-                    // Many sessions may suspect at once: a round at most every SOON.
-                    tokio::time::sleep(SOON.min(settings.interval)).await;
+            registry.retain(&targets.keys().cloned().collect::<Vec<_>>());
+            loops.retain(|addr, task| {
+                let keep = targets.contains_key(addr) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for addr in targets.keys() {
+                if !loops.contains_key(addr) {
+                    let task = probe_loop(
+                        addr.clone(),
+                        Arc::clone(&roles),
+                        Arc::clone(&registry),
+                        settings.clone(),
+                    );
+                    loops.insert(addr.clone(), tokio::spawn(task));
                 }
             }
+            *roles.lock().unwrap_or_else(|e| e.into_inner()) = targets;
+            tokio::time::sleep(settings.interval).await;
         }
     });
+}
+
+/// Probes one server every interval (sooner when a session suspects a master) until it
+/// leaves the topology.
+async fn probe_loop(
+    addr: String,
+    roles: Arc<Mutex<HashMap<String, (String, &'static str)>>>,
+    registry: Arc<HealthRegistry>,
+    settings: CheckerSettings,
+) {
+    loop {
+        let started = Instant::now();
+        let health = probe(
+            &addr,
+            &settings.user,
+            &settings.password,
+            settings.timeout,
+            settings.tls.as_ref(),
+        )
+        .await;
+        let role = roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .cloned();
+        let Some((shard, role)) = role else { return };
+        registry.record(shard, role, health, started);
+        registry.probed.notify_one();
+        tokio::select! {
+            _ = tokio::time::sleep(settings.interval) => {}
+            _ = registry.probe_now.notified() => {
+                // Many sessions may suspect at once: a probe at most every SOON.
+                tokio::time::sleep_until((started + SOON.min(settings.interval)).into()).await;
+            }
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! Publishing this router's opinion of every shard's master in ZooKeeper
-//! (`topology::opinions`), after each health round: written when it changes, and after
-//! every round while the master is down (the growing `down_for_ms` and a fresh
+//! (`topology::opinions`), after each health probe: written when it changes, and after
+//! every probe while the master is down (the growing `down_for_ms` and a fresh
 //! modification time tell the coordinator the opinion is current). A healthy cluster
-//! therefore costs ZooKeeper no writes; a down master one write per router per round.
+//! therefore costs ZooKeeper no writes; a down master one write per router per
+//! `health.interval_ms`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,13 +24,14 @@ pub fn spawn_publisher(
     routing: Arc<ArcSwap<RoutingTable>>,
     registry: Arc<HealthRegistry>,
     router_id: String,
+    refresh: Duration,
 ) {
     tokio::spawn(async move {
         let mut store: Option<ZkStore> = None;
-        // What was last written per shard (and by which ZooKeeper session).
-        let mut written: HashMap<String, (OpinionDoc, i64)> = HashMap::new();
+        // What was last written per shard, by which ZooKeeper session, and when.
+        let mut written: HashMap<String, (OpinionDoc, i64, Instant)> = HashMap::new();
         loop {
-            registry.round_done().await;
+            registry.next_probe().await;
             let current = match store.take() {
                 Some(s) if !s.client().state().is_terminated() => s,
                 _ => match ZkStore::connect(&target, session_timeout, connect_timeout).await {
@@ -48,15 +50,19 @@ pub fn spawn_publisher(
                 let Some(doc) = opinion_of(&registry, &shard.master, now) else {
                     continue;
                 };
-                let unchanged = written.get(&shard.name).is_some_and(|(last, s)| {
-                    *s == session && doc.reachable && same_view(last, &doc)
+                // A down master's opinion is rewritten at most every `refresh` (each
+                // server's probe wakes this loop).
+                let unchanged = written.get(&shard.name).is_some_and(|(last, s, at)| {
+                    *s == session
+                        && same_view(last, &doc)
+                        && (doc.reachable || at.elapsed() < refresh)
                 });
                 if unchanged {
                     continue;
                 }
                 match current.write_opinion(&shard.name, &router_id, &doc).await {
                     Ok(()) => {
-                        written.insert(shard.name.clone(), (doc, session));
+                        written.insert(shard.name.clone(), (doc, session, Instant::now()));
                     }
                     Err(e) => {
                         warn!(shard = %shard.name, error = %e, "health opinion not written");

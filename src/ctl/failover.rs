@@ -117,6 +117,67 @@ async fn auto_failover_lines(
     out
 }
 
+/// `standby add <shard> <server> [--from S | --from-snapshot FILE] [--wipe]`.
+pub async fn standby_add(
+    target: &ZkTarget,
+    config: &Path,
+    shard: &str,
+    server: &str,
+    source: failover::standby::CloneSource,
+    wipe: bool,
+) -> Result<String, String> {
+    let ops = ops(config)?;
+    let store = store(target).await?;
+    failover::standby::add(&store, &ops, shard, server, source, wipe, &mut printer())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{server} added as a standby of {shard}\n"))
+}
+
+/// `standby rebuild <shard> <server>`.
+pub async fn standby_rebuild(
+    target: &ZkTarget,
+    config: &Path,
+    shard: &str,
+    server: &str,
+) -> Result<String, String> {
+    let ops = ops(config)?;
+    let store = store(target).await?;
+    failover::standby::rebuild(&store, &ops, shard, server, &mut printer())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{server} rebuilt as a standby of {shard}\n"))
+}
+
+/// `standby remove <shard> <server> [--force]`.
+pub async fn standby_remove(
+    target: &ZkTarget,
+    shard: &str,
+    server: &str,
+    force: bool,
+) -> Result<String, String> {
+    let store = store(target).await?;
+    failover::standby::remove(&store, shard, server, force, &mut printer())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+/// `snapshot <shard> --to DIR`.
+pub async fn snapshot(
+    target: &ZkTarget,
+    config: &Path,
+    shard: &str,
+    dir: &Path,
+) -> Result<String, String> {
+    let ops = ops(config)?;
+    let store = store(target).await?;
+    let path = failover::standby::snapshot(&store, &ops, shard, dir, &mut printer())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{}\n", path.display()))
+}
+
 /// `rejoin <shard> <server>`.
 pub async fn rejoin(
     target: &ZkTarget,

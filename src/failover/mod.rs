@@ -18,6 +18,7 @@ pub mod gtid;
 mod probe;
 mod rejoin;
 mod server;
+pub mod standby;
 mod switchover;
 
 use std::time::Duration;

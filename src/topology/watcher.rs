@@ -306,7 +306,12 @@ impl Follower {
 
     async fn renew_lease(&self, store: &ZkStore) {
         match store.write_lease(&self.settings.lease()).await {
-            Ok(()) => self.status.heard_from_zookeeper(),
+            // A router that has been out of contact long enough to refuse statements
+            // serves again only once it has read the topology (`refresh`): a lease
+            // renewed first (a router woken from SIGSTOP renews before it reads) must not
+            // let it route with the table it had before the outage.
+            Ok(()) if !self.status.is_stale() => self.status.heard_from_zookeeper(),
+            Ok(()) => {}
             Err(e) => warn!(error = %e, "could not renew the router's lease"),
         }
     }
