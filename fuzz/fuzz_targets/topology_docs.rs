@@ -3,7 +3,8 @@
 //!
 //! Checks, on arbitrary bytes decoded as every document type a router or `dbrouter ctl`
 //! reads from ZooKeeper — the topology, the version counter, an override bucket, a
-//! router registration, a router lease, a move record, a job record:
+//! router registration, a router lease, a move record, a job record, a router's opinion
+//! of a master, an automatic failover alert:
 //! - `decode` never panics (malformed JSON and unknown schema versions are errors);
 //! - a document that decodes is re-encoded (`encode`) and decodes back to itself, so
 //!   what a read-modify-write cycle writes is what it read;
@@ -22,6 +23,7 @@ use std::fmt::Debug;
 
 use dbrouter::config::ShardingConfig;
 use dbrouter::topology::jobs::{describe_jobs, JobDoc};
+use dbrouter::topology::opinions::{AlertDoc, OpinionDoc};
 use dbrouter::topology::{
     bucket_of, decode, encode, BucketDoc, HasSchema, MoveDoc, RouterDoc, RouterLease, ShardDoc,
     ShardState, Snapshot, TopologyDoc, VersionDoc, BUCKETS, SCHEMA,
@@ -41,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = roundtrip::<RouterDoc>("router r1", data);
     let _ = roundtrip::<RouterLease>("lease r1", data);
     let _ = roundtrip::<MoveDoc>("moves/42", data);
+    let _ = roundtrip::<OpinionDoc>("health/shard1/r1", data);
+    let _ = roundtrip::<AlertDoc>("failover-alerts/shard1", data);
     // Job records carry an f64 (a rate): compared after one more round trip, not bit for
     // bit with the input's decimal text.
     if let Ok(job) = decode::<JobDoc>("jobs/drain-a", data) {
@@ -110,6 +114,7 @@ fn bucket_with_fixed_topology(bucket: BucketDoc) {
         state: ShardState::Serving,
         rejoin: Vec::new(),
         hibernation: weight == 0,
+        auto_failover: Default::default(),
     };
     let mut buckets = vec![BucketDoc::default(); BUCKETS];
     buckets[0] = bucket;
