@@ -188,7 +188,9 @@ async fn kill_9_of_a_master_is_failed_over_automatically_and_the_old_master_rejo
             (1u16, "shard2")
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let users = users_on(&r1, index, 5);
+        // Fresh users each round (a round on the same shard again writes seq 1, 2, …).
+        let all = users_on(&r1, index, 5 * (round / 2 + 1));
+        let users = &all[all.len() - 5..];
         let writers: Vec<_> = users[..4]
             .iter()
             .enumerate()

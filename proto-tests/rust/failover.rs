@@ -577,3 +577,55 @@ async fn standbys_are_removed_added_by_cloning_and_restored_from_a_snapshot() {
         "{out}"
     );
 }
+
+/// A router that missed a switchover (cut off from ZooKeeper during it: it never
+/// acknowledged, and the fence did its job) sends its next write to the old, now
+/// read-only master: the 1290 is not the client's answer; the router holds the write,
+/// reads the topology again once it can, and the write lands on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_missed_a_switchover_sends_refused_writes_to_the_new_master() {
+    let cluster = PrivateCluster::start("missed");
+    let root = "/dbrouter/missed";
+    let zk = cluster.var("DBR_ZK");
+    let url = format!("zk://{zk}{root}");
+    create_writes_table(&cluster).await;
+    let a = start_router(&cluster, root, &url);
+    let config = a.config_path.to_str().unwrap().to_string();
+    let zk_proxy = CutProxy::start(zk.clone()).await;
+    let proxy_port: u16 = zk_proxy.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let mut settings = cluster.router_settings(root, "");
+    settings.sharding = settings.sharding.replace(&zk, &zk_proxy.addr);
+    let b = TestRouter::start(settings);
+    let user = shard1_users(&a, 1)[0];
+    let mut via_b = b.app_conn(Some("app")).await;
+    via_b
+        .exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
+        .await
+        .unwrap();
+    let old = current_master(&url, "shard1").await;
+
+    zk_proxy.cut();
+    let (ok, out) = ctl(&["promote", "shard1", "--zk", &url, "--config", &config]);
+    assert!(ok, "promote failed:\n{out}");
+    let new = current_master(&url, "shard1").await;
+    assert_ne!(new, old);
+    // ZooKeeper comes back for b a moment after its write is refused by the fence.
+    let restore = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        CutProxy::start_at(proxy_port, zk).await
+    });
+    via_b
+        .exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 2)", (user,))
+        .await
+        .expect("the write refused by the fenced old master goes to the new one");
+    let _proxy = restore.await.unwrap();
+    let mut d_new = direct_to(&new, Some("app")).await;
+    let seqs: Vec<u64> = d_new
+        .exec(
+            "SELECT seq FROM writes WHERE userid = ? ORDER BY seq",
+            (user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs, [1, 2]);
+}

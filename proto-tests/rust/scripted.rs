@@ -1045,3 +1045,76 @@ async fn a_silent_master_replaced_by_a_failover_is_1158_within_a_second() {
     // Its outcome is unknown: the statement is not sent to the new master.
     assert!(replacement.statements().is_empty());
 }
+
+/// The fenced old master's answer to a write: ERR 1290 (read-only).
+fn read_only_refusal() -> Reply {
+    Reply::Packets(vec![err_packet(
+        1290,
+        b"HY000",
+        "The MariaDB server is running with the --read-only option so it cannot execute this statement",
+    )])
+}
+
+#[tokio::test]
+async fn a_write_refused_as_read_only_goes_to_the_master_published_meanwhile() {
+    // A router that missed a switchover still routes to the fenced old master, which
+    // refuses writes with 1290: the statement did not run, and the new master takes it.
+    let global = FakeServer::start(Script::selects()).await;
+    let fenced = FakeServer::start(Script::answering(|sql, format| {
+        if sql.starts_with("INSERT") {
+            read_only_refusal()
+        } else {
+            select_answer(sql, format)
+        }
+    }))
+    .await;
+    let replacement = FakeServer::start(Script::selects()).await;
+    let fixture = Fixture::new(&[&global.addr, &fenced.addr], Tuning::default());
+    let table = fixture.ctx.routing.load_full();
+    let shard2 = table.shard_id("shard2").unwrap();
+    let user = (1u64..)
+        .find(|u| table.shard_for_key(u.to_string().as_bytes()).0 == shard2)
+        .unwrap();
+    let mut client = fixture.client().await;
+    let statement = format!("INSERT INTO posts (userid, body) VALUES ({user}, 'x')");
+    client.send(&statement).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut snapshot = FileStore::new(&fixture.config).snapshot_now();
+    snapshot.topology.shard_mut("shard2").unwrap().master = replacement.addr.clone();
+    fixture.publish(snapshot.routing_table(&fixture.config.sharding).unwrap());
+
+    let response = client.response().await;
+    assert!(matches!(response.ending, Ending::Complete), "{response:?}");
+    assert_eq!(replacement.statements(), [statement.as_str()]);
+    client.assert_usable().await;
+}
+
+#[tokio::test]
+async fn a_write_refused_as_read_only_with_no_new_master_gets_the_servers_refusal() {
+    // An operator set the master read-only: nothing else takes the statement, and the
+    // client hears MariaDB's own 1290 (after the bounded wait), on a usable connection.
+    let global = FakeServer::start(Script::selects()).await;
+    let read_only = FakeServer::start(Script::answering(|sql, format| {
+        if sql.starts_with("INSERT") {
+            read_only_refusal()
+        } else {
+            select_answer(sql, format)
+        }
+    }))
+    .await;
+    let fixture = Fixture::new(&[&global.addr, &read_only.addr], Tuning::default());
+    let table = fixture.ctx.routing.load_full();
+    let shard2 = table.shard_id("shard2").unwrap();
+    let user = (1u64..)
+        .find(|u| table.shard_for_key(u.to_string().as_bytes()).0 == shard2)
+        .unwrap();
+    let mut client = fixture.client().await;
+    let err = client
+        .query_err(&format!(
+            "INSERT INTO posts (userid, body) VALUES ({user}, 'x')"
+        ))
+        .await;
+    assert_code(&err, 1290, "HY000");
+    assert!(err.message.contains("--read-only"), "{err:?}");
+    client.assert_usable().await;
+}

@@ -27,10 +27,27 @@ pub enum RelayError {
     /// The backend stream made no sense.
     #[error(transparent)]
     Protocol(#[from] ProtocolViolation),
+    /// The server refused the statement as read-only (ERR 1290, its whole answer, not sent
+    /// to the client): it did not run, and the server may no longer be the master.
+    #[error("the server is read-only (ERR 1290)")]
+    ReadOnly(Vec<u8>),
     /// The server stopped answering and the topology names another master of its shard
     /// now (a failover): the statement's outcome is unknown.
     #[error("the server stopped answering and is no longer the shard's master")]
     MasterReplaced,
+}
+
+/// MariaDB's ER_OPTION_PREVENTS_STATEMENT: "running with the --read-only option".
+const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
+
+/// The payload of `bytes` when they are exactly one ERR packet with code 1290.
+fn read_only_refusal(bytes: &[u8]) -> Option<&[u8]> {
+    let header = bytes.get(..4)?;
+    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
+    let payload = bytes.get(4..)?;
+    let code = u16::from_le_bytes([*payload.get(1)?, *payload.get(2)?]);
+    (payload.len() == len && payload.first() == Some(&0xFF) && code == ER_OPTION_PREVENTS_STATEMENT)
+        .then_some(payload)
 }
 
 /// How long the backend may be silent before the relay checks whether its server is still
@@ -86,11 +103,21 @@ pub async fn relay_response(
         last_seq: s.last_seq(),
         mid_packet: s.mid_packet(),
     };
+    let mut first = true;
     loop {
         let buf = backend.read_buffer();
         let scan = scanner
             .scan(buf)
             .map_err(|e| (e.into(), position(&scanner)))?;
+        if first && scan.consumed > 0 {
+            first = false;
+            if let Some(payload) = read_only_refusal(&buf[..scan.consumed]) {
+                // Kept from the client: the session decides (a newer master may take it).
+                let payload = payload.to_vec();
+                buf.advance(scan.consumed);
+                return Err((RelayError::ReadOnly(payload), position(&scanner)));
+            }
+        }
         if scan.consumed > 0 {
             // Everything scanned goes to the client in one write, as it arrived.
             write_client(

@@ -148,6 +148,10 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     stray: Vec<ShardId>,
     /// Kind of the last error the router itself answered with (statement metrics).
     refused: Option<&'static str>,
+    /// A prepared statement's execute refused as read-only by a master that has since been
+    /// replaced: the snapshot naming the new one and the refusal (sent if it cannot be
+    /// tried there). Set by the execute phase, taken by `prepared::execute`.
+    reroute: Option<(Arc<RoutingTable>, Vec<u8>)>,
     /// The routing snapshot the last statement used; refreshed when the topology changes
     /// (kept so that a statement costs no reference-count traffic on the shared one).
     table: Option<Arc<RoutingTable>>,
@@ -259,6 +263,7 @@ pub async fn run_on_stream<S: ClientStream>(
         status: SERVER_STATUS_AUTOCOMMIT,
         statements: Statements::new(max_packet, max_statements, max_session_bytes),
         refused: None,
+        reroute: None,
         table: None,
         watchdog,
         last_command: std::time::Instant::now(),

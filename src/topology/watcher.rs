@@ -50,6 +50,10 @@ pub struct TopologyStatus {
     leave: tokio::sync::Notify,
     /// The follower has.
     left: tokio::sync::Notify,
+    /// Asks the follower to read the topology now (a master answered read-only).
+    read_now: tokio::sync::Notify,
+    /// Topology reads the follower finished (successful or not).
+    reads: AtomicU64,
 }
 
 impl TopologyStatus {
@@ -72,6 +76,8 @@ impl TopologyStatus {
             followed,
             leave: tokio::sync::Notify::new(),
             left: tokio::sync::Notify::new(),
+            read_now: tokio::sync::Notify::new(),
+            reads: AtomicU64::new(0),
         })
     }
 
@@ -109,6 +115,25 @@ impl TopologyStatus {
     fn heard_from_zookeeper(&self) {
         let now = self.started.elapsed().as_millis() as u64;
         self.last_contact_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether a follower keeps the topology up to date (not a config-file topology).
+    pub fn is_followed(&self) -> bool {
+        self.followed
+    }
+
+    /// Asks the follower to read the topology now, and returns how many reads had
+    /// finished before: [`TopologyStatus::reads`] passing it means a read began after the
+    /// request.
+    pub fn request_read(&self) -> u64 {
+        let before = self.reads();
+        self.read_now.notify_one();
+        before
+    }
+
+    /// Topology reads the follower finished so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Acquire)
     }
 
     /// Removes this router's registration and lease from ZooKeeper at once (a router that
@@ -426,6 +451,7 @@ impl Follower {
                     self.status.update(|c| c.last_error = Some(e.to_string()));
                 }
             }
+            self.status.reads.fetch_add(1, Ordering::AcqRel);
             // Wait for the next change, or for the session to break or reconnect.
             let changed = watcher.changed();
             tokio::pin!(changed);
@@ -453,6 +479,11 @@ impl Follower {
                         return;
                     }
                     _ = heartbeat.tick() => self.renew_lease(&current).await,
+                    _ = self.status.read_now.notified() => {
+                        // Read again (and re-arm the watch) at once.
+                        store = Some(current);
+                        break;
+                    }
                     event = &mut changed => {
                         if event.session_state.is_terminated() {
                             warn!(state = %event.session_state, "ZooKeeper session ended");

@@ -234,6 +234,33 @@ impl<S: ClientStream> Session<S> {
                 self.backends.discard(shard);
                 Err(End::ClientGone(e))
             }
+            Err((RelayError::ReadOnly(refusal), _)) => {
+                // Not the master any more (or an operator's read_only): that connection
+                // is of no use, and the statement did not run.
+                self.backends.discard(shard);
+                if self.tx.open_shard() == Some(shard) {
+                    self.tx.ended(shard);
+                    self.status &= !SERVER_STATUS_IN_TRANS;
+                    let err = ClientError::MasterChanged {
+                        shard: table.shard_name(shard).to_string(),
+                    };
+                    return self.reply_error(seq, err).await.map(|_| None);
+                }
+                match self.wait_for_another_master(table, shard).await {
+                    // A text statement is sent again as it is.
+                    Some(fresh) if payload.first() == Some(&COM_QUERY) => {
+                        let again = self.run_on_inner(&fresh, shard, payload, seq, kind, binds);
+                        Box::pin(again).await
+                    }
+                    // A prepared statement needs its copy on the new master's connection:
+                    // `prepared::execute` prepares it there and executes again.
+                    Some(fresh) if payload.first() == Some(&COM_STMT_EXECUTE) => {
+                        self.reroute = Some((fresh, refusal));
+                        Ok(None)
+                    }
+                    _ => self.send_packets(seq, &[refusal]).await.map(|()| None),
+                }
+            }
             Err((source, position)) => {
                 let failure = Failure::Relay {
                     shard: table.shard_name(shard).to_string(),
@@ -322,6 +349,57 @@ impl<S: ClientStream> Session<S> {
         }
         debug!(parent: &self.span, shard = %is.name, master = %is.master, error = %failure, "master changed since the statement was routed; trying the new one");
         Some(Ok(now))
+    }
+
+    /// After the shard's master refused a statement as read-only (ERR 1290): the topology
+    /// is read again and the statement held (bounded like a switchover's hold) until it
+    /// names another master — the router missed a switchover — or says nothing changed
+    /// (an operator's `read_only`: the refusal is the answer, `None`).
+    async fn wait_for_another_master(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+    ) -> Option<Arc<RoutingTable>> {
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        /// Without a follower (a config-file topology) nothing re-reads it: a publish by
+        /// hand is waited for this long at most.
+        const UNFOLLOWED_WAIT: Duration = Duration::from_secs(2);
+        /// A read that finished after the request is trusted once this much passed.
+        const SETTLE: Duration = Duration::from_millis(100);
+        let lost = table.shard(shard)?.master.clone();
+        let topology = &self.ctx.topology;
+        let before = topology.request_read();
+        let limits = &self.ctx.config.failover;
+        if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
+            self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let started = tokio::time::Instant::now();
+        let mut limit = Duration::from_millis(limits.buffer_max_ms);
+        if !topology.is_followed() {
+            limit = limit.min(UNFOLLOWED_WAIT);
+        }
+        let outcome = loop {
+            let now = self.ctx.routing.load_full();
+            match now.shard(shard) {
+                None => break None,
+                Some(s) if s.switching || s.master != lost => break Some(now),
+                Some(_) => {}
+            }
+            let read_since = topology.is_followed() && topology.reads() > before;
+            if (read_since && started.elapsed() >= SETTLE) || started.elapsed() >= limit {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        self.ctx.held.fetch_sub(1, Ordering::AcqRel);
+        let fresh = outcome?;
+        if fresh.shard(shard).is_some_and(|s| s.switching) {
+            return self.hold_while_switching(shard).await.ok();
+        }
+        debug!(parent: &self.span, shard = %fresh.shard_name(shard), lost = %lost, "the master answered read-only and was replaced; sending the statement to the new one");
+        Some(fresh)
     }
 
     /// Holds the statement if `shard` is switching (and the session has no transaction

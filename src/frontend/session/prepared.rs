@@ -586,7 +586,8 @@ impl<S: ClientStream> Session<S> {
             }
         };
         // Long data first, then the execute, both with the shard's statement id.
-        if !plan.long_data.is_empty() {
+        let had_long_data = !plan.long_data.is_empty();
+        if had_long_data {
             match self.backends.connection(table, shard).await {
                 Ok(io) => {
                     for mut chunk in plan.long_data {
@@ -614,6 +615,16 @@ impl<S: ClientStream> Session<S> {
         let status = self
             .run_on(table, shard, body, seq, ResponseKind::Execute, true)
             .await?;
+        if let Some((fresh, refusal)) = self.reroute.take() {
+            // Refused as read-only by a master replaced since: executed again (prepared on
+            // the new master's connection first) unless its long data is gone with the old
+            // connection.
+            if had_long_data {
+                return self.send_packets(seq, &[refusal]).await;
+            }
+            set_stmt_id(payload, client_id);
+            return Box::pin(self.execute(&fresh, payload, seq, bulk)).await;
+        }
         if let Some(stmt) = self.statements.map.get_mut(&client_id) {
             if let Some(b) = stmt.backends.iter_mut().find(|b| b.shard == shard) {
                 b.types_sent |= plan.types.is_some();
