@@ -637,6 +637,9 @@ pub struct FailoverConfig {
     /// A second automatic failover of a shard within this time is not made: the shard is
     /// disarmed until `dbrouter ctl failover arm` (anti-flap).
     pub auto_min_interval_ms: u64,
+    /// The coordinator rebuilds a former master that cannot rejoin (errant transactions)
+    /// as `dbrouter ctl standby rebuild` does (with `auto`).
+    pub auto_rebuild: bool,
 }
 
 impl Default for FailoverConfig {
@@ -653,6 +656,7 @@ impl Default for FailoverConfig {
             auto: false,
             auto_after_ms: 1_500,
             auto_min_interval_ms: 600_000,
+            auto_rebuild: false,
         }
     }
 }

@@ -451,7 +451,7 @@ fn describe(r: &dyn Recorder) {
     d(
         FAILOVER_BLOCKED,
         Count,
-        "Alerts raised by automatic failover, by shard and reason (no_standby, disarmed, flapping, never_reached, async, failed, rejoin_refused, rejoin_failed): it will not act until the reason is gone.",
+        "Alerts raised by automatic failover, by shard and reason (no_standby, disarmed, flapping, never_reached, async, failed, rejoin_refused, rejoin_failed, rebuilding, rebuild_failed): it will not act until the reason is gone.",
     );
     d(
         POOL_DISCARDED,

@@ -268,33 +268,13 @@ async fn two_operators_promoting_at_once_one_wins_and_a_cut_off_router_cannot_wr
     assert_eq!(on_new, Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejoin_refuses_a_former_master_with_errant_transactions() {
-    let cluster = PrivateCluster::start("errant");
-    let root = "/dbrouter/errant";
-    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
-    create_writes_table(&cluster).await;
-    let router = start_router(&cluster, root, &url);
-    let config = router.config_path.to_str().unwrap().to_string();
-    let user = shard1_users(&router, 1)[0];
-    let mut c = router.app_conn(Some("app")).await;
-    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
-        .await
-        .unwrap();
-
-    let old = current_master(&url, "shard1").await;
-    let pid = cluster.server_pid(&old);
-    let cmdline = PrivateCluster::cmdline(pid);
-    std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
-    assert!(ok, "failover failed:\n{out}");
+/// Restarts a killed former master from its command line (read-only) and writes on it
+/// anyway: an errant transaction the new master never had. Returns an admin connection
+/// to it.
+async fn restart_with_an_errant_write(cmdline: &[String], old: &str, user: u64) -> Conn {
     assert!(std::process::Command::new("setsid")
         .arg("-f")
-        .args(&cmdline)
+        .args(cmdline)
         .status()
         .unwrap()
         .success());
@@ -334,6 +314,34 @@ async fn rejoin_refuses_a_former_master_with_errant_transactions() {
         .await
         .unwrap();
     d_old.query_drop("SET GLOBAL read_only = ON").await.unwrap();
+    d_old
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejoin_refuses_a_former_master_with_errant_transactions() {
+    let cluster = PrivateCluster::start("errant");
+    let root = "/dbrouter/errant";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let router = start_router(&cluster, root, &url);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let user = shard1_users(&router, 1)[0];
+    let mut c = router.app_conn(Some("app")).await;
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
+        .await
+        .unwrap();
+
+    let old = current_master(&url, "shard1").await;
+    let pid = cluster.server_pid(&old);
+    let cmdline = PrivateCluster::cmdline(pid);
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
+    assert!(ok, "failover failed:\n{out}");
+    let mut d_old = restart_with_an_errant_write(&cmdline, &old, user).await;
 
     let (ok, out) = ctl(&["rejoin", "shard1", &old, "--zk", &url, "--config", &config]);
     assert!(!ok && out.contains("errant"), "rejoin must refuse:\n{out}");
@@ -628,4 +636,72 @@ async fn a_router_that_missed_a_switchover_sends_refused_writes_to_the_new_maste
         .await
         .unwrap();
     assert_eq!(seqs, [1, 2]);
+}
+
+/// With `[failover] auto_rebuild`, the coordinator rebuilds a former master that cannot
+/// rejoin (errant transactions) by itself: wiped, cloned, published as a standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_rebuilds_a_former_master_that_cannot_rejoin() {
+    let cluster = PrivateCluster::start("autorebuild");
+    let root = "/dbrouter/autorebuild";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    // First a router without automatic failover (it is the coordinator): the operator
+    // fails over, and the old master comes back with an errant transaction.
+    let manual = start_router(&cluster, root, &url);
+    let config = manual.config_path.to_str().unwrap().to_string();
+    let user = shard1_users(&manual, 1)[0];
+    let mut c = manual.app_conn(Some("app")).await;
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 1)", (user,))
+        .await
+        .unwrap();
+    let old = current_master(&url, "shard1").await;
+    let cmdline = PrivateCluster::cmdline(cluster.server_pid(&old));
+    std::process::Command::new("kill")
+        .args(["-9", &cluster.server_pid(&old).to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (ok, out) = ctl(&["failover", "shard1", "--zk", &url, "--config", &config]);
+    assert!(ok, "failover failed:\n{out}");
+    let mut d_old = restart_with_an_errant_write(&cmdline, &old, user).await;
+
+    // Then a router with automatic failover and rebuild takes over as the coordinator.
+    let auto = TestRouter::spawn(cluster.router_settings(
+        root,
+        "auto = true\nauto_after_ms = 1500\nauto_rebuild = true\n",
+    ));
+    auto.wait_listening(Duration::from_secs(30));
+    let config = auto.config_path.to_str().unwrap().to_string();
+    drop(c);
+    drop(manual);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+        let line = out
+            .lines()
+            .find(|l| l.contains(&old))
+            .unwrap_or_default()
+            .to_string();
+        if line.contains("standby") && line.contains("replicating") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the former master was not rebuilt:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seqs: Vec<u64> = d_old
+        .exec(
+            "SELECT seq FROM writes WHERE userid = ? ORDER BY seq",
+            (user,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs,
+        [1],
+        "rebuilt from the new master, without its errant row"
+    );
 }

@@ -22,7 +22,9 @@
 //! the operator's emergency failover ([`super::failover`]), so the old master is left
 //! fenced (never routed to) and listed for a rejoin, which this module also attempts:
 //! a former master that is reachable again is made read-only and rejoined as a standby
-//! unless it has errant transactions, in which case it stays fenced and an alert says so.
+//! unless it has errant transactions, in which case it stays fenced and an alert says so
+//! — or, with `failover.auto_rebuild`, it is rebuilt (`failover::standby::rebuild`: wiped,
+//! cloned from a standby, published as a standby) by a task of its own.
 //!
 //! Alerts are persistent nodes in ZooKeeper (`topology::opinions`), shown by
 //! `dbrouter ctl status` and counted in `dbrouter_failover_auto_blocked_total`.
@@ -55,6 +57,8 @@ pub struct AutoSettings {
     pub after_ms: u64,
     /// `failover.auto_min_interval_ms`.
     pub min_interval_ms: u64,
+    /// `failover.auto_rebuild`.
+    pub rebuild: bool,
     /// An opinion written longer than this before the newest opinion of the shard is
     /// not current (its router stopped probing) and does not count.
     pub stale_ms: u64,
@@ -66,6 +70,7 @@ impl AutoSettings {
         AutoSettings {
             after_ms: config.failover.auto_after_ms,
             min_interval_ms: config.failover.auto_min_interval_ms,
+            rebuild: config.failover.auto_rebuild,
             // A down master's probe takes up to the connect timeout, then the interval.
             stale_ms: 3 * (config.health.interval_ms + config.timeouts.connect_ms).max(1_000),
         }
@@ -178,6 +183,8 @@ pub struct AutoFailover {
     failover_after: HashMap<String, Instant>,
     /// No rejoin of the server before this.
     rejoin_after: HashMap<String, Instant>,
+    /// Former masters being rebuilt now (each by a task of its own: a copy takes long).
+    rebuilding: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl AutoFailover {
@@ -215,7 +222,8 @@ impl AutoFailover {
                 Verdict::FailOver => self.fail_over(store, ops, shard).await?,
             }
             for server in &shard.rejoin {
-                self.try_rejoin(store, ops, &shard.name, server).await?;
+                self.try_rejoin(store, ops, settings, &shard.name, server)
+                    .await?;
             }
         }
         Ok(())
@@ -267,13 +275,20 @@ impl AutoFailover {
         &mut self,
         store: &ZkStore,
         ops: &Ops,
+        settings: &AutoSettings,
         shard: &str,
         server: &str,
     ) -> Result<(), OpError> {
-        if self
-            .rejoin_after
-            .get(server)
-            .is_some_and(|t| Instant::now() < *t)
+        let rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(server);
+        if rebuilding
+            || self
+                .rejoin_after
+                .get(server)
+                .is_some_and(|t| Instant::now() < *t)
         {
             return Ok(());
         }
@@ -290,6 +305,16 @@ impl AutoFailover {
                 self.alert(store, shard, &key, None).await
             }
             Err(OpError::Topology(e)) => Err(OpError::Topology(e)),
+            Err(OpError::Refused(why)) if settings.rebuild && why.contains("errant") => {
+                self.rejoin_after
+                    .insert(server.to_string(), Instant::now() + RETRY_REFUSED_REJOIN);
+                self.rebuild(store, ops, shard, server);
+                let block = Block {
+                    kind: "rebuilding",
+                    reason: format!("{server} (former master of {shard}) cannot rejoin ({why}); the coordinator rebuilds it (failover.auto_rebuild)"),
+                };
+                self.alert(store, shard, &key, Some(block)).await
+            }
             Err(e) => {
                 let refused = matches!(e, OpError::Refused(_));
                 warn!(shard, server, error = %e, "automatic rejoin failed");
@@ -311,6 +336,50 @@ impl AutoFailover {
                 self.alert(store, shard, &key, Some(block)).await
             }
         }
+    }
+
+    /// Rebuilds `server` in a task of its own ([`super::standby::rebuild`]); the next
+    /// rejoin attempts wait for it. When it ends, the rejoin alert is cleared (done) or
+    /// says why not.
+    fn rebuild(&mut self, store: &ZkStore, ops: &Ops, shard: &str, server: &str) {
+        let mut claimed = self.rebuilding.lock().unwrap_or_else(|e| e.into_inner());
+        if !claimed.insert(server.to_string()) {
+            return;
+        }
+        drop(claimed);
+        let (store, ops) = (store.clone(), ops.clone());
+        let (shard, server) = (shard.to_string(), server.to_string());
+        let rebuilding = std::sync::Arc::clone(&self.rebuilding);
+        warn!(
+            shard,
+            server, "automatic rebuild of a former master that cannot rejoin"
+        );
+        tokio::spawn(async move {
+            let mut say =
+                |line: String| info!(shard = %shard, server = %server, "automatic rebuild: {line}");
+            let key = format!("{shard}-rejoin-{server}");
+            let outcome = super::standby::rebuild(&store, &ops, &shard, &server, &mut say).await;
+            let alert = match outcome {
+                Ok(()) => None,
+                Err(e) => {
+                    warn!(shard, server, error = %e, "automatic rebuild failed");
+                    crate::metrics::failover_blocked(&shard, "rebuild_failed");
+                    Some(AlertDoc {
+                        schema: SCHEMA,
+                        reason: format!("automatic rebuild of {server} (former master of {shard}) failed: {e}; rebuild it with `dbrouter ctl standby rebuild {shard} {server}`"),
+                        kind: "rebuild_failed".into(),
+                        since_ms: now_ms(),
+                    })
+                }
+            };
+            if let Err(e) = store.set_failover_alert(&key, alert.as_ref()).await {
+                warn!(error = %e, "automatic rebuild: alert not written");
+            }
+            rebuilding
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&server);
+        });
     }
 
     /// Writes (or clears) an alert when it changes.

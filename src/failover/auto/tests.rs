@@ -10,6 +10,7 @@ fn settings() -> AutoSettings {
     AutoSettings {
         after_ms: 1_500,
         min_interval_ms: 600_000,
+        rebuild: false,
         stale_ms: 3_000,
     }
 }
