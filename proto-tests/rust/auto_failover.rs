@@ -62,7 +62,7 @@ fn kill_9(cluster: &PrivateCluster, addr: &str) -> Vec<String> {
 /// Starts a crashed master again from its command line (detached, as scripts/dev-cluster
 /// does), as an operator restarts one: read-only and in the slave role, so that MariaDB's
 /// crash recovery truncates the transactions no standby acknowledged.
-fn restart(cmdline: &[String]) {
+pub(crate) fn restart(cmdline: &[String]) {
     let status = std::process::Command::new("setsid")
         .arg("-f")
         .args(cmdline)

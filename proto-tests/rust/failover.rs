@@ -145,17 +145,7 @@ async fn failover_after_kill_9_loses_no_acknowledged_write_and_the_old_master_st
     println!("failover after kill -9: {total} acknowledged writes, 0 lost; writes unavailable for {unavailable:?} (kill to first successful write, including the operator's ctl failover); {errors} failed attempts meanwhile");
 
     // The old master comes back: fenced (read_only) and shown as needing a rejoin.
-    // Detached (setsid -f), like scripts/dev-cluster starts servers; wiped with the cluster.
-    // In the slave role, as a crashed master is restarted (docs/operations.md).
-    let status = std::process::Command::new("setsid")
-        .arg("-f")
-        .args(&cmdline)
-        .arg("--init-rpl-role=SLAVE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::auto_failover::restart(&cmdline);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
@@ -272,12 +262,7 @@ async fn two_operators_promoting_at_once_one_wins_and_a_cut_off_router_cannot_wr
 /// anyway: an errant transaction the new master never had. Returns an admin connection
 /// to it.
 async fn restart_with_an_errant_write(cmdline: &[String], old: &str, user: u64) -> Conn {
-    assert!(std::process::Command::new("setsid")
-        .arg("-f")
-        .args(cmdline)
-        .status()
-        .unwrap()
-        .success());
+    crate::auto_failover::restart(cmdline);
     // The old master comes back (read-only); someone writes on it anyway: an errant
     // transaction the new master never had.
     let deadline = Instant::now() + Duration::from_secs(60);
