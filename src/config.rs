@@ -73,6 +73,9 @@ pub struct Config {
     /// Switchover and failover settings.
     #[serde(default)]
     pub failover: FailoverConfig,
+    /// How standbys are cloned (`[clone]`: `ctl standby add|rebuild`).
+    #[serde(default)]
+    pub clone: CloneConfig,
     /// The health checker.
     #[serde(default)]
     pub health: HealthConfig,
@@ -604,6 +607,48 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         Self { interval_ms: 500 }
+    }
+}
+
+/// How `ctl standby add|rebuild` copies a server (`[clone]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CloneMethod {
+    /// `mariadb-dump` into the target over SQL: nothing runs on the database hosts.
+    #[default]
+    Logical,
+    /// `mariadb-backup` streamed from the source's host into the target's data directory
+    /// (the target server is stopped and started with `stop_server` / `start_server`).
+    Physical,
+}
+
+/// The `[clone]` table: how new standbys get their data (docs/operations.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloneConfig {
+    /// The default method of `ctl standby add|rebuild` (`--method` overrides it).
+    pub method: CloneMethod,
+    /// Runs a command on a database host (physical copies): empty = on this machine,
+    /// else a prefix such as `ssh -o BatchMode=yes {host}` (the command is its last argument).
+    pub shell: String,
+    /// Stops the target MariaDB server, run through `shell` on its host; placeholders
+    /// `{host}`, `{port}`, `{datadir}`.
+    pub stop_server: String,
+    /// Starts it again (same placeholders).
+    pub start_server: String,
+    /// How long the restored server may take to answer after `start_server`.
+    pub start_timeout_ms: u64,
+}
+
+impl Default for CloneConfig {
+    fn default() -> Self {
+        Self {
+            method: CloneMethod::Logical,
+            shell: String::new(),
+            stop_server: "systemctl stop mariadb".into(),
+            start_server: "systemctl start mariadb".into(),
+            start_timeout_ms: 300_000,
+        }
     }
 }
 

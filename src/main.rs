@@ -280,6 +280,24 @@ enum RoutersCommand {
     },
 }
 
+/// `--method` of the standby commands.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    /// mariadb-dump over SQL.
+    Logical,
+    /// mariadb-backup on the database hosts.
+    Physical,
+}
+
+impl From<MethodArg> for dbrouter::config::CloneMethod {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Logical => Self::Logical,
+            MethodArg::Physical => Self::Physical,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum StandbyCommand {
     /// Clone a new or wiped server from a healthy member of the shard (a standby by
@@ -298,6 +316,10 @@ enum StandbyCommand {
         /// Drop the server's own databases first (else a server holding any is refused).
         #[arg(long)]
         wipe: bool,
+        /// How to copy: logical (mariadb-dump) or physical (mariadb-backup; default: the
+        /// config's `[clone] method`).
+        #[arg(long, value_enum, conflicts_with = "from_snapshot")]
+        method: Option<MethodArg>,
         #[command(flatten)]
         zk: ZkArgs,
     },
@@ -308,6 +330,9 @@ enum StandbyCommand {
         shard: String,
         /// host:port of the former master.
         server: String,
+        /// How to copy (default: the config's `[clone] method`).
+        #[arg(long, value_enum)]
+        method: Option<MethodArg>,
         #[command(flatten)]
         zk: ZkArgs,
     },
@@ -646,19 +671,29 @@ fn main() -> ExitCode {
                     from,
                     from_snapshot,
                     wipe,
+                    method,
                     zk,
                 } => zk_ctl(zk, move |t, c| {
                     let source = match from_snapshot {
                         Some(path) => dbrouter::failover::standby::CloneSource::Snapshot(path),
-                        None => dbrouter::failover::standby::CloneSource::Server(from),
+                        None => dbrouter::failover::standby::CloneSource::Server(
+                            from,
+                            method.map(Into::into),
+                        ),
                     };
                     Box::pin(async move {
                         ctl::failover::standby_add(&t, &c, &shard, &server, source, wipe).await
                     })
                 }),
-                StandbyCommand::Rebuild { shard, server, zk } => zk_ctl(zk, move |t, c| {
+                StandbyCommand::Rebuild {
+                    shard,
+                    server,
+                    method,
+                    zk,
+                } => zk_ctl(zk, move |t, c| {
                     Box::pin(async move {
-                        ctl::failover::standby_rebuild(&t, &c, &shard, &server).await
+                        let method = method.map(Into::into);
+                        ctl::failover::standby_rebuild(&t, &c, &shard, &server, method).await
                     })
                 }),
                 StandbyCommand::Remove {

@@ -581,6 +581,114 @@ async fn standbys_are_removed_added_by_cloning_and_restored_from_a_snapshot() {
     );
 }
 
+/// Physical clones (`--method physical`: mariadb-backup streamed into the target's data
+/// directory, the target stopped and started with `[clone]`'s commands): from the master
+/// (a shard without standby: the position from its binary log) and from a standby (the
+/// position from its replication state) into a server of another shard, whose own data is
+/// replaced whole. Both hold the rows and the accounts, replicate, and are standbys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standbys_are_added_by_a_physical_copy_from_the_master_and_from_a_standby() {
+    let cluster = PrivateCluster::start("physical");
+    let root = "/dbrouter/physical";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let dev_cluster = format!("{}/scripts/dev-cluster", env!("CARGO_MANIFEST_DIR"));
+    let env = format!(
+        "DBR_STATE='{}' DBR_PORT_OFFSET={}",
+        cluster.state.display(),
+        cluster.offset
+    );
+    let clone = format!(
+        "\n[clone]\nstop_server = \"{env} '{dev_cluster}' db-stop {{port}}\"\nstart_server = \"{env} '{dev_cluster}' db-start {{port}}\"\n"
+    );
+    let router = start_router_with(&cluster, root, &url, &clone);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let user = shard1_users(&router, 1)[0];
+    let mut c = router.app_conn(Some("app")).await;
+    for seq in 1..=50u64 {
+        c.exec_drop(
+            "INSERT INTO writes (userid, seq) VALUES (?, ?)",
+            (user, seq),
+        )
+        .await
+        .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--zk", &url, "--config", &config]);
+        ctl(&all)
+    };
+    let count = |addr: String| async move {
+        let mut d = direct_to(&addr, Some("app")).await;
+        let n: Option<i64> = d
+            .exec_first("SELECT COUNT(*) FROM writes WHERE userid = ?", (user,))
+            .await
+            .unwrap();
+        n.unwrap_or(0)
+    };
+
+    // From the master: shard1 has no standby left.
+    let standby = cluster.var("DBR_S1_STANDBY");
+    let (ok, out) = run(&["standby", "remove", "shard1", &standby, "--force"]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["standby", "add", "shard1", &standby, "--method", "physical"]);
+    assert!(!ok && out.contains("--wipe"), "{out}");
+    let (ok, out) = run(&[
+        "standby", "add", "shard1", &standby, "--method", "physical", "--wipe",
+    ]);
+    assert!(ok, "physical add from the master failed:\n{out}");
+    assert!(
+        out.contains("streaming a physical backup")
+            && out.contains("MiB")
+            && out.contains("is a standby of shard1"),
+        "{out}"
+    );
+    assert_eq!(count(standby.clone()).await, 50);
+
+    // From that standby into shard2's standby server: its own data goes.
+    let other = cluster.var("DBR_S2_STANDBY");
+    let (ok, out) = ctl(&[
+        "standby", "remove", "shard2", &other, "--force", "--zk", &url, "--config", &config,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "standby", "add", "shard1", &other, "--method", "physical", "--wipe",
+    ]);
+    assert!(ok, "physical add from a standby failed:\n{out}");
+    assert!(
+        out.contains(&format!("copying from the standby {standby}")),
+        "{out}"
+    );
+    assert_eq!(count(other.clone()).await, 50);
+
+    // Both replicate from the master.
+    c.exec_drop("INSERT INTO writes (userid, seq) VALUES (?, 51)", (user,))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for addr in [standby.clone(), other.clone()] {
+        while count(addr.clone()).await != 51 {
+            assert!(
+                Instant::now() < deadline,
+                "{addr}, cloned physically, does not replicate"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
+    for addr in [&standby, &other] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(addr.as_str()))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            line.contains("standby") && line.contains("replicating"),
+            "{out}"
+        );
+    }
+}
+
 /// A router that missed a switchover (cut off from ZooKeeper during it: it never
 /// acknowledged, and the fence did its job) sends its next write to the old, now
 /// read-only master: the 1290 is not the client's answer; the router holds the write,
@@ -698,5 +806,103 @@ async fn the_coordinator_rebuilds_a_former_master_that_cannot_rejoin() {
         seqs,
         [1],
         "rebuilt from the new master, without its errant row"
+    );
+}
+
+/// A report, not a test of timings (`scripts/report-clone`): the time `ctl standby add`
+/// takes to clone shard1's standby from its master, logical (mariadb-dump) and physical
+/// (mariadb-backup) side by side in one run, over `DBR_CLONE_MB` MiB of rows (default
+/// 256), `DBR_CLONE_ROUNDS` rounds each (default 2, the order alternating).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a report: run through scripts/report-clone"]
+async fn report_clone() {
+    let mib: u64 = std::env::var("DBR_CLONE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let rounds: usize = std::env::var("DBR_CLONE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let cluster = PrivateCluster::start("clonereport");
+    let root = "/dbrouter/clonereport";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    let dev_cluster = format!("{}/scripts/dev-cluster", env!("CARGO_MANIFEST_DIR"));
+    let env = format!(
+        "DBR_STATE='{}' DBR_PORT_OFFSET={}",
+        cluster.state.display(),
+        cluster.offset
+    );
+    let clone = format!(
+        "\n[clone]\nstop_server = \"{env} '{dev_cluster}' db-stop {{port}}\"\nstart_server = \"{env} '{dev_cluster}' db-start {{port}}\"\n"
+    );
+    let router = start_router_with(&cluster, root, &url, &clone);
+    let config = router.config_path.to_str().unwrap().to_string();
+    let master = cluster.var("DBR_S1_MASTER");
+    let standby = cluster.var("DBR_S1_STANDBY");
+    // Rows of ~1 KiB of random text, doubled until the table holds `mib` MiB.
+    let mut d = direct_to(&master, Some("app")).await;
+    d.query_drop("CREATE TABLE clone_fill (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(1024) NOT NULL)")
+        .await
+        .unwrap();
+    d.query_drop("INSERT INTO clone_fill (pad) SELECT REPEAT(MD5(RAND()), 30) FROM seq_1_to_1024")
+        .await
+        .unwrap();
+    let mut rows = 1024u64;
+    while rows * 1024 < mib * 1024 * 1024 {
+        d.query_drop("INSERT INTO clone_fill (pad) SELECT REPEAT(MD5(RAND()), 30) FROM clone_fill")
+            .await
+            .unwrap();
+        rows *= 2;
+    }
+    d.query_drop("ANALYZE TABLE clone_fill").await.unwrap();
+    let size: Option<u64> = d
+        .query_first("SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'clone_fill'")
+        .await
+        .unwrap();
+    let size_mib = size.unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--zk", &url, "--config", &config]);
+        ctl(&all)
+    };
+    let mut times: Vec<(&str, f64)> = Vec::new();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            ["logical", "physical"]
+        } else {
+            ["physical", "logical"]
+        };
+        for method in order {
+            let (ok, out) = run(&["standby", "remove", "shard1", &standby, "--force"]);
+            assert!(ok, "{out}");
+            let started = Instant::now();
+            let (ok, out) = run(&[
+                "standby", "add", "shard1", &standby, "--method", method, "--wipe",
+            ]);
+            let secs = started.elapsed().as_secs_f64();
+            assert!(ok, "{method} add failed:\n{out}");
+            times.push((method, secs));
+        }
+    }
+    let median = |method: &str| {
+        let mut t: Vec<f64> = times
+            .iter()
+            .filter(|(m, _)| *m == method)
+            .map(|(_, s)| *s)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (logical, physical) = (median("logical"), median("physical"));
+    for (method, secs) in [("logical", logical), ("physical", physical)] {
+        println!(
+            "clone {method}: {rows} rows, {size_mib:.0} MiB of table data, median {secs:.1} s over {rounds} rounds ({:.1} MiB/s), standby add end to end (copy, catch-up, publish)",
+            size_mib / secs
+        );
+    }
+    println!(
+        "clone ratio: physical is {:.2}x as fast as logical",
+        logical / physical
     );
 }

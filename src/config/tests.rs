@@ -274,3 +274,37 @@ fn zookeeper_urls_name_every_host_of_an_ensemble() {
         assert!(parse_zk_url(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn clone_commands_name_only_known_placeholders() {
+    let parse = |clone: &str| {
+        Config::parse(
+            &format!("{MINIMAL}\n[clone]\n{clone}\n"),
+            Path::new("t.toml"),
+        )
+    };
+    let c = parse("").unwrap();
+    assert_eq!(c.clone.method, CloneMethod::Logical);
+    let c = parse(
+        "method = \"physical\"\nshell = \"ssh -o BatchMode=yes {host}\"\nstop_server = \"svc stop {port} {datadir}\"",
+    )
+    .unwrap();
+    assert_eq!(c.clone.method, CloneMethod::Physical);
+    let err = parse("stop_server = \"stop {prot}\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clone.stop_server") && err.contains("{prot}"),
+        "{err}"
+    );
+    let err = parse("shell = \"ssh db1\"").unwrap_err().to_string();
+    assert!(
+        err.contains("clone.shell") && err.contains("{host}"),
+        "{err}"
+    );
+    let err = parse("method = \"physical\"\nstart_server = \"\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("clone.method"), "{err}");
+    assert!(parse("method = \"rsync\"").is_err());
+}

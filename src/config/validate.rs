@@ -228,6 +228,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_clone(path)?;
         if self.failover.auto {
             let why = if self.admin.is_none() {
                 Some("needs an [admin] account (the coordinator promotes standbys with it)")
@@ -505,5 +506,67 @@ pub fn check_host_port(addr: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(bad())
+    }
+}
+
+impl Config {
+    /// `[clone]`: the command templates name only known placeholders, and a remote shell
+    /// says which host it reaches.
+    fn validate_clone(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            message,
+        };
+        let c = &self.clone;
+        let templates = [
+            ("clone.shell", &c.shell, &["{host}"][..]),
+            (
+                "clone.stop_server",
+                &c.stop_server,
+                &["{host}", "{port}", "{datadir}"][..],
+            ),
+            (
+                "clone.start_server",
+                &c.start_server,
+                &["{host}", "{port}", "{datadir}"][..],
+            ),
+        ];
+        for (field, text, allowed) in templates {
+            let mut rest = text.as_str();
+            while let Some(open) = rest.find('{') {
+                let tail = rest.get(open..).unwrap_or_default();
+                let name = tail.find('}').and_then(|end| tail.get(..=end));
+                match name {
+                    Some(name) if allowed.contains(&name) => {
+                        rest = tail.get(name.len()..).unwrap_or_default();
+                    }
+                    _ => {
+                        return Err(invalid(
+                            field.into(),
+                            format!(
+                                "unknown placeholder in {text:?}: the known ones are {}",
+                                allowed.join(" ")
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        if !c.shell.trim().is_empty() && !c.shell.contains("{host}") {
+            return Err(invalid(
+                "clone.shell".into(),
+                "a remote shell must name the host it reaches with {host} (e.g. \"ssh -o BatchMode=yes {host}\"); leave it empty to run on this machine".into(),
+            ));
+        }
+        if c.method == CloneMethod::Physical
+            && (c.stop_server.trim().is_empty() || c.start_server.trim().is_empty())
+        {
+            return Err(invalid(
+                "clone.method".into(),
+                "physical copies stop and start the target server: set clone.stop_server and clone.start_server".into(),
+            ));
+        }
+        Ok(())
     }
 }

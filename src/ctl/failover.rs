@@ -117,7 +117,7 @@ async fn auto_failover_lines(
     out
 }
 
-/// `standby add <shard> <server> [--from S | --from-snapshot FILE] [--wipe]`.
+/// `standby add <shard> <server> [--from S [--method M] | --from-snapshot FILE] [--wipe]`.
 pub async fn standby_add(
     target: &ZkTarget,
     config: &Path,
@@ -134,16 +134,17 @@ pub async fn standby_add(
     Ok(format!("{server} added as a standby of {shard}\n"))
 }
 
-/// `standby rebuild <shard> <server>`.
+/// `standby rebuild <shard> <server> [--method logical|physical]`.
 pub async fn standby_rebuild(
     target: &ZkTarget,
     config: &Path,
     shard: &str,
     server: &str,
+    method: Option<crate::config::CloneMethod>,
 ) -> Result<String, String> {
     let ops = ops(config)?;
     let store = store(target).await?;
-    failover::standby::rebuild(&store, &ops, shard, server, &mut printer())
+    failover::standby::rebuild(&store, &ops, shard, server, method, &mut printer())
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!("{server} rebuilt as a standby of {shard}\n"))

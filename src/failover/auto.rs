@@ -358,7 +358,8 @@ impl AutoFailover {
             let mut say =
                 |line: String| info!(shard = %shard, server = %server, "automatic rebuild: {line}");
             let key = format!("{shard}-rejoin-{server}");
-            let outcome = super::standby::rebuild(&store, &ops, &shard, &server, &mut say).await;
+            let outcome =
+                super::standby::rebuild(&store, &ops, &shard, &server, None, &mut say).await;
             let alert = match outcome {
                 Ok(()) => None,
                 Err(e) => {

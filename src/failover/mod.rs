@@ -15,6 +15,7 @@
 pub mod auto;
 mod emergency;
 pub mod gtid;
+mod physical;
 mod probe;
 mod rejoin;
 mod server;
@@ -56,6 +57,8 @@ pub struct Ops {
     pub timeout: Duration,
     /// TLS to the servers (`[backend.tls]`).
     pub tls: Option<crate::config::BackendTlsSection>,
+    /// How standbys are cloned (`[clone]`).
+    pub clone: crate::config::CloneConfig,
 }
 
 impl Ops {
@@ -75,6 +78,7 @@ impl Ops {
             catchup: Duration::from_millis(config.failover.catchup_timeout_ms),
             timeout: config.timeouts.connect().max(Duration::from_secs(3)),
             tls: config.backend.tls.clone(),
+            clone: config.clone.clone(),
         })
     }
 

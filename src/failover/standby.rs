@@ -4,13 +4,16 @@
 //! `snapshot` (a consistent logical backup of a shard, with its GTID position, into a
 //! directory; `add` can restore from one).
 //!
-//! **The clone** is logical: `mariadb-dump --single-transaction --gtid --master-data=2` of
-//! the source's databases (a standby by preference: the master is never loaded more than
-//! needed), streamed by this process into `mariadb` on the target with binary logging off
-//! for the load (the copied rows must not become the target's own GTIDs), plus the
-//! source's accounts and grants (`SHOW CREATE USER` / `SHOW GRANTS`: clients act as their
-//! own accounts, so a standby that may be promoted needs them). The dump names the GTID
-//! position it is consistent with; the target's `gtid_slave_pos` is set to it and it
+//! **The clone** is logical by default: `mariadb-dump --single-transaction --gtid
+//! --master-data=2` of the source's databases (a standby by preference: the master is
+//! never loaded more than needed), streamed by this process into `mariadb` on the target
+//! with binary logging off for the load (the copied rows must not become the target's own
+//! GTIDs), plus the source's accounts and grants (`SHOW CREATE USER` / `SHOW GRANTS`:
+//! clients act as their own accounts, so a standby that may be promoted needs them). With
+//! `--method physical` (`[clone] method`) it is `mariadb-backup` from the source's host into
+//! the target's data directory instead (`physical.rs`; accounts come with the `mysql`
+//! schema). Either way the copy names the GTID position it is consistent with; the
+//! target's `gtid_slave_pos` is set to it and it
 //! replicates from the shard's master with `MASTER_USE_GTID = slave_pos`, is waited for
 //! until it has caught up, semi-sync is made active, and only then is it published (under
 //! the shard's lock, compare-and-set). A master change while the copy runs is fine: the
@@ -20,9 +23,7 @@
 //! master had when the catch-up started; a server in any role of the topology is refused
 //! (`rebuild` takes only a fenced former master, made read-only first); nothing is
 //! written to a server other than the target, and the target's binary log is reset so
-//! that no stale own transaction can ever be replicated. Physical copies
-//! (`mariadb-backup --stream`) need a process on the database hosts and are left to the
-//! operator's runbook (docs/operations.md).
+//! that no stale own transaction can ever be replicated.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -35,6 +36,7 @@ use tokio::process::Command;
 
 use super::gtid::GtidPos;
 use super::{publish, shard_of, under_lock, Admin, OpError, Ops};
+use crate::config::CloneMethod;
 use crate::topology::zk::ZkStore;
 use crate::topology::{now_ms, ShardDoc};
 
@@ -47,8 +49,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Where a new standby's data comes from.
 #[derive(Debug, Clone)]
 pub enum CloneSource {
-    /// A member of the shard (`None`: the healthiest standby, else the master).
-    Server(Option<String>),
+    /// A member of the shard (`None`: the healthiest standby, else the master), copied
+    /// with this method (`None`: `[clone] method`).
+    Server(Option<String>, Option<CloneMethod>),
     /// A snapshot written by [`snapshot`] (its `.sql` file).
     Snapshot(PathBuf),
 }
@@ -90,18 +93,27 @@ pub async fn add(
     let mut target = Admin::connect(ops, server)
         .await
         .map_err(OpError::Refused)?;
-    prepare_target(&mut target, wipe, say).await?;
+    let source = match source {
+        CloneSource::Server(from, method) => {
+            CloneSource::Server(from, Some(method.unwrap_or(ops.clone.method)))
+        }
+        snapshot => snapshot,
+    };
+    let physical = matches!(source, CloneSource::Server(_, Some(CloneMethod::Physical)));
+    prepare_target(&mut target, wipe, physical, say).await?;
     clone_into(store, ops, shard, &mut target, source, say).await?;
     join(store, ops, shard, &mut target, say).await
 }
 
 /// `ctl standby rebuild`: a fenced former master of `shard` (in its rejoin list) is wiped
-/// — its errant transactions with it — cloned from a standby and published as a standby.
+/// — its errant transactions with it — cloned from a standby with `method` and published
+/// as a standby (`None`: `[clone] method`).
 pub async fn rebuild(
     store: &ZkStore,
     ops: &Ops,
     shard: &str,
     server: &str,
+    method: Option<CloneMethod>,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     let (_, _, s) = shard_of(store, shard).await?;
@@ -123,13 +135,14 @@ pub async fn rebuild(
     say(format!(
         "{server} is read-only; wiping its databases and binary log"
     ));
-    prepare_target(&mut target, true, say).await?;
+    let method = method.unwrap_or(ops.clone.method);
+    prepare_target(&mut target, true, method == CloneMethod::Physical, say).await?;
     clone_into(
         store,
         ops,
         shard,
         &mut target,
-        CloneSource::Server(None),
+        CloneSource::Server(None, Some(method)),
         say,
     )
     .await?;
@@ -232,10 +245,12 @@ fn role_in(s: &ShardDoc, server: &str) -> Option<&'static str> {
 }
 
 /// The target before a clone: read-only, not replicating, no binary log of its own,
-/// and no database of its own (dropped with `wipe`, else refused).
+/// and no database of its own (dropped with `wipe`, else refused). Before a `physical`
+/// copy only the first two: the restore replaces its whole data directory.
 async fn prepare_target(
     target: &mut Admin,
     wipe: bool,
+    physical: bool,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
     let failed = OpError::Failed;
@@ -252,6 +267,9 @@ async fn prepare_target(
         )));
     }
     target.exec("STOP SLAVE").await.map_err(OpError::Failed)?;
+    if physical {
+        return Ok(());
+    }
     target
         .exec("RESET SLAVE ALL")
         .await
@@ -358,7 +376,23 @@ async fn clone_into(
     let (_, _, s) = shard_of(store, shard).await?;
     let started = Instant::now();
     let (gtid, bytes, accounts_from) = match source {
-        CloneSource::Server(wanted) => {
+        CloneSource::Server(wanted, Some(CloneMethod::Physical)) => {
+            let source = pick_source(ops, &s, wanted.as_deref(), say).await?;
+            let estimate = data_size(ops, &source).await;
+            let from_master = source == s.master;
+            let (gtid, bytes) =
+                super::physical::clone_physical(ops, (&source, from_master), target, estimate, say)
+                    .await?;
+            say(format!(
+                "copied {bytes} bytes (accounts and grants included) in {:.1} s; the copy is at GTID {gtid}",
+                started.elapsed().as_secs_f64()
+            ));
+            return target
+                .exec(&format!("SET GLOBAL gtid_slave_pos = '{gtid}'"))
+                .await
+                .map_err(OpError::Failed);
+        }
+        CloneSource::Server(wanted, _) => {
             let source = pick_source(ops, &s, wanted.as_deref(), say).await?;
             let estimate = data_size(ops, &source).await;
             let mut load = Loader::start(ops, &target.addr)?;
@@ -745,15 +779,16 @@ async fn copy_accounts(
 }
 
 /// A copy's progress line, at most every [`PROGRESS_EVERY`].
-struct Progress {
-    bytes: u64,
+pub(super) struct Progress {
+    /// Bytes copied so far.
+    pub(super) bytes: u64,
     estimate: u64,
     started: Instant,
     said: Instant,
 }
 
 impl Progress {
-    fn new(estimate: u64) -> Self {
+    pub(super) fn new(estimate: u64) -> Self {
         let now = Instant::now();
         Progress {
             bytes: 0,
@@ -763,7 +798,7 @@ impl Progress {
         }
     }
 
-    fn add(&mut self, n: u64, say: &mut (dyn FnMut(String) + Send)) {
+    pub(super) fn add(&mut self, n: u64, say: &mut (dyn FnMut(String) + Send)) {
         self.bytes += n;
         if self.said.elapsed() >= PROGRESS_EVERY {
             self.said = Instant::now();
@@ -771,7 +806,7 @@ impl Progress {
         }
     }
 
-    fn done(&self, say: &mut (dyn FnMut(String) + Send)) {
+    pub(super) fn done(&self, say: &mut (dyn FnMut(String) + Send)) {
         say(self.line());
     }
 
