@@ -848,8 +848,10 @@ pub fn in_process_context(
     let table = dbrouter::topology::file::routing_table(&config).unwrap();
     let routing = Arc::new(arc_swap::ArcSwap::from_pointee(table));
     let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
+    let shared = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
     Arc::new(dbrouter::frontend::session::SessionContext {
-        config: Arc::clone(&config),
+        config: Arc::clone(&shared),
+        connections: dbrouter::net::Slots::new(config.server.max_connections),
         routing: Arc::clone(&routing),
         health: Arc::new(dbrouter::backend::health::HealthRegistry::default()),
         topology: dbrouter::topology::watcher::TopologyStatus::file(),
@@ -862,10 +864,7 @@ pub fn in_process_context(
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         tls: None,
         logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
-        accounts: dbrouter::frontend::accounts::AccountDirectory::new(
-            Arc::clone(&config),
-            Arc::clone(&routing),
-        ),
+        accounts: dbrouter::frontend::accounts::AccountDirectory::new(shared, Arc::clone(&routing)),
         sessions: Arc::clone(&sessions),
         killer: dbrouter::frontend::kill::Killer {
             sessions,
