@@ -88,12 +88,15 @@ pub struct Config {
     /// Whose identity sessions use at the database, and where accounts come from.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Logging (`[log]`).
+    #[serde(default)]
+    pub log: LogConfig,
     #[serde(skip)]
     accounts: HashMap<String, Credentials>,
 }
 
 /// The `[server]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address clients connect to, e.g. `127.0.0.1:6033`.
@@ -154,7 +157,7 @@ impl ServerConfig {
 
 /// The `[limits]` table: what one client address or account may cost the router before
 /// it logs in (docs/security.md, "Abuse limits").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Connections from one address in their connection phase at once; more are refused
@@ -192,8 +195,24 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The `[log]` table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// What is logged, in tracing's `EnvFilter` syntax (`info`, `dbrouter=debug,info`);
+    /// default `info`. The `DBROUTER_LOG` environment variable, when set, wins.
+    pub filter: Option<String>,
+}
+
+impl LogConfig {
+    /// The filter directives in force: `filter`, else `info`.
+    pub fn directives(&self) -> &str {
+        self.filter.as_deref().unwrap_or("info")
+    }
+}
+
 /// The `[server.tls]` table. Relative paths are read from the config file's directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// PEM certificate chain, the server's certificate first.
@@ -221,7 +240,7 @@ fn default_tls_version() -> String {
 }
 
 /// The `[timeouts]` table; all values in milliseconds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TCP connect plus handshake with a backend.
@@ -296,7 +315,7 @@ impl Timeouts {
 }
 
 /// The `[backend]` table: dbrouter's own account on the MariaDB servers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// Account name.
@@ -319,7 +338,7 @@ pub struct BackendConfig {
 }
 
 /// The `[backend.tls]` table. Relative paths are read from the config file's directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendTlsSection {
     /// PEM CA certificate(s) the servers' certificates must chain to.
@@ -344,7 +363,7 @@ impl BackendConfig {
 }
 
 /// One `[[shards]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardConfig {
     /// Unique shard name.
@@ -360,7 +379,7 @@ pub struct ShardConfig {
 }
 
 /// The `[sharding]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShardingConfig {
     /// Key column of every sharded table that does not name its own.
@@ -435,7 +454,7 @@ impl Default for ShardingConfig {
 }
 
 /// One `[[sharding.tables]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardedTableConfig {
     /// Table name.
@@ -446,7 +465,7 @@ pub struct ShardedTableConfig {
 }
 
 /// One `[[overrides]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     /// The user id (an integer or a string).
@@ -456,7 +475,7 @@ pub struct OverrideConfig {
 }
 
 /// The `[pool]` table: backend connections per shard master.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Most backend connections per shard master (in use plus idle).
@@ -478,7 +497,7 @@ impl Default for PoolConfig {
 }
 
 /// The `[topology]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopologyConfig {
     /// `"file"` (the `[[shards]]` of this file) or `"zk://host:port[,…]/dbrouter/<cluster>"`.
@@ -571,7 +590,7 @@ impl Default for TopologyConfig {
 }
 
 /// The `[admin]` table: an account with SUPER / replication privileges on every server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Account name.
@@ -597,7 +616,7 @@ impl AdminConfig {
 }
 
 /// The `[health]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// Time between two probes of every server (0 = no health checker).
@@ -653,7 +672,7 @@ impl Default for CloneConfig {
 }
 
 /// The `[failover]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailoverConfig {
     /// Replication account standbys use to connect to their master.
@@ -711,7 +730,7 @@ fn default_weight() -> u32 {
 }
 
 /// One `[[users]]` entry: an account clients log in with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Account name.
@@ -821,7 +840,12 @@ impl Config {
     }
 }
 
+/// The configuration a running router serves with, swapped whole by a reload
+/// ([`reload::merge`]); readers take one atomic load per connection or statement.
+pub type SharedConfig = std::sync::Arc<arc_swap::ArcSwap<Config>>;
+
 mod auth;
+pub mod reload;
 mod validate;
 pub use auth::{AccountSource, AuthConfig, BackendAccount, Identity};
 pub use validate::check_host_port;

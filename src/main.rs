@@ -137,6 +137,16 @@ enum CtlCommand {
         #[command(flatten)]
         zk: ZkArgs,
     },
+    /// Make a running router re-read its config file (as SIGHUP does) and print the
+    /// outcome; exit 0 applied, 1 refused (invalid file), 3 router unreachable.
+    Reload {
+        /// The router's admin listener (`server.admin_listen`), HOST:PORT.
+        #[arg(long, value_name = "HOST:ADMINPORT")]
+        router: String,
+        /// A config file whose `server.admin_token` to send (default: DBROUTER_ADMIN_TOKEN).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Show the shard a user id is routed to, its master, and why.
     Route {
         /// The user id.
@@ -725,6 +735,7 @@ fn main() -> ExitCode {
                     Box::pin(async move { ctl::moves::job_cancel(&t, &id).await })
                 }
             }),
+            CtlCommand::Reload { router, config } => ctl_reload(&router, config.as_deref()),
             CtlCommand::Route { user, config } => match ctl::route(&config, &user) {
                 Ok(text) => {
                     print!("{text}");
@@ -749,21 +760,63 @@ fn main() -> ExitCode {
     }
 }
 
+/// `dbrouter ctl reload`: exit 0 applied, 1 refused, 2 usage, 3 unreachable.
+fn ctl_reload(router: &str, config: Option<&std::path::Path>) -> ExitCode {
+    let token = match (std::env::var("DBROUTER_ADMIN_TOKEN").ok(), config) {
+        (Some(t), _) if !t.is_empty() => Some(t),
+        (_, Some(path)) => match Config::load(path) {
+            Ok(c) => c.server.admin_token().map(str::to_string),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(ctl::reload::reload(router, token.as_deref())) {
+        ctl::reload::ReloadResult::Applied(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        ctl::reload::ReloadResult::Refused(text) => {
+            eprintln!("{text}");
+            ExitCode::from(1)
+        }
+        ctl::reload::ReloadResult::Unreachable(text) => {
+            eprintln!("error: {text}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_env("DBROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        );
+    use tracing_subscriber::prelude::*;
+    // DBROUTER_LOG, when set, wins over the config's log.filter (also on reload).
+    let from_env = EnvFilter::try_from_env("DBROUTER_LOG").ok();
+    let fixed = from_env.is_some();
+    let (filter, filter_handle) =
+        tracing_subscriber::reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new("info")));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let format = log_format.or_else(|| std::env::var("DBROUTER_LOG_FORMAT").ok());
-    match format.as_deref().unwrap_or("text") {
-        "text" | "" => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        "json" => logs.json().flatten_event(true).init(),
+    let fmt = match format.as_deref().unwrap_or("text") {
+        "text" | "" => fmt.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        "json" => fmt.json().flatten_event(true).boxed(),
         other => {
             eprintln!("error: unknown log format {other:?} (--log-format / DBROUTER_LOG_FORMAT): use text or json");
             return ExitCode::FAILURE;
         }
-    }
+    };
+    tracing_subscriber::registry().with(filter).with(fmt).init();
     let config = match Config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -771,6 +824,25 @@ fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The log filter from the config (validated with it), replaced on reload.
+    let set_filter: Option<server::LogFilter> = if fixed {
+        if config.log.filter.is_some() {
+            tracing::warn!("DBROUTER_LOG is set: it overrides log.filter (also on reload)");
+        }
+        None
+    } else {
+        Some(Box::new(move |directives: &str| {
+            let filter = EnvFilter::builder()
+                .parse(directives)
+                .map_err(|e| e.to_string())?;
+            filter_handle.reload(filter).map_err(|e| e.to_string())
+        }))
+    };
+    if let Some(set) = &set_filter {
+        if let Err(e) = set(config.log.directives()) {
+            tracing::warn!(error = %e, "log.filter not applied");
+        }
+    }
     // The listener, the admin listener, the topology watcher and the health checks run
     // here; client sessions run on the serving threads (frontend::workers).
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -783,7 +855,7 @@ fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::serve(config)) {
+    match runtime.block_on(server::serve(config, config_path, set_filter)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -31,6 +31,17 @@ use metrics_exporter_prometheus::{
 pub const CONNECTIONS_ACCEPTED: &str = "dbrouter_client_connections_accepted_total";
 /// Client connections refused with ERR 1040 (`server.max_connections`).
 pub const CONNECTIONS_REFUSED: &str = "dbrouter_client_connections_refused_total";
+/// Configuration reloads applied (SIGHUP, `POST /reload`).
+pub const CONFIG_RELOADS: &str = "dbrouter_config_reloads_total";
+/// Configuration reloads refused (the file failed validation; nothing changed).
+pub const CONFIG_RELOAD_FAILURES: &str = "dbrouter_config_reload_failures_total";
+/// Whether the last reload was applied (1) or refused (0); 1 before any reload.
+pub const CONFIG_LAST_RELOAD_OK: &str = "dbrouter_config_last_reload_ok";
+/// When the last applied reload was done (Unix seconds); absent before any.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
+    "dbrouter_config_last_reload_success_timestamp_seconds";
+/// Restart-only fields changed in the config file that the running router does not apply.
+pub const CONFIG_NEEDS_RESTART: &str = "dbrouter_config_needs_restart_fields";
 /// Client connections open now.
 pub const CONNECTIONS: &str = "dbrouter_client_connections";
 /// Login attempts delayed after failed logins of their address or account.
@@ -157,7 +168,12 @@ pub fn install() -> PrometheusHandle {
     describe(recorder.as_ref());
     // Counters without labels exist from the start (0), so rates work from the first scrape.
     let meta = metadata();
-    for name in [CONNECTIONS_ACCEPTED, CONNECTIONS_REFUSED] {
+    for name in [
+        CONNECTIONS_ACCEPTED,
+        CONNECTIONS_REFUSED,
+        CONFIG_RELOADS,
+        CONFIG_RELOAD_FAILURES,
+    ] {
         recorder
             .register_counter(&Key::from_static_name(name), &meta)
             .increment(0);
@@ -313,6 +329,18 @@ pub fn connection_refused() {
     }
 }
 
+/// Counts a configuration reload, applied or refused.
+pub fn config_reload(ok: bool) {
+    if enabled() {
+        let name = if ok {
+            CONFIG_RELOADS
+        } else {
+            CONFIG_RELOAD_FAILURES
+        };
+        counter(name, Vec::new()).increment(1);
+    }
+}
+
 /// Client connections open now.
 pub fn open_connections() -> i64 {
     OPEN_CONNECTIONS.load(Ordering::Relaxed)
@@ -397,6 +425,31 @@ fn describe(r: &dyn Recorder) {
         r.describe_counter(name.into(), Some(unit), help.into());
     };
     d(CONNECTIONS_ACCEPTED, Count, "Client connections accepted.");
+    d(
+        CONFIG_RELOADS,
+        Count,
+        "Configuration reloads applied (SIGHUP, POST /reload).",
+    );
+    d(
+        CONFIG_RELOAD_FAILURES,
+        Count,
+        "Configuration reloads refused: the file failed validation and nothing changed.",
+    );
+    d(
+        CONFIG_LAST_RELOAD_OK,
+        Count,
+        "Whether the last configuration reload was applied (1) or refused (0); 1 before any.",
+    );
+    d(
+        CONFIG_LAST_RELOAD_SUCCESS,
+        Seconds,
+        "When the last configuration reload was applied (Unix time).",
+    );
+    d(
+        CONFIG_NEEDS_RESTART,
+        Count,
+        "Restart-only fields the config file changes that the running router does not apply until restarted.",
+    );
     d(
         CONNECTIONS_REFUSED,
         Count,

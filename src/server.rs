@@ -6,23 +6,28 @@
 //! listener ([`crate::frontend::listener`]). Nothing below this module builds its own
 //! collaborators.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mysql_common::constants::MariadbCapabilities;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{info, warn};
 
+use crate::admin::reload::ReloadOutcome;
 use crate::backend::health::{self, CheckerSettings, HealthRegistry};
 use crate::backend::{self, BackendError, LoginOptions, PoolLimits, Pools};
-use crate::config::Config;
+use crate::config::reload::{self, Changes};
+use crate::config::{Config, SharedConfig};
 use crate::frontend::accounts::AccountDirectory;
 use crate::frontend::drain::DrainSignal;
 use crate::frontend::listener::accept_until_signal;
+use crate::frontend::login_limits::LoginLimits;
 use crate::frontend::session::SessionContext;
 use crate::frontend::workers::Workers;
-use crate::net::TlsConfig;
+use crate::net::{PreparedTls, Slots, TlsConfig};
 use crate::protocol::handshake::offered_mariadb_capabilities;
 use crate::router::ring::RingError;
 use crate::router::RoutingTable;
@@ -129,23 +134,125 @@ pub fn backend_tls(
     crate::net::BackendTls::load(&t.ca_file, client, t.server_name.as_deref()).map(Some)
 }
 
-/// Reads the TLS certificate and key again on every SIGHUP (a renewed certificate):
-/// new handshakes use them, open connections keep theirs; a pair that cannot be used is
-/// logged and the current one kept.
-fn reload_tls_on_sighup(tls: Arc<TlsConfig>) -> Result<(), std::io::Error> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: TLS certificate and key not reloaded; serving the previous pair")
+/// Replaces the log filter (tracing-subscriber's reload layer, set up by `main`) with
+/// directives already validated; `None` when `DBROUTER_LOG` fixes the filter instead.
+pub type LogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// What a reload changes in place: everything built from a reloadable field.
+struct Reloader {
+    path: PathBuf,
+    config: SharedConfig,
+    tls: Option<Arc<TlsConfig>>,
+    pools: Arc<Pools>,
+    logins: Arc<LoginLimits>,
+    connections: Arc<Slots>,
+    log: Option<LogFilter>,
+    admin: Arc<crate::admin::Admin>,
+    /// One reload at a time (SIGHUP and `POST /reload` may race).
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// Re-reads the config file and applies it, or refuses it whole; logs, counts and
+    /// records the outcome for the status page.
+    async fn reload(&self, trigger: &'static str) -> ReloadOutcome {
+        let _one = self.one_at_a_time.lock().await;
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let outcome = match self.apply().await {
+            Ok(changes) => {
+                info!(
+                    trigger,
+                    applied = ?changes.applied,
+                    needs_restart = ?changes.needs_restart,
+                    "config reloaded from {}",
+                    self.path.display()
+                );
+                if !changes.needs_restart.is_empty() {
+                    warn!(
+                        fields = ?changes.needs_restart,
+                        "config reload: these fields changed but take effect only after a restart; the running values are kept"
+                    );
+                }
+                ReloadOutcome {
+                    at_ms,
+                    trigger: trigger.into(),
+                    ok: true,
+                    error: None,
+                    applied: changes.applied.iter().map(|f| f.to_string()).collect(),
+                    needs_restart: changes
+                        .needs_restart
+                        .iter()
+                        .map(|f| f.to_string())
+                        .collect(),
                 }
             }
+            Err(error) => {
+                tracing::error!(trigger, %error, "config not reloaded; the previous configuration stays in force");
+                ReloadOutcome {
+                    at_ms,
+                    trigger: trigger.into(),
+                    ok: false,
+                    error: Some(error),
+                    applied: Vec::new(),
+                    needs_restart: Vec::new(),
+                }
+            }
+        };
+        self.admin.reloads.record(&outcome);
+        outcome
+    }
+
+    /// Reads, validates and prepares everything that can fail (the file, its fields, the
+    /// TLS pair), and only then swaps the new settings in.
+    async fn apply(&self) -> Result<Changes, String> {
+        let path = self.path.clone();
+        let fresh = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| format!("reading the config file: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let running = self.config.load_full();
+        let (merged, changes) = reload::merge(&running, fresh);
+        // The certificate and key are read again on every reload (a renewed pair under
+        // the same names), and must be usable before anything changes.
+        let tls = match (&self.tls, &merged.server.tls) {
+            (Some(_), Some(section)) => {
+                let files = section.files();
+                let prepared = tokio::task::spawn_blocking(move || PreparedTls::load(files))
+                    .await
+                    .map_err(|e| format!("server.tls: {e}"))?
+                    .map_err(|e| format!("server.tls: {e}"))?;
+                Some(prepared)
+            }
+            _ => None,
+        };
+        // Commit: every piece built from a reloadable field, then the config itself.
+        if let (Some(current), Some(prepared)) = (&self.tls, tls) {
+            current.install(prepared);
+        }
+        self.pools.resize(PoolLimits::from_config(&merged));
+        self.logins.set(merged.limits.clone());
+        self.connections.resize(merged.server.max_connections);
+        crate::error::set_error_detail(merged.server.error_detail);
+        if let Some(set_filter) = &self.log {
+            if let Err(e) = set_filter(merged.log.directives()) {
+                warn!(error = %e, "log.filter not applied");
+            }
+        }
+        self.config.store(Arc::new(merged));
+        Ok(changes)
+    }
+}
+
+/// Reloads the config on every SIGHUP, for the life of the process. `hangup` was
+/// registered at the very start, so a SIGHUP that came before is handled now, not fatal.
+fn reload_on_sighup(mut hangup: Signal, reloader: Arc<Reloader>) {
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            reloader.reload("SIGHUP").await;
         }
     });
-    Ok(())
 }
 
 /// This router's id in ZooKeeper: `topology.router_id`, else host, listen address and pid.
@@ -191,19 +298,25 @@ async fn load_topology(
     Ok(watcher::start(settings, config.timeouts.startup()).await?)
 }
 
-/// Runs the proxy until SIGTERM or SIGINT, then drains.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let config = Arc::new(config);
+/// Runs the proxy until SIGTERM or SIGINT, then drains. `path` is the file `config` was
+/// read from, read again on SIGHUP or `POST /reload`; `log` replaces the log filter.
+pub async fn serve(
+    config: Config,
+    path: PathBuf,
+    log: Option<LogFilter>,
+) -> Result<(), ServeError> {
+    // First of all: SIGHUP's default action would end the process.
+    let hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+    let shared: SharedConfig = Arc::new(ArcSwap::from_pointee(config));
+    // What is built once from restart-only fields reads this snapshot.
+    let config = shared.load_full();
     crate::error::set_error_detail(config.server.error_detail);
     // Loaded before anything listens: a router told to serve TLS never serves without it.
     let tls = match &config.server.tls {
         Some(section) => Some(TlsConfig::load(section.files())?),
         None => None,
     };
-    if let Some(tls) = &tls {
-        reload_tls_on_sighup(Arc::clone(tls)).map_err(ServeError::Signals)?;
-    }
-    let admin = crate::admin::start(&config)
+    let admin = crate::admin::start(&shared)
         .await
         .map_err(|e| ServeError::Bind {
             addr: format!("{} (server.admin_listen)", e.addr),
@@ -288,10 +401,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
         None => WakeupQueue::disabled(),
     };
-    let accounts = AccountDirectory::new(Arc::clone(&config), Arc::clone(&routing));
+    let accounts = AccountDirectory::new(Arc::clone(&shared), Arc::clone(&routing));
     tokio::spawn(Arc::clone(&accounts).refresh_loop());
     let ctx = Arc::new(SessionContext {
-        config: Arc::clone(&config),
+        config: Arc::clone(&shared),
+        connections: Slots::new(config.server.max_connections),
         health,
         routing,
         topology,
@@ -307,7 +421,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         held: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         wakeups,
         tls,
-        logins: crate::frontend::login_limits::LoginLimits::new(config.limits.clone()),
+        logins: LoginLimits::new(config.limits.clone()),
         accounts,
         sessions,
         killer,
@@ -321,6 +435,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         pools: Arc::clone(&ctx.pools),
         held: Arc::clone(&ctx.held),
     });
+    let reloader = Arc::new(Reloader {
+        path: path.clone(),
+        config: Arc::clone(&shared),
+        tls: ctx.tls.clone(),
+        pools: Arc::clone(&ctx.pools),
+        logins: Arc::clone(&ctx.logins),
+        connections: Arc::clone(&ctx.connections),
+        log,
+        admin: Arc::clone(&admin),
+        one_at_a_time: tokio::sync::Mutex::new(()),
+    });
+    let trigger = Arc::clone(&reloader);
+    admin.reloads.enable(
+        path,
+        Arc::new(move |why| {
+            let reloader = Arc::clone(&trigger);
+            Box::pin(async move { reloader.reload(why).await })
+        }),
+    );
+    reload_on_sighup(hangup, reloader);
     tokio::spawn(sweep_pools(
         Arc::clone(&ctx.pools),
         Arc::clone(&ctx.routing),

@@ -313,6 +313,12 @@ impl TestRouter {
 
     /// Starts the process without waiting for it to listen.
     pub fn spawn(settings: RouterSettings) -> Self {
+        Self::spawn_with_log(settings, Some("debug"))
+    }
+
+    /// [`TestRouter::spawn`] with `DBROUTER_LOG` set to `log`, or unset (the config's
+    /// `[log] filter` then decides).
+    pub fn spawn_with_log(settings: RouterSettings, log: Option<&str>) -> Self {
         let dir = TempDir::new("router");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -387,11 +393,14 @@ backend_password = "{app_password}"
         std::fs::File::create(&config_path)
             .and_then(|mut f| f.write_all(config.as_bytes()))
             .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dbrouter"));
+        command.args(["serve", "--config"]).arg(&config_path);
+        match log {
+            Some(filter) => command.env("DBROUTER_LOG", filter),
+            None => command.env_remove("DBROUTER_LOG"),
+        };
         let log = dir.0.join("dbrouter.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_dbrouter"))
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("DBROUTER_LOG", "debug")
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -848,8 +857,10 @@ pub fn in_process_context(
     let table = dbrouter::topology::file::routing_table(&config).unwrap();
     let routing = Arc::new(arc_swap::ArcSwap::from_pointee(table));
     let sessions = dbrouter::frontend::sessions::SessionRegistry::new();
+    let shared = Arc::new(arc_swap::ArcSwap::new(Arc::clone(&config)));
     Arc::new(dbrouter::frontend::session::SessionContext {
-        config: Arc::clone(&config),
+        config: Arc::clone(&shared),
+        connections: dbrouter::net::Slots::new(config.server.max_connections),
         routing: Arc::clone(&routing),
         health: Arc::new(dbrouter::backend::health::HealthRegistry::default()),
         topology: dbrouter::topology::watcher::TopologyStatus::file(),
@@ -862,10 +873,7 @@ pub fn in_process_context(
         wakeups: dbrouter::topology::wakeups::WakeupQueue::disabled(),
         tls: None,
         logins: dbrouter::frontend::login_limits::LoginLimits::new(Default::default()),
-        accounts: dbrouter::frontend::accounts::AccountDirectory::new(
-            Arc::clone(&config),
-            Arc::clone(&routing),
-        ),
+        accounts: dbrouter::frontend::accounts::AccountDirectory::new(shared, Arc::clone(&routing)),
         sessions: Arc::clone(&sessions),
         killer: dbrouter::frontend::kill::Killer {
             sessions,

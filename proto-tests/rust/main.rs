@@ -26,6 +26,7 @@ mod placement;
 mod prepared;
 mod queries;
 pub mod raw;
+mod reload;
 mod scripted;
 pub mod sharding;
 mod tls;

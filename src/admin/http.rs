@@ -1,5 +1,5 @@
 //! The admin HTTP/1.1 server (hyper): a bounded number of connections, each with a
-//! header-read timeout and a lifetime cap, five fixed GET routes, and nothing that can
+//! header-read timeout and a lifetime cap, fixed GET routes and `POST /reload`, and nothing that can
 //! fail loudly: malformed requests get hyper's 400 and the connection closes; unknown
 //! paths 404; other methods 405.
 
@@ -121,6 +121,9 @@ pub async fn handle(
         );
         return r;
     }
+    if path == "/reload" {
+        return reload(admin, method).await;
+    }
     if method != Method::GET && method != Method::HEAD {
         let mut r = response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -160,7 +163,43 @@ pub async fn handle(
         _ => response(
             StatusCode::NOT_FOUND,
             TEXT,
-            "not found; try /, /status.json, /metrics, /healthz or /readyz\n",
+            "not found; try /, /status.json, /metrics, /healthz, /readyz or POST /reload\n",
+        ),
+    }
+}
+
+/// `POST /reload`: re-reads the config file and answers with the outcome as JSON: 200
+/// applied, 422 refused (the file failed validation; nothing changed), 503 before the
+/// router serves.
+async fn reload(admin: &Admin, method: &Method) -> Response<Full<Bytes>> {
+    if method != Method::POST {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed: POST /reload re-reads the config file\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(outcome) = admin.reloads.run("admin").await else {
+        return response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "not serving yet: the config can be reloaded once the router serves\n",
+        );
+    };
+    let status = if outcome.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    match serde_json::to_vec_pretty(&outcome) {
+        Ok(body) => response(status, JSON, body),
+        Err(e) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            format!("cannot encode the outcome: {e}\n"),
         ),
     }
 }

@@ -8,6 +8,7 @@
 //! | `/readyz` | 200 when clients can be served, else 503 with the reason ([`Admin::readiness`]) |
 //! | `/`, `/status` | the HTML status page ([`status`]) |
 //! | `/status.json` | the same data as JSON |
+//! | `POST /reload` | re-reads the config file ([`reload`]); JSON of the outcome: 200 applied, 422 refused |
 //!
 //! The admin server never touches the client path: it has its own listener and a small
 //! bound on its own connections, reads the router's shared state (routing snapshot,
@@ -15,6 +16,7 @@
 //! call (the registered routers, from ZooKeeper) is bounded by a short timeout and cached.
 
 pub mod http;
+pub mod reload;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use arc_swap::ArcSwap;
 
 use crate::backend::health::HealthRegistry;
 use crate::backend::Pools;
-use crate::config::Config;
+use crate::config::SharedConfig;
 use crate::router::RoutingTable;
 use crate::topology::watcher::TopologyStatus;
 
@@ -38,8 +40,8 @@ use crate::topology::watcher::TopologyStatus;
 /// share, never the sessions themselves (the admin imports nothing from the frontend).
 #[derive(Debug, Clone)]
 pub struct RouterView {
-    /// The loaded configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force.
+    pub config: SharedConfig,
     /// The current routing snapshot.
     pub routing: Arc<ArcSwap<RoutingTable>>,
     /// The latest health of every server.
@@ -100,7 +102,9 @@ impl Phase {
 /// The admin server's view of the router. The listener reports its phase; the session
 /// context (routing, health, pools) is attached once the client listener is bound.
 pub struct Admin {
-    config: Arc<Config>,
+    config: SharedConfig,
+    /// Configuration reloads: the last outcome, counts, the restart-only fields pending.
+    pub reloads: reload::Reloads,
     phase: AtomicU8,
     ctx: OnceLock<RouterView>,
     prometheus: Option<PrometheusHandle>,
@@ -124,8 +128,9 @@ impl std::fmt::Debug for Admin {
 /// else, so `/healthz` answers and `/readyz` says why not yet during start-up), and
 /// installs the metrics recorder. Without `admin_listen` it returns a handle that only
 /// tracks the phase, and metrics calls stay no-ops.
-pub async fn start(config: &Arc<Config>) -> Result<Arc<Admin>, BindError> {
-    let Some(listen) = config.server.admin_listen.clone() else {
+pub async fn start(config: &SharedConfig) -> Result<Arc<Admin>, BindError> {
+    let listen = config.load().server.admin_listen.clone();
+    let Some(listen) = listen else {
         return Ok(Arc::new(Admin::new(Arc::clone(config), None, None)));
     };
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -155,7 +160,8 @@ impl Admin {
     /// without `server.admin_token`; else only with `Bearer <token>` (compared in time
     /// independent of where the bytes differ).
     pub fn authorized(&self, authorization: Option<&str>) -> bool {
-        let Some(token) = self.config.server.admin_token() else {
+        let config = self.config.load();
+        let Some(token) = config.server.admin_token() else {
             return true;
         };
         let given = authorization
@@ -171,12 +177,13 @@ impl Admin {
     }
 
     fn new(
-        config: Arc<Config>,
+        config: SharedConfig,
         prometheus: Option<PrometheusHandle>,
         addr: Option<SocketAddr>,
     ) -> Self {
         Admin {
             config,
+            reloads: reload::Reloads::default(),
             phase: AtomicU8::new(Phase::LoadingTopology as u8),
             ctx: OnceLock::new(),
             prometheus,
@@ -227,13 +234,14 @@ impl Admin {
                 }
                 (Phase::Serving, Some(ctx)) => ctx,
             };
-        let interval = ctx.config.health.interval_ms;
+        let config = ctx.config.load();
+        let interval = config.health.interval_ms;
         if interval == 0 {
             return Ok(()); // health checks disabled: nothing more to go by
         }
         // A result older than a few rounds means the checker is stuck: do not trust it.
         let max_age = Duration::from_millis(interval.saturating_mul(3))
-            + ctx.config.timeouts.connect().saturating_mul(2);
+            + config.timeouts.connect().saturating_mul(2);
         let table = ctx.routing.load();
         let health = ctx.health.snapshot();
         let now = SystemTime::now();
@@ -278,7 +286,9 @@ impl Admin {
 mod tests {
     use super::*;
 
-    fn config() -> Arc<Config> {
+    use crate::config::Config;
+
+    fn config() -> SharedConfig {
         let text = r#"
 [server]
 listen = "127.0.0.1:6033"
@@ -289,7 +299,9 @@ password = "x"
 name = "s1"
 master = "127.0.0.1:3311"
 "#;
-        Arc::new(Config::parse(text, std::path::Path::new("t.toml")).unwrap())
+        Arc::new(ArcSwap::from_pointee(
+            Config::parse(text, std::path::Path::new("t.toml")).unwrap(),
+        ))
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Status {
     pub shards: Vec<ShardStatus>,
     /// Routers registered in ZooKeeper (ZooKeeper topology only).
     pub routers: Option<RoutersView>,
+    /// Configuration reloads: the last one, and restart-only changes pending.
+    pub config: super::reload::ReloadStatus,
 }
 
 /// This process.
@@ -303,9 +305,10 @@ impl Admin {
         let phase = self.phase();
         let readiness = self.readiness();
         let ctx = self.context();
+        let config = self.config.load_full();
         let (source, condition) = match ctx {
             Some(c) => (c.topology.source.clone(), Some(c.topology.condition())),
-            None => (self.config.topology.source.clone(), None),
+            None => (config.topology.source.clone(), None),
         };
         let mut shards = Vec::new();
         let mut version = 0;
@@ -342,22 +345,19 @@ impl Admin {
                     pool: PoolStatus {
                         in_use: ctx.pools.in_use(&s.master),
                         idle: ctx.pools.idle_count(&s.master),
-                        max: ctx.config.pool.max_per_shard,
+                        max: ctx.pools.max_per_master(),
                     },
                 });
             }
         }
-        let routers = match (
-            routers,
-            crate::topology::zk::ZkTarget::of(&self.config.topology),
-        ) {
+        let routers = match (routers, crate::topology::zk::ZkTarget::of(&config.topology)) {
             (true, Some(target)) => Some(self.routers.get(&target).await),
             _ => None,
         };
         Status {
             router: RouterStatus {
                 version: env!("CARGO_PKG_VERSION").to_string(),
-                listen: self.config.server.listen.clone(),
+                listen: config.server.listen.clone(),
                 admin: self.addr.map(|a| a.to_string()),
                 phase: phase.name().to_string(),
                 ready: readiness.is_ok(),
@@ -372,7 +372,7 @@ impl Admin {
                 version,
                 zookeeper_state: match &condition {
                     Some(c) => c.state,
-                    None if crate::topology::zk::ZkTarget::of(&self.config.topology).is_some() => {
+                    None if crate::topology::zk::ZkTarget::of(&config.topology).is_some() => {
                         "connecting"
                     }
                     None => "none",
@@ -385,6 +385,7 @@ impl Admin {
             },
             shards,
             routers,
+            config: self.reloads.status(),
         }
     }
 
@@ -409,7 +410,20 @@ impl Admin {
             let on = status.topology.zookeeper_state == state;
             g.set(m::ZK_STATE, &[("state", state)], f64::from(u8::from(on)));
         }
-        g.set(m::POOL_MAX, &[], self.config.pool.max_per_shard as f64);
+        let max = self.context().map(|c| c.pools.max_per_master());
+        let max = max.unwrap_or(self.config.load().pool.max_per_shard);
+        g.set(m::POOL_MAX, &[], max as f64);
+        let reloads = &status.config;
+        let last_ok = reloads.last.as_ref().is_none_or(|l| l.ok);
+        g.set(m::CONFIG_LAST_RELOAD_OK, &[], f64::from(u8::from(last_ok)));
+        if let Some(ms) = reloads.last_success_ms {
+            g.set(m::CONFIG_LAST_RELOAD_SUCCESS, &[], ms as f64 / 1000.0);
+        }
+        g.set(
+            m::CONFIG_NEEDS_RESTART,
+            &[],
+            reloads.needs_restart.len() as f64,
+        );
         for s in &status.shards {
             let shard = [("shard", s.name.as_str())];
             g.set(m::SHARD_EPOCH, &shard, s.epoch as f64);
@@ -629,6 +643,8 @@ pub fn render_html(s: &Status) -> String {
         admin = escape(r.admin.as_deref().unwrap_or("-")),
     );
 
+    config_section(&mut h, &s.config);
+
     if s.shards.is_empty() {
         h.push_str("<section><h2>Shards</h2><p class=\"muted\">No topology yet.</p></section>\n");
     }
@@ -719,6 +735,56 @@ pub fn render_html(s: &Status) -> String {
         escape(&utc(r.generated_at_ms))
     );
     h
+}
+
+/// The configuration section: the file, the last reload and the restart-only changes
+/// waiting for a restart.
+fn config_section(h: &mut String, c: &super::reload::ReloadStatus) {
+    let last = match &c.last {
+        None => "<span class=\"muted\">none since start</span>".to_string(),
+        Some(l) if l.ok => format!(
+            "{} {} ({}){}",
+            badge("ok", "APPLIED"),
+            escape(&utc(l.at_ms)),
+            escape(&l.trigger),
+            if l.applied.is_empty() {
+                " — no reloadable field changed".to_string()
+            } else {
+                format!(
+                    " — <span class=\"mono\">{}</span>",
+                    escape(&l.applied.join(", "))
+                )
+            }
+        ),
+        Some(l) => format!(
+            "{} {} ({}): <span class=\"err\">{}</span> — the previous configuration stays in force",
+            badge("bad", "REFUSED"),
+            escape(&utc(l.at_ms)),
+            escape(&l.trigger),
+            escape(l.error.as_deref().unwrap_or("unknown error"))
+        ),
+    };
+    let pending = if c.needs_restart.is_empty() {
+        "<span class=\"muted\">none</span>".to_string()
+    } else {
+        format!(
+            "{} <span class=\"mono\">{}</span>",
+            badge("warn", "NEEDS RESTART"),
+            escape(&c.needs_restart.join(", "))
+        )
+    };
+    let _ = writeln!(
+        h,
+        "<section><h2>Configuration</h2><div class=\"kv\">\
+         <div>config file</div><div class=\"mono\">{path}</div>\
+         <div>last reload</div><div>{last}</div>\
+         <div>reloads applied / refused</div><div>{ok} / {failed}</div>\
+         <div>changed, not applied until restart</div><div>{pending}</div>\
+         </div></section>",
+        path = escape(c.path.as_deref().unwrap_or("-")),
+        ok = c.reloads,
+        failed = c.failures,
+    );
 }
 
 fn server_row(h: &mut String, x: &ServerStatus) {

@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use arc_swap::ArcSwap;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::ExchangeError;
 use super::pipeline::{Expect, Pipeline, PipelineError};
-use crate::net::NetError;
+use crate::net::{NetError, Slots};
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 use crate::protocol::response::ResponseKind;
 
@@ -103,14 +104,15 @@ struct Idle {
 }
 
 struct MasterPool {
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     idle: HashMap<PoolKey, Vec<Idle>>,
     idle_count: usize,
 }
 
 /// All pools of this process.
 pub struct Pools {
-    limits: PoolLimits,
+    /// Replaced whole by [`Pools::resize`] (a config reload).
+    limits: ArcSwap<PoolLimits>,
     /// TLS to the masters (`[backend.tls]`).
     tls: Option<Arc<crate::net::BackendTls>>,
     masters: Mutex<HashMap<String, MasterPool>>,
@@ -119,7 +121,7 @@ pub struct Pools {
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pools")
-            .field("limits", &self.limits)
+            .field("limits", &*self.limits.load())
             .finish()
     }
 }
@@ -133,7 +135,7 @@ impl Pools {
     /// Empty pools with these limits whose connections use TLS when `tls` is given.
     pub fn with_tls(limits: PoolLimits, tls: Option<Arc<crate::net::BackendTls>>) -> Arc<Self> {
         Arc::new(Pools {
-            limits,
+            limits: ArcSwap::from_pointee(limits),
             tls,
             masters: Mutex::new(HashMap::new()),
         })
@@ -144,7 +146,7 @@ impl Pools {
         let pool = masters
             .entry(addr.to_string())
             .or_insert_with(|| MasterPool {
-                slots: Arc::new(Semaphore::new(self.limits.max_per_master)),
+                slots: Slots::new(self.limits.load().max_per_master),
                 idle: HashMap::new(),
                 idle_count: 0,
             });
@@ -161,7 +163,8 @@ impl Pools {
         key: PoolKey,
         login: &LoginOptions,
     ) -> Result<PooledConn, PoolError> {
-        let deadline = tokio::time::Instant::now() + self.limits.wait;
+        let limits = self.limits.load_full();
+        let deadline = tokio::time::Instant::now() + limits.wait;
         let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
         let mut waited = false;
         // The server's last "too many connections", reported if the wait runs out.
@@ -186,21 +189,20 @@ impl Pools {
                     Err(_) => continue,
                 }
             }
-            let permit = match Arc::clone(&slots).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => self.evict_idle(&key.addr),
+            let permit = match slots.try_acquire() {
+                Some(permit) => Some(permit),
+                None => self.evict_idle(&key.addr),
             };
             if let Some(permit) = permit {
                 let tls = self.tls.as_deref();
-                let connected =
-                    match connect(&key.addr, login, self.limits.connect_timeout, tls).await {
-                        // The global sql_mode and the login character set decide how the
-                        // session's statements are read on it.
-                        Ok(mut conn) => learn_dialect(&mut conn, self.limits.connect_timeout)
-                            .await
-                            .map(|()| conn),
-                        Err(e) => Err(e),
-                    };
+                let connected = match connect(&key.addr, login, limits.connect_timeout, tls).await {
+                    // The global sql_mode and the login character set decide how the
+                    // session's statements are read on it.
+                    Ok(mut conn) => learn_dialect(&mut conn, limits.connect_timeout)
+                        .await
+                        .map(|()| conn),
+                    Err(e) => Err(e),
+                };
                 match connected {
                     Ok(conn) => {
                         return Ok(PooledConn {
@@ -226,8 +228,8 @@ impl Pools {
                 crate::metrics::pool_exhausted(&key.addr);
                 return Err(PoolError::Exhausted {
                     addr: key.addr.clone(),
-                    max: self.limits.max_per_master,
-                    waited: self.limits.wait,
+                    max: slots.max(),
+                    waited: limits.wait,
                 });
             }
             if !waited {
@@ -243,11 +245,12 @@ impl Pools {
     /// A fresh-enough idle connection for exactly this key.
     fn take_idle(&self, key: &PoolKey) -> Option<Idle> {
         let now = Instant::now();
+        let idle_timeout = self.limits.load().idle_timeout;
         self.with_master(&key.addr, |pool| {
             let list = pool.idle.get_mut(key)?;
             while let Some(idle) = list.pop() {
                 pool.idle_count -= 1;
-                if now.duration_since(idle.since) < self.limits.idle_timeout {
+                if now.duration_since(idle.since) < idle_timeout {
                     return Some(idle);
                 }
             }
@@ -284,7 +287,7 @@ impl Pools {
             }
             let addr = key.addr.clone();
             pools.with_master(&addr, |pool| {
-                if pool.idle_count >= pools.limits.max_idle_per_master {
+                if pool.idle_count >= pools.limits.load().max_idle_per_master {
                     return;
                 }
                 pool.idle_count += 1;
@@ -303,22 +306,56 @@ impl Pools {
     /// ([`sweep`]); their slots are free at once.
     pub fn retire_idle(&self, is_master: &dyn Fn(&str) -> bool) -> Vec<BackendConn> {
         let now = Instant::now();
+        let limits = self.limits.load();
         let mut retired = Vec::new();
         let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
         for (addr, pool) in masters.iter_mut() {
             let demoted = !is_master(addr);
             for list in pool.idle.values_mut() {
-                let (gone, kept): (Vec<Idle>, Vec<Idle>) =
-                    std::mem::take(list).into_iter().partition(|i| {
-                        demoted || now.duration_since(i.since) >= self.limits.idle_timeout
-                    });
+                let (gone, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|i| demoted || now.duration_since(i.since) >= limits.idle_timeout);
                 *list = kept;
                 pool.idle_count = pool.idle_count.saturating_sub(gone.len());
                 retired.extend(gone.into_iter().map(|i| i.conn));
             }
+            // Smaller limits (a reload): idle connections beyond them go, oldest first;
+            // connections lent to sessions are never taken away.
+            let over_max = (pool.slots.in_use()).saturating_sub(limits.max_per_master);
+            let mut surplus = pool
+                .idle_count
+                .saturating_sub(limits.max_idle_per_master)
+                .max(over_max.min(pool.idle_count));
+            while surplus > 0 {
+                let Some(list) = pool.idle.values_mut().find(|l| !l.is_empty()) else {
+                    break;
+                };
+                // The oldest of the list: reuse pops the newest.
+                let idle = list.remove(0);
+                pool.idle_count -= 1;
+                surplus -= 1;
+                retired.push(idle.conn);
+            }
             pool.idle.retain(|_, list| !list.is_empty());
         }
         retired
+    }
+
+    /// New limits (a config reload): larger bounds at once; smaller ones as connections
+    /// come back (idle ones beyond them are closed by the next [`sweep`]), never by taking
+    /// a connection away from a session.
+    pub fn resize(&self, limits: PoolLimits) {
+        let max = limits.max_per_master;
+        self.limits.store(Arc::new(limits));
+        let masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+        for pool in masters.values() {
+            pool.slots.resize(max);
+        }
+    }
+
+    /// The connections allowed per master now (`pool.max_per_shard`).
+    pub fn max_per_master(&self) -> usize {
+        self.limits.load().max_per_master
     }
 
     /// Idle connections to `addr` right now.
@@ -329,11 +366,7 @@ impl Pools {
     /// Connections to `addr` lent to sessions (or being opened) right now.
     pub fn in_use(&self, addr: &str) -> usize {
         self.with_master(addr, |pool| {
-            let taken = self
-                .limits
-                .max_per_master
-                .saturating_sub(pool.slots.available_permits());
-            taken.saturating_sub(pool.idle_count)
+            pool.slots.in_use().saturating_sub(pool.idle_count)
         })
     }
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 /// The `[auth]` table: which account a session acts as at the database, and where the
 /// accounts clients log in with come from (docs/security.md, "Identities").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// `"client"`: each session logs in to MariaDB as the client's own account (or the

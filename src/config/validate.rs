@@ -33,6 +33,14 @@ impl Config {
                 }
             }
         }
+        if let Some(filter) = &self.log.filter {
+            if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(filter) {
+                return Err(invalid(
+                    "log.filter".into(),
+                    format!("{filter:?}: {e} (e.g. \"info\" or \"dbrouter=debug,info\")"),
+                ));
+            }
+        }
         // A delayed login must still finish within the handshake timeout.
         self.limits.delay_max_ms = self.limits.delay_max_ms.min(self.timeouts.handshake_ms / 2);
         if self.limits.max_logins_per_address == 0 {

@@ -5,6 +5,7 @@
 pub mod failover;
 pub mod moves;
 pub mod placement;
+pub mod reload;
 pub mod topology;
 
 use std::path::Path;

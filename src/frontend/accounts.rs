@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use mysql_async::prelude::Queryable;
 use tracing::{debug, warn};
 
-use crate::config::{AccountSource, BackendAccount, Config};
+use crate::config::{AccountSource, BackendAccount, SharedConfig};
 use crate::protocol::auth::Credentials;
 use crate::router::RoutingTable;
 
@@ -62,7 +62,8 @@ type BackendAccounts = HashMap<String, Vec<BackendRow>>;
 
 /// Every account source of the router.
 pub struct AccountDirectory {
-    config: Arc<Config>,
+    /// The config in force: `[[users]]` as the last reload left them.
+    config: SharedConfig,
     routing: Arc<ArcSwap<RoutingTable>>,
     backend: ArcSwap<BackendAccounts>,
     /// When the backend accounts were last read (or tried), to bound reads on misses.
@@ -85,7 +86,7 @@ const MISS_READ_INTERVAL: Duration = Duration::from_secs(1);
 impl AccountDirectory {
     /// A directory over the config's accounts and, with `source = "backend"`, the global
     /// shard's (read on first need and by [`AccountDirectory::refresh_loop`]).
-    pub fn new(config: Arc<Config>, routing: Arc<ArcSwap<RoutingTable>>) -> Arc<Self> {
+    pub fn new(config: SharedConfig, routing: Arc<ArcSwap<RoutingTable>>) -> Arc<Self> {
         Arc::new(AccountDirectory {
             config,
             routing,
@@ -100,7 +101,7 @@ impl AccountDirectory {
         if let Some(account) = self.config_account(name) {
             return Some(account);
         }
-        if self.config.auth.source != AccountSource::Backend || name.is_empty() {
+        if self.config.load().auth.source != AccountSource::Backend || name.is_empty() {
             return None;
         }
         if let Some(account) = self.mariadb_account(name, ip) {
@@ -125,13 +126,14 @@ impl AccountDirectory {
     }
 
     fn config_account(&self, name: &str) -> Option<Account> {
-        let credentials = self.config.account(name)?.clone();
-        let user = self.config.users.iter().find(|u| u.name == name);
+        let config = self.config.load();
+        let credentials = config.account(name)?.clone();
+        let user = config.users.iter().find(|u| u.name == name);
         Some(Account {
             name: name.to_string(),
             credentials: Some(credentials),
             unsupported_plugin: None,
-            backend: self.config.backend_account(name),
+            backend: config.backend_account(name),
             require_tls: user.is_some_and(|u| u.require_tls),
             max_connections: user.map_or(0, |u| u.max_connections),
         })
@@ -151,7 +153,7 @@ impl AccountDirectory {
             name: name.to_string(),
             credentials,
             unsupported_plugin,
-            backend: self.config.backend_account(name),
+            backend: self.config.load().backend_account(name),
             require_tls: row.require_tls,
             max_connections: row.max_connections,
         })
@@ -180,12 +182,13 @@ impl AccountDirectory {
 
     /// Reads the backend accounts every `auth.refresh_ms`, forever (`source = "backend"`).
     pub async fn refresh_loop(self: Arc<Self>) {
-        if self.config.auth.source != AccountSource::Backend {
+        if self.config.load().auth.source != AccountSource::Backend {
             return;
         }
-        let every = Duration::from_millis(self.config.auth.refresh_ms);
         loop {
             self.read_backend().await;
+            // Read each time: a reload may change it.
+            let every = Duration::from_millis(self.config.load().auth.refresh_ms);
             tokio::time::sleep(every).await;
         }
     }
@@ -196,11 +199,13 @@ impl AccountDirectory {
             .shard(table.global_shard())
             .map(|s| s.master.clone())
             .ok_or("the topology has no global shard")?;
-        let timeout = self.config.timeouts.connect();
-        let mut conn =
-            tokio::time::timeout(timeout, crate::moves::data::connect(&self.config, &addr))
-                .await
-                .map_err(|_| format!("{addr}: no connection within {timeout:?}"))??;
+        let timeout = self.config.load().timeouts.connect();
+        let mut conn = tokio::time::timeout(
+            timeout,
+            crate::moves::data::connect(&self.config.load(), &addr),
+        )
+        .await
+        .map_err(|_| format!("{addr}: no connection within {timeout:?}"))??;
         let query = conn.query::<(String, String, String, String, String, i64, String), _>(
             "SELECT User, Host, plugin, authentication_string, ssl_type, max_user_connections, is_role \
              FROM mysql.user",

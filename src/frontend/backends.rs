@@ -107,7 +107,8 @@ impl BackendIdentity {
 /// A session's backend connections and replayable state.
 pub struct SessionBackends {
     pools: Arc<Pools>,
-    config: Arc<Config>,
+    /// `timeouts.backend_read_ms` as the session's config snapshot has it.
+    backend_read: std::time::Duration,
     login: LoginState,
     /// Open connections, each with the generation it was opened under.
     conns: Vec<(ShardId, PooledConn, u64)>,
@@ -131,10 +132,10 @@ pub struct SessionBackends {
 
 impl SessionBackends {
     /// No connections yet.
-    pub fn new(pools: Arc<Pools>, config: Arc<Config>, login: LoginState) -> Self {
+    pub fn new(pools: Arc<Pools>, backend_read: std::time::Duration, login: LoginState) -> Self {
         SessionBackends {
             pools,
-            config,
+            backend_read,
             login,
             conns: Vec::new(),
             used: Vec::new(),
@@ -272,7 +273,7 @@ impl SessionBackends {
         if self.replay.iter().any(|s| may_change_dialect(s)) {
             pipeline.read_dialect();
         }
-        let timeout = self.config.timeouts.backend_read();
+        let timeout = self.backend_read;
         pipeline
             .run(&mut conn.conn, timeout)
             .await
@@ -281,6 +282,11 @@ impl SessionBackends {
                 source,
             })?;
         Ok(conn)
+    }
+
+    /// A reloaded `timeouts.backend_read_ms`, for the session's next statements.
+    pub fn set_backend_read(&mut self, timeout: std::time::Duration) {
+        self.backend_read = timeout;
     }
 
     /// How MariaDB reads statements on the session's connection to `shard`, if open.
@@ -297,7 +303,7 @@ impl SessionBackends {
         &mut self,
         table: &RoutingTable,
     ) -> Result<Option<Dialect>, (ShardId, Failure)> {
-        let timeout = self.config.timeouts.backend_read();
+        let timeout = self.backend_read;
         let mut pipeline = Pipeline::new();
         pipeline.read_dialect();
         let mut first = None;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -30,8 +29,6 @@ pub async fn accept_until_signal(
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let config = &ctx.config;
-    let limit = Arc::new(Semaphore::new(config.server.max_connections));
     // Connections refused for the connection limit (answered here, on the listener's thread).
     let mut refusals = JoinSet::new();
     loop {
@@ -47,11 +44,12 @@ pub async fn accept_until_signal(
                     }
                 };
                 let id = ctx.sessions.next_id();
-                match Arc::clone(&limit).try_acquire_owned() {
-                    Ok(permit) => workers.hand_over(stream, peer, id, permit),
-                    Err(_) => {
+                // server.max_connections, as the last reload left it.
+                match ctx.connections.try_acquire() {
+                    Some(permit) => workers.hand_over(stream, peer, id, permit),
+                    None => {
                         crate::metrics::connection_refused();
-                        let err = ClientError::TooManyConnections(config.server.max_connections);
+                        let err = ClientError::TooManyConnections(ctx.connections.max());
                         refusals.spawn(refuse(stream, err));
                     }
                 }
@@ -65,9 +63,10 @@ pub async fn accept_until_signal(
     drop(listener);
     draining();
     ctx.drain.start();
-    info!(open = workers.open_sessions(), drain = ?config.timeouts.drain(), "draining");
+    let drain = ctx.config.load().timeouts.drain();
+    info!(open = workers.open_sessions(), drain = ?drain, "draining");
     refusals.abort_all();
-    if !workers.drain(config.timeouts.drain()).await {
+    if !workers.drain(drain).await {
         warn!("drain timeout reached; closed the remaining connections");
     }
     info!("stopped");

@@ -38,7 +38,8 @@ struct Counts {
 /// The router's login limits and what they count.
 #[derive(Debug)]
 pub struct LoginLimits {
-    limits: LimitsConfig,
+    /// Replaced whole by [`LoginLimits::set`] (a config reload); the counts stay.
+    limits: arc_swap::ArcSwap<LimitsConfig>,
     counts: Mutex<Counts>,
 }
 
@@ -46,9 +47,14 @@ impl LoginLimits {
     /// Limits as configured.
     pub fn new(limits: LimitsConfig) -> Arc<Self> {
         Arc::new(LoginLimits {
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             counts: Mutex::new(Counts::default()),
         })
+    }
+
+    /// New limits (a config reload) for the next logins; what was counted is kept.
+    pub fn set(&self, limits: LimitsConfig) {
+        self.limits.store(Arc::new(limits));
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -60,7 +66,7 @@ impl LoginLimits {
     pub fn begin(self: &Arc<Self>, address: IpAddr) -> Option<LoggingIn> {
         let mut counts = self.counts();
         let n = counts.logging_in.entry(address).or_insert(0);
-        if *n >= self.limits.max_logins_per_address {
+        if *n >= self.limits.load().max_logins_per_address {
             return None;
         }
         *n += 1;
@@ -73,7 +79,7 @@ impl LoginLimits {
     /// How long a login attempt of `account` from `address` waits before its password is
     /// checked (zero below both thresholds).
     pub fn delay(&self, address: IpAddr, account: &str) -> Duration {
-        let forget = Duration::from_millis(self.limits.forget_after_ms);
+        let forget = Duration::from_millis(self.limits.load().forget_after_ms);
         let counts = self.counts();
         let recent = |f: Option<&Failures>| {
             f.filter(|f| f.last.elapsed() < forget)
@@ -82,20 +88,20 @@ impl LoginLimits {
         let over = |count: u32, threshold: u32| count.saturating_sub(threshold.saturating_sub(1));
         let steps = over(
             recent(counts.by_address.get(&address)),
-            self.limits.failures_per_address,
+            self.limits.load().failures_per_address,
         )
         .max(over(
             recent(counts.by_account.get(account)),
-            self.limits.failures_per_account,
+            self.limits.load().failures_per_account,
         ));
-        let step = Duration::from_millis(self.limits.delay_step_ms);
-        let max = Duration::from_millis(self.limits.delay_max_ms);
+        let step = Duration::from_millis(self.limits.load().delay_step_ms);
+        let max = Duration::from_millis(self.limits.load().delay_max_ms);
         step.saturating_mul(steps).min(max)
     }
 
     /// A login failed (wrong password, unknown account).
     pub fn failed(&self, address: IpAddr, account: &str) {
-        let forget = Duration::from_millis(self.limits.forget_after_ms);
+        let forget = Duration::from_millis(self.limits.load().forget_after_ms);
         let mut counts = self.counts();
         let now = Instant::now();
         let bump = |f: &mut Failures| {

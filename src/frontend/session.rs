@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::backend::exchange::ExchangeError;
 use crate::backend::Pools;
-use crate::config::{BackendAccount, Config};
+use crate::config::{BackendAccount, Config, SharedConfig};
 use crate::error::ClientError;
 use crate::net::{ClientIo, ClientStream, NetError, PacketConn, TlsConfig, Watchdog};
 use crate::protocol::auth::{new_scramble, AuthMethod, SCRAMBLE_LEN};
@@ -69,8 +69,10 @@ const HANDSHAKE_PACKET_LIMIT: usize = 64 * 1024;
 /// What every session shares: configuration, the routing snapshot, the pools, and facts
 /// learned at start-up.
 pub struct SessionContext {
-    /// The loaded configuration.
-    pub config: Arc<Config>,
+    /// The configuration in force (swapped whole by a reload).
+    pub config: SharedConfig,
+    /// Client connections at once (`server.max_connections`, resized by a reload).
+    pub connections: Arc<crate::net::Slots>,
     /// The current routing snapshot (swapped whole when the topology changes).
     pub routing: Arc<ArcSwap<RoutingTable>>,
     /// The latest health of every server.
@@ -125,6 +127,10 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     pub(super) client: PacketConn<ClientIo<S>>,
     pub(super) ctx: Arc<SessionContext>,
     pub(super) backends: SessionBackends,
+    /// The config this statement runs with: the one in force when it began.
+    pub(super) config: Arc<Config>,
+    /// Notices a reload with one atomic load per command.
+    config_cache: arc_swap::Cache<SharedConfig, Arc<Config>>,
     peer: SocketAddr,
     scramble: [u8; SCRAMBLE_LEN],
     /// The shard of the last statement: keyless statements (`SELECT LAST_INSERT_ID()`)
@@ -221,7 +227,8 @@ pub async fn run_on_stream<S: ClientStream>(
     span: Span,
 ) {
     let mut client = PacketConn::client(stream);
-    let handshake_timeout = ctx.config.timeouts.handshake();
+    let mut config_cache = arc_swap::Cache::new(Arc::clone(&ctx.config));
+    let handshake_timeout = config_cache.load().timeouts.handshake();
     let phase = tokio::time::timeout(
         handshake_timeout,
         connection_phase(&mut client, peer, connection_id, &ctx).instrument(span.clone()),
@@ -240,18 +247,21 @@ pub async fn run_on_stream<S: ClientStream>(
             return;
         }
     };
-    let max_packet = ctx.config.server.max_packet_size;
-    let max_statements = ctx.config.limits.max_prepared_per_session;
-    let max_session_bytes = ctx.config.limits.max_session_bytes;
+    let config = Arc::clone(config_cache.load());
+    let max_packet = config.server.max_packet_size;
+    let max_statements = config.limits.max_prepared_per_session;
+    let max_session_bytes = config.limits.max_session_bytes;
     let drain = ctx.drain.subscribe(connection_id);
     let me = ctx.sessions.register(connection_id, peer, &account_name);
     me.set_db(backends.login().database.as_deref());
     me.set_login(backends.login().clone());
-    let watchdog = Watchdog::new(ctx.config.timeouts.idle());
+    let watchdog = Watchdog::new(config.timeouts.idle());
     let mut session = Session {
         client,
         ctx,
         backends,
+        config,
+        config_cache,
         peer,
         scramble,
         current,
@@ -334,12 +344,24 @@ async fn send_failure(
 }
 
 impl<S: ClientStream> Session<S> {
+    /// Takes the config in force now if a reload replaced it (one atomic load otherwise):
+    /// the next statement runs with its limits and timeouts.
+    fn refresh_config(&mut self) {
+        let current = self.config_cache.load();
+        if !Arc::ptr_eq(current, &self.config) {
+            self.config = Arc::clone(current);
+            self.backends
+                .set_backend_read(self.config.timeouts.backend_read());
+        }
+    }
+
     async fn command_loop(&mut self, mut drain: oneshot::Receiver<()>) -> End {
-        let max_packet = self.ctx.config.server.max_packet_size;
-        let idle = self.ctx.config.timeouts.idle();
-        let net_read = self.ctx.config.timeouts.net_read();
         let mut draining = false;
         loop {
+            self.refresh_config();
+            let max_packet = self.config.server.max_packet_size;
+            let idle = self.config.timeouts.idle();
+            let net_read = self.config.timeouts.net_read();
             if draining && self.tx.is_idle() && !self.client.has_buffered_input() {
                 return End::Closed("router draining");
             }

@@ -52,7 +52,7 @@ impl Workers {
     pub fn start(count: usize, ctx: &Arc<SessionContext>) -> std::io::Result<Self> {
         let mut workers = Vec::with_capacity(count.max(1));
         // The cores this process may run on (its affinity mask: taskset, cgroup cpusets).
-        let cores = if ctx.config.server.pin_threads {
+        let cores = if ctx.config.load().server.pin_threads {
             core_affinity::get_core_ids().unwrap_or_default()
         } else {
             Vec::new()

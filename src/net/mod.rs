@@ -1,18 +1,21 @@
 //! Framing of MySQL packets over byte streams: the 4-byte header (3-byte little-endian
 //! payload length + sequence id), continuation packets for payloads of 16 MiB - 1 and
 //! more, a buffered packet connection used by both the client and the backend side, TLS
-//! for client and backend connections, and the compressed protocol for clients.
+//! for client and backend connections, the compressed protocol for clients, and resizable
+//! connection bounds (`slots.rs`).
 
 pub mod compress;
 pub mod conn;
 pub mod packet;
+pub mod slots;
 pub mod tls;
 pub mod watchdog;
 
 pub use compress::Compressible;
 pub use conn::{ClientStream, NetError, PacketConn};
 pub use packet::{parse_header, write_packet, HEADER_LEN, MAX_PAYLOAD_LEN};
-pub use tls::{BackendIo, BackendTls, ClientIo, TlsConfig, TlsFiles};
+pub use slots::Slots;
+pub use tls::{BackendIo, BackendTls, ClientIo, PreparedTls, TlsConfig, TlsFiles};
 pub use watchdog::{Elapsed, Watchdog};
 
 /// Hands bytes buffered ahead of a stream to a read, before the stream itself is read;

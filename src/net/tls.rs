@@ -52,14 +52,32 @@ pub enum TlsError {
 /// The acceptor clients' TLS handshakes use now; replaced whole by a reload, so a
 /// handshake in progress finishes with the pair it started with.
 pub struct TlsConfig {
-    files: TlsFiles,
+    files: std::sync::Mutex<TlsFiles>,
     acceptor: ArcSwapOption<TlsAcceptor>,
+}
+
+/// A certificate and key read and accepted by rustls, ready to replace the ones served
+/// ([`TlsConfig::install`]); built first so that a config reload can fail as a whole.
+pub struct PreparedTls {
+    files: TlsFiles,
+    acceptor: TlsAcceptor,
+}
+
+impl PreparedTls {
+    /// Reads the files named in `files` and builds the acceptor.
+    pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
+        let acceptor = acceptor(&files)?;
+        Ok(PreparedTls { files, acceptor })
+    }
 }
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsConfig")
-            .field("files", &self.files)
+            .field(
+                "files",
+                &*self.files.lock().unwrap_or_else(|e| e.into_inner()),
+            )
             .finish()
     }
 }
@@ -70,16 +88,24 @@ impl TlsConfig {
     pub fn load(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
         let acceptor = acceptor(&files)?;
         Ok(Arc::new(TlsConfig {
-            files,
+            files: std::sync::Mutex::new(files),
             acceptor: ArcSwapOption::from_pointee(acceptor),
         }))
     }
 
     /// Reads the files again (a renewed certificate). On error the current pair stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let fresh = acceptor(&self.files)?;
+        let files = self.files.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fresh = acceptor(&files)?;
         self.acceptor.store(Some(Arc::new(fresh)));
         Ok(())
+    }
+
+    /// Serves a prepared pair (perhaps other files, another minimum version) from the
+    /// next handshake on; handshakes under way finish with the pair they began with.
+    pub fn install(&self, prepared: PreparedTls) {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = prepared.files;
+        self.acceptor.store(Some(Arc::new(prepared.acceptor)));
     }
 
     /// The acceptor for a new handshake.

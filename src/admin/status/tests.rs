@@ -74,6 +74,21 @@ fn sample() -> Status {
             error: None,
             read_ago_ms: 0,
         }),
+        config: crate::admin::reload::ReloadStatus {
+            path: Some("/etc/dbrouter/dbrouter.toml".into()),
+            reloads: 2,
+            failures: 1,
+            last: Some(crate::admin::reload::ReloadOutcome {
+                at_ms: 1_795_000_000_000,
+                trigger: "SIGHUP".into(),
+                ok: false,
+                error: Some("field `pool.max_per_shard`: <must> be at least 1".into()),
+                applied: Vec::new(),
+                needs_restart: Vec::new(),
+            }),
+            last_success_ms: Some(1_794_000_000_000),
+            needs_restart: vec!["server.listen".into()],
+        },
     }
 }
 
@@ -98,6 +113,9 @@ fn page_escapes_values_and_shows_everything() {
     assert!(html.contains("behind by 1"));
     assert!(html.contains("r&lt;1&gt;"));
     assert!(html.contains("http-equiv=\"refresh\""));
+    assert!(html.contains("REFUSED"));
+    assert!(html.contains("field `pool.max_per_shard`: &lt;must&gt; be at least 1"));
+    assert!(html.contains("NEEDS RESTART") && html.contains("server.listen"));
     assert!(html.trim_end().ends_with("</html>"));
 }
 
@@ -110,6 +128,8 @@ fn json_has_the_same_data() {
         "127.0.0.1:3313"
     );
     assert_eq!(v["routers"]["routers"][0]["behind_by"], 1);
+    assert_eq!(v["config"]["last"]["ok"], false);
+    assert_eq!(v["config"]["needs_restart"][0], "server.listen");
 }
 
 #[test]

@@ -15,7 +15,7 @@ impl<S: ClientStream> Session<S> {
         payload: &[u8],
         seq: u8,
     ) -> Result<bool, End> {
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let format = self.backends.result_format();
         let io = match self.backends.connection(table, shard).await {
             Ok(io) => io,
@@ -370,7 +370,7 @@ impl<S: ClientStream> Session<S> {
         let lost = table.shard(shard)?.master.clone();
         let topology = &self.ctx.topology;
         let before = topology.request_read();
-        let limits = &self.ctx.config.failover;
+        let limits = &self.config.failover;
         if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
             self.ctx.held.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -452,7 +452,7 @@ impl<S: ClientStream> Session<S> {
         refused: impl Fn(String) -> ClientError,
     ) -> Result<Arc<RoutingTable>, ClientError> {
         use std::sync::atomic::Ordering;
-        let limits = &self.ctx.config.failover;
+        let limits = &self.config.failover;
         if self.ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
             self.ctx.held.fetch_sub(1, Ordering::AcqRel);
             return Err(refused(format!(
@@ -498,7 +498,7 @@ impl<S: ClientStream> Session<S> {
     }
 
     pub(in crate::frontend) fn relay_timeouts(&self) -> RelayTimeouts {
-        let t = &self.ctx.config.timeouts;
+        let t = &self.config.timeouts;
         RelayTimeouts {
             backend_read: t.backend_read(),
             client_write: t.client_write(),

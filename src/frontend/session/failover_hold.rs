@@ -33,7 +33,7 @@ pub(super) fn awaits_failover(
     shard: ShardId,
     failure: &Failure,
 ) -> bool {
-    ctx.config.failover.auto
+    ctx.config.load().failover.auto
         && failure.master_unreachable()
         && table
             .shard(shard)
@@ -53,7 +53,8 @@ pub(super) async fn hold_for_failover(
     let Some(lost) = table.shard(shard).map(|s| s.master.clone()) else {
         return Err(failure);
     };
-    let limits = &ctx.config.failover;
+    let config = ctx.config.load_full();
+    let limits = &config.failover;
     if ctx.held.fetch_add(1, Ordering::AcqRel) >= limits.buffer_max_statements {
         ctx.held.fetch_sub(1, Ordering::AcqRel);
         return Err(failure);

@@ -21,7 +21,8 @@ pub(super) async fn connection_phase(
     ),
     End,
 > {
-    let config = &ctx.config;
+    // The config as it is now (a reload later applies to the next login).
+    let config = ctx.config.load_full();
     // Connections of one address still logging in are capped, before the greeting.
     let Some(_logging_in) = ctx.logins.begin(peer.ip()) else {
         let err = ClientError::TooManyLogins {
@@ -102,7 +103,7 @@ pub(super) async fn connection_phase(
     let global = table.global_shard();
     let mut backends = SessionBackends::new(
         Arc::clone(&ctx.pools),
-        Arc::clone(&ctx.config),
+        config.timeouts.backend_read(),
         login_state(&login, identity),
     );
     let global =
@@ -112,7 +113,7 @@ pub(super) async fn connection_phase(
         };
     // The global sql_mode and the login character set, as the login connection reads them.
     let dialect = backends.dialect(global).unwrap_or_default();
-    let ok = login_ok(&mut backends, global, ctx.config.timeouts.backend_read()).await;
+    let ok = login_ok(&mut backends, global, config.timeouts.backend_read()).await;
     // The login checked the database; a session with no state yet needs no backend
     // connection until its first statement. Idle clients (10 000 of them are normal) then
     // hold none, and the pool lends it to whoever needs it.
@@ -235,7 +236,7 @@ pub(super) async fn authenticate(
     mut seq: u8,
     peer: SocketAddr,
 ) -> Result<(u8, Account, BackendIdentity), End> {
-    let config = &ctx.config;
+    let config = ctx.config.load_full();
     // After failed logins from this address (or of this account), every attempt waits
     // before its password is checked: the answer comes no sooner for the right one.
     let delay = ctx.logins.delay(peer.ip(), &login.user);

@@ -319,7 +319,7 @@ impl<S: ClientStream> Session<S> {
         payload: &[u8],
         seq: u8,
     ) -> Result<Option<(u32, Vec<BytesMut>)>, End> {
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let format = self.backends.result_format();
         let io = match self.backends.connection(table, shard).await {
             Ok(io) => io,
@@ -682,7 +682,7 @@ impl<S: ClientStream> Session<S> {
         stmt.long_data_size = 0;
         stmt.cursor_shard = None;
         let copies = stmt.backends.clone();
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let format = self.backends.result_format();
         for b in copies {
             if self.backends.generation(b.shard) != Some(b.generation) {

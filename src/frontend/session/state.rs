@@ -15,7 +15,7 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
         kind: ResponseKind,
     ) -> Result<(), End> {
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let format = self.backends.result_format();
         if self.backends.open_shards().next().is_none() {
             // Session state needs a connection to live on: the session's current shard.
@@ -183,7 +183,7 @@ impl<S: ClientStream> Session<S> {
             return Err(send_failure(&mut self.client, next, failure).await);
         }
         self.dialect = self.backends.dialect(global).unwrap_or_default();
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let ok = super::login_ok(&mut self.backends, global, timeout).await;
         self.backends.release_all(true);
         self.client.queue(next, &ok);

@@ -147,7 +147,7 @@ impl<S: ClientStream> Session<S> {
     /// back is closed (the server rolls back a closed connection's transaction).
     pub(in crate::frontend) async fn roll_back_quietly(&mut self, shard: ShardId) {
         let format = self.backends.result_format();
-        let timeout = self.ctx.config.timeouts.backend_read();
+        let timeout = self.config.timeouts.backend_read();
         let rolled_back = match self.backends.get(shard) {
             Some(io) => exchange(io, b"\x03ROLLBACK", ResponseKind::Query, format, timeout)
                 .await
