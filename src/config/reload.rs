@@ -51,6 +51,7 @@ pub fn merge(running: &Config, mut fresh: Config) -> (Config, Changes) {
         topology,
         admin,
         failover,
+        clone,
         health,
         users,
         limits,
@@ -258,6 +259,26 @@ pub fn merge(running: &Config, mut fresh: Config) -> (Config, Changes) {
         &rf.auto_min_interval_ms,
     );
     c.keep("failover.auto_rebuild", auto_rebuild, &rf.auto_rebuild);
+
+    // `[clone]`: the CLI reads the file afresh each time; a router's coordinator uses it
+    // for `auto_rebuild` with the settings it started with.
+    let CloneConfig {
+        method,
+        shell,
+        stop_server,
+        start_server,
+        start_timeout_ms,
+    } = clone;
+    let rc = &r.clone;
+    c.keep("clone.method", method, &rc.method);
+    c.keep("clone.shell", shell, &rc.shell);
+    c.keep("clone.stop_server", stop_server, &rc.stop_server);
+    c.keep("clone.start_server", start_server, &rc.start_server);
+    c.keep(
+        "clone.start_timeout_ms",
+        start_timeout_ms,
+        &rc.start_timeout_ms,
+    );
 
     c.keep(
         "health.interval_ms",
