@@ -335,7 +335,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "serving threads started"
     );
     info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
+    crate::net::sd_notify::ready();
     accept_until_signal(listener, &ctx, workers, || {
+        crate::net::sd_notify::stopping();
         admin.set_phase(crate::admin::Phase::Draining)
     })
     .await
