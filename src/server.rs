@@ -469,7 +469,9 @@ pub async fn serve(
         "serving threads started"
     );
     info!(listen = %config.server.listen, shards = config.shards.len(), "ready; accepting clients");
+    crate::net::sd_notify::ready();
     accept_until_signal(listener, &ctx, workers, || {
+        crate::net::sd_notify::stopping();
         admin.set_phase(crate::admin::Phase::Draining)
     })
     .await

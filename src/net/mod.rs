@@ -1,12 +1,13 @@
 //! Framing of MySQL packets over byte streams: the 4-byte header (3-byte little-endian
 //! payload length + sequence id), continuation packets for payloads of 16 MiB - 1 and
 //! more, a buffered packet connection used by both the client and the backend side, TLS
-//! for client and backend connections, the compressed protocol for clients, and resizable
-//! connection bounds (`slots.rs`).
+//! for client and backend connections, the compressed protocol for clients, resizable
+//! connection bounds (`slots.rs`), and systemd's readiness notifications (`sd_notify.rs`).
 
 pub mod compress;
 pub mod conn;
 pub mod packet;
+pub mod sd_notify;
 pub mod slots;
 pub mod tls;
 pub mod watchdog;
