@@ -157,6 +157,8 @@ impl Reloader {
     /// records the outcome for the status page.
     async fn reload(&self, trigger: &'static str) -> ReloadOutcome {
         let _one = self.one_at_a_time.lock().await;
+        // systemd shows the unit as reloading until READY=1 (below, whatever the outcome).
+        crate::net::sd_notify::reloading();
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -201,6 +203,7 @@ impl Reloader {
             }
         };
         self.admin.reloads.record(&outcome);
+        crate::net::sd_notify::reloaded();
         outcome
     }
 

@@ -14,9 +14,27 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 /// The environment variable systemd names its notification socket in.
 pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
+/// Whether `READY=1` was sent (a reload before it must not announce readiness).
+static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Tells systemd the router accepts clients (`READY=1`).
 pub fn ready() {
+    READY_SENT.store(true, std::sync::atomic::Ordering::Release);
     notify("READY=1\nSTATUS=accepting clients");
+}
+
+/// Tells systemd a config reload runs (`RELOADING=1`), once the router is ready.
+pub fn reloading() {
+    if READY_SENT.load(std::sync::atomic::Ordering::Acquire) {
+        notify("RELOADING=1\nSTATUS=reloading the configuration");
+    }
+}
+
+/// Tells systemd the reload is over (`READY=1` again), once the router is ready.
+pub fn reloaded() {
+    if READY_SENT.load(std::sync::atomic::Ordering::Acquire) {
+        notify("READY=1\nSTATUS=accepting clients");
+    }
 }
 
 /// Tells systemd the router stops: it drains its sessions (`STOPPING=1`).
