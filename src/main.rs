@@ -31,6 +31,11 @@ enum Command {
     },
     /// Operator commands.
     Ctl {
+        /// `text` for people, or `json`: one versioned JSON document on standard output
+        /// (docs/operations.md, "Machine-readable ctl"). Exit codes: 0 done, 1 refused or
+        /// failed, 2 usage, 3 retry later.
+        #[arg(long, global = true, value_enum, default_value = "text")]
+        output: OutputArg,
         #[command(subcommand)]
         command: CtlCommand,
     },
@@ -155,6 +160,15 @@ enum CtlCommand {
         #[arg(long, short, default_value = "config/dbrouter.toml")]
         config: PathBuf,
     },
+}
+
+/// `ctl --output`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputArg {
+    /// Text for people.
+    Text,
+    /// One JSON document (`format`: "dbrouter-ctl/1").
+    Json,
 }
 
 /// Where a ctl command finds ZooKeeper.
@@ -447,30 +461,42 @@ enum UserCommand {
     },
 }
 
-/// Runs an async ctl command and prints its result.
+/// Prints a ctl command's outcome (text, or the JSON document) and returns its exit code.
+fn finish(outcome: Result<ctl::Report, ctl::CtlError>) -> ExitCode {
+    let json = ctl::output::json();
+    match (outcome, json) {
+        (Ok(report), false) => {
+            print!("{}", report.text);
+            ExitCode::SUCCESS
+        }
+        (Ok(report), true) => {
+            println!("{}", ctl::output::done_document(report.result));
+            ExitCode::SUCCESS
+        }
+        (Err(e), false) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit as u8)
+        }
+        (Err(e), true) => {
+            println!("{}", ctl::output::error_document(&e));
+            ExitCode::from(e.exit as u8)
+        }
+    }
+}
+
+/// Runs an async ctl command and prints its outcome.
 fn run_ctl<F>(work: impl FnOnce() -> F) -> ExitCode
 where
-    F: std::future::Future<Output = Result<String, String>>,
+    F: std::future::Future<Output = Result<ctl::Report, ctl::CtlError>>,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(work()) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(runtime) => finish(runtime.block_on(work())),
+        Err(e) => finish(Err(ctl::CtlError::retry(format!(
+            "cannot start the async runtime: {e}"
+        )))),
     }
 }
 
@@ -480,37 +506,37 @@ fn zk_ctl(
 ) -> ExitCode {
     match ctl::topology::target(zk.zk.as_deref(), &zk.config) {
         Ok(target) => run_ctl(|| command(target, zk.config)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => finish(Err(ctl::CtlError::usage(e))),
     }
 }
 
-type CtlFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>;
+/// A ctl command's future, boxed, its text or report made a [`ctl::Report`].
+fn boxed<R, E>(work: impl std::future::Future<Output = Result<R, E>> + 'static) -> CtlFuture
+where
+    R: Into<ctl::Report>,
+    E: Into<ctl::CtlError>,
+{
+    Box::pin(async move { work.await.map(Into::into).map_err(Into::into) })
+}
+
+type CtlFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ctl::Report, ctl::CtlError>>>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format),
-        Command::Ctl { command } => match command {
-            CtlCommand::CheckConfig { config } => match ctl::check_config(&config) {
-                Ok(summary) => {
-                    println!("{summary}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+        Command::Ctl { command, output } => {
+            ctl::output::set_json(output == OutputArg::Json);
+            match command {
+            CtlCommand::CheckConfig { config } => finish(ctl::check_config(&config)),
             CtlCommand::Topology { command, zk } => zk_ctl(zk, move |t, _| match command {
                 TopologyCommand::Init { from, force } => {
-                    Box::pin(async move { ctl::topology::init(&t, &from, force).await })
+                    boxed(async move { ctl::topology::init(&t, &from, force).await })
                 }
-                TopologyCommand::Secure => Box::pin(async move { ctl::topology::secure(&t).await }),
+                TopologyCommand::Secure => boxed(async move { ctl::topology::secure(&t).await }),
                 TopologyCommand::Show { json } => {
-                    Box::pin(async move { ctl::topology::show(&t, json).await })
+                    boxed(async move { ctl::topology::show(&t, json).await })
                 }
             }),
             CtlCommand::Shard { command, zk } => zk_ctl(zk, move |t, config_path| match command {
@@ -524,8 +550,8 @@ fn main() -> ExitCode {
                     rebalance,
                     parallel,
                     max_hold_ms,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     let shard = ctl::topology::NewShard {
                         name: &name,
                         master: &master,
@@ -552,8 +578,8 @@ fn main() -> ExitCode {
                     rebalance,
                     parallel,
                     max_hold_ms,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     if rebalance && !dry_run {
                         let settings = ctl::moves::DrainSettings {
                             parallel,
@@ -566,8 +592,8 @@ fn main() -> ExitCode {
                         ctl::topology::shard_set_weight(&t, &config, &name, weight, dry_run).await
                     }
                 }),
-                ShardCommand::Remove { name } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                ShardCommand::Remove { name } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     ctl::topology::shard_remove(&t, &config, &name).await
                 }),
                 ShardCommand::Drain {
@@ -577,8 +603,8 @@ fn main() -> ExitCode {
                     rate,
                     max_hold_ms,
                     background,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     let settings = ctl::moves::DrainSettings {
                         to,
                         parallel,
@@ -588,9 +614,7 @@ fn main() -> ExitCode {
                     ctl::moves::shard_drain(&t, &config, &name, &settings, background).await
                 }),
                 ShardCommand::SetMaster { name, master } => {
-                    Box::pin(
-                        async move { ctl::topology::shard_set_master(&t, &name, &master).await },
-                    )
+                    boxed(async move { ctl::topology::shard_set_master(&t, &name, &master).await })
                 }
             }),
             CtlCommand::User { command, zk } => zk_ctl(zk, move |t, config_path| match command {
@@ -598,15 +622,15 @@ fn main() -> ExitCode {
                     user,
                     shard,
                     no_data_check,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     ctl::topology::user_pin(&t, &config, &user, &shard, no_data_check).await
                 }),
                 UserCommand::Unpin {
                     user,
                     no_data_check,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     ctl::topology::user_unpin(&t, &config, &user, no_data_check).await
                 }),
                 UserCommand::Move {
@@ -614,18 +638,18 @@ fn main() -> ExitCode {
                     shard,
                     force,
                     max_hold_ms,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     ctl::moves::user_move(&t, &config, &user, &shard, force, max_hold_ms).await
                 }),
-                UserCommand::Moves => Box::pin(async move { ctl::moves::user_moves(&t).await }),
+                UserCommand::Moves => boxed(async move { ctl::moves::user_moves(&t).await }),
                 UserCommand::Hibernate {
                     mut users,
                     from_file,
                     to,
                     max_hold_ms,
-                } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     if let Some(path) = from_file {
                         let text = std::fs::read_to_string(&path)
                             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -639,25 +663,25 @@ fn main() -> ExitCode {
                     let hold = std::time::Duration::from_millis(max_hold_ms);
                     ctl::moves::user_hibernate(&t, &config, &users, to.as_deref(), hold).await
                 }),
-                UserCommand::Show { user } => Box::pin(async move {
-                    let config = Config::load(&config_path).map_err(|e| e.to_string())?;
+                UserCommand::Show { user } => boxed(async move {
+                    let config = Config::load(&config_path)?;
                     ctl::topology::user_show(&t, &user, &config).await
                 }),
             }),
             CtlCommand::Promote { shard, to, zk } => zk_ctl(zk, move |t, c| {
-                Box::pin(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
+                boxed(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
             }),
             CtlCommand::Failover {
                 command: Some(FailoverCommand::Arm { shard, zk }),
                 ..
             } => zk_ctl(zk, move |t, _| {
-                Box::pin(async move { ctl::failover::arm(&t, &shard, None).await })
+                boxed(async move { ctl::failover::arm(&t, &shard, None).await })
             }),
             CtlCommand::Failover {
                 command: Some(FailoverCommand::Disarm { shard, why, zk }),
                 ..
             } => zk_ctl(zk, move |t, _| {
-                Box::pin(async move { ctl::failover::arm(&t, &shard, Some(why)).await })
+                boxed(async move { ctl::failover::arm(&t, &shard, Some(why)).await })
             }),
             CtlCommand::Failover {
                 shard: Some(shard),
@@ -665,14 +689,13 @@ fn main() -> ExitCode {
                 zk,
                 command: None,
             } => zk_ctl(zk, move |t, c| {
-                Box::pin(async move { ctl::failover::failover(&t, &c, &shard, force).await })
+                boxed(async move { ctl::failover::failover(&t, &c, &shard, force).await })
             }),
-            CtlCommand::Failover { shard: None, .. } => {
-                eprintln!("usage: dbrouter ctl failover <SHARD> [--force] | arm <SHARD> | disarm <SHARD> [--why TEXT]");
-                std::process::ExitCode::from(2)
-            }
+            CtlCommand::Failover { shard: None, .. } => finish(Err(ctl::CtlError::usage(
+                "usage: dbrouter ctl failover <SHARD> [--force] | arm <SHARD> | disarm <SHARD> [--why TEXT]",
+            ))),
             CtlCommand::Rejoin { shard, server, zk } => zk_ctl(zk, move |t, c| {
-                Box::pin(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
+                boxed(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
             }),
             CtlCommand::Standby { command } => match command {
                 StandbyCommand::Add {
@@ -691,7 +714,7 @@ fn main() -> ExitCode {
                             method.map(Into::into),
                         ),
                     };
-                    Box::pin(async move {
+                    boxed(async move {
                         ctl::failover::standby_add(&t, &c, &shard, &server, source, wipe).await
                     })
                 }),
@@ -701,7 +724,7 @@ fn main() -> ExitCode {
                     method,
                     zk,
                 } => zk_ctl(zk, move |t, c| {
-                    Box::pin(async move {
+                    boxed(async move {
                         let method = method.map(Into::into);
                         ctl::failover::standby_rebuild(&t, &c, &shard, &server, method).await
                     })
@@ -712,51 +735,43 @@ fn main() -> ExitCode {
                     force,
                     zk,
                 } => zk_ctl(zk, move |t, _| {
-                    Box::pin(async move {
+                    boxed(async move {
                         ctl::failover::standby_remove(&t, &shard, &server, force).await
                     })
                 }),
             },
             CtlCommand::Snapshot { shard, to, zk } => zk_ctl(zk, move |t, c| {
-                Box::pin(async move { ctl::failover::snapshot(&t, &c, &shard, &to).await })
+                boxed(async move { ctl::failover::snapshot(&t, &c, &shard, &to).await })
             }),
             CtlCommand::Status { zk } => zk_ctl(zk, |t, c| {
-                Box::pin(async move { ctl::failover::status(&t, &c).await })
+                boxed(async move { ctl::failover::status(&t, &c).await })
             }),
             CtlCommand::Routers { command, zk } => zk_ctl(zk, move |t, _| match command {
-                None => Box::pin(async move { ctl::topology::routers(&t).await }),
+                None => boxed(async move { ctl::topology::routers(&t).await }),
                 Some(RoutersCommand::Forget { id }) => {
-                    Box::pin(async move { ctl::topology::forget_router(&t, &id).await })
+                    boxed(async move { ctl::topology::forget_router(&t, &id).await })
                 }
             }),
             CtlCommand::Jobs { command, zk } => zk_ctl(zk, move |t, _| match command {
-                None => Box::pin(async move { ctl::moves::jobs(&t).await }),
+                None => boxed(async move { ctl::moves::jobs(&t).await }),
                 Some(JobsCommand::Cancel { id }) => {
-                    Box::pin(async move { ctl::moves::job_cancel(&t, &id).await })
+                    boxed(async move { ctl::moves::job_cancel(&t, &id).await })
                 }
             }),
             CtlCommand::Reload { router, config } => ctl_reload(&router, config.as_deref()),
-            CtlCommand::Route { user, config } => match ctl::route(&config, &user) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+            CtlCommand::Route { user, config } => finish(ctl::route(&config, &user)),
             CtlCommand::HashPassword { user } => {
                 let mut line = String::new();
                 if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
-                    eprintln!("error: cannot read the password from stdin: {e}");
-                    return ExitCode::FAILURE;
+                    return finish(Err(ctl::CtlError::usage(format!(
+                        "cannot read the password from stdin: {e}"
+                    ))));
                 }
                 let password = line.trim_end_matches(['\r', '\n']);
-                print!("{}", ctl::hash_password(&user, password));
-                ExitCode::SUCCESS
+                finish(Ok(ctl::hash_password(&user, password).into()))
             }
-        },
+            }
+        }
     }
 }
 
@@ -766,37 +781,17 @@ fn ctl_reload(router: &str, config: Option<&std::path::Path>) -> ExitCode {
         (Some(t), _) if !t.is_empty() => Some(t),
         (_, Some(path)) => match Config::load(path) {
             Ok(c) => c.server.admin_token().map(str::to_string),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return finish(Err(ctl::CtlError::usage(e.to_string()))),
         },
         _ => None,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(3);
+    run_ctl(|| async move {
+        match ctl::reload::reload(router, token.as_deref()).await {
+            ctl::reload::ReloadResult::Applied(text) => Ok(text.into()),
+            ctl::reload::ReloadResult::Refused(text) => Err(ctl::CtlError::from(text)),
+            ctl::reload::ReloadResult::Unreachable(text) => Err(ctl::CtlError::retry(text)),
         }
-    };
-    match runtime.block_on(ctl::reload::reload(router, token.as_deref())) {
-        ctl::reload::ReloadResult::Applied(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        ctl::reload::ReloadResult::Refused(text) => {
-            eprintln!("{text}");
-            ExitCode::from(1)
-        }
-        ctl::reload::ReloadResult::Unreachable(text) => {
-            eprintln!("error: {text}");
-            ExitCode::from(3)
-        }
-    }
+    })
 }
 
 fn serve(config_path: PathBuf, log_format: Option<String>) -> ExitCode {

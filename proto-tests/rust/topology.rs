@@ -811,3 +811,122 @@ async fn a_kill_reaching_another_router_is_carried_out_by_the_sessions_router() 
     let err = on_b.query_drop(format!("KILL {nobody}")).await.unwrap_err();
     assert_eq!(server_error(err).0, 1094);
 }
+
+/// `dbrouter ctl --output json ARGS…`: the exit code and the one JSON document on stdout.
+fn ctl_json(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbrouter"))
+        .arg("ctl")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .expect("run dbrouter ctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(doc["format"], "dbrouter-ctl/1", "{doc}");
+    let code = out.status.code().unwrap_or(-1);
+    assert_eq!(doc["exit_code"], code, "{doc}");
+    assert_eq!(doc["ok"], code == 0, "{doc}");
+    (code, doc)
+}
+
+/// Machine-readable ctl: the state commands print one versioned JSON document with what
+/// their text says, and the exit codes say done (0), refused (1), usage (2), retry (3).
+#[test]
+fn ctl_prints_state_as_versioned_json_with_documented_exit_codes() {
+    let config = env("DBR_CONFIG");
+    let c = ["--config", config.as_str()];
+    let with = |args: &[&'static str]| -> Vec<&str> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(c);
+        all
+    };
+
+    let (code, doc) = ctl_json(&with(&["status"]));
+    assert_eq!(code, 0, "{doc}");
+    let shards = doc["result"]["shards"].as_array().expect("shards");
+    assert_eq!(shards.len(), 2, "{doc}");
+    for shard in shards {
+        let servers = shard["servers"].as_array().expect("servers");
+        let master = servers
+            .iter()
+            .find(|s| s["role"] == "master")
+            .expect("a master");
+        assert_eq!(master["health"]["reachable"], true, "{doc}");
+        assert_eq!(master["health"]["read_only"], false, "{doc}");
+        assert!(servers.iter().any(|s| s["role"] == "standby"), "{doc}");
+        assert!(shard["automatic_failover"]["armed"].is_boolean(), "{doc}");
+    }
+    assert!(
+        doc["result"]["topology_version"].as_u64().unwrap_or(0) >= 1,
+        "{doc}"
+    );
+
+    // Where user 42 goes: the file topology (`route`) and ZooKeeper (`user show`) agree.
+    let (code, route) = ctl_json(&with(&["route", "42"]));
+    assert_eq!(code, 0, "{route}");
+    let (code, shown) = ctl_json(&with(&["user", "show", "42"]));
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(route["result"]["user"], "42");
+    assert_eq!(
+        route["result"]["shard"], shown["result"]["shard"],
+        "{route} {shown}"
+    );
+    assert!(
+        ["ring", "override"].contains(&shown["result"]["why"]["kind"].as_str().unwrap_or("")),
+        "{shown}"
+    );
+
+    let (code, routers) = ctl_json(&with(&["routers"]));
+    assert_eq!(code, 0, "{routers}");
+    let list = routers["result"]["routers"].as_array().expect("routers");
+    assert!(
+        list.iter().any(|r| r["address"] == env("DBR_ROUTER")),
+        "the cluster's router is registered: {routers}"
+    );
+    let (code, topo) = ctl_json(&with(&["topology", "show"]));
+    assert_eq!(code, 0, "{topo}");
+    assert_eq!(
+        topo["result"]["version"], doc["result"]["topology_version"],
+        "{topo}"
+    );
+    for args in [&["jobs"][..], &["user", "moves"][..], &["check-config"][..]] {
+        let (code, d) = ctl_json(&with(args));
+        assert_eq!(code, 0, "{args:?}: {d}");
+    }
+
+    // Refused: nothing to promote on a shard that does not exist.
+    let (code, d) = ctl_json(&with(&["promote", "no-such-shard"]));
+    assert_eq!(
+        (code, d["error"]["kind"].as_str()),
+        (1, Some("refused")),
+        "{d}"
+    );
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no-such-shard"),
+        "{d}"
+    );
+    // Usage: a failover without a shard.
+    let (code, d) = ctl_json(&with(&["failover"]));
+    assert_eq!(
+        (code, d["error"]["kind"].as_str()),
+        (2, Some("usage")),
+        "{d}"
+    );
+    // Retry later: ZooKeeper cannot be reached.
+    let port = crate::harness::free_port();
+    let zk = format!("zk://127.0.0.1:{port}/dbrouter/nowhere");
+    let (code, d) = ctl_json(&["status", "--zk", &zk, "--config", &config]);
+    assert_eq!(
+        (code, d["error"]["kind"].as_str()),
+        (3, Some("retry")),
+        "{d}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `dbrouter ctl promote | failover | rejoin | status`: master changes and the per-shard
 //! health table, printed step by step.
 
+use super::{CtlError, Report};
 use std::path::Path;
 
 use crate::config::Config;
@@ -10,7 +11,7 @@ use crate::topology::{MoveState, ShardState};
 
 /// The operation settings from a config file (`[admin]`, `[failover]`, `[backend]`).
 pub fn ops(config_path: &Path) -> Result<Ops, String> {
-    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    let config = Config::load(config_path).map_err(CtlError::from)?;
     Ops::from_config(&config).map_err(|e| format!("{}: {e}", config_path.display()))
 }
 
@@ -19,7 +20,11 @@ use super::store;
 /// Prints each line of an operation's progress (and logs it).
 pub(super) fn printer() -> impl FnMut(String) {
     |line: String| {
-        println!("{line}");
+        if super::output::json() {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
         tracing::info!("{line}");
     }
 }
@@ -30,12 +35,12 @@ pub async fn promote(
     config: &Path,
     shard: &str,
     to: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     failover::promote(&store, &ops, shard, to, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(format!("switchover of {shard} done\n"))
 }
 
@@ -45,7 +50,7 @@ pub async fn failover(
     config: &Path,
     shard: &str,
     force: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     failover::failover(
@@ -56,17 +61,17 @@ pub async fn failover(
         &mut printer(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(CtlError::from)?;
     Ok(format!("failover of {shard} done\n"))
 }
 
 /// `failover arm <shard>` (`why` = `None`) and `failover disarm <shard> --why …`.
-pub async fn arm(target: &ZkTarget, shard: &str, why: Option<String>) -> Result<String, String> {
+pub async fn arm(target: &ZkTarget, shard: &str, why: Option<String>) -> Result<String, CtlError> {
     let store = store(target).await?;
     let disarm = why.is_some();
     let version = failover::auto::set_armed(&store, shard, why)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(if disarm {
         format!("automatic failover of {shard} disarmed (topology version {version})\n")
     } else {
@@ -79,8 +84,10 @@ pub async fn arm(target: &ZkTarget, shard: &str, why: Option<String>) -> Result<
 async fn auto_failover_lines(
     store: &crate::topology::zk::ZkStore,
     s: &crate::topology::ShardDoc,
-) -> String {
+) -> (String, serde_json::Value) {
     let mut out = String::new();
+    let mut lost_json = Vec::new();
+    let mut alerts = Vec::new();
     let auto = &s.auto_failover;
     let armed = match &auto.disarmed {
         None => "armed".to_string(),
@@ -98,7 +105,12 @@ async fn auto_failover_lines(
         let lost: Vec<String> = opinions
             .iter()
             .filter(|o| o.doc.master == s.master && !o.doc.reachable)
-            .map(|o| format!("{} ({} ms)", o.router, o.doc.down_for_ms))
+            .map(|o| {
+                lost_json.push(serde_json::json!({
+                    "router": o.router, "down_for_ms": o.doc.down_for_ms,
+                }));
+                format!("{} ({} ms)", o.router, o.doc.down_for_ms)
+            })
             .collect();
         if !lost.is_empty() {
             out.push_str(&format!(
@@ -112,9 +124,19 @@ async fn auto_failover_lines(
     {
         if let Ok(Some(alert)) = store.failover_alert(&key).await {
             out.push_str(&format!("  ALERT ({}): {}\n", alert.kind, alert.reason));
+            alerts.push(serde_json::json!({
+                "key": key, "kind": alert.kind, "reason": alert.reason,
+            }));
         }
     }
-    out
+    let json = serde_json::json!({
+        "armed": auto.disarmed.is_none(),
+        "disarmed_why": auto.disarmed,
+        "last_ms": auto.last_ms,
+        "routers_that_lost_the_master": lost_json,
+        "alerts": alerts,
+    });
+    (out, json)
 }
 
 /// `standby add <shard> <server> [--from S [--method M] | --from-snapshot FILE] [--wipe]`.
@@ -125,12 +147,12 @@ pub async fn standby_add(
     server: &str,
     source: failover::standby::CloneSource,
     wipe: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     failover::standby::add(&store, &ops, shard, server, source, wipe, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(format!("{server} added as a standby of {shard}\n"))
 }
 
@@ -141,12 +163,12 @@ pub async fn standby_rebuild(
     shard: &str,
     server: &str,
     method: Option<crate::config::CloneMethod>,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     failover::standby::rebuild(&store, &ops, shard, server, method, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(format!("{server} rebuilt as a standby of {shard}\n"))
 }
 
@@ -156,11 +178,11 @@ pub async fn standby_remove(
     shard: &str,
     server: &str,
     force: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let store = store(target).await?;
     failover::standby::remove(&store, shard, server, force, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(String::new())
 }
 
@@ -170,12 +192,12 @@ pub async fn snapshot(
     config: &Path,
     shard: &str,
     dir: &Path,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     let path = failover::standby::snapshot(&store, &ops, shard, dir, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(format!("{}\n", path.display()))
 }
 
@@ -185,12 +207,12 @@ pub async fn rejoin(
     config: &Path,
     shard: &str,
     server: &str,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
     failover::rejoin(&store, &ops, shard, server, &mut printer())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CtlError::from)?;
     Ok(format!("{server} rejoined {shard}\n"))
 }
 
@@ -236,12 +258,13 @@ fn health_line(role: &str, h: &Health) -> String {
 }
 
 /// `status`: per shard, the master, standbys and former masters with their health, the
-/// epoch and state, and the routers' view.
-pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> {
+/// epoch and state, and the routers' view (JSON: docs/operations.md).
+pub async fn status(target: &ZkTarget, config: &Path) -> Result<Report, CtlError> {
     let ops = ops(config)?;
     let store = store(target).await?;
-    let snapshot = store.read_all().await.map_err(|e| e.to_string())?;
+    let snapshot = store.read_all().await.map_err(CtlError::from)?;
     let mut out = format!("topology {target} version {}\n", snapshot.version);
+    let mut shards = Vec::new();
     for s in &snapshot.topology.shards {
         let state = match s.state {
             ShardState::Serving => "serving",
@@ -254,14 +277,26 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
         let roles = std::iter::once(("master", &s.master))
             .chain(s.standbys.iter().map(|x| ("standby", x)))
             .chain(s.rejoin.iter().map(|x| ("needs-rejoin", x)));
+        let mut servers = Vec::new();
         for (role, addr) in roles {
             let h = ops.probe(addr).await;
             out.push_str(&health_line(role, &h));
+            servers.push(serde_json::json!({ "role": role, "health": h }));
         }
-        out.push_str(&auto_failover_lines(&store, s).await);
+        let (lines, auto) = auto_failover_lines(&store, s).await;
+        out.push_str(&lines);
+        shards.push(serde_json::json!({
+            "name": s.name,
+            "epoch": s.epoch,
+            "weight": s.weight,
+            "state": state.to_ascii_lowercase(),
+            "servers": servers,
+            "automatic_failover": auto,
+        }));
     }
-    let routers = store.routers().await.map_err(|e| e.to_string())?;
+    let routers = store.routers().await.map_err(CtlError::from)?;
     out.push_str(&format!("routers ({}):\n", routers.len()));
+    let routers_json = serde_json::to_value(&routers).unwrap_or_default();
     for r in routers {
         let lag = if r.applied_version == snapshot.version {
             "current".to_string()
@@ -276,7 +311,7 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
             r.id, r.address, r.applied_version
         ));
     }
-    let moves = store.moves().await.map_err(|e| e.to_string())?;
+    let moves = store.moves().await.map_err(CtlError::from)?;
     let active: Vec<_> = moves
         .into_iter()
         .filter(|m| !matches!(m.state, MoveState::Done | MoveState::RolledBack))
@@ -289,10 +324,19 @@ pub async fn status(target: &ZkTarget, config: &Path) -> Result<String, String> 
         ));
         out.push_str(&crate::moves::describe(&active));
     }
-    let jobs = store.jobs().await.map_err(|e| e.to_string())?;
+    let jobs = store.jobs().await.map_err(CtlError::from)?;
     if !jobs.is_empty() {
         out.push_str(&format!("jobs ({}):\n", jobs.len()));
         out.push_str(&crate::topology::jobs::describe_jobs(&jobs));
     }
-    Ok(out)
+    let result = serde_json::json!({
+        "topology": target.to_string(),
+        "topology_version": snapshot.version,
+        "shards": shards,
+        "routers": routers_json,
+        "moves_in_progress": active,
+        "users_held": snapshot.topology.holds.len(),
+        "jobs": jobs,
+    });
+    Ok(Report::new(out, result))
 }

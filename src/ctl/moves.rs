@@ -2,6 +2,7 @@
 //! to another shard (the state machine is [`crate::moves`]), each step printed as it ends;
 //! a drain moves every user of a shard away, several at a time.
 
+use super::{CtlError, Report};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ pub async fn user_move(
     shard: &str,
     force: bool,
     max_hold_ms: u64,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let store = store(target).await?;
     let settings = MoveSettings {
         force,
@@ -53,10 +54,13 @@ pub async fn user_move(
 }
 
 /// `user moves`: current and recent moves with their state and timings.
-pub async fn user_moves(target: &ZkTarget) -> Result<String, String> {
+pub async fn user_moves(target: &ZkTarget) -> Result<Report, CtlError> {
     let store = store(target).await?;
-    let moves = store.moves().await.map_err(|e| e.to_string())?;
-    Ok(describe(&moves))
+    let moves = store.moves().await.map_err(CtlError::from)?;
+    Ok(Report::new(
+        describe(&moves),
+        serde_json::json!({ "moves": moves }),
+    ))
 }
 
 /// `shard drain SHARD [--to S,…] [--parallel N] [--rate U] [--background]`: weight 0
@@ -71,9 +75,9 @@ pub async fn shard_drain(
     shard: &str,
     settings: &DrainSettings,
     background: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let store = store(target).await?;
-    let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
+    let (topology, _) = store.read_topology().await.map_err(CtlError::from)?;
     let from = topology
         .shards
         .iter()
@@ -82,7 +86,7 @@ pub async fn shard_drain(
         .ok_or_else(|| format!("no shard is named {shard}"))?;
     for t in &settings.to {
         if t == shard || !topology.shards.iter().any(|s| &s.name == t) {
-            return Err(format!("--to {t}: not another shard of the topology"));
+            return Err(format!("--to {t}: not another shard of the topology").into());
         }
     }
     let mut say = printer();
@@ -118,7 +122,7 @@ async fn run_printed(
     unpin: bool,
     done: &str,
     what: &str,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let total = work.len();
     let started = Instant::now();
     let failed = move_many(
@@ -143,14 +147,14 @@ async fn queue_drain(
     store: &crate::topology::zk::ZkStore,
     shard: &str,
     settings: &DrainSettings,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let id = format!("drain-{shard}");
-    let expected = match store.read_job(&id).await.map_err(|e| e.to_string())? {
+    let expected = match store.read_job(&id).await.map_err(CtlError::from)? {
         Some((job, _)) if job.state.is_open() => {
             return Err(format!(
                 "job {id} is {} already: `dbrouter ctl jobs` shows its progress, `dbrouter ctl jobs cancel {id}` stops it",
                 format!("{:?}", job.state).to_lowercase()
-            ))
+            ).into())
         }
         Some((_, version)) => Some(version),
         None => None,
@@ -190,29 +194,30 @@ async fn queue_drain(
 }
 
 /// `jobs`: the background jobs and their progress.
-pub async fn jobs(target: &ZkTarget) -> Result<String, String> {
+pub async fn jobs(target: &ZkTarget) -> Result<Report, CtlError> {
     let store = store(target).await?;
-    let jobs = store.jobs().await.map_err(|e| e.to_string())?;
-    if jobs.is_empty() {
-        return Ok("no job\n".into());
-    }
-    Ok(describe_jobs(&jobs))
+    let jobs = store.jobs().await.map_err(CtlError::from)?;
+    let text = if jobs.is_empty() {
+        "no job\n".to_string()
+    } else {
+        describe_jobs(&jobs)
+    };
+    Ok(Report::new(text, serde_json::json!({ "jobs": jobs })))
 }
 
 /// `jobs cancel ID`: no new move of the job starts; those under way finish.
-pub async fn job_cancel(target: &ZkTarget, id: &str) -> Result<String, String> {
+pub async fn job_cancel(target: &ZkTarget, id: &str) -> Result<String, CtlError> {
     let store = store(target).await?;
     loop {
-        let Some((mut job, version)) = store.read_job(id).await.map_err(|e| e.to_string())? else {
-            return Err(format!(
-                "no job is named {id} (`dbrouter ctl jobs` lists them)"
-            ));
+        let Some((mut job, version)) = store.read_job(id).await.map_err(CtlError::from)? else {
+            return Err(format!("no job is named {id} (`dbrouter ctl jobs` lists them)").into());
         };
         if !job.state.is_open() {
             return Err(format!(
                 "job {id} is {} already",
                 format!("{:?}", job.state).to_lowercase()
-            ));
+            )
+            .into());
         }
         job.state = JobState::Cancelled;
         job.updated_ms = crate::moves::now_ms();
@@ -224,13 +229,13 @@ pub async fn job_cancel(target: &ZkTarget, id: &str) -> Result<String, String> {
                 ))
             }
             Err(TopologyError::Conflict) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
     }
 }
 
 /// The summary of a batch of moves: an error naming the failed users, if any.
-fn finish(mut out: String, failed: &[String]) -> Result<String, String> {
+fn finish(mut out: String, failed: &[String]) -> Result<String, CtlError> {
     if failed.is_empty() {
         out.push('\n');
         return Ok(out);
@@ -244,7 +249,8 @@ fn finish(mut out: String, failed: &[String]) -> Result<String, String> {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
-    ))
+    )
+    .into())
 }
 
 /// Prints a progress line per finished move (done/total, rate, ETA, failures).
@@ -288,7 +294,7 @@ pub async fn change_ring_and_rebalance(
     config: &Config,
     change: RingChange,
     settings: &DrainSettings,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let (out, pinned) = change_ring_pinning(target, config, change, false).await?;
     let mut say = printer();
     say(out.trim_end().to_string());
@@ -325,9 +331,9 @@ pub async fn user_hibernate(
     users: &[String],
     to: Option<&str>,
     max_hold: Duration,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let store = store(target).await?;
-    let (topology, _) = store.read_topology().await.map_err(|e| e.to_string())?;
+    let (topology, _) = store.read_topology().await.map_err(CtlError::from)?;
     let hibernation: Vec<&str> = topology
         .shards
         .iter()
@@ -337,7 +343,7 @@ pub async fn user_hibernate(
     let shard =
         match (to, hibernation.as_slice()) {
             (Some(t), _) if hibernation.contains(&t) => t.to_string(),
-            (Some(t), _) => return Err(format!("{t} is not a hibernation shard")),
+            (Some(t), _) => return Err(format!("{t} is not a hibernation shard").into()),
             (None, [only]) => only.to_string(),
             (None, []) => return Err(
                 "no hibernation shard: add one with `shard add NAME --master H:P --hibernation`"
@@ -347,7 +353,8 @@ pub async fn user_hibernate(
                 return Err(format!(
                     "several hibernation shards ({}): say which with --to",
                     hibernation.join(", ")
-                ))
+                )
+                .into())
             }
         };
     let mut say = printer();
@@ -384,6 +391,7 @@ pub async fn user_hibernate(
             failed.len(),
             users.len(),
             failed.join(", ")
-        ))
+        )
+        .into())
     }
 }

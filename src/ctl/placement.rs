@@ -16,6 +16,7 @@
 //! `[sharding]` in every schema, plus, with `unlisted_tables = "sharded"`, every table with
 //! the key column), in chunks, with the service account (`moves::data`).
 
+use super::CtlError;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
@@ -83,10 +84,11 @@ pub async fn change_ring(
     config: &Config,
     change: RingChange,
     dry_run: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     change_ring_pinning(target, config, change, dry_run)
         .await
         .map(|(out, _)| out)
+        .map_err(CtlError::from)
 }
 
 /// [`change_ring`], also returning the users it pinned (their rows are now off their
@@ -98,7 +100,7 @@ pub async fn change_ring_pinning(
     dry_run: bool,
 ) -> Result<(String, Vec<Vec<u8>>), String> {
     let store = super::store(target).await?;
-    let (doc, expected) = store.read_topology().await.map_err(|e| e.to_string())?;
+    let (doc, expected) = store.read_topology().await.map_err(CtlError::from)?;
     let mut next = doc.clone();
     let what = match &change {
         RingChange::Add(shard) => {
@@ -119,7 +121,7 @@ pub async fn change_ring_pinning(
             format!("shard {name}: weight {old} -> {weight}")
         }
     };
-    next.validate().map_err(|e| e.to_string())?;
+    next.validate().map_err(CtlError::from)?;
     if next.shards.iter().any(|s| s.state == ShardState::Switching) {
         return Err("a shard is switching masters; change the ring after the switchover".into());
     }
@@ -127,14 +129,14 @@ pub async fn change_ring_pinning(
     let mut pinned_users = Vec::new();
     let ring_changes = ring_of(&doc) != ring_of(&next);
     if ring_changes {
-        let snapshot = store.read_all().await.map_err(|e| e.to_string())?;
+        let snapshot = store.read_all().await.map_err(CtlError::from)?;
         let tables = |topology: &TopologyDoc| {
             Snapshot {
                 topology: topology.clone(),
                 ..snapshot.clone()
             }
             .routing_table(&config.sharding)
-            .map_err(|e| e.to_string())
+            .map_err(CtlError::from)
         };
         let (before, after) = (tables(&doc)?, tables(&next)?);
         let first = affected_users(config, &doc, &before, &after).await?;

@@ -3,6 +3,7 @@
 //! between our read and our write, the command fails with "changed under you, retry" and
 //! nothing is written. Every write prints what it changed and the new version.
 
+use super::{CtlError, Report};
 use std::path::Path;
 
 use super::store;
@@ -25,7 +26,7 @@ pub fn target(zk: Option<&str>, config: &Path) -> Result<ZkTarget, String> {
             Err(_) => target,
         });
     }
-    let config = Config::load(config).map_err(|e| e.to_string())?;
+    let config = Config::load(config).map_err(CtlError::from)?;
     crate::topology::zk::ZkTarget::of(&config.topology).ok_or_else(|| {
         format!(
             "the config's [topology] source is {:?}: give --zk zk://host:port/path",
@@ -39,7 +40,7 @@ fn fail(e: TopologyError) -> String {
 }
 
 /// `ctl topology secure`: the ACL of an identity-protected tree on every existing node.
-pub async fn secure(target: &ZkTarget) -> Result<String, String> {
+pub async fn secure(target: &ZkTarget) -> Result<String, CtlError> {
     let store = store(target).await?;
     let changed = store.restrict_tree().await.map_err(fail)?;
     Ok(format!(
@@ -49,13 +50,14 @@ pub async fn secure(target: &ZkTarget) -> Result<String, String> {
 
 /// `topology init --from FILE`: creates the layout from a config file's shards and
 /// overrides; idempotent. With `force`, replaces an existing topology document.
-pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String, String> {
-    let config = Config::load(from).map_err(|e| e.to_string())?;
+pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String, CtlError> {
+    let config = Config::load(from).map_err(|e| CtlError::from(e.to_string()))?;
     if config.shards.is_empty() {
         return Err(format!(
             "{} has no [[shards]] to initialise the topology with",
             from.display()
-        ));
+        )
+        .into());
     }
     let topology = TopologyDoc::from_config(&config);
     let overrides: Vec<(Vec<u8>, String)> = config
@@ -76,7 +78,7 @@ pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String,
                 .client()
                 .get_data(&store.path("topology"))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CtlError::retry(format!("zookeeper: {e}")))?;
             let new = store
                 .write_topology(&topology, stat.version)
                 .await
@@ -89,20 +91,22 @@ pub async fn init(target: &ZkTarget, from: &Path, force: bool) -> Result<String,
     }
 }
 
-/// `topology show`: the topology, human-readable or JSON.
-pub async fn show(target: &ZkTarget, json: bool) -> Result<String, String> {
+/// `topology show`: the topology, human-readable or JSON (`--json`: the document alone,
+/// pretty; `--output json`: the same as the `result` of the ctl document).
+pub async fn show(target: &ZkTarget, json: bool) -> Result<Report, CtlError> {
     let store = store(target).await?;
     let snapshot = store.read_all().await.map_err(fail)?;
     let overrides: usize = snapshot.buckets.iter().map(|b| b.users.len()).sum();
+    let value = serde_json::json!({
+        "version": snapshot.version,
+        "topology": snapshot.topology,
+        "overrides": overrides,
+    });
     if json {
-        let value = serde_json::json!({
-            "version": snapshot.version,
-            "topology": snapshot.topology,
-            "overrides": overrides,
-        });
-        return serde_json::to_string_pretty(&value)
+        let text = serde_json::to_string_pretty(&value)
             .map(|s| s + "\n")
-            .map_err(|e| e.to_string());
+            .map_err(|e| CtlError::from(e.to_string()))?;
+        return Ok(Report::new(text, value));
     }
     let mut out = format!(
         "topology {target} version {}\nglobal shard: {}\noverridden users: {overrides}\n\n{:<12} {:>6} {:>6} {:<9} {:<22} standbys\n",
@@ -123,14 +127,14 @@ pub async fn show(target: &ZkTarget, json: bool) -> Result<String, String> {
             s.standbys.join(", ")
         ));
     }
-    Ok(out)
+    Ok(Report::new(out, value))
 }
 
 /// Applies `change` to the topology with compare-and-set; reports what changed.
 async fn change_topology(
     target: &ZkTarget,
-    change: impl FnOnce(&mut TopologyDoc) -> Result<String, String>,
-) -> Result<String, String> {
+    change: impl FnOnce(&mut TopologyDoc) -> Result<String, CtlError>,
+) -> Result<String, CtlError> {
     let store = store(target).await?;
     let (mut doc, expected) = store.read_topology().await.map_err(fail)?;
     let what = change(&mut doc)?;
@@ -146,7 +150,7 @@ pub async fn shard_add(
     config: &Config,
     shard: NewShard<'_>,
     dry_run: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     super::placement::change_ring(target, config, RingChange::Add(shard.doc()), dry_run).await
 }
 
@@ -190,7 +194,7 @@ pub async fn shard_set_weight(
     name: &str,
     weight: u32,
     dry_run: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let change = RingChange::Weight {
         name: name.to_string(),
         weight,
@@ -204,7 +208,7 @@ pub async fn shard_set_master(
     target: &ZkTarget,
     name: &str,
     master: &str,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     change_topology(target, |doc| {
         let shard = doc
             .shard_mut(name)
@@ -238,14 +242,14 @@ pub async fn user_pin(
     user: &str,
     shard: &str,
     no_data_check: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let key = user_key(user, config)?;
     let store = store(target).await?;
     let shown = String::from_utf8_lossy(&key).into_owned();
     if !no_data_check {
         let (topology, _) = store.read_topology().await.map_err(fail)?;
         if !topology.shards.iter().any(|s| s.name == shard) {
-            return Err(format!("no shard is named {shard}"));
+            return Err(format!("no shard is named {shard}").into());
         }
         check_placement(config, &topology, &key, shard).await?;
     }
@@ -266,7 +270,7 @@ pub async fn user_unpin(
     config: &Config,
     user: &str,
     no_data_check: bool,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let key = user_key(user, config)?;
     let store = store(target).await?;
     let shown = String::from_utf8_lossy(&key).into_owned();
@@ -287,19 +291,22 @@ pub async fn user_unpin(
 }
 
 /// `user show`: where a user is placed and why, per the topology in ZooKeeper.
-pub async fn user_show(target: &ZkTarget, user: &str, config: &Config) -> Result<String, String> {
+pub async fn user_show(target: &ZkTarget, user: &str, config: &Config) -> Result<Report, CtlError> {
     let store = store(target).await?;
     let snapshot = store.read_all().await.map_err(fail)?;
     let table = snapshot.routing_table(&config.sharding).map_err(fail)?;
     Ok(super::describe_route(&table, user.as_bytes()))
 }
 
-/// `routers`: the registered routers and the topology version each serves.
-pub async fn routers(target: &ZkTarget) -> Result<String, String> {
+/// `routers`: the registered routers and the topology version each serves (JSON:
+/// `topology_version`, `routers` as registered plus `behind`, `gone` leases).
+pub async fn routers(target: &ZkTarget) -> Result<Report, CtlError> {
     let store = store(target).await?;
     let current = store.read_version().await.map_err(fail)?.map_or(0, |v| v.0);
     let routers = store.routers().await.map_err(fail)?;
     let mut out = format!("topology version {current}; {} router(s)\n", routers.len());
+    let mut listed = Vec::new();
+    let mut gone_json = Vec::new();
     let gone: Vec<(crate::topology::RouterLease, i64)> = store
         .leases()
         .await
@@ -317,8 +324,21 @@ pub async fn routers(target: &ZkTarget) -> Result<String, String> {
             "{:<40} {:<22} build {:<8} version {:>5} ({lag})\n",
             r.id, r.address, r.build, r.applied_version
         ));
+        let mut doc = serde_json::to_value(&r).unwrap_or_default();
+        if let Some(map) = doc.as_object_mut() {
+            map.insert(
+                "behind".into(),
+                current.saturating_sub(r.applied_version).into(),
+            );
+        }
+        listed.push(doc);
     }
     for (lease, renewed) in gone {
+        gone_json.push(serde_json::json!({
+            "id": lease.id,
+            "last_renewal_ms": renewed,
+            "may_serve_for_ms": lease.heartbeat_ms + lease.stale_serving_ms,
+        }));
         out.push_str(&format!(
             "{:<40} gone from ZooKeeper; last lease renewal at {renewed} ms since the epoch; may serve its last topology for {} ms after it (moves wait for that, or `ctl routers forget {}`)\n",
             lease.id,
@@ -326,12 +346,17 @@ pub async fn routers(target: &ZkTarget) -> Result<String, String> {
             lease.id
         ));
     }
-    Ok(out)
+    let result = serde_json::json!({
+        "topology_version": current,
+        "routers": listed,
+        "gone": gone_json,
+    });
+    Ok(Report::new(out, result))
 }
 
 /// `routers forget <id>`: deletes the lease of a router gone from ZooKeeper that the
 /// operator knows is stopped; refused for a registered (live) router.
-pub async fn forget_router(target: &ZkTarget, id: &str) -> Result<String, String> {
+pub async fn forget_router(target: &ZkTarget, id: &str) -> Result<String, CtlError> {
     let store = store(target).await?;
     if store
         .routers()
@@ -342,7 +367,7 @@ pub async fn forget_router(target: &ZkTarget, id: &str) -> Result<String, String
     {
         return Err(format!(
             "router {id} is registered: it is alive; stop it first (its registration then goes away)"
-        ));
+        ).into());
     }
     store.delete_lease(id).await.map_err(fail)?;
     Ok(format!(
@@ -359,7 +384,7 @@ pub async fn shard_remove(
     target: &ZkTarget,
     config: &Config,
     name: &str,
-) -> Result<String, String> {
+) -> Result<String, CtlError> {
     let store = store(target).await?;
     let (mut doc, expected) = store.read_topology().await.map_err(fail)?;
     let shard = doc
@@ -419,10 +444,7 @@ pub async fn shard_remove(
         }
     }
     if !why.is_empty() {
-        return Err(format!(
-            "refusing to remove shard {name}: {}",
-            why.join("; ")
-        ));
+        return Err(format!("refusing to remove shard {name}: {}", why.join("; ")).into());
     }
     doc.shards.retain(|s| s.name != name);
     let version = store.write_topology(&doc, expected).await.map_err(fail)?;

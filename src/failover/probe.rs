@@ -8,7 +8,7 @@ use mysql_async::{Conn, Row};
 use super::{opts, within};
 
 /// What a probe of one server found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Health {
     /// `host:port`.
     pub addr: String,
