@@ -29,7 +29,7 @@ use tokio::process::Command;
 
 use super::gtid::GtidPos;
 use super::server::Admin;
-use super::standby::Progress;
+use super::standby::copy_with_progress;
 use super::{OpError, Ops};
 
 /// How many trailing lines of a failed command's output an error shows.
@@ -219,7 +219,7 @@ async fn datadir(admin: &mut Admin) -> Result<String, OpError> {
 }
 
 /// Host and port of `host:port` (brackets of an IPv6 literal removed).
-fn host_port(addr: &str) -> Result<(String, u16), OpError> {
+pub(super) fn host_port(addr: &str) -> Result<(String, u16), OpError> {
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| OpError::Refused(format!("{addr:?} is not host:port")))?;
@@ -295,23 +295,8 @@ async fn pump(
         .stdin
         .as_mut()
         .ok_or_else(|| OpError::Failed("mbstream has no input".into()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut progress = Progress::new(estimate);
-    loop {
-        let n = from
-            .read(&mut buf)
-            .await
-            .map_err(|e| OpError::Failed(format!("reading the backup stream: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        to.write_all(buf.get(..n).unwrap_or_default())
-            .await
-            .map_err(|e| OpError::Failed(format!("writing the backup stream: {e}")))?;
-        progress.add(n as u64, say);
-    }
-    progress.done(say);
-    Ok(progress.bytes)
+    let ends = ("the backup stream", "the backup stream");
+    copy_with_progress(&mut from, to, estimate, ends, say).await
 }
 
 /// Reads a child's stderr to the end in a task of its own (a full pipe would stall it).

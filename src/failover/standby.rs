@@ -383,14 +383,8 @@ async fn clone_into(
             let (gtid, bytes) =
                 super::physical::clone_physical(ops, (&source, from_master), target, estimate, say)
                     .await?;
-            say(format!(
-                "copied {bytes} bytes (accounts and grants included) in {:.1} s; the copy is at GTID {gtid}",
-                started.elapsed().as_secs_f64()
-            ));
-            return target
-                .exec(&format!("SET GLOBAL gtid_slave_pos = '{gtid}'"))
-                .await
-                .map_err(OpError::Failed);
+            // Accounts and grants came with the copied `mysql` schema.
+            (gtid, bytes, None)
         }
         CloneSource::Server(wanted, _) => {
             let source = pick_source(ops, &s, wanted.as_deref(), say).await?;
@@ -401,7 +395,7 @@ async fn clone_into(
             let loaded = load.finish().await;
             let (gtid, bytes) = copied?;
             loaded?;
-            (gtid, bytes, source)
+            (gtid, bytes, Some(source))
         }
         CloneSource::Snapshot(path) => {
             let meta = read_meta(&path)?;
@@ -425,12 +419,15 @@ async fn clone_into(
                 meta.source,
                 now_ms().saturating_sub(meta.taken_ms) / 1000
             ));
-            (gtid, meta.bytes, s.master.clone())
+            (gtid, meta.bytes, Some(s.master.clone()))
         }
     };
-    let accounts = copy_accounts(ops, &accounts_from, target, say).await?;
+    let accounts = match accounts_from {
+        Some(from) => format!("{} accounts", copy_accounts(ops, &from, target, say).await?),
+        None => "the accounts and grants with the data".to_string(),
+    };
     say(format!(
-        "copied {bytes} bytes in {:.1} s and {accounts} accounts; the copy is at GTID {gtid}",
+        "copied {bytes} bytes in {:.1} s and {accounts}; the copy is at GTID {gtid}",
         started.elapsed().as_secs_f64()
     ));
     target
@@ -553,19 +550,14 @@ impl Loader {
 /// A `mariadb` / `mariadb-dump` command for `addr` with the admin account (its password
 /// in the environment, never on the command line) and the backend TLS settings.
 fn client_command(program: &str, ops: &Ops, addr: &str) -> Result<Command, OpError> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| OpError::Refused(format!("{addr:?} is not host:port")))?;
+    let (host, port) = super::physical::host_port(addr)?;
     let mut cmd = Command::new(program);
-    cmd.arg(format!(
-        "--host={}",
-        host.trim_start_matches('[').trim_end_matches(']')
-    ))
-    .arg(format!("--port={port}"))
-    .arg(format!("--user={}", ops.admin_user))
-    .arg("--protocol=TCP")
-    .env("MYSQL_PWD", &ops.admin_password)
-    .kill_on_drop(true);
+    cmd.arg(format!("--host={host}"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--user={}", ops.admin_user))
+        .arg("--protocol=TCP")
+        .env("MYSQL_PWD", &ops.admin_password)
+        .kill_on_drop(true);
     match &ops.tls {
         Some(tls) => {
             cmd.arg(format!("--ssl-ca={}", tls.ca_file.display()));
@@ -681,27 +673,41 @@ async fn copy_file(
     size: u64,
     say: &mut (dyn FnMut(String) + Send),
 ) -> Result<(), OpError> {
-    use tokio::io::AsyncReadExt;
     let mut file = tokio::fs::File::open(path)
         .await
         .map_err(|e| OpError::Refused(format!("cannot read {}: {e}", path.display())))?;
+    let name = path.display().to_string();
+    copy_with_progress(&mut file, out, size, (&name, "the copy"), say).await?;
+    Ok(())
+}
+
+/// Copies `from` into `to` to the end with a progress line against `estimate` bytes;
+/// errors name the two ends (`names`); returns the bytes copied.
+pub(super) async fn copy_with_progress(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    estimate: u64,
+    (source, sink): (&str, &str),
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<u64, OpError> {
+    use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 1 << 20];
-    let mut progress = Progress::new(size);
+    let mut progress = Progress::new(estimate);
     loop {
-        let n = file
+        let n = from
             .read(&mut buf)
             .await
-            .map_err(|e| OpError::Failed(format!("reading {}: {e}", path.display())))?;
+            .map_err(|e| OpError::Failed(format!("reading {source}: {e}")))?;
         if n == 0 {
             break;
         }
-        out.write_all(buf.get(..n).unwrap_or_default())
+        to.write_all(buf.get(..n).unwrap_or_default())
             .await
-            .map_err(|e| OpError::Failed(format!("writing the copy: {e}")))?;
+            .map_err(|e| OpError::Failed(format!("writing {sink}: {e}")))?;
         progress.add(n as u64, say);
     }
     progress.done(say);
-    Ok(())
+    Ok(progress.bytes)
 }
 
 /// The snapshot metadata beside a dump.
@@ -779,16 +785,16 @@ async fn copy_accounts(
 }
 
 /// A copy's progress line, at most every [`PROGRESS_EVERY`].
-pub(super) struct Progress {
+struct Progress {
     /// Bytes copied so far.
-    pub(super) bytes: u64,
+    bytes: u64,
     estimate: u64,
     started: Instant,
     said: Instant,
 }
 
 impl Progress {
-    pub(super) fn new(estimate: u64) -> Self {
+    fn new(estimate: u64) -> Self {
         let now = Instant::now();
         Progress {
             bytes: 0,
@@ -798,7 +804,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn add(&mut self, n: u64, say: &mut (dyn FnMut(String) + Send)) {
+    fn add(&mut self, n: u64, say: &mut (dyn FnMut(String) + Send)) {
         self.bytes += n;
         if self.said.elapsed() >= PROGRESS_EVERY {
             self.said = Instant::now();
@@ -806,7 +812,7 @@ impl Progress {
         }
     }
 
-    pub(super) fn done(&self, say: &mut (dyn FnMut(String) + Send)) {
+    fn done(&self, say: &mut (dyn FnMut(String) + Send)) {
         say(self.line());
     }
 
