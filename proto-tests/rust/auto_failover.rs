@@ -165,10 +165,7 @@ async fn wait_rejoined(url: &str, config: &str, shard: &str, server: &str) -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_master_is_failed_over_automatically_and_the_old_master_rejoins() {
-    let rounds: usize = std::env::var("DBR_AUTO_FAILOVER_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let rounds: usize = env_number("DBR_AUTO_FAILOVER_ROUNDS", 2);
     let cluster = PrivateCluster::start("autofail");
     let root = "/dbrouter/autofail";
     let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));

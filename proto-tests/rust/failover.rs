@@ -592,16 +592,7 @@ async fn standbys_are_added_by_a_physical_copy_from_the_master_and_from_a_standb
     let root = "/dbrouter/physical";
     let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
     create_writes_table(&cluster).await;
-    let dev_cluster = format!("{}/scripts/dev-cluster", env!("CARGO_MANIFEST_DIR"));
-    let env = format!(
-        "DBR_STATE='{}' DBR_PORT_OFFSET={}",
-        cluster.state.display(),
-        cluster.offset
-    );
-    let clone = format!(
-        "\n[clone]\nstop_server = \"{env} '{dev_cluster}' db-stop {{port}}\"\nstart_server = \"{env} '{dev_cluster}' db-start {{port}}\"\n"
-    );
-    let router = start_router_with(&cluster, root, &url, &clone);
+    let router = start_router_with(&cluster, root, &url, &cluster.clone_settings());
     let config = router.config_path.to_str().unwrap().to_string();
     let user = shard1_users(&router, 1)[0];
     let mut c = router.app_conn(Some("app")).await;
@@ -816,27 +807,12 @@ async fn the_coordinator_rebuilds_a_former_master_that_cannot_rejoin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a report: run through scripts/report-clone"]
 async fn report_clone() {
-    let mib: u64 = std::env::var("DBR_CLONE_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
-    let rounds: usize = std::env::var("DBR_CLONE_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let mib: u64 = env_number("DBR_CLONE_MB", 256);
+    let rounds: usize = env_number("DBR_CLONE_ROUNDS", 2);
     let cluster = PrivateCluster::start("clonereport");
     let root = "/dbrouter/clonereport";
     let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
-    let dev_cluster = format!("{}/scripts/dev-cluster", env!("CARGO_MANIFEST_DIR"));
-    let env = format!(
-        "DBR_STATE='{}' DBR_PORT_OFFSET={}",
-        cluster.state.display(),
-        cluster.offset
-    );
-    let clone = format!(
-        "\n[clone]\nstop_server = \"{env} '{dev_cluster}' db-stop {{port}}\"\nstart_server = \"{env} '{dev_cluster}' db-start {{port}}\"\n"
-    );
-    let router = start_router_with(&cluster, root, &url, &clone);
+    let router = start_router_with(&cluster, root, &url, &cluster.clone_settings());
     let config = router.config_path.to_str().unwrap().to_string();
     let master = cluster.var("DBR_S1_MASTER");
     let standby = cluster.var("DBR_S1_STANDBY");

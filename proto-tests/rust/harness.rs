@@ -27,6 +27,15 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// A numeric setting of a test from the environment (a report's rounds, sizes), `default`
+/// when unset or not a number.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `host:port` of shard 1's master.
 pub fn master_addr() -> String {
     env("DBR_S1_MASTER")
@@ -799,6 +808,20 @@ impl PrivateCluster {
             timeouts: "startup_ms = 30000".into(),
             ..Default::default()
         }
+    }
+
+    /// A `[clone]` table for router configs: physical copies stop and start this
+    /// cluster's servers with `scripts/dev-cluster db-stop|db-start {port}`.
+    pub fn clone_settings(&self) -> String {
+        let dev_cluster = format!("{}/scripts/dev-cluster", env!("CARGO_MANIFEST_DIR"));
+        let env = format!(
+            "DBR_STATE='{}' DBR_PORT_OFFSET={}",
+            self.state.display(),
+            self.offset
+        );
+        format!(
+            "\n[clone]\nstop_server = \"{env} '{dev_cluster}' db-stop {{port}}\"\nstart_server = \"{env} '{dev_cluster}' db-start {{port}}\"\n"
+        )
     }
 
     /// The pid of a MariaDB server of this cluster (by its port).

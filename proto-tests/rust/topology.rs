@@ -549,12 +549,7 @@ fn query_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routers_serve_through_a_zookeeper_outage_and_catch_up() {
-    let outage = Duration::from_secs(
-        std::env::var("DBR_ZK_OUTAGE_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60),
-    );
+    let outage = Duration::from_secs(env_number("DBR_ZK_OUTAGE_SECS", 60));
     let mut zk = TestZk::start();
     let root = "/dbrouter/outage";
     let url = format!("zk://{}{root}", zk.hosts());
