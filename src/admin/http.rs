@@ -83,6 +83,14 @@ pub(super) fn spawn(listener: TcpListener, admin: Arc<Admin>) {
     });
 }
 
+/// 405 with the `Allow` header naming the methods the path takes.
+fn method_not_allowed(allow: &'static str, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = response(StatusCode::METHOD_NOT_ALLOWED, TEXT, text);
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
 fn response(
     status: StatusCode,
     content_type: &'static str,
@@ -125,14 +133,10 @@ pub async fn handle(
         return reload(admin, method).await;
     }
     if method != Method::GET && method != Method::HEAD {
-        let mut r = response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            TEXT,
+        return method_not_allowed(
+            "GET, HEAD",
             "method not allowed: the admin endpoints are read-only (GET)\n",
         );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
     }
     match path {
         "/healthz" => response(StatusCode::OK, TEXT, "ok\n"),
@@ -173,14 +177,10 @@ pub async fn handle(
 /// router serves.
 async fn reload(admin: &Admin, method: &Method) -> Response<Full<Bytes>> {
     if method != Method::POST {
-        let mut r = response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            TEXT,
+        return method_not_allowed(
+            "POST",
             "method not allowed: POST /reload re-reads the config file\n",
         );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return r;
     }
     let Some(outcome) = admin.reloads.run("admin").await else {
         return response(
