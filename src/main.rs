@@ -786,11 +786,9 @@ fn ctl_reload(router: &str, config: Option<&std::path::Path>) -> ExitCode {
         _ => None,
     };
     run_ctl(|| async move {
-        match ctl::reload::reload(router, token.as_deref()).await {
-            ctl::reload::ReloadResult::Applied(text) => Ok(text.into()),
-            ctl::reload::ReloadResult::Refused(text) => Err(ctl::CtlError::from(text)),
-            ctl::reload::ReloadResult::Unreachable(text) => Err(ctl::CtlError::retry(text)),
-        }
+        ctl::reload::reload(router, token.as_deref())
+            .await
+            .map(ctl::Report::from)
     })
 }
 

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One reload, as logged, counted and shown.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One reload, as logged, counted, shown and answered to `POST /reload`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReloadOutcome {
     /// When it was done (ms since the Unix epoch).
     pub at_ms: u64,

@@ -7,42 +7,26 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::CtlError;
+use crate::admin::reload::ReloadOutcome;
 
 /// How long the whole exchange may take (a reload reads files; it is quick).
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest answer read.
 const MAX_ANSWER: u64 = 1 << 20;
 
-/// How a reload request ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReloadResult {
-    /// Applied; the text says what changed and what needs a restart.
-    Applied(String),
-    /// Refused as a whole; the text has the field-level error.
-    Refused(String),
-    /// The router could not be asked, or did not answer as a router does.
-    Unreachable(String),
-}
-
-/// The `POST /reload` answer (`admin::reload::ReloadOutcome`).
-#[derive(Debug, Deserialize)]
-struct Outcome {
-    ok: bool,
-    error: Option<String>,
-    #[serde(default)]
-    applied: Vec<String>,
-    #[serde(default)]
-    needs_restart: Vec<String>,
-}
-
-/// Asks the router whose admin listener is at `router` to reload its config.
-pub async fn reload(router: &str, token: Option<&str>) -> ReloadResult {
+/// Asks the router whose admin listener is at `router` to reload its config: what was
+/// applied, or why not (refused: the file failed validation; retry: the router could not
+/// be asked).
+pub async fn reload(router: &str, token: Option<&str>) -> Result<String, CtlError> {
     match tokio::time::timeout(TIMEOUT, exchange(router, token)).await {
         Ok(Ok((status, body))) => interpret(router, status, &body),
-        Ok(Err(e)) => ReloadResult::Unreachable(format!("{router}: {e}")),
-        Err(_) => ReloadResult::Unreachable(format!("{router}: no answer within {TIMEOUT:?}")),
+        Ok(Err(e)) => Err(CtlError::retry(format!("{router}: {e}"))),
+        Err(_) => Err(CtlError::retry(format!(
+            "{router}: no answer within {TIMEOUT:?}"
+        ))),
     }
 }
 
@@ -78,8 +62,8 @@ async fn exchange(router: &str, token: Option<&str>) -> Result<(u16, String), St
 }
 
 /// What an answer means (pure: unit-tested).
-fn interpret(router: &str, status: u16, body: &str) -> ReloadResult {
-    match (status, serde_json::from_str::<Outcome>(body)) {
+fn interpret(router: &str, status: u16, body: &str) -> Result<String, CtlError> {
+    match (status, serde_json::from_str::<ReloadOutcome>(body)) {
         (200, Ok(o)) if o.ok => {
             let mut text = format!("{router}: config reloaded");
             if o.applied.is_empty() {
@@ -93,19 +77,19 @@ fn interpret(router: &str, status: u16, body: &str) -> ReloadResult {
                     o.needs_restart.join(", ")
                 ));
             }
-            ReloadResult::Applied(text + "\n")
+            Ok(text + "\n")
         }
-        (422, Ok(o)) if !o.ok => ReloadResult::Refused(format!(
+        (422, Ok(o)) if !o.ok => Err(CtlError::from(format!(
             "{router}: config refused, the previous one stays in force: {}",
             o.error.as_deref().unwrap_or("no reason given")
-        )),
-        (401, _) => ReloadResult::Unreachable(format!(
+        ))),
+        (401, _) => Err(CtlError::retry(format!(
             "{router}: unauthorized: give the admin token (DBROUTER_ADMIN_TOKEN, or --config with the router's config file)"
-        )),
-        (status, _) => ReloadResult::Unreachable(format!(
+        ))),
+        (status, _) => Err(CtlError::retry(format!(
             "{router}: HTTP {status}: {}",
             body.trim()
-        )),
+        ))),
     }
 }
 
@@ -115,9 +99,10 @@ mod tests {
 
     #[test]
     fn answers_map_to_outcomes() {
+        use super::super::Exit;
         let ok = r#"{"at_ms":1,"trigger":"admin","ok":true,"error":null,"applied":["users"],"needs_restart":["server.listen"]}"#;
         match interpret("r:1", 200, ok) {
-            ReloadResult::Applied(t) => {
+            Ok(t) => {
                 assert!(t.contains("applied: users"), "{t}");
                 assert!(
                     t.contains("needs restart") && t.contains("server.listen"),
@@ -128,20 +113,14 @@ mod tests {
         }
         let refused = r#"{"at_ms":1,"trigger":"admin","ok":false,"error":"field `pool.max_per_shard`: must be at least 1","applied":[],"needs_restart":[]}"#;
         match interpret("r:1", 422, refused) {
-            ReloadResult::Refused(t) => assert!(t.contains("pool.max_per_shard"), "{t}"),
+            Err(e) if e.exit == Exit::Refused => {
+                assert!(e.message.contains("pool.max_per_shard"), "{e}")
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            interpret("r:1", 503, "not serving yet"),
-            ReloadResult::Unreachable(_)
-        ));
-        assert!(matches!(
-            interpret("r:1", 401, "unauthorized"),
-            ReloadResult::Unreachable(_)
-        ));
-        assert!(matches!(
-            interpret("r:1", 200, "<html>"),
-            ReloadResult::Unreachable(_)
-        ));
+        let retry = |status, body| matches!(interpret("r:1", status, body), Err(e) if e.exit == Exit::Retry);
+        assert!(retry(503, "not serving yet"));
+        assert!(retry(401, "unauthorized"));
+        assert!(retry(200, "<html>"));
     }
 }
