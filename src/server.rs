@@ -159,9 +159,7 @@ impl Reloader {
         let _one = self.one_at_a_time.lock().await;
         // systemd shows the unit as reloading until READY=1 (below, whatever the outcome).
         crate::net::sd_notify::reloading();
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let at_ms = crate::topology::now_ms();
         let outcome = match self.apply().await {
             Ok(changes) => {
                 info!(
