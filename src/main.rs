@@ -461,66 +461,15 @@ enum UserCommand {
     },
 }
 
-/// Prints a ctl command's outcome (text, or the JSON document) and returns its exit code.
-fn finish(outcome: Result<ctl::Report, ctl::CtlError>) -> ExitCode {
-    let json = ctl::output::json();
-    match (outcome, json) {
-        (Ok(report), false) => {
-            print!("{}", report.text);
-            ExitCode::SUCCESS
-        }
-        (Ok(report), true) => {
-            println!("{}", ctl::output::done_document(report.result));
-            ExitCode::SUCCESS
-        }
-        (Err(e), false) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit as u8)
-        }
-        (Err(e), true) => {
-            println!("{}", ctl::output::error_document(&e));
-            ExitCode::from(e.exit as u8)
-        }
-    }
-}
-
-/// Runs an async ctl command and prints its outcome.
-fn run_ctl<F>(work: impl FnOnce() -> F) -> ExitCode
-where
-    F: std::future::Future<Output = Result<ctl::Report, ctl::CtlError>>,
-{
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => finish(runtime.block_on(work())),
-        Err(e) => finish(Err(ctl::CtlError::retry(format!(
-            "cannot start the async runtime: {e}"
-        )))),
-    }
-}
-
 fn zk_ctl(
     zk: ZkArgs,
-    command: impl FnOnce(dbrouter::topology::zk::ZkTarget, PathBuf) -> CtlFuture,
+    command: impl FnOnce(dbrouter::topology::zk::ZkTarget, PathBuf) -> ctl::output::CtlFuture,
 ) -> ExitCode {
     match ctl::topology::target(zk.zk.as_deref(), &zk.config) {
-        Ok(target) => run_ctl(|| command(target, zk.config)),
-        Err(e) => finish(Err(ctl::CtlError::usage(e))),
+        Ok(target) => ctl::output::run(|| command(target, zk.config)),
+        Err(e) => ctl::output::finish(Err(ctl::CtlError::usage(e))),
     }
 }
-
-/// A ctl command's future, boxed, its text or report made a [`ctl::Report`].
-fn boxed<R, E>(work: impl std::future::Future<Output = Result<R, E>> + 'static) -> CtlFuture
-where
-    R: Into<ctl::Report>,
-    E: Into<ctl::CtlError>,
-{
-    Box::pin(async move { work.await.map(Into::into).map_err(Into::into) })
-}
-
-type CtlFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<ctl::Report, ctl::CtlError>>>>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -529,14 +478,14 @@ fn main() -> ExitCode {
         Command::Ctl { command, output } => {
             ctl::output::set_json(output == OutputArg::Json);
             match command {
-            CtlCommand::CheckConfig { config } => finish(ctl::check_config(&config)),
+            CtlCommand::CheckConfig { config } => ctl::output::finish(ctl::check_config(&config)),
             CtlCommand::Topology { command, zk } => zk_ctl(zk, move |t, _| match command {
                 TopologyCommand::Init { from, force } => {
-                    boxed(async move { ctl::topology::init(&t, &from, force).await })
+                    ctl::output::boxed(async move { ctl::topology::init(&t, &from, force).await })
                 }
-                TopologyCommand::Secure => boxed(async move { ctl::topology::secure(&t).await }),
+                TopologyCommand::Secure => ctl::output::boxed(async move { ctl::topology::secure(&t).await }),
                 TopologyCommand::Show { json } => {
-                    boxed(async move { ctl::topology::show(&t, json).await })
+                    ctl::output::boxed(async move { ctl::topology::show(&t, json).await })
                 }
             }),
             CtlCommand::Shard { command, zk } => zk_ctl(zk, move |t, config_path| match command {
@@ -550,7 +499,7 @@ fn main() -> ExitCode {
                     rebalance,
                     parallel,
                     max_hold_ms,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     let shard = ctl::topology::NewShard {
                         name: &name,
@@ -578,7 +527,7 @@ fn main() -> ExitCode {
                     rebalance,
                     parallel,
                     max_hold_ms,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     if rebalance && !dry_run {
                         let settings = ctl::moves::DrainSettings {
@@ -592,7 +541,7 @@ fn main() -> ExitCode {
                         ctl::topology::shard_set_weight(&t, &config, &name, weight, dry_run).await
                     }
                 }),
-                ShardCommand::Remove { name } => boxed(async move {
+                ShardCommand::Remove { name } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     ctl::topology::shard_remove(&t, &config, &name).await
                 }),
@@ -603,7 +552,7 @@ fn main() -> ExitCode {
                     rate,
                     max_hold_ms,
                     background,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     let settings = ctl::moves::DrainSettings {
                         to,
@@ -614,7 +563,7 @@ fn main() -> ExitCode {
                     ctl::moves::shard_drain(&t, &config, &name, &settings, background).await
                 }),
                 ShardCommand::SetMaster { name, master } => {
-                    boxed(async move { ctl::topology::shard_set_master(&t, &name, &master).await })
+                    ctl::output::boxed(async move { ctl::topology::shard_set_master(&t, &name, &master).await })
                 }
             }),
             CtlCommand::User { command, zk } => zk_ctl(zk, move |t, config_path| match command {
@@ -622,14 +571,14 @@ fn main() -> ExitCode {
                     user,
                     shard,
                     no_data_check,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     ctl::topology::user_pin(&t, &config, &user, &shard, no_data_check).await
                 }),
                 UserCommand::Unpin {
                     user,
                     no_data_check,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     ctl::topology::user_unpin(&t, &config, &user, no_data_check).await
                 }),
@@ -638,17 +587,17 @@ fn main() -> ExitCode {
                     shard,
                     force,
                     max_hold_ms,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     ctl::moves::user_move(&t, &config, &user, &shard, force, max_hold_ms).await
                 }),
-                UserCommand::Moves => boxed(async move { ctl::moves::user_moves(&t).await }),
+                UserCommand::Moves => ctl::output::boxed(async move { ctl::moves::user_moves(&t).await }),
                 UserCommand::Hibernate {
                     mut users,
                     from_file,
                     to,
                     max_hold_ms,
-                } => boxed(async move {
+                } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     if let Some(path) = from_file {
                         let text = std::fs::read_to_string(&path)
@@ -663,25 +612,25 @@ fn main() -> ExitCode {
                     let hold = std::time::Duration::from_millis(max_hold_ms);
                     ctl::moves::user_hibernate(&t, &config, &users, to.as_deref(), hold).await
                 }),
-                UserCommand::Show { user } => boxed(async move {
+                UserCommand::Show { user } => ctl::output::boxed(async move {
                     let config = Config::load(&config_path)?;
                     ctl::topology::user_show(&t, &user, &config).await
                 }),
             }),
             CtlCommand::Promote { shard, to, zk } => zk_ctl(zk, move |t, c| {
-                boxed(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
+                ctl::output::boxed(async move { ctl::failover::promote(&t, &c, &shard, to.as_deref()).await })
             }),
             CtlCommand::Failover {
                 command: Some(FailoverCommand::Arm { shard, zk }),
                 ..
             } => zk_ctl(zk, move |t, _| {
-                boxed(async move { ctl::failover::arm(&t, &shard, None).await })
+                ctl::output::boxed(async move { ctl::failover::arm(&t, &shard, None).await })
             }),
             CtlCommand::Failover {
                 command: Some(FailoverCommand::Disarm { shard, why, zk }),
                 ..
             } => zk_ctl(zk, move |t, _| {
-                boxed(async move { ctl::failover::arm(&t, &shard, Some(why)).await })
+                ctl::output::boxed(async move { ctl::failover::arm(&t, &shard, Some(why)).await })
             }),
             CtlCommand::Failover {
                 shard: Some(shard),
@@ -689,13 +638,13 @@ fn main() -> ExitCode {
                 zk,
                 command: None,
             } => zk_ctl(zk, move |t, c| {
-                boxed(async move { ctl::failover::failover(&t, &c, &shard, force).await })
+                ctl::output::boxed(async move { ctl::failover::failover(&t, &c, &shard, force).await })
             }),
-            CtlCommand::Failover { shard: None, .. } => finish(Err(ctl::CtlError::usage(
+            CtlCommand::Failover { shard: None, .. } => ctl::output::finish(Err(ctl::CtlError::usage(
                 "usage: dbrouter ctl failover <SHARD> [--force] | arm <SHARD> | disarm <SHARD> [--why TEXT]",
             ))),
             CtlCommand::Rejoin { shard, server, zk } => zk_ctl(zk, move |t, c| {
-                boxed(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
+                ctl::output::boxed(async move { ctl::failover::rejoin(&t, &c, &shard, &server).await })
             }),
             CtlCommand::Standby { command } => match command {
                 StandbyCommand::Add {
@@ -714,7 +663,7 @@ fn main() -> ExitCode {
                             method.map(Into::into),
                         ),
                     };
-                    boxed(async move {
+                    ctl::output::boxed(async move {
                         ctl::failover::standby_add(&t, &c, &shard, &server, source, wipe).await
                     })
                 }),
@@ -724,7 +673,7 @@ fn main() -> ExitCode {
                     method,
                     zk,
                 } => zk_ctl(zk, move |t, c| {
-                    boxed(async move {
+                    ctl::output::boxed(async move {
                         let method = method.map(Into::into);
                         ctl::failover::standby_rebuild(&t, &c, &shard, &server, method).await
                     })
@@ -735,40 +684,40 @@ fn main() -> ExitCode {
                     force,
                     zk,
                 } => zk_ctl(zk, move |t, _| {
-                    boxed(async move {
+                    ctl::output::boxed(async move {
                         ctl::failover::standby_remove(&t, &shard, &server, force).await
                     })
                 }),
             },
             CtlCommand::Snapshot { shard, to, zk } => zk_ctl(zk, move |t, c| {
-                boxed(async move { ctl::failover::snapshot(&t, &c, &shard, &to).await })
+                ctl::output::boxed(async move { ctl::failover::snapshot(&t, &c, &shard, &to).await })
             }),
             CtlCommand::Status { zk } => zk_ctl(zk, |t, c| {
-                boxed(async move { ctl::failover::status(&t, &c).await })
+                ctl::output::boxed(async move { ctl::failover::status(&t, &c).await })
             }),
             CtlCommand::Routers { command, zk } => zk_ctl(zk, move |t, _| match command {
-                None => boxed(async move { ctl::topology::routers(&t).await }),
+                None => ctl::output::boxed(async move { ctl::topology::routers(&t).await }),
                 Some(RoutersCommand::Forget { id }) => {
-                    boxed(async move { ctl::topology::forget_router(&t, &id).await })
+                    ctl::output::boxed(async move { ctl::topology::forget_router(&t, &id).await })
                 }
             }),
             CtlCommand::Jobs { command, zk } => zk_ctl(zk, move |t, _| match command {
-                None => boxed(async move { ctl::moves::jobs(&t).await }),
+                None => ctl::output::boxed(async move { ctl::moves::jobs(&t).await }),
                 Some(JobsCommand::Cancel { id }) => {
-                    boxed(async move { ctl::moves::job_cancel(&t, &id).await })
+                    ctl::output::boxed(async move { ctl::moves::job_cancel(&t, &id).await })
                 }
             }),
             CtlCommand::Reload { router, config } => ctl_reload(&router, config.as_deref()),
-            CtlCommand::Route { user, config } => finish(ctl::route(&config, &user)),
+            CtlCommand::Route { user, config } => ctl::output::finish(ctl::route(&config, &user)),
             CtlCommand::HashPassword { user } => {
                 let mut line = String::new();
                 if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
-                    return finish(Err(ctl::CtlError::usage(format!(
+                    return ctl::output::finish(Err(ctl::CtlError::usage(format!(
                         "cannot read the password from stdin: {e}"
                     ))));
                 }
                 let password = line.trim_end_matches(['\r', '\n']);
-                finish(Ok(ctl::hash_password(&user, password).into()))
+                ctl::output::finish(Ok(ctl::hash_password(&user, password).into()))
             }
             }
         }
@@ -781,11 +730,11 @@ fn ctl_reload(router: &str, config: Option<&std::path::Path>) -> ExitCode {
         (Some(t), _) if !t.is_empty() => Some(t),
         (_, Some(path)) => match Config::load(path) {
             Ok(c) => c.server.admin_token().map(str::to_string),
-            Err(e) => return finish(Err(ctl::CtlError::usage(e.to_string()))),
+            Err(e) => return ctl::output::finish(Err(ctl::CtlError::usage(e.to_string()))),
         },
         _ => None,
     };
-    run_ctl(|| async move {
+    ctl::output::run(|| async move {
         ctl::reload::reload(router, token.as_deref())
             .await
             .map(ctl::Report::from)

@@ -59,21 +59,6 @@ fn kill_9(cluster: &PrivateCluster, addr: &str) -> Vec<String> {
     cmdline
 }
 
-/// Starts a crashed master again from its command line (detached, as scripts/dev-cluster
-/// does), as an operator restarts one: read-only and in the slave role, so that MariaDB's
-/// crash recovery truncates the transactions no standby acknowledged.
-pub(crate) fn restart(cmdline: &[String]) {
-    let status = std::process::Command::new("setsid")
-        .arg("-f")
-        .args(cmdline)
-        .arg("--init-rpl-role=SLAVE")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Writes one row for `user` through `router` until it succeeds; the time it took.
 async fn first_write(router: &TestRouter, user: u64, seq: u64, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -230,7 +215,7 @@ async fn kill_9_of_a_master_is_failed_over_automatically_and_the_old_master_rejo
         }
         // The old master comes back (as semi-sync slave, read-only: a crashed master's
         // restart) and the coordinator rejoins it.
-        restart(&cmdline);
+        restart_in_slave_role(&cmdline);
         if let Err(out) = wait_rejoined(&url, &config, shard, &old).await {
             // Legitimate only if the killed master logged a transaction no standby
             // received (never acknowledged); every acknowledged write was checked above.
@@ -316,7 +301,7 @@ async fn a_second_loss_within_the_interval_disarms_the_shard_until_it_is_armed()
     first_write(&r1, user, 2, Duration::from_secs(30)).await;
     let second = current_master(&url, "shard1").await;
     assert_ne!(second, first);
-    restart(&cmdline);
+    restart_in_slave_role(&cmdline);
     if let Err(out) = wait_rejoined(&url, &config, "shard1", &first).await {
         println!("automatic rejoin refused (errant, unacknowledged transaction):\n{out}");
         return;
@@ -362,5 +347,5 @@ async fn a_second_loss_within_the_interval_disarms_the_shard_until_it_is_armed()
     assert_ne!(third, second);
     let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);
     assert!(!out.contains("DISARMED"), "{out}");
-    restart(&cmdline);
+    restart_in_slave_role(&cmdline);
 }

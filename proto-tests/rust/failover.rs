@@ -145,7 +145,7 @@ async fn failover_after_kill_9_loses_no_acknowledged_write_and_the_old_master_st
     println!("failover after kill -9: {total} acknowledged writes, 0 lost; writes unavailable for {unavailable:?} (kill to first successful write, including the operator's ctl failover); {errors} failed attempts meanwhile");
 
     // The old master comes back: fenced (read_only) and shown as needing a rejoin.
-    crate::auto_failover::restart(&cmdline);
+    restart_in_slave_role(&cmdline);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, out) = ctl(&["status", "--zk", &url, "--config", &config]);

@@ -856,6 +856,21 @@ impl PrivateCluster {
     }
 }
 
+/// Starts a crashed master again from its command line (detached, as scripts/dev-cluster
+/// does), as an operator restarts one: read-only and in the slave role, so that MariaDB's
+/// crash recovery truncates the transactions no standby acknowledged.
+pub fn restart_in_slave_role(cmdline: &[String]) {
+    let status = std::process::Command::new("setsid")
+        .arg("-f")
+        .args(cmdline)
+        .arg("--init-rpl-role=SLAVE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -164,6 +164,50 @@ impl From<OpError> for CtlError {
     }
 }
 
+/// Prints a command's outcome (text, or the JSON document) and returns its exit code.
+pub fn finish(outcome: Result<Report, CtlError>) -> std::process::ExitCode {
+    let code = match &outcome {
+        Ok(_) => Exit::Done as u8,
+        Err(e) => e.exit as u8,
+    };
+    match (outcome, json()) {
+        (Ok(report), false) => print!("{}", report.text),
+        (Ok(report), true) => println!("{}", done_document(report.result)),
+        (Err(e), false) => eprintln!("error: {e}"),
+        (Err(e), true) => println!("{}", error_document(&e)),
+    }
+    std::process::ExitCode::from(code)
+}
+
+/// Runs an async command on a runtime of its own and prints its outcome.
+pub fn run<F>(work: impl FnOnce() -> F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<Report, CtlError>>,
+{
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => finish(runtime.block_on(work())),
+        Err(e) => finish(Err(CtlError::retry(format!(
+            "cannot start the async runtime: {e}"
+        )))),
+    }
+}
+
+/// A command's future, boxed (the CLI picks one per subcommand).
+pub type CtlFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Report, CtlError>>>>;
+
+/// Boxes a command's future, its text or report made a [`Report`], its error a
+/// [`CtlError`].
+pub fn boxed<R, E>(work: impl std::future::Future<Output = Result<R, E>> + 'static) -> CtlFuture
+where
+    R: Into<Report>,
+    E: Into<CtlError>,
+{
+    Box::pin(async move { work.await.map(Into::into).map_err(Into::into) })
+}
+
 /// The JSON document of a command that was done.
 pub fn done_document(result: Value) -> Value {
     json!({ "format": FORMAT, "ok": true, "exit_code": 0, "result": result })

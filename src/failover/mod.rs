@@ -10,9 +10,12 @@
 //!
 //! This file holds what the operations share (credentials, errors, the shard lock, the
 //! compare-and-set publish); `probe.rs` probes a server, `server.rs` runs the server
-//! commands, and `switchover.rs`, `emergency.rs` and `rejoin.rs` are the operations.
+//! commands, and `switchover.rs`, `emergency.rs` and `rejoin.rs` are the operations;
+//! `auto.rs` the automatic failover; `standby.rs` (logical) and `physical.rs` the standby
+//! lifecycle, `copy.rs` the byte copies with progress they share.
 
 pub mod auto;
+mod copy;
 mod emergency;
 pub mod gtid;
 mod physical;

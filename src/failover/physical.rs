@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::copy::{copy_with_progress, host_port};
 use super::gtid::GtidPos;
 use super::server::Admin;
-use super::standby::copy_with_progress;
 use super::{OpError, Ops};
 
 /// How many trailing lines of a failed command's output an error shows.
@@ -216,22 +216,6 @@ async fn datadir(admin: &mut Admin) -> Result<String, OpError> {
         .map_err(OpError::Failed)?
         .filter(|d| !d.is_empty())
         .ok_or_else(|| OpError::Failed(format!("{} names no data directory", admin.addr)))
-}
-
-/// Host and port of `host:port` (brackets of an IPv6 literal removed).
-pub(super) fn host_port(addr: &str) -> Result<(String, u16), OpError> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| OpError::Refused(format!("{addr:?} is not host:port")))?;
-    let port = port
-        .parse()
-        .map_err(|_| OpError::Refused(format!("{addr:?} has no port number")))?;
-    Ok((
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        port,
-    ))
 }
 
 /// A POSIX shell word for `text` (single-quoted).

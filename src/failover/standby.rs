@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+use super::copy::{copy_with_progress, Progress};
 use super::gtid::GtidPos;
 use super::{publish, shard_of, under_lock, Admin, OpError, Ops};
 use crate::config::CloneMethod;
@@ -42,9 +43,6 @@ use crate::topology::{now_ms, ShardDoc};
 
 /// Schemas that belong to the server, never copied nor wiped.
 const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
-
-/// How often the copy reports its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a new standby's data comes from.
 #[derive(Debug, Clone)]
@@ -550,7 +548,7 @@ impl Loader {
 /// A `mariadb` / `mariadb-dump` command for `addr` with the admin account (its password
 /// in the environment, never on the command line) and the backend TLS settings.
 fn client_command(program: &str, ops: &Ops, addr: &str) -> Result<Command, OpError> {
-    let (host, port) = super::physical::host_port(addr)?;
+    let (host, port) = super::copy::host_port(addr)?;
     let mut cmd = Command::new(program);
     cmd.arg(format!("--host={host}"))
         .arg(format!("--port={port}"))
@@ -681,35 +679,6 @@ async fn copy_file(
     Ok(())
 }
 
-/// Copies `from` into `to` to the end with a progress line against `estimate` bytes;
-/// errors name the two ends (`names`); returns the bytes copied.
-pub(super) async fn copy_with_progress(
-    from: &mut (impl tokio::io::AsyncRead + Unpin),
-    to: &mut (impl tokio::io::AsyncWrite + Unpin),
-    estimate: u64,
-    (source, sink): (&str, &str),
-    say: &mut (dyn FnMut(String) + Send),
-) -> Result<u64, OpError> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut progress = Progress::new(estimate);
-    loop {
-        let n = from
-            .read(&mut buf)
-            .await
-            .map_err(|e| OpError::Failed(format!("reading {source}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        to.write_all(buf.get(..n).unwrap_or_default())
-            .await
-            .map_err(|e| OpError::Failed(format!("writing {sink}: {e}")))?;
-        progress.add(n as u64, say);
-    }
-    progress.done(say);
-    Ok(progress.bytes)
-}
-
 /// The snapshot metadata beside a dump.
 fn read_meta(path: &Path) -> Result<SnapshotMeta, OpError> {
     let meta_path = path.with_extension("json");
@@ -782,60 +751,4 @@ async fn copy_accounts(
         say(format!("WARNING: not copied: {e}"));
     }
     Ok(copied)
-}
-
-/// A copy's progress line, at most every [`PROGRESS_EVERY`].
-struct Progress {
-    /// Bytes copied so far.
-    bytes: u64,
-    estimate: u64,
-    started: Instant,
-    said: Instant,
-}
-
-impl Progress {
-    fn new(estimate: u64) -> Self {
-        let now = Instant::now();
-        Progress {
-            bytes: 0,
-            estimate,
-            started: now,
-            said: now,
-        }
-    }
-
-    fn add(&mut self, n: u64, say: &mut (dyn FnMut(String) + Send)) {
-        self.bytes += n;
-        if self.said.elapsed() >= PROGRESS_EVERY {
-            self.said = Instant::now();
-            say(self.line());
-        }
-    }
-
-    fn done(&self, say: &mut (dyn FnMut(String) + Send)) {
-        say(self.line());
-    }
-
-    fn line(&self) -> String {
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = self.bytes as f64 / secs;
-        let mib = |b: f64| b / (1024.0 * 1024.0);
-        if self.estimate > self.bytes && rate > 0.0 {
-            let eta = (self.estimate - self.bytes) as f64 / rate;
-            format!(
-                "copied {:.1} MiB of ~{:.1} MiB ({:.0}%), {:.1} MiB/s, ETA {:.0} s",
-                mib(self.bytes as f64),
-                mib(self.estimate as f64),
-                100.0 * self.bytes as f64 / self.estimate as f64,
-                mib(rate),
-                eta
-            )
-        } else {
-            format!(
-                "copied {:.1} MiB, {:.1} MiB/s",
-                mib(self.bytes as f64),
-                mib(rate)
-            )
-        }
-    }
 }
