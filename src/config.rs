@@ -478,22 +478,41 @@ pub struct OverrideConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
+    /// When a session gives its backend connections back (docs/sharding.md, "Pool modes").
+    pub mode: PoolMode,
     /// Most backend connections per shard master (in use plus idle).
     pub max_per_shard: usize,
     /// Idle connections kept per shard master for reuse.
     pub max_idle_per_shard: usize,
     /// How long a statement waits for a free connection before a retryable error.
     pub wait_ms: u64,
+    /// Most statements (and logins) waiting for a connection of one master at once; the
+    /// next one is refused at once with the retryable error.
+    pub max_waiting_per_shard: usize,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
+            mode: PoolMode::Session,
             max_per_shard: 1000,
             max_idle_per_shard: 100,
             wait_ms: 2000,
+            max_waiting_per_shard: 10_000,
         }
     }
+}
+
+/// How long a session keeps a backend connection (`[pool] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// From the first statement that needs the shard until the session ends.
+    #[default]
+    Session,
+    /// Only while it must: inside a transaction, a multi-result or a cursor, or while the
+    /// session holds state that cannot follow it to another connection.
+    Transaction,
 }
 
 /// The `[topology]` table.

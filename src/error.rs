@@ -127,6 +127,8 @@ pub enum ClientError {
         max: usize,
         /// How long the statement waited.
         waited: Duration,
+        /// The wait queue was full (`pool.max_waiting_per_shard`): refused at once.
+        queue_full: bool,
     },
     /// The session's state could not be restored on a newly opened shard connection.
     #[error("dbrouter: could not restore this session's state (SET statements, database) on shard '{shard}': {detail}")]
@@ -386,6 +388,14 @@ impl ClientError {
                 "dbrouter: lost the connection to shard '{shard}' during the statement; its outcome is unknown, reconnect and check before retrying"
             ),
             ClientError::PoolExhausted {
+                shard,
+                max,
+                queue_full: true,
+                ..
+            } => format!(
+                "dbrouter: shard '{shard}' is busy: all {max} connections are in use and too many statements wait for one already (pool.max_waiting_per_shard) (retryable: retry in 1s)"
+            ),
+            ClientError::PoolExhausted {
                 shard, max, waited, ..
             } => format!(
                 "dbrouter: shard '{shard}' is busy: all {max} connections are in use and none came free within {waited:?} (retryable: retry in 1s)"
@@ -516,6 +526,7 @@ mod tests {
                 addr: s(),
                 max: 1,
                 waited: Duration::from_secs(1),
+                queue_full: false,
             },
             ClientError::StateReplay {
                 shard: s(),

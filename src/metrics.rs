@@ -58,6 +58,12 @@ pub const POOL_WAITS: &str = "dbrouter_pool_waits_total";
 pub const POOL_DISCARDED: &str = "dbrouter_pool_discarded_total";
 /// Pool checkouts that gave up (`pool.wait_ms` passed; the client got ERR 1040).
 pub const POOL_EXHAUSTED: &str = "dbrouter_pool_exhausted_total";
+/// How long pool checkouts waited in a master's queue.
+pub const POOL_WAIT_DURATION: &str = "dbrouter_pool_wait_seconds";
+/// Pool checkouts waiting now, per master.
+pub const POOL_WAITING: &str = "dbrouter_pool_waiting";
+/// Sessions tied to their backend connection in transaction pooling, by reason.
+pub const SESSIONS_PINNED: &str = "dbrouter_sessions_pinned";
 /// Backend connections lent to sessions (or being opened), per master.
 pub const POOL_IN_USE: &str = "dbrouter_pool_connections_in_use";
 /// Idle pooled backend connections, per master.
@@ -380,6 +386,53 @@ pub fn pool_wait(addr: &str) {
     }
 }
 
+/// Reasons a session keeps its backend connections in transaction pooling, in the order
+/// of `frontend::session::multiplex::Pin`.
+pub const PIN_REASONS: [&str; 7] = [
+    "temporary_table",
+    "lock",
+    "user_variable",
+    "procedure",
+    "handler",
+    "sequence",
+    "state_change",
+];
+
+/// Sessions pinned now, by reason ([`PIN_REASONS`]' order).
+static PINNED: [std::sync::atomic::AtomicUsize; 7] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 7];
+
+/// A session became pinned for reason `index` of [`PIN_REASONS`] (`pinned`), or was
+/// unpinned or ended.
+pub fn session_pinned(index: usize, pinned: bool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if let Some(n) = PINNED.get(index) {
+        if pinned {
+            n.fetch_add(1, Relaxed);
+        } else {
+            n.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Sessions pinned now, by reason.
+pub fn pinned_sessions() -> Vec<(&'static str, usize)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    PIN_REASONS
+        .iter()
+        .zip(&PINNED)
+        .map(|(r, n)| (*r, n.load(Relaxed)))
+        .collect()
+}
+
+/// A pool checkout left the wait queue after `seconds` (with a connection or not).
+pub fn pool_waited(seconds: f64) {
+    if let Some(r) = recorder().filter(|_| enabled()) {
+        r.register_histogram(&Key::from_static_name(POOL_WAIT_DURATION), &metadata())
+            .record(seconds);
+    }
+}
+
 /// An idle pooled connection to `addr` was found closed by its server and dropped.
 pub fn pool_discarded(addr: &str) {
     if enabled() {
@@ -475,6 +528,11 @@ fn describe(r: &dyn Recorder) {
         MOVE_HOLDS,
         Count,
         "Move holds this router applied and then released, by outcome: flipped (the user goes to the target) or lifted (the move rolled back).",
+    );
+    r.describe_histogram(
+        POOL_WAIT_DURATION.into(),
+        Some(Seconds),
+        "How long pool checkouts that found every connection of the master in use waited in its queue (with a connection or not).".into(),
     );
     r.describe_histogram(
         MOVE_HOLD_DURATION.into(),
@@ -582,6 +640,16 @@ impl StateGauges {
             POOL_IDLE,
             Count,
             "Idle pooled backend connections to the master.",
+        );
+        describe(
+            POOL_WAITING,
+            Count,
+            "Pool checkouts waiting for a connection to the master now.",
+        );
+        describe(
+            SESSIONS_PINNED,
+            Count,
+            "Sessions tied to their backend connection between statements in transaction pooling, by reason (docs/sharding.md, Pool modes).",
         );
         describe(
             POOL_MAX,

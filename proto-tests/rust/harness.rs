@@ -207,6 +207,35 @@ impl Default for RouterSettings {
     }
 }
 
+/// The router config with `[pool] mode` set from `DBR_TEST_POOL_MODE` (scripts/test runs
+/// the tests once per mode); unchanged without it or when the test set a mode itself.
+pub fn with_pool_mode(config: String) -> String {
+    let Ok(mode) = std::env::var("DBR_TEST_POOL_MODE") else {
+        return config;
+    };
+    let mut in_pool = false;
+    let mut out = String::with_capacity(config.len() + 32);
+    let mut placed = false;
+    for line in config.lines() {
+        if line.trim_start().starts_with('[') {
+            in_pool = line.trim() == "[pool]";
+        }
+        if in_pool && line.trim_start().starts_with("mode") {
+            return config;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "[pool]" && !placed {
+            out.push_str(&format!("mode = \"{mode}\"\n"));
+            placed = true;
+        }
+    }
+    if !placed {
+        out.push_str(&format!("\n[pool]\nmode = \"{mode}\"\n"));
+    }
+    out
+}
+
 /// Settings for a router over both shards of the cluster with the given `[sharding]`
 /// table (and anything after it).
 pub fn two_shards(sharding: &str) -> RouterSettings {
@@ -398,6 +427,7 @@ backend_password = "{app_password}"
             native_only = dbrouter::protocol::auth::native_hash_string("native-secret"),
             sha2_only = dbrouter::protocol::auth::sha2_hash_string("sha2-secret"),
         );
+        let config = with_pool_mode(config);
         let config_path = dir.0.join("dbrouter.toml");
         std::fs::File::create(&config_path)
             .and_then(|mut f| f.write_all(config.as_bytes()))

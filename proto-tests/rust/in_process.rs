@@ -37,6 +37,7 @@ fn context(router: &TestRouter) -> Arc<SessionContext> {
         max_per_master: 10,
         max_idle_per_master: 10,
         wait: Duration::from_secs(2),
+        max_waiting: 100,
         idle_timeout: Duration::from_secs(300),
         connect_timeout: Duration::from_secs(5),
     });

@@ -21,6 +21,7 @@ mod kill;
 mod lifecycle;
 mod limits;
 mod moves;
+mod multiplex;
 mod oracle;
 mod placement;
 mod prepared;

@@ -670,6 +670,7 @@ async fn the_pool_sweeper_closes_idle_connections_to_demoted_masters() {
         max_per_master: 10,
         max_idle_per_master: 10,
         wait: Duration::from_secs(2),
+        max_waiting: 100,
         idle_timeout: Duration::from_secs(300),
         connect_timeout: Duration::from_secs(5),
     });
@@ -688,8 +689,8 @@ async fn the_pool_sweeper_closes_idle_connections_to_demoted_masters() {
         collation: 45,
         database: None,
     };
-    let a = pools.checkout(key.clone(), &login).await.unwrap();
-    let b = pools.checkout(key.clone(), &login).await.unwrap();
+    let a = pools.checkout(key.clone(), &login, 0).await.unwrap();
+    let b = pools.checkout(key.clone(), &login, 0).await.unwrap();
     pools.checkin(a, true);
     pools.checkin(b, true);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -57,6 +57,11 @@ pub struct RouterStatus {
     pub client_connections: i64,
     /// Statements held now for switching shards.
     pub held_statements: usize,
+    /// `pool.mode`: `session` or `transaction`.
+    pub pool_mode: String,
+    /// Sessions tied to their backend connections in transaction pooling, by reason
+    /// (docs/sharding.md, "Pool modes"); reasons with none are left out.
+    pub pinned_sessions: std::collections::BTreeMap<&'static str, usize>,
     /// When this snapshot was taken (ms since the Unix epoch).
     pub generated_at_ms: u64,
 }
@@ -108,6 +113,8 @@ pub struct PoolStatus {
     pub in_use: usize,
     /// Idle connections.
     pub idle: usize,
+    /// Checkouts waiting for a connection now.
+    pub waiting: usize,
     /// `pool.max_per_shard`.
     pub max: usize,
 }
@@ -345,6 +352,7 @@ impl Admin {
                     pool: PoolStatus {
                         in_use: ctx.pools.in_use(&s.master),
                         idle: ctx.pools.idle_count(&s.master),
+                        waiting: ctx.pools.waiting(&s.master),
                         max: ctx.pools.max_per_master(),
                     },
                 });
@@ -365,6 +373,15 @@ impl Admin {
                 uptime_seconds: self.started.elapsed().as_secs(),
                 client_connections: m::open_connections(),
                 held_statements: held,
+                pool_mode: match config.pool.mode {
+                    crate::config::PoolMode::Session => "session",
+                    crate::config::PoolMode::Transaction => "transaction",
+                }
+                .to_string(),
+                pinned_sessions: m::pinned_sessions()
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
                 generated_at_ms: now_ms(),
             },
             topology: TopologyStatusView {
@@ -402,6 +419,9 @@ impl Admin {
         g.set(m::READY, &[], f64::from(u8::from(status.router.ready)));
         g.set(m::CONNECTIONS, &[], status.router.client_connections as f64);
         g.set(m::HELD, &[], status.router.held_statements as f64);
+        for (reason, n) in m::pinned_sessions() {
+            g.set(m::SESSIONS_PINNED, &[("reason", reason)], n as f64);
+        }
         g.set(m::TOPOLOGY_VERSION, &[], status.topology.version as f64);
         g.set(m::OVERRIDES, &[], status.topology.overridden_users as f64);
         g.set(m::HELD_USERS, &[], status.topology.held_users as f64);
@@ -431,6 +451,7 @@ impl Admin {
             let pool = [("shard", s.name.as_str()), ("addr", s.master.addr.as_str())];
             g.set(m::POOL_IN_USE, &pool, s.pool.in_use as f64);
             g.set(m::POOL_IDLE, &pool, s.pool.idle as f64);
+            g.set(m::POOL_WAITING, &pool, s.pool.waiting as f64);
             let servers = std::iter::once(&s.master)
                 .chain(&s.standbys)
                 .chain(&s.rejoin_pending);
@@ -620,6 +641,8 @@ pub fn render_html(s: &Status) -> String {
          <div>stale (cut off from ZooKeeper)</div><div>{stale}</div>\
          <div>client connections</div><div>{conns}</div>\
          <div>held statements</div><div>{held}</div>\
+         <div>pool mode</div><div>{pool_mode}</div>\
+         <div>pinned sessions</div><div>{pinned}</div>\
          <div>admin address</div><div class=\"mono\">{admin}</div>\
          </div></section>",
         source = escape(&t.source),
@@ -640,6 +663,16 @@ pub fn render_html(s: &Status) -> String {
         },
         conns = r.client_connections,
         held = r.held_statements,
+        pool_mode = escape(&r.pool_mode),
+        pinned = if r.pinned_sessions.is_empty() {
+            "none".to_string()
+        } else {
+            r.pinned_sessions
+                .iter()
+                .map(|(why, n)| format!("{n} {why}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
         admin = escape(r.admin.as_deref().unwrap_or("-")),
     );
 
@@ -673,8 +706,8 @@ pub fn render_html(s: &Status) -> String {
                     "info"
                 },
                 &format!(
-                    "pool {} in use / {} idle / max {}",
-                    shard.pool.in_use, shard.pool.idle, shard.pool.max
+                    "pool {} in use / {} idle / {} waiting / max {}",
+                    shard.pool.in_use, shard.pool.idle, shard.pool.waiting, shard.pool.max
                 )
             ),
         );

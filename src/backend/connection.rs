@@ -141,6 +141,12 @@ pub struct BackendConn {
     /// The OK packet that ended the login (with CLIENT_SESSION_TRACK it may carry
     /// session-state changes).
     pub login_ok: Vec<u8>,
+    /// This connection's number in the process (see [`super::carried::next_serial`]).
+    pub serial: u64,
+    /// How many times the pool lent it out.
+    pub uses: u64,
+    /// What it carries between sessions in transaction pooling.
+    pub carried: super::carried::Carried,
     /// The thread whose runtime the socket is registered with.
     home: std::thread::ThreadId,
 }
@@ -164,6 +170,11 @@ impl BackendConn {
             home: here,
             ..self
         })
+    }
+
+    /// Whether the socket is registered with the calling thread's runtime.
+    pub fn is_home(&self) -> bool {
+        self.home == std::thread::current().id()
     }
 
     /// Says goodbye politely (COM_QUIT) and closes.
@@ -231,6 +242,9 @@ async fn connect_inner(
         server_mariadb_capabilities: facts.server_mariadb_capabilities,
         dialect: Dialect::default(),
         login_ok: facts.ok,
+        serial: super::carried::next_serial(),
+        uses: 0,
+        carried: super::carried::Carried::fresh(),
         home: std::thread::current().id(),
     })
 }

@@ -2,6 +2,7 @@
 //! router's service account, and the connection type the relay writes statements to.
 //! Also the pools per shard master, the health checker and the opinions it publishes.
 
+pub mod carried;
 pub mod connection;
 pub mod exchange;
 pub mod health;

@@ -1,21 +1,27 @@
-//! Backend connection pools, one per shard master, shared by every session.
+//! Backend connections pools, one per shard master, shared by every session.
 //!
-//! A session borrows a connection per shard it touches and keeps it until it ends
-//! (session-pinned pooling, like pgbouncer's session mode): the pool saves the connect
-//! and login round trips of short-lived clients and bounds the connections per master.
-//! Connections carry session state, so a returned connection is reset before anyone
+//! In session pooling (`pool.mode = "session"`) a session borrows a connection per shard
+//! it touches and keeps it until it ends; a returned connection is reset before anyone
 //! else may have it: COM_RESET_CONNECTION (variables, user variables, temporary tables,
 //! locks, prepared statements, open transaction), then the database and collation of its
 //! pool key are restored. A connection that cannot be reset cleanly is closed instead.
+//! In transaction pooling a session gives its connection back between transactions
+//! ([`Pools::give_back`]) with the session state it carries
+//! ([`super::carried::Carried`]); a checkout prefers an idle connection that carries the
+//! state it asks for, and on the calling thread ([`Pools::checkout`]).
 //! Idle connections are keyed by everything a login fixes: master address, account,
 //! capability flags, collation and initial database.
+//!
+//! A checkout that finds every connection of the master in use waits in the master's
+//! queue (woken in arrival order when a connection comes back or a slot frees), at most
+//! `pool.wait_ms`, and at most `pool.max_waiting_per_shard` checkouts wait at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::ExchangeError;
@@ -55,6 +61,16 @@ pub enum PoolError {
         /// How long the session waited.
         waited: Duration,
     },
+    /// Every connection of this master is in use and the wait queue is full.
+    #[error("all {max} connections to {addr} are in use (pool.max_per_shard) and {waiting} statements wait for one already (pool.max_waiting_per_shard)")]
+    QueueFull {
+        /// The master.
+        addr: String,
+        /// The limit.
+        max: usize,
+        /// The queue's length.
+        waiting: usize,
+    },
     /// Dialling or logging in failed.
     #[error(transparent)]
     Connect(#[from] BackendError),
@@ -69,6 +85,8 @@ pub struct PoolLimits {
     pub max_idle_per_master: usize,
     /// How long a checkout waits for a free slot.
     pub wait: Duration,
+    /// Most checkouts waiting per master at once.
+    pub max_waiting: usize,
     /// Idle connections older than this are closed instead of reused.
     pub idle_timeout: Duration,
     /// Connect plus login timeout.
@@ -82,6 +100,7 @@ impl PoolLimits {
             max_per_master: config.pool.max_per_shard,
             max_idle_per_master: config.pool.max_idle_per_shard,
             wait: Duration::from_millis(config.pool.wait_ms),
+            max_waiting: config.pool.max_waiting_per_shard,
             idle_timeout: Duration::from_secs(300),
             connect_timeout: config.timeouts.connect(),
         }
@@ -94,19 +113,45 @@ pub struct PooledConn {
     /// The connection.
     pub conn: BackendConn,
     key: PoolKey,
+    _permit: Slot,
+}
+
+impl PooledConn {
+    /// What the connection was logged in with.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+}
+
+/// A connection's place in its master's pool: dropping it (the connection closed) frees
+/// the place and wakes the first checkout waiting for one.
+#[derive(Debug)]
+struct Slot {
     _permit: OwnedSemaphorePermit,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.freed.notify_one();
+    }
 }
 
 struct Idle {
     conn: BackendConn,
     since: Instant,
-    permit: OwnedSemaphorePermit,
+    permit: Slot,
 }
 
 struct MasterPool {
     slots: Arc<Slots>,
     idle: HashMap<PoolKey, Vec<Idle>>,
     idle_count: usize,
+    /// Woken (one waiter at a time, in arrival order) when a connection comes back or a
+    /// slot frees.
+    freed: Arc<Notify>,
+    /// Checkouts waiting now.
+    waiting: usize,
 }
 
 /// All pools of this process.
@@ -149,28 +194,38 @@ impl Pools {
                 slots: Slots::new(self.limits.load().max_per_master),
                 idle: HashMap::new(),
                 idle_count: 0,
+                freed: Arc::new(Notify::new()),
+                waiting: 0,
             });
         f(pool)
     }
 
-    /// Lends a connection for `key`: an idle one if there is one, else a new login with
-    /// `login` (whose database, collation and capabilities must match the key). When the
-    /// master's slots are all taken, an idle connection of another key is closed to make
-    /// room, or the checkout waits — for a slot, or for a connection of its key to come
-    /// back — up to the pool's wait time.
+    /// Lends a connection for `key`: an idle one if there is one (preferring one that
+    /// carries the session state `state` and lives on the calling thread), else a new
+    /// login with `login` (whose database, collation and capabilities must match the
+    /// key). When the master's slots are all taken, an idle connection of another key is
+    /// closed to make room, or the checkout waits in the master's queue — for a slot, or
+    /// for a connection of its key to come back — up to the pool's wait time.
     pub async fn checkout(
         &self,
         key: PoolKey,
         login: &LoginOptions,
+        state: u64,
     ) -> Result<PooledConn, PoolError> {
         let limits = self.limits.load_full();
-        let deadline = tokio::time::Instant::now() + limits.wait;
-        let slots = self.with_master(&key.addr, |pool| Arc::clone(&pool.slots));
-        let mut waited = false;
+        let (slots, freed) = self.with_master(&key.addr, |pool| {
+            (Arc::clone(&pool.slots), Arc::clone(&pool.freed))
+        });
+        let mut waiting: Option<Waiting<'_>> = None;
         // The server's last "too many connections", reported if the wait runs out.
         let mut refused = None;
         loop {
-            if let Some(idle) = self.take_idle(&key) {
+            // Registered before looking, so that a connection coming back between the
+            // look and the wait is not missed.
+            let notified = freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(idle) = self.take_idle(&key, state) {
                 match idle.conn.bring_home() {
                     // Its server closed it while it idled (KILL, wait_timeout, a restart):
                     // seen without a round trip, never lent out to fail a statement.
@@ -178,19 +233,23 @@ impl Pools {
                         crate::metrics::pool_discarded(&key.addr);
                         continue;
                     }
-                    Ok(conn) => {
+                    Ok(mut conn) => {
+                        conn.uses += 1;
                         return Ok(PooledConn {
                             conn,
                             key,
                             _permit: idle.permit,
-                        })
+                        });
                     }
                     // Closed; its slot is free again (the permit was dropped with it).
                     Err(_) => continue,
                 }
             }
             let permit = match slots.try_acquire() {
-                Some(permit) => Some(permit),
+                Some(permit) => Some(Slot {
+                    _permit: permit,
+                    freed: Arc::clone(&freed),
+                }),
                 None => self.evict_idle(&key.addr),
             };
             if let Some(permit) = permit {
@@ -204,24 +263,64 @@ impl Pools {
                     Err(e) => Err(e),
                 };
                 match connected {
-                    Ok(conn) => {
+                    Ok(mut conn) => {
+                        conn.uses = 1;
                         return Ok(PooledConn {
                             conn,
                             key,
                             _permit: permit,
-                        })
+                        });
                     }
                     // The server is out of connections (its limits, shared with other
                     // clients, are below pool.max_per_shard): as good as an exhausted pool,
                     // so wait for a connection to come free, up to pool.wait_ms.
-                    Err(e) if out_of_connections(&e) && tokio::time::Instant::now() < deadline => {
+                    Err(e) if out_of_connections(&e) => {
                         drop(permit);
                         refused = Some(e);
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            let since = match &waiting {
+                Some(w) => w.since,
+                None => {
+                    let queued = self.with_master(&key.addr, |pool| {
+                        if pool.waiting >= limits.max_waiting {
+                            return Err(pool.waiting);
+                        }
+                        pool.waiting += 1;
+                        Ok(())
+                    });
+                    if let Err(queue) = queued {
+                        crate::metrics::pool_exhausted(&key.addr);
+                        return Err(PoolError::QueueFull {
+                            addr: key.addr.clone(),
+                            max: slots.max(),
+                            waiting: queue,
+                        });
+                    }
+                    crate::metrics::pool_wait(&key.addr);
+                    let now = tokio::time::Instant::now();
+                    waiting = Some(Waiting {
+                        pools: self,
+                        addr: key.addr.clone(),
+                        since: now,
+                    });
+                    now
+                }
+            };
+            let deadline = since + limits.wait;
+            // A slot frees when a connection closes; a connection of our key comes back
+            // when a session gives it back (after its reset in session pooling). Either
+            // wakes the first waiter; a server refusing new logins is tried again soon.
+            let wake = if refused.is_some() {
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(20))
+            } else {
+                deadline
+            };
+            if tokio::time::timeout_at(wake, notified).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 if let Some(e) = refused {
                     return Err(e.into());
                 }
@@ -232,34 +331,95 @@ impl Pools {
                     waited: limits.wait,
                 });
             }
-            if !waited {
-                waited = true;
-                crate::metrics::pool_wait(&key.addr);
-            }
-            // A slot frees when a session ends; a connection of our key comes back after
-            // its reset. Either shows up at the next look.
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    /// A fresh-enough idle connection for exactly this key.
-    fn take_idle(&self, key: &PoolKey) -> Option<Idle> {
+    /// Takes back the connection `serial` if it is still idle and nobody used it since
+    /// this session gave it back (its `uses` unchanged): what the previous statement left
+    /// on it (`ROW_COUNT()`, warnings) is still there.
+    pub fn take_back(&self, key: &PoolKey, serial: u64, uses: u64) -> Option<PooledConn> {
+        let idle = self.with_master(&key.addr, |pool| {
+            let list = pool.idle.get_mut(key)?;
+            let at = list
+                .iter()
+                .position(|i| i.conn.serial == serial && i.conn.uses == uses)?;
+            pool.idle_count -= 1;
+            Some(list.swap_remove(at))
+        })?;
+        let conn = idle.conn.bring_home().ok()?;
+        if conn.io.looks_closed() {
+            return None;
+        }
+        Some(PooledConn {
+            conn,
+            key: key.clone(),
+            _permit: idle.permit,
+        })
+    }
+
+    /// Takes a connection back from a session in transaction pooling, with the session
+    /// state it carries (no reset): kept for the next checkout at once, and the first
+    /// checkout waiting for one is woken.
+    pub fn give_back(&self, conn: PooledConn) {
+        let PooledConn {
+            conn,
+            key,
+            _permit: permit,
+        } = conn;
+        let addr = key.addr.clone();
+        let kept = self.with_master(&addr, |pool| {
+            // Idle ones are bounded by the connections allowed (in use plus idle), which
+            // a shrinking reload may have lowered: the surplus closes.
+            if pool.idle_count >= self.limits.load().max_per_master {
+                return None;
+            }
+            pool.idle_count += 1;
+            pool.idle.entry(key).or_default().push(Idle {
+                conn,
+                since: Instant::now(),
+                permit,
+            });
+            Some(Arc::clone(&pool.freed))
+        });
+        if let Some(freed) = kept {
+            freed.notify_one();
+        }
+    }
+
+    /// A fresh-enough idle connection for exactly this key: the newest one that carries
+    /// `state` on this thread, else carrying `state`, else on this thread, else the newest.
+    fn take_idle(&self, key: &PoolKey, state: u64) -> Option<Idle> {
         let now = Instant::now();
         let idle_timeout = self.limits.load().idle_timeout;
         self.with_master(&key.addr, |pool| {
             let list = pool.idle.get_mut(key)?;
-            while let Some(idle) = list.pop() {
-                pool.idle_count -= 1;
-                if now.duration_since(idle.since) < idle_timeout {
-                    return Some(idle);
+            // Expired ones (at the front: the oldest) are dropped, closing them.
+            let expired = list
+                .iter()
+                .take_while(|i| now.duration_since(i.since) >= idle_timeout)
+                .count();
+            list.drain(..expired);
+            pool.idle_count -= expired;
+            let rank =
+                |i: &Idle| u8::from(i.conn.carried.state == state) * 2 + u8::from(i.conn.is_home());
+            let mut best: Option<(usize, u8)> = None;
+            for (at, idle) in list.iter().enumerate().rev() {
+                let r = rank(idle);
+                if best.is_none_or(|(_, b)| r > b) {
+                    best = Some((at, r));
+                    if r == 3 {
+                        break;
+                    }
                 }
             }
-            None
+            let (at, _) = best?;
+            pool.idle_count -= 1;
+            Some(list.remove(at))
         })
     }
 
     /// Closes one idle connection (of any key) of a master and hands over its slot.
-    fn evict_idle(&self, addr: &str) -> Option<OwnedSemaphorePermit> {
+    fn evict_idle(&self, addr: &str) -> Option<Slot> {
         self.with_master(addr, |pool| {
             let list = pool.idle.values_mut().find(|l| !l.is_empty())?;
             let idle = list.pop()?;
@@ -281,14 +441,16 @@ impl Pools {
                 key,
                 _permit: permit,
             } = conn;
-            if let Err(e) = reset(&mut conn, &key).await {
+            let mut pipeline = Pipeline::new();
+            push_reset(&mut pipeline, &key);
+            if let Err(e) = run_reset(&mut conn, pipeline).await {
                 tracing::debug!(addr = %key.addr, error = %e, "reset failed; connection closed");
                 return;
             }
             let addr = key.addr.clone();
-            pools.with_master(&addr, |pool| {
+            let kept = pools.with_master(&addr, |pool| {
                 if pool.idle_count >= pools.limits.load().max_idle_per_master {
-                    return;
+                    return None;
                 }
                 pool.idle_count += 1;
                 pool.idle.entry(key).or_default().push(Idle {
@@ -296,7 +458,11 @@ impl Pools {
                     since: Instant::now(),
                     permit,
                 });
+                Some(Arc::clone(&pool.freed))
             });
+            if let Some(freed) = kept {
+                freed.notify_one();
+            }
         });
     }
 
@@ -363,6 +529,11 @@ impl Pools {
         self.with_master(addr, |pool| pool.idle_count)
     }
 
+    /// Checkouts waiting for a connection to `addr` right now.
+    pub fn waiting(&self, addr: &str) -> usize {
+        self.with_master(addr, |pool| pool.waiting)
+    }
+
     /// Connections to `addr` lent to sessions (or being opened) right now.
     pub fn in_use(&self, addr: &str) -> usize {
         self.with_master(addr, |pool| {
@@ -385,13 +556,12 @@ fn out_of_connections(e: &BackendError) -> bool {
     }
 }
 
-/// Restores a returned connection to the state of a fresh login with its key, in one
-/// round trip ([`Pipeline`]). COM_RESET_CONNECTION keeps the current database, so it is
-/// set again (or, for a key without one, checked to be none: a connection that cannot be
-/// brought back is closed). The reset brought back the global sql_mode, which ops may
-/// have changed since the login: the dialect is read again in the same round trip.
-async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), PipelineError> {
-    let mut pipeline = Pipeline::new();
+/// Adds to `pipeline` what restores a connection to the state of a fresh login with its
+/// key. COM_RESET_CONNECTION keeps the current database, so it is set again (or, for a
+/// key without one, checked to be none: a connection that cannot be brought back is
+/// closed). The reset brought back the global sql_mode, which ops may have changed since
+/// the login: the dialect is read again in the same round trip.
+pub fn push_reset(pipeline: &mut Pipeline, key: &PoolKey) {
     pipeline.push(vec![COM_RESET_CONNECTION], ResponseKind::Single, Expect::Ok);
     if let Some(db) = &key.database {
         let mut cmd = vec![COM_INIT_DB];
@@ -410,10 +580,33 @@ async fn reset(conn: &mut BackendConn, key: &PoolKey) -> Result<(), PipelineErro
         pipeline.push(check, ResponseKind::Query, Expect::Row(b"\x011"));
     }
     pipeline.read_dialect();
+}
+
+/// Runs a reset ([`push_reset`]) within 5 s; the connection then carries nothing.
+async fn run_reset(conn: &mut BackendConn, pipeline: Pipeline) -> Result<(), PipelineError> {
     let deadline = Duration::from_secs(5);
     tokio::time::timeout(deadline, pipeline.run(conn, deadline))
         .await
-        .map_err(|_| ExchangeError::Net(NetError::Timeout(deadline)))?
+        .map_err(|_| ExchangeError::Net(NetError::Timeout(deadline)))??;
+    conn.carried = super::carried::Carried::fresh();
+    Ok(())
+}
+
+/// A checkout in its master's wait queue: counted out when it leaves (with a connection,
+/// an error, or abandoned by its session), its wait recorded.
+struct Waiting<'a> {
+    pools: &'a Pools,
+    addr: String,
+    since: tokio::time::Instant,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pools.with_master(&self.addr, |pool| {
+            pool.waiting = pool.waiting.saturating_sub(1)
+        });
+        crate::metrics::pool_waited(self.since.elapsed().as_secs_f64());
+    }
 }
 
 /// Reads how the server lexes statements on a new connection ([`Pipeline::read_dialect`]).

@@ -195,11 +195,19 @@ pub fn merge(running: &Config, mut fresh: Config) -> (Config, Changes) {
     c.keep("overrides", overrides, &r.overrides);
 
     let PoolConfig {
+        mode,
         max_per_shard,
         max_idle_per_shard,
         wait_ms,
+        max_waiting_per_shard,
     } = pool;
     let rp = &r.pool;
+    c.reload("pool.mode", mode, &rp.mode);
+    c.reload(
+        "pool.max_waiting_per_shard",
+        max_waiting_per_shard,
+        &rp.max_waiting_per_shard,
+    );
     c.reload("pool.max_per_shard", max_per_shard, &rp.max_per_shard);
     c.reload(
         "pool.max_idle_per_shard",

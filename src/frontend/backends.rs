@@ -1,18 +1,22 @@
 //! The backend side of one client session: at most one pooled connection per shard
-//! master, opened when a statement first needs that shard, and the session state that
+//! master, taken when a statement first needs that shard, and the session state that
 //! must be true on every one of them — current database, `SET` statements (session and
 //! user variables, character set), COM_SET_OPTION — replayed on each connection the
-//! session opens later. Connections go back to the pool (and are reset there) when the
-//! session ends.
+//! session takes later, unless it carries that state already. In session pooling the
+//! connections go back to the pool (and are reset there) when the session ends; in
+//! transaction pooling the session gives them back whenever nothing ties it to them
+//! ([`SessionBackends::give_back`]), with its `LAST_INSERT_ID()` read first when a
+//! statement changed it, so that the next connection can be given the same value.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 
+use crate::backend::carried::StateFingerprint;
 use crate::backend::pipeline::{Expect, Pipeline};
 use crate::backend::{LoginOptions, PoolKey, PooledConn, Pools};
-use crate::config::Config;
+use crate::config::{Config, PoolMode};
 use crate::error::ClientError;
 use crate::net::{BackendIo, PacketConn};
 use crate::protocol::auth::PasswordSha1;
@@ -107,6 +111,19 @@ impl BackendIdentity {
 /// A session's backend connections and replayable state.
 pub struct SessionBackends {
     pools: Arc<Pools>,
+    /// `pool.mode` when the session began.
+    mode: PoolMode,
+    /// Fingerprint of the replayable state below (0: none).
+    fingerprint: u64,
+    /// `LAST_INSERT_ID()` of the session on each shard it ran statements on, where it is
+    /// not 0 (transaction pooling: given to each connection the session takes there).
+    last_insert_ids: Vec<(ShardId, u64)>,
+    /// Shards whose connection ran a statement that may have changed `LAST_INSERT_ID()`
+    /// since it was read last.
+    insert_changed: Vec<ShardId>,
+    /// Connections given back after the last statement, as (shard, serial, uses): taken
+    /// back for a statement that reads what the last one left (warnings, `ROW_COUNT()`).
+    given_back: Vec<(ShardId, u64, u64)>,
     /// `timeouts.backend_read_ms` as the session's config snapshot has it.
     backend_read: std::time::Duration,
     login: LoginState,
@@ -115,9 +132,6 @@ pub struct SessionBackends {
     /// Shards whose connection ran more than the replayable state (a statement, a
     /// prepare): what it holds would be lost with it.
     used: Vec<ShardId>,
-    /// Counter of connections opened: a shard's generation changes when its connection
-    /// is replaced, which invalidates what lived on the old one (prepared statements).
-    opened: u64,
     /// Database chosen by USE / COM_INIT_DB since login.
     current_db: Option<String>,
     /// `SET …` statements (COM_QUERY payloads) in the order the client ran them.
@@ -132,14 +146,23 @@ pub struct SessionBackends {
 
 impl SessionBackends {
     /// No connections yet.
-    pub fn new(pools: Arc<Pools>, backend_read: std::time::Duration, login: LoginState) -> Self {
+    pub fn new(
+        pools: Arc<Pools>,
+        mode: PoolMode,
+        backend_read: std::time::Duration,
+        login: LoginState,
+    ) -> Self {
         SessionBackends {
             pools,
+            mode,
+            fingerprint: 0,
+            last_insert_ids: Vec::new(),
+            insert_changed: Vec::new(),
+            given_back: Vec::new(),
             backend_read,
             login,
             conns: Vec::new(),
             used: Vec::new(),
-            opened: 0,
             current_db: None,
             replay: Vec::new(),
             replay_bytes: 0,
@@ -187,12 +210,32 @@ impl SessionBackends {
             .map(|(_, c, _)| c.conn.connection_id)
     }
 
-    /// The generation of the open connection to a shard (changes when it is replaced).
+    /// The generation of the open connection to a shard: its serial number, which
+    /// changes when the session uses another connection.
     pub fn generation(&self, shard: ShardId) -> Option<u64> {
         self.conns
             .iter()
             .find(|(s, _, _)| *s == shard)
-            .map(|(_, _, g)| *g)
+            .map(|(_, c, _)| c.conn.serial)
+    }
+
+    /// The pool mode the session runs in.
+    pub fn mode(&self) -> PoolMode {
+        self.mode
+    }
+
+    /// Fingerprint of the session's replayable state (what prepared statements are
+    /// cached under on a connection).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The open connection to a shard with its carried state (statement cache).
+    pub fn pooled(&mut self, shard: ShardId) -> Option<&mut PooledConn> {
+        self.conns
+            .iter_mut()
+            .find(|(s, _, _)| *s == shard)
+            .map(|(_, c, _)| c)
     }
 
     /// Whether the session's connection to a shard goes to a server that is no longer
@@ -231,8 +274,7 @@ impl SessionBackends {
         }
         if !self.conns.iter().any(|(s, _, _)| *s == shard) {
             let conn = self.open(table, shard).await?;
-            self.opened += 1;
-            self.conns.push((shard, conn, self.opened));
+            self.conns.push((shard, conn, 0));
         }
         self.get(shard)
             .ok_or_else(|| ClientError::Internal("backend connection vanished".into()).into())
@@ -244,7 +286,17 @@ impl SessionBackends {
             .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
         let identity = &self.login.identity;
         let (key, login) = self.login.pool_login(&info.master);
-        let mut conn = self.pools.checkout(key, &login).await.map_err(|source| {
+        // The connection the last statement left its state on, if nobody took it since.
+        let back = self
+            .given_back
+            .iter()
+            .find(|(s, _, _)| *s == shard)
+            .and_then(|&(_, serial, uses)| self.pools.take_back(&key, serial, uses));
+        let conn = match back {
+            Some(conn) => Ok(conn),
+            None => self.pools.checkout(key, &login, self.fingerprint).await,
+        };
+        let mut conn = conn.map_err(|source| {
             let failure = Failure::Checkout {
                 shard: info.name.clone(),
                 addr: info.master.clone(),
@@ -256,9 +308,18 @@ impl SessionBackends {
             }
             failure
         })?;
-        // Bring the new connection to the session's state, in one round trip; a replayed
-        // SET may change how statements are read, so the dialect is read back after it.
+        // Bring the connection to the session's state, in one round trip, unless it
+        // carries that state already (transaction pooling); one that carries another
+        // session's state is reset first. A replayed SET may change how statements are
+        // read, so the dialect is read back after it.
         let mut pipeline = Pipeline::new();
+        let carried = conn.conn.carried.state;
+        if carried == self.fingerprint {
+            return Ok(conn);
+        }
+        if carried != 0 {
+            crate::backend::pool::push_reset(&mut pipeline, conn.key());
+        }
         if let Some(db) = &self.current_db {
             let mut cmd = vec![COM_INIT_DB];
             cmd.extend_from_slice(db.as_bytes());
@@ -281,7 +342,141 @@ impl SessionBackends {
                 shard: info.name.clone(),
                 source,
             })?;
+        if carried != 0 {
+            conn.conn.carried = crate::backend::carried::Carried::fresh();
+        }
+        conn.conn.carried.state = self.fingerprint;
         Ok(conn)
+    }
+
+    /// Gives `LAST_INSERT_ID()` on the session's connection to `shard` the session's value
+    /// there (transaction pooling: the connection may have served others since), before
+    /// a statement that reads it.
+    pub async fn align_last_insert_id(&mut self, shard: ShardId) -> Result<(), ExchangeFailed> {
+        if self.insert_changed.contains(&shard) {
+            // Changed by the session itself on the connection it still holds.
+            return Ok(());
+        }
+        let want = self.last_insert_id(shard);
+        let timeout = self.backend_read;
+        let Some((_, conn, _)) = self.conns.iter_mut().find(|(s, _, _)| *s == shard) else {
+            return Ok(());
+        };
+        if conn.conn.carried.last_insert_id == Some(want) {
+            return Ok(());
+        }
+        tracing::debug!(want, had = ?conn.conn.carried.last_insert_id, "aligning LAST_INSERT_ID()");
+        let mut pipeline = Pipeline::new();
+        let set = format!("\x03DO LAST_INSERT_ID({want})").into_bytes();
+        pipeline.push(set, ResponseKind::Query, Expect::Ok);
+        pipeline.run(&mut conn.conn, timeout).await?;
+        conn.conn.carried.last_insert_id = Some(want);
+        Ok(())
+    }
+
+    /// The session's `LAST_INSERT_ID()` on `shard`, as last read.
+    fn last_insert_id(&self, shard: ShardId) -> u64 {
+        self.last_insert_ids
+            .iter()
+            .find(|(s, _)| *s == shard)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// A statement on `shard` may have changed `LAST_INSERT_ID()` (its OK carried an
+    /// insert id, or it named the function): read it before the connection is given back.
+    pub fn note_insert_id_changed(&mut self, shard: ShardId) {
+        if !self.insert_changed.contains(&shard) {
+            self.insert_changed.push(shard);
+        }
+        if let Some((_, conn, _)) = self.conns.iter_mut().find(|(s, _, _)| *s == shard) {
+            conn.conn.carried.last_insert_id = None;
+        }
+    }
+
+    /// Transaction pooling: gives every connection back to the pool with the session
+    /// state it carries, after reading `LAST_INSERT_ID()` where a statement changed it.
+    /// Each is remembered, so that the session's next statement there takes the same one
+    /// back if nobody used it since (what the last statement left is still on it, and
+    /// the state needs no replay). `Err` names a connection that failed (closed).
+    ///
+    /// `capture` names a statement to run on the connection to a shard first (what the
+    /// last statement left there, e.g. `SHOW WARNINGS`): its whole answer is returned.
+    pub async fn give_back(
+        &mut self,
+        capture: Option<(ShardId, &[u8])>,
+    ) -> Result<Option<Vec<bytes::BytesMut>>, (ShardId, ExchangeFailed)> {
+        if self.mode != PoolMode::Transaction || self.conns.is_empty() {
+            return Ok(None);
+        }
+        let mut captured = None;
+        if let Some((shard, sql)) = capture {
+            let timeout = self.backend_read;
+            let format = self.result_format();
+            if let Some((_, conn, _)) = self.conns.iter_mut().find(|(s, _, _)| *s == shard) {
+                match exchange(&mut conn.conn.io, sql, ResponseKind::Query, format, timeout).await {
+                    Ok(packets) => captured = Some(packets),
+                    Err(e) => {
+                        self.discard(shard);
+                        return Err((shard, e.into()));
+                    }
+                }
+            }
+        }
+        for shard in std::mem::take(&mut self.insert_changed) {
+            let timeout = self.backend_read;
+            let Some((_, conn, _)) = self.conns.iter_mut().find(|(s, _, _)| *s == shard) else {
+                continue;
+            };
+            let value = match read_last_insert_id(&mut conn.conn, timeout).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.discard(shard);
+                    return Err((shard, e));
+                }
+            };
+            tracing::debug!(value, "read LAST_INSERT_ID()");
+            conn.conn.carried.last_insert_id = Some(value);
+            self.last_insert_ids.retain(|(s, _)| *s != shard);
+            if value != 0 {
+                self.last_insert_ids.push((shard, value));
+            }
+        }
+        self.given_back.clear();
+        self.used.clear();
+        for (shard, conn, _) in self.conns.drain(..) {
+            self.given_back
+                .push((shard, conn.conn.serial, conn.conn.uses));
+            self.pools.give_back(conn);
+        }
+        Ok(captured)
+    }
+
+    /// Takes back the connection to `shard` the session gave back last, if nobody used it
+    /// since; holds none for `shard` otherwise. `Err` when the topology moved on (the
+    /// connection goes to a server that is no longer the master).
+    pub fn take_back(&mut self, table: &RoutingTable, shard: ShardId) -> Result<(), Failure> {
+        let Some(&(_, serial, uses)) = self.given_back.iter().find(|(s, _, _)| *s == shard) else {
+            return Ok(());
+        };
+        let info = table
+            .shard(shard)
+            .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
+        let (key, _) = self.login.pool_login(&info.master);
+        if let Some(conn) = self.pools.take_back(&key, serial, uses) {
+            self.conns.push((shard, conn, 0));
+        }
+        Ok(())
+    }
+
+    /// Whether the session holds a connection to `shard` now.
+    pub fn holds(&self, shard: ShardId) -> bool {
+        self.conns.iter().any(|(s, _, _)| *s == shard)
+    }
+
+    /// Whether the session would take back the connection its last statement ran on
+    /// (given back with state the next statement may read).
+    pub fn can_take_back(&self, shard: ShardId) -> bool {
+        self.given_back.iter().any(|(s, _, _)| *s == shard)
     }
 
     /// A reloaded `timeouts.backend_read_ms`, for the session's next statements.
@@ -324,18 +519,44 @@ impl SessionBackends {
     /// Records a successful `USE` / COM_INIT_DB.
     pub fn record_database(&mut self, db: String) {
         self.current_db = Some(db);
+        self.state_changed();
+    }
+
+    /// The replayable state changed: its fingerprint is computed again, and the open
+    /// connections, which ran the change, carry the new state.
+    fn state_changed(&mut self) {
+        let mut f = StateFingerprint::default();
+        let nothing =
+            self.current_db.is_none() && self.set_option.is_none() && self.replay.is_empty();
+        self.fingerprint = if nothing {
+            0
+        } else {
+            f.add(self.current_db.as_deref().map_or(&b"\0"[..], str::as_bytes));
+            f.add(self.set_option.as_deref().unwrap_or_default());
+            for stmt in &self.replay {
+                f.add(stmt);
+            }
+            f.finish()
+        };
+        for (_, conn, _) in &mut self.conns {
+            conn.conn.carried.state = self.fingerprint;
+        }
     }
 
     /// Records a successful `SET …` statement (its COM_QUERY payload); a repeated one
     /// moves to the end instead of being kept twice.
     pub fn record_set(&mut self, payload: &[u8]) {
         if let Some(at) = self.replay.iter().position(|p| p.as_slice() == payload) {
-            let again = self.replay.remove(at);
-            self.replay.push(again);
+            if at + 1 != self.replay.len() {
+                let again = self.replay.remove(at);
+                self.replay.push(again);
+                self.state_changed();
+            }
             return;
         }
         self.replay_bytes += payload.len();
         self.replay.push(payload.to_vec());
+        self.state_changed();
     }
 
     /// Whether one more `SET …` statement can be recorded for replay (at most
@@ -351,6 +572,7 @@ impl SessionBackends {
     pub fn record_set_option(&mut self, payload: &[u8]) {
         debug_assert_eq!(payload.first(), Some(&COM_SET_OPTION));
         self.set_option = Some(payload.to_vec());
+        self.state_changed();
     }
 
     /// Forgets replayable state (after COM_RESET_CONNECTION).
@@ -359,11 +581,20 @@ impl SessionBackends {
         self.replay.clear();
         self.replay_bytes = 0;
         self.set_option = None;
+        self.last_insert_ids.clear();
+        self.insert_changed.clear();
+        self.given_back.clear();
+        self.state_changed();
+        // COM_RESET_CONNECTION ran on the open connections: they carry nothing now.
+        for (_, conn, _) in &mut self.conns {
+            conn.conn.carried = crate::backend::carried::Carried::fresh();
+        }
     }
 
     /// Closes a connection whose stream may be out of step (not returned to the pool).
     pub fn discard(&mut self, shard: ShardId) {
         self.conns.retain(|(s, _, _)| *s != shard);
+        self.insert_changed.retain(|s| *s != shard);
         self.used.retain(|s| *s != shard);
     }
 
@@ -392,6 +623,7 @@ impl SessionBackends {
     /// Returns every connection to the pool (reset there), or closes them if `clean` is false.
     pub fn release_all(&mut self, clean: bool) {
         self.used.clear();
+        self.given_back.clear();
         for (_, conn, _) in self.conns.drain(..) {
             self.pools.checkin(conn, clean);
         }
@@ -403,6 +635,32 @@ impl SessionBackends {
         self.clear_state();
         self.login = login;
     }
+}
+
+/// A command dbrouter sent on its own failed.
+pub type ExchangeFailed = crate::backend::pipeline::PipelineError;
+
+/// Reads `LAST_INSERT_ID()` on a connection (one round trip).
+async fn read_last_insert_id(
+    conn: &mut crate::backend::BackendConn,
+    timeout: std::time::Duration,
+) -> Result<u64, ExchangeFailed> {
+    let format = conn.result_format();
+    let packets = exchange(
+        &mut conn.io,
+        b"\x03SELECT LAST_INSERT_ID()",
+        ResponseKind::Query,
+        format,
+        timeout,
+    )
+    .await?;
+    crate::protocol::resultset::single_value(&packets)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .ok_or_else(|| {
+            crate::backend::pipeline::PipelineError::Unexpected(
+                "SELECT LAST_INSERT_ID() did not answer with one number".into(),
+            )
+        })
 }
 
 /// Most distinct session-state statements a session may record for replay.

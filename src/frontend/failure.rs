@@ -131,6 +131,14 @@ impl Failure {
                     addr: addr.clone(),
                     max: *max,
                     waited: *waited,
+                    queue_full: false,
+                },
+                PoolError::QueueFull { addr, max, .. } => ClientError::PoolExhausted {
+                    shard: shard.clone(),
+                    addr: addr.clone(),
+                    max: *max,
+                    waited: std::time::Duration::ZERO,
+                    queue_full: true,
                 },
                 PoolError::Connect(e) => ClientError::BackendUnavailable {
                     shard: shard.clone(),

@@ -51,7 +51,7 @@ impl Killer {
         let master = running.and_then(|(shard, _)| table.shard(shard).map(|s| s.master.clone()));
         if let (Some((_, thread)), Some(addr), Some(login)) = (running, master, target.login()) {
             let (key, opts) = login.pool_login(&addr);
-            match self.pools.checkout(key, &opts).await {
+            match self.pools.checkout(key, &opts, 0).await {
                 Ok(mut conn) => {
                     let verb = if query_only { "QUERY" } else { "CONNECTION" };
                     let statement = format!("\x03KILL {verb} {thread}");

@@ -81,6 +81,8 @@ pub struct Relayed {
     pub status: Option<u16>,
     /// An OK carried a non-zero last insert id.
     pub inserted: bool,
+    /// A terminator reported warnings.
+    pub warned: bool,
 }
 
 /// Relays the response to the command that ended with sequence id `command_seq`, under
@@ -138,6 +140,7 @@ pub async fn relay_response(
                 return Ok(Relayed {
                     status,
                     inserted: scanner.inserted(),
+                    warned: scanner.warned(),
                 })
             }
             Some(Step::LocalInfile) => {

@@ -56,6 +56,7 @@ mod execute;
 mod failover_hold;
 mod local_answers;
 mod login;
+pub mod multiplex;
 pub mod prepared;
 mod route;
 mod state;
@@ -173,6 +174,8 @@ pub(super) struct Session<S: ClientStream = TcpStream> {
     account: Option<AccountSession>,
     /// This session in the router's registry (process list, KILL).
     me: Arc<SessionInfo>,
+    /// Transaction pooling: what ties the session to its backend connections.
+    multiplex: multiplex::Multiplex,
 }
 
 /// Why a batch (`CLIENT_MULTI_STATEMENTS`) or a statement shape is refused.
@@ -280,13 +283,18 @@ pub async fn run_on_stream<S: ClientStream>(
         span,
         account: Some(account),
         me,
+        multiplex: multiplex::Multiplex::default(),
     };
     let end = session.command_loop(drain).await;
     session.ctx.drain.forget(connection_id);
     session.ctx.sessions.forget(connection_id);
     log_end(&session.span, &end);
-    // Connections not mid-response go back to the pool, which resets them.
+    // Connections not mid-response go back to the pool, which resets them (in transaction
+    // pooling a free session's go back as they are: they carry only replayable state).
     let clean = matches!(end, End::ClientQuit | End::Closed(_));
+    if clean && session.is_free() && session.backends.give_back(None).await.is_err() {
+        debug!(parent: &session.span, "a backend connection failed at the session's end");
+    }
     session.backends.release_all(clean);
     if matches!(end, End::Error(ClientError::PacketTooLarge { .. })) {
         // The client may still be writing the refused packet: let it finish (dropping the
@@ -466,7 +474,14 @@ impl<S: ClientStream> Session<S> {
             _ => (Command::Other, &[][..]),
         };
         self.me.begin(command, text, self.last_command);
-        let result = self.dispatch_on(&table, seq, payload).await;
+        let cmd = payload.first().copied().unwrap_or(0);
+        let mut result = match self.before_command(&table, cmd, text, seq).await {
+            Ok(true) => self.dispatch_on(&table, seq, payload).await,
+            other => other.map(drop),
+        };
+        if result.is_ok() {
+            result = self.after_command(seq).await;
+        }
         self.me.end();
         self.table = Some(table);
         result

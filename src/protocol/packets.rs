@@ -169,6 +169,20 @@ pub fn ok_insert_id(payload: &[u8]) -> Option<u64> {
     read_lenenc_int(payload, pos).map(|(id, _)| id)
 }
 
+/// The warning count of an OK packet or a 0xfe-headed terminator (an old-style EOF or an
+/// OK with the 0xfe header); 0 when the packet is too short to say.
+pub fn terminator_warnings(payload: &[u8]) -> u16 {
+    let at = if payload.first() == Some(&EOF_HEADER) && payload.len() < 7 {
+        Some(1)
+    } else {
+        read_lenenc_int(payload, 1)
+            .and_then(|(_, pos)| read_lenenc_int(payload, pos))
+            .map(|(_, pos)| pos + 2)
+    };
+    at.and_then(|at| payload.get(at..at + 2))
+        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+}
+
 /// Sets extra status flags in an OK packet payload in place (the router's view of the
 /// session, e.g. IN_TRANS while BEGIN is pending); false if it is not a whole OK packet.
 pub fn add_ok_status(payload: &mut [u8], flags: u16) -> bool {
@@ -210,6 +224,8 @@ mod tests {
         assert_eq!(ok_status(&p), Some(0x0003));
         assert_eq!(read_lenenc_int(&p, 1), Some((300, 4)));
         assert_eq!(ok_insert_id(&p), Some(70_000));
+        assert_eq!(terminator_warnings(&p), 2);
+        assert_eq!(terminator_warnings(&[EOF_HEADER, 3, 0, 2, 0]), 3);
         let mut q = p.clone();
         assert!(add_ok_status(&mut q, 0x0001));
         assert_eq!(ok_status(&q), Some(0x0003));

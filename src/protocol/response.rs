@@ -7,7 +7,7 @@ use mysql_common::constants::{CapabilityFlags, MariadbCapabilities};
 
 use super::packets::{
     eof_status, is_eof, is_ok_terminator, ok_insert_id, ok_status, read_lenenc_int,
-    terminator_status, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
+    terminator_status, terminator_warnings, ERR_HEADER, LOCAL_INFILE_HEADER, OK_HEADER,
 };
 
 /// SERVER_MORE_RESULTS_EXISTS: another result follows this one.
@@ -20,6 +20,8 @@ pub const SERVER_STATUS_IN_TRANS: u16 = 0x0001;
 pub const SERVER_STATUS_AUTOCOMMIT: u16 = 0x0002;
 /// Status flag: the open transaction is read only.
 pub const SERVER_STATUS_IN_TRANS_READONLY: u16 = 0x2000;
+/// Status flag: the OK carries session-state changes (CLIENT_SESSION_TRACK).
+pub const SERVER_SESSION_STATE_CHANGED: u16 = 0x4000;
 
 /// The shape of the response a command gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +128,9 @@ pub struct ResponseTracker {
     /// An OK of this response carried a last insert id (the statement generated an
     /// AUTO_INCREMENT value): `LAST_INSERT_ID()` now answers on this connection.
     inserted: bool,
+    /// A terminator of this response reported warnings (`SHOW WARNINGS` now answers with
+    /// them on this connection).
+    warned: bool,
 }
 
 impl ResponseTracker {
@@ -144,12 +149,18 @@ impl ResponseTracker {
             state,
             format,
             inserted: false,
+            warned: false,
         }
     }
 
     /// Whether an OK of this response carried a non-zero last insert id.
     pub fn inserted(&self) -> bool {
         self.inserted
+    }
+
+    /// Whether a terminator of this response reported warnings.
+    pub fn warned(&self) -> bool {
+        self.warned
     }
 
     /// Feeds one logical packet. `head` is its payload, or at least its first byte when
@@ -200,6 +211,7 @@ impl ResponseTracker {
             State::ResultStart => match first {
                 OK_HEADER => {
                     self.inserted |= ok_insert_id(head).is_some_and(|id| id != 0);
+                    self.warned |= terminator_warnings(head) != 0;
                     Ok(self.after_terminator(ok_status(head)))
                 }
                 ERR_HEADER => Ok(Step::Done { status: None }),
@@ -255,7 +267,10 @@ impl ResponseTracker {
                 // With CLIENT_DEPRECATE_EOF an opened cursor is also reported here, by the
                 // packet right after the metadata (its status has no MORE_RESULTS: done).
                 match self.rows_end(head, first, len) {
-                    Some(status) => Ok(self.after_terminator(status)),
+                    Some(status) => {
+                        self.warned |= terminator_warnings(head) != 0;
+                        Ok(self.after_terminator(status))
+                    }
                     None => Ok(Step::Continue),
                 }
             }

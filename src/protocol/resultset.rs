@@ -9,6 +9,21 @@ use mysql_common::constants::ColumnType;
 use super::packets::{ok_packet, put_lenenc_int, EOF_HEADER};
 use super::response::{ResultFormat, SERVER_STATUS_AUTOCOMMIT};
 
+/// The one value of a text result set with one column and one row (a whole response:
+/// count, definition, rows, terminators); None for NULL or any other shape.
+pub fn single_value<P: AsRef<[u8]>>(packets: &[P]) -> Option<&[u8]> {
+    if packets.len() < 4 || packets.first()?.as_ref().first() != Some(&1) {
+        return None;
+    }
+    let row = packets.get(packets.len() - 2)?.as_ref();
+    if row.first() == Some(&0xfb) {
+        return None;
+    }
+    let (len, at) = super::packets::read_lenenc_int(row, 0)?;
+    let end = at.checked_add(usize::try_from(len).ok()?)?;
+    (end == row.len()).then(|| &row[at..end])
+}
+
 /// utf8mb4_general_ci, the collation of every column dbrouter returns.
 const UTF8MB4_GENERAL_CI: u16 = 45;
 

@@ -45,6 +45,11 @@ impl ResponseScanner {
         self.tracker.inserted()
     }
 
+    /// Whether a terminator of this response reported warnings.
+    pub fn warned(&self) -> bool {
+        self.tracker.warned()
+    }
+
     /// A scanner for the response to a command whose last packet had `command_seq`, on a
     /// connection whose result sets are framed as `format`.
     pub fn new(kind: ResponseKind, format: ResultFormat, command_seq: u8) -> Self {

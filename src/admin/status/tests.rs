@@ -36,6 +36,8 @@ fn sample() -> Status {
             uptime_seconds: 4000,
             client_connections: 3,
             held_statements: 0,
+            pool_mode: "transaction".into(),
+            pinned_sessions: [("temporary_table", 2)].into_iter().collect(),
             generated_at_ms: 1_795_000_000_000,
         },
         topology: TopologyStatusView {
@@ -58,6 +60,7 @@ fn sample() -> Status {
             pool: PoolStatus {
                 in_use: 1,
                 idle: 2,
+                waiting: 4,
                 max: 10,
             },
         }],

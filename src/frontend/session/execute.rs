@@ -188,6 +188,17 @@ impl<S: ClientStream> Session<S> {
                 }
             }
         }
+        if self.multiplex.reads_insert_id {
+            // Transaction pooling: this connection may have served others since.
+            if let Err(source) = self.backends.align_last_insert_id(shard).await {
+                let shard_name = table.shard_name(shard).to_string();
+                let failure = Failure::Replay {
+                    shard: shard_name,
+                    source,
+                };
+                return Err(self.backend_failed(shard, seq, failure).await);
+            }
+        }
         // KILL QUERY / KILL CONNECTION of this session go to this backend thread.
         let thread = self.backends.thread_id(shard);
         self.me.set_running(thread.map(|t| (shard, u64::from(t))));
@@ -218,10 +229,14 @@ impl<S: ClientStream> Session<S> {
         )
         .await
         {
-            Ok(Relayed { status, inserted }) => {
+            Ok(relayed) => {
+                let Relayed {
+                    status, inserted, ..
+                } = relayed;
                 if inserted {
                     self.tx.inserted_on(shard);
                 }
+                self.after_relay(shard, &relayed, payload.get(1..).unwrap_or_default());
                 if let Some(status) = status {
                     self.note_status(table, shard, status);
                 }

@@ -103,6 +103,7 @@ pub(super) async fn connection_phase(
     let global = table.global_shard();
     let mut backends = SessionBackends::new(
         Arc::clone(&ctx.pools),
+        config.pool.mode,
         config.timeouts.backend_read(),
         login_state(&login, identity),
     );
@@ -116,7 +117,11 @@ pub(super) async fn connection_phase(
     let ok = login_ok(&mut backends, global, config.timeouts.backend_read()).await;
     // The login checked the database; a session with no state yet needs no backend
     // connection until its first statement. Idle clients (10 000 of them are normal) then
-    // hold none, and the pool lends it to whoever needs it.
+    // hold none, and the pool lends it to whoever needs it (in transaction pooling as it
+    // is: it carries a fresh login's state).
+    if backends.give_back(None).await.is_err() {
+        backends.release_all(false);
+    }
     backends.release_all(true);
     client.queue(seq, &ok);
     client.flush().await.map_err(End::ClientGone)?;

@@ -21,6 +21,7 @@ enum Head<'a> {
     Execute(ExecuteHead<'a>),
     Bulk(BulkHead<'a>),
 }
+use crate::config::PoolMode;
 use crate::protocol::packets::{ok_packet, ERR_HEADER};
 use crate::protocol::response::{ResponseKind, SERVER_STATUS_CURSOR_EXISTS};
 use crate::router::key::{self, KeyRef, StatementKind};
@@ -134,6 +135,12 @@ impl Statements {
             last: None,
             held_user: None,
         }
+    }
+
+    /// Whether an EXECUTE left a cursor open (the session is tied to its connection
+    /// until the statement is reset, closed or executed again without one).
+    pub fn has_cursor(&self) -> bool {
+        self.map.values().any(|s| s.cursor_shard.is_some())
     }
 
     /// Forgets every statement (COM_RESET_CONNECTION, COM_CHANGE_USER): the backend
@@ -278,6 +285,7 @@ impl<S: ClientStream> Session<S> {
             };
             return self.reply_error(seq, err).await;
         }
+        self.cache_statement(target, payload, backend_id).await;
         let id = self.statements.next_id;
         // Never 0, never LAST_STATEMENT.
         self.statements.next_id = match self.statements.next_id.wrapping_add(1) {
@@ -339,6 +347,34 @@ impl<S: ClientStream> Session<S> {
         }
         let id = packets.first().and_then(|p| stmt_id(p)).unwrap_or(0);
         Ok(Some((id, packets)))
+    }
+
+    /// The id of `prepare` in the statement cache of the session's connection to `shard`
+    /// (transaction pooling), prepared under the session's state.
+    fn cached_statement(&mut self, shard: ShardId, prepare: &[u8]) -> Option<u32> {
+        let state = self.backends.fingerprint();
+        let conn = self.backends.pooled(shard)?;
+        conn.conn.carried.statements.get(state, prepare)
+    }
+
+    /// Records a statement just prepared on the session's connection to `shard` in that
+    /// connection's cache (transaction pooling), closing what it pushes out.
+    async fn cache_statement(&mut self, shard: ShardId, prepare: &[u8], id: u32) {
+        if self.backends.mode() != PoolMode::Transaction {
+            return;
+        }
+        let state = self.backends.fingerprint();
+        let Some(conn) = self.backends.pooled(shard) else {
+            return;
+        };
+        let evicted = conn.conn.carried.statements.insert(state, prepare, id);
+        for old in evicted {
+            let mut close = vec![COM_STMT_CLOSE];
+            close.extend_from_slice(&old.to_le_bytes());
+            conn.conn.io.queue(0, &close);
+        }
+        // A failure here shows on the next command.
+        let _ = conn.conn.io.flush().await;
     }
 
     async fn close_on(&mut self, table: &RoutingTable, shard: ShardId, backend_id: u32) {
@@ -542,6 +578,10 @@ impl<S: ClientStream> Session<S> {
             Err(e) => return self.reply_error(seq, e).await,
         };
         let shard = plan.shard;
+        if self.backends.mode() == PoolMode::Transaction {
+            let text = plan.prepare.get(1..).unwrap_or_default();
+            self.multiplex.reads_insert_id = local::mentions_last_insert_id(text);
+        }
         // Hold for a switching shard first, and settle the connection (a new master means
         // a new connection), so the statement copy looked up next is one that exists.
         let (reloaded, retried);
@@ -567,12 +607,26 @@ impl<S: ClientStream> Session<S> {
             .map
             .get(&client_id)
             .and_then(|s| s.backend(shard, generation));
+        if self.backends.mode() == PoolMode::Transaction {
+            // The connection's own cache says which statements live on it (another
+            // session may have had one closed since this session's last execute here),
+            // and a copy there may be another session's: its parameter types unknown.
+            plan.backend = self
+                .cached_statement(shard, &plan.prepare)
+                .map(|id| BackendStmt {
+                    shard,
+                    generation: generation.unwrap_or(0),
+                    id,
+                    types_sent: false,
+                });
+        }
         let backend = match plan.backend {
             Some(b) => b,
             None => {
                 let Some((id, _)) = self.prepare_on(table, shard, &plan.prepare, seq).await? else {
                     return Ok(());
                 };
+                self.cache_statement(shard, &plan.prepare, id).await;
                 let b = BackendStmt {
                     shard,
                     generation: self.backends.generation(shard).unwrap_or(0),
@@ -629,6 +683,7 @@ impl<S: ClientStream> Session<S> {
             if let Some(b) = stmt.backends.iter_mut().find(|b| b.shard == shard) {
                 b.types_sent |= plan.types.is_some();
             }
+
             if let Some(status) = status {
                 stmt.cursor_shard = (status & SERVER_STATUS_CURSOR_EXISTS != 0).then_some(shard);
             }
@@ -706,12 +761,17 @@ impl<S: ClientStream> Session<S> {
             .await
     }
 
-    /// COM_STMT_CLOSE: on every shard copy (no response, as on MySQL).
+    /// COM_STMT_CLOSE: on every shard copy (no response, as on MySQL). In transaction
+    /// pooling the copies belong to their connections' caches, shared with other
+    /// sessions: they stay.
     pub(super) async fn close_statement(&mut self, payload: &[u8]) -> Result<(), End> {
         let client_id = stmt_id(payload).unwrap_or(0);
         let Some(stmt) = self.statements.map.remove(&client_id) else {
             return Ok(());
         };
+        if self.backends.mode() == PoolMode::Transaction {
+            return Ok(());
+        }
         for b in stmt.backends {
             if self.backends.generation(b.shard) != Some(b.generation) {
                 continue;

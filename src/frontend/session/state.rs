@@ -111,6 +111,7 @@ impl<S: ClientStream> Session<S> {
                 self.statements.clear();
                 self.tx.reset();
                 self.pin = None;
+                self.multiplex.unpin();
             }
             Some(COM_QUERY) => {
                 let sql = &payload[1..];
@@ -176,6 +177,7 @@ impl<S: ClientStream> Session<S> {
         self.statements.clear();
         self.tx.reset();
         self.pin = None;
+        self.multiplex.unpin();
         self.status = SERVER_STATUS_AUTOCOMMIT;
         let global = table.global_shard();
         self.current = global;
