@@ -232,13 +232,15 @@ async fn backend_dying_mid_result_gives_a_clear_error() {
     drop(result);
     drop(c);
 
-    // The bystander's backend link was cut too: it gets a clear error on next use, not a hang.
+    // The bystander's backend link was cut too: it gets a clear error on next use, not a
+    // hang — 1158 for the connection it held (session pooling), or 1053 for the one it
+    // cannot get (transaction pooling gave its connection back after its statement).
     let err = tokio::time::timeout(Duration::from_secs(20), bystander.query_drop("SELECT 1"))
         .await
         .expect("no hang")
         .unwrap_err();
     if let mysql_async::Error::Server(e) = &err {
-        assert_eq!(e.code, 1158, "{e:?}");
+        assert!([1158, 1053].contains(&e.code), "{e:?}");
     }
     router.assert_alive();
     // With the backend unreachable, a new login gets the retryable unavailability error.

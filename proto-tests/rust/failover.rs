@@ -412,7 +412,8 @@ async fn a_master_out_of_connections_makes_logins_wait_for_a_free_one() {
         &cluster,
         root,
         &url,
-        "\n[pool]\nmax_per_shard = 50\nmax_idle_per_shard = 0\nwait_ms = 4000\n\n[health]\ninterval_ms = 0\n",
+        // Session pooling: the holder keeps its connection while idle.
+        "\n[pool]\nmode = \"session\"\nmax_per_shard = 50\nmax_idle_per_shard = 0\nwait_ms = 4000\n\n[health]\ninterval_ms = 0\n",
     );
     // Keyless statements run on the global shard (shard2 here): the holder keeps a
     // connection to its master.

@@ -12,14 +12,15 @@ use mysql_async::{Conn, Row, Value};
 use crate::harness::*;
 
 /// A router in transaction pooling with `max` backend connections, as the private
-/// service account `svc` (so that its backend connections can be counted).
+/// service account `svc` (so that its backend connections can be counted; no health
+/// checker, whose probes would count too).
 async fn router(svc: &str, max: usize, wait_ms: u64) -> TestRouter {
     fresh_service_user(svc).await;
     let settings = RouterSettings {
         service_user: svc.into(),
         service_password: "svc-secret".into(),
         sharding: format!(
-            "[sharding]\nunlisted_tables = \"global\"\n\n[pool]\nmode = \"transaction\"\nmax_per_shard = {max}\nwait_ms = {wait_ms}\n"
+            "[sharding]\nunlisted_tables = \"global\"\n\n[pool]\nmode = \"transaction\"\nmax_per_shard = {max}\nwait_ms = {wait_ms}\n\n[health]\ninterval_ms = 0\n"
         ),
         ..Default::default()
     };

@@ -32,6 +32,18 @@ fn rewrite(router: &TestRouter, edit: impl FnOnce(String) -> String) {
     std::fs::write(&router.config_path, edit(text)).unwrap();
 }
 
+/// `text` with `keys` in its `[pool]` table (added when it has none: the harness may
+/// have written one with the pool mode).
+fn with_pool(text: String, keys: &str) -> String {
+    match text.find("\n[pool]\n") {
+        Some(at) => {
+            let end = at + "\n[pool]\n".len();
+            format!("{}{keys}\n{}", &text[..end], &text[end..])
+        }
+        None => format!("{text}\n[pool]\n{keys}\n"),
+    }
+}
+
 fn hup(router: &TestRouter) {
     let st = Command::new("kill")
         .args(["-HUP", &router.pid().to_string()])
@@ -103,9 +115,10 @@ async fn sighup_applies_accounts_limits_and_pools_while_clients_stay_connected()
     assert!(e.to_string().contains("1045"), "{e}");
 
     rewrite(&router, |t| {
-        t.replace("max_connections = 100", "max_connections = 3")
-            + NEWBIE
-            + "\n[pool]\nmax_per_shard = 7\nmax_idle_per_shard = 1\n"
+        with_pool(
+            t.replace("max_connections = 100", "max_connections = 3") + NEWBIE,
+            "max_per_shard = 7\nmax_idle_per_shard = 1",
+        )
     });
     hup(&router);
     let s = wait_reloads(&admin, 1).await;
@@ -175,7 +188,7 @@ async fn a_broken_config_is_refused_whole_and_the_previous_one_stays() {
     let (router, admin) = start("", Some("debug"));
     let mut open = router.app_conn(None).await;
     // A new account and a field error in one file: nothing of it applies.
-    rewrite(&router, |t| t + NEWBIE + "\n[pool]\nmax_per_shard = 0\n");
+    rewrite(&router, |t| with_pool(t + NEWBIE, "max_per_shard = 0"));
     hup(&router);
     let s = wait_reloads(&admin, 1).await;
     let last = &s["config"]["last"];

@@ -568,9 +568,10 @@ async fn hints_pins_overrides_and_the_route_query() {
 #[tokio::test]
 async fn exhausted_pool_gives_a_retryable_error() {
     let router = TestRouter::start(two_shards(&format!(
-        "{SHARDING}\n[pool]\nmax_per_shard = 1\nwait_ms = 300\n"
+        "{SHARDING}\n[pool]\nmode = \"session\"\nmax_per_shard = 1\nwait_ms = 300\n"
     )));
-    // A session holds a backend connection from its first statement on.
+    // A session holds a backend connection from its first statement on (session pooling;
+    // multiplex.rs tests the wait in transaction pooling).
     let mut holder = router.app_conn(Some("app")).await;
     holder.query_drop("SELECT 1").await.unwrap();
     let started = std::time::Instant::now();

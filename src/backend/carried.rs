@@ -18,6 +18,10 @@ pub struct Carried {
     /// Fingerprint of the session state replayed on it ([`StateFingerprint`]); 0 is a
     /// fresh login's (database and collation of its pool key, nothing set).
     pub state: u64,
+    /// A session changed its current database (`USE`): COM_RESET_CONNECTION keeps it, so
+    /// a connection whose pool key has no database cannot be brought back to a fresh
+    /// login's state and is closed instead of reset.
+    pub database_changed: bool,
     /// `LAST_INSERT_ID()` on the connection, when known (0 after a login or a reset).
     pub last_insert_id: Option<u64>,
     /// Statements prepared on it.
@@ -29,6 +33,7 @@ impl Carried {
     pub fn fresh() -> Self {
         Carried {
             state: 0,
+            database_changed: false,
             last_insert_id: Some(0),
             statements: StatementCache::default(),
         }

@@ -147,11 +147,46 @@ struct MasterPool {
     slots: Arc<Slots>,
     idle: HashMap<PoolKey, Vec<Idle>>,
     idle_count: usize,
-    /// Woken (one waiter at a time, in arrival order) when a connection comes back or a
-    /// slot frees.
+    /// Woken (one waiter at a time) when a slot frees: a connection closed.
     freed: Arc<Notify>,
+    /// Checkouts waiting for a connection given back, in arrival order.
+    queue: std::collections::VecDeque<Waiter>,
     /// Checkouts waiting now.
     waiting: usize,
+}
+
+/// A checkout in a master's queue: a connection of its key given back is sent to it.
+struct Waiter {
+    key: PoolKey,
+    handoff: tokio::sync::oneshot::Sender<Idle>,
+}
+
+/// This checkout's place in the queue.
+struct Queued<'a> {
+    waiting: Waiting<'a>,
+    /// None while it is being put back in the queue.
+    handoff: Option<tokio::sync::oneshot::Receiver<Idle>>,
+}
+
+/// An idle or handed-over connection made the caller's: registered with its thread's
+/// runtime; None when its server closed it meanwhile (seen without a round trip).
+fn lend(idle: Idle, key: &PoolKey) -> Option<PooledConn> {
+    match idle.conn.bring_home() {
+        Ok(conn) if conn.io.looks_closed() => {
+            crate::metrics::pool_discarded(&key.addr);
+            None
+        }
+        Ok(mut conn) => {
+            conn.uses += 1;
+            Some(PooledConn {
+                conn,
+                key: key.clone(),
+                _permit: idle.permit,
+            })
+        }
+        // Closed; its slot is free again (the permit was dropped with it).
+        Err(_) => None,
+    }
 }
 
 /// All pools of this process.
@@ -188,6 +223,10 @@ impl Pools {
 
     fn with_master<T>(&self, addr: &str, f: impl FnOnce(&mut MasterPool) -> T) -> T {
         let mut masters = self.masters.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up without building a key: this runs several times per statement.
+        if let Some(pool) = masters.get_mut(addr) {
+            return f(pool);
+        }
         let pool = masters
             .entry(addr.to_string())
             .or_insert_with(|| MasterPool {
@@ -195,6 +234,7 @@ impl Pools {
                 idle: HashMap::new(),
                 idle_count: 0,
                 freed: Arc::new(Notify::new()),
+                queue: std::collections::VecDeque::new(),
                 waiting: 0,
             });
         f(pool)
@@ -204,8 +244,10 @@ impl Pools {
     /// carries the session state `state` and lives on the calling thread), else a new
     /// login with `login` (whose database, collation and capabilities must match the
     /// key). When the master's slots are all taken, an idle connection of another key is
-    /// closed to make room, or the checkout waits in the master's queue — for a slot, or
-    /// for a connection of its key to come back — up to the pool's wait time.
+    /// closed to make room, or the checkout waits in the master's queue up to the pool's
+    /// wait time: a connection of its key given back goes straight to the first checkout
+    /// waiting for that key, and a freed slot (a connection closed) wakes the waiters to
+    /// open one. While checkouts of its key wait, a new one queues behind them.
     pub async fn checkout(
         &self,
         key: PoolKey,
@@ -216,82 +258,85 @@ impl Pools {
         let (slots, freed) = self.with_master(&key.addr, |pool| {
             (Arc::clone(&pool.slots), Arc::clone(&pool.freed))
         });
-        let mut waiting: Option<Waiting<'_>> = None;
+        let mut queued: Option<Queued<'_>> = None;
         // The server's last "too many connections", reported if the wait runs out.
         let mut refused = None;
+        let mut refused_now = false;
         loop {
-            // Registered before looking, so that a connection coming back between the
-            // look and the wait is not missed.
+            // Registered before looking, so that a slot freed between the look and the
+            // wait is not missed.
             let notified = freed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(idle) = self.take_idle(&key, state) {
-                match idle.conn.bring_home() {
-                    // Its server closed it while it idled (KILL, wait_timeout, a restart):
-                    // seen without a round trip, never lent out to fail a statement.
-                    Ok(conn) if conn.io.looks_closed() => {
-                        crate::metrics::pool_discarded(&key.addr);
-                        continue;
+            let ahead = queued.is_none()
+                && self.with_master(&key.addr, |pool| {
+                    pool.queue
+                        .iter()
+                        .any(|w| w.key == key && !w.handoff.is_closed())
+                });
+            if !ahead {
+                if let Some(idle) = self.take_idle(&key, state) {
+                    match lend(idle, &key) {
+                        Some(conn) => return Ok(conn),
+                        None => continue,
                     }
-                    Ok(mut conn) => {
-                        conn.uses += 1;
-                        return Ok(PooledConn {
-                            conn,
-                            key,
-                            _permit: idle.permit,
-                        });
-                    }
-                    // Closed; its slot is free again (the permit was dropped with it).
-                    Err(_) => continue,
                 }
-            }
-            let permit = match slots.try_acquire() {
-                Some(permit) => Some(Slot {
-                    _permit: permit,
-                    freed: Arc::clone(&freed),
-                }),
-                None => self.evict_idle(&key.addr),
-            };
-            if let Some(permit) = permit {
-                let tls = self.tls.as_deref();
-                let connected = match connect(&key.addr, login, limits.connect_timeout, tls).await {
-                    // The global sql_mode and the login character set decide how the
-                    // session's statements are read on it.
-                    Ok(mut conn) => learn_dialect(&mut conn, limits.connect_timeout)
-                        .await
-                        .map(|()| conn),
-                    Err(e) => Err(e),
+                let permit = match slots.try_acquire() {
+                    Some(permit) => Some(Slot {
+                        _permit: permit,
+                        freed: Arc::clone(&freed),
+                    }),
+                    None => self.evict_idle(&key.addr),
                 };
-                match connected {
-                    Ok(mut conn) => {
-                        conn.uses = 1;
-                        return Ok(PooledConn {
-                            conn,
-                            key,
-                            _permit: permit,
-                        });
+                if let Some(permit) = permit {
+                    let tls = self.tls.as_deref();
+                    let connected =
+                        match connect(&key.addr, login, limits.connect_timeout, tls).await {
+                            // The global sql_mode and the login character set decide how the
+                            // session's statements are read on it.
+                            Ok(mut conn) => learn_dialect(&mut conn, limits.connect_timeout)
+                                .await
+                                .map(|()| conn),
+                            Err(e) => Err(e),
+                        };
+                    match connected {
+                        Ok(mut conn) => {
+                            conn.uses = 1;
+                            return Ok(PooledConn {
+                                conn,
+                                key,
+                                _permit: permit,
+                            });
+                        }
+                        // The server is out of connections (its limits, shared with other
+                        // clients, are below pool.max_per_shard): as good as an exhausted
+                        // pool, so wait for a connection to come free, up to pool.wait_ms.
+                        Err(e) if out_of_connections(&e) => {
+                            drop(permit);
+                            refused = Some(e);
+                            refused_now = true;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    // The server is out of connections (its limits, shared with other
-                    // clients, are below pool.max_per_shard): as good as an exhausted pool,
-                    // so wait for a connection to come free, up to pool.wait_ms.
-                    Err(e) if out_of_connections(&e) => {
-                        drop(permit);
-                        refused = Some(e);
-                    }
-                    Err(e) => return Err(e.into()),
                 }
             }
-            let since = match &waiting {
-                Some(w) => w.since,
+            let q = match &mut queued {
+                Some(q) => q,
                 None => {
-                    let queued = self.with_master(&key.addr, |pool| {
+                    let (handoff, wait) = tokio::sync::oneshot::channel();
+                    let admitted = self.with_master(&key.addr, |pool| {
                         if pool.waiting >= limits.max_waiting {
                             return Err(pool.waiting);
                         }
                         pool.waiting += 1;
+                        pool.queue.retain(|w| !w.handoff.is_closed());
+                        pool.queue.push_back(Waiter {
+                            key: key.clone(),
+                            handoff,
+                        });
                         Ok(())
                     });
-                    if let Err(queue) = queued {
+                    if let Err(queue) = admitted {
                         crate::metrics::pool_exhausted(&key.addr);
                         return Err(PoolError::QueueFull {
                             addr: key.addr.clone(),
@@ -300,27 +345,19 @@ impl Pools {
                         });
                     }
                     crate::metrics::pool_wait(&key.addr);
-                    let now = tokio::time::Instant::now();
-                    waiting = Some(Waiting {
-                        pools: self,
-                        addr: key.addr.clone(),
-                        since: now,
-                    });
-                    now
+                    queued.insert(Queued {
+                        waiting: Waiting {
+                            pools: self,
+                            addr: key.addr.clone(),
+                            since: tokio::time::Instant::now(),
+                        },
+                        handoff: Some(wait),
+                    })
                 }
             };
-            let deadline = since + limits.wait;
-            // A slot frees when a connection closes; a connection of our key comes back
-            // when a session gives it back (after its reset in session pooling). Either
-            // wakes the first waiter; a server refusing new logins is tried again soon.
-            let wake = if refused.is_some() {
-                deadline.min(tokio::time::Instant::now() + Duration::from_millis(20))
-            } else {
-                deadline
-            };
-            if tokio::time::timeout_at(wake, notified).await.is_err()
-                && tokio::time::Instant::now() >= deadline
-            {
+            let deadline = q.waiting.since + limits.wait;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 if let Some(e) = refused {
                     return Err(e.into());
                 }
@@ -330,6 +367,37 @@ impl Pools {
                     max: slots.max(),
                     waited: limits.wait,
                 });
+            }
+            // A server that refused a new login just now is tried again in a moment (the
+            // slot this checkout just freed must not wake it at once).
+            let retry_soon = std::mem::take(&mut refused_now);
+            let wake = if retry_soon {
+                deadline.min(now + Duration::from_millis(20))
+            } else {
+                deadline
+            };
+            let handed = async {
+                match q.handoff.as_mut() {
+                    Some(rx) => rx.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                idle = handed => {
+                    q.handoff = None;
+                    if let Some(conn) = idle.and_then(|idle| lend(idle, &key)) {
+                        return Ok(conn);
+                    }
+                    // Closed meanwhile: back in the queue, at its end.
+                    let (handoff, wait) = tokio::sync::oneshot::channel();
+                    self.with_master(&key.addr, |pool| {
+                        pool.queue.push_back(Waiter { key: key.clone(), handoff })
+                    });
+                    q.handoff = Some(wait);
+                }
+                () = &mut notified, if !retry_soon => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
         }
     }
@@ -358,32 +426,55 @@ impl Pools {
     }
 
     /// Takes a connection back from a session in transaction pooling, with the session
-    /// state it carries (no reset): kept for the next checkout at once, and the first
-    /// checkout waiting for one is woken.
+    /// state it carries (no reset): handed to the first checkout waiting for its key, or
+    /// kept for the next one.
     pub fn give_back(&self, conn: PooledConn) {
         let PooledConn {
             conn,
             key,
             _permit: permit,
         } = conn;
+        // Idle ones are bounded by the connections allowed (in use plus idle), which a
+        // shrinking reload may have lowered: the surplus closes.
+        let max = self.limits.load().max_per_master;
+        self.put_back(key, conn, permit, max);
+    }
+
+    /// A connection coming back: to the first checkout waiting for its key; closed when
+    /// only checkouts of other keys wait (its slot is theirs then) or `max_idle` are idle;
+    /// else kept idle.
+    fn put_back(&self, key: PoolKey, conn: BackendConn, permit: Slot, max_idle: usize) {
         let addr = key.addr.clone();
-        let kept = self.with_master(&addr, |pool| {
-            // Idle ones are bounded by the connections allowed (in use plus idle), which
-            // a shrinking reload may have lowered: the surplus closes.
-            if pool.idle_count >= self.limits.load().max_per_master {
-                return None;
+        let mut idle = Idle {
+            conn,
+            since: Instant::now(),
+            permit,
+        };
+        self.with_master(&addr, |pool| {
+            let mut at = 0;
+            while at < pool.queue.len() {
+                if pool.queue[at].handoff.is_closed() {
+                    pool.queue.remove(at);
+                    continue;
+                }
+                if pool.queue[at].key != key {
+                    at += 1;
+                    continue;
+                }
+                let Some(waiter) = pool.queue.remove(at) else {
+                    break;
+                };
+                match waiter.handoff.send(idle) {
+                    Ok(()) => return,
+                    Err(back) => idle = back,
+                }
+            }
+            if !pool.queue.is_empty() || pool.idle_count >= max_idle {
+                return; // dropped: closed, and its slot freed for the waiters
             }
             pool.idle_count += 1;
-            pool.idle.entry(key).or_default().push(Idle {
-                conn,
-                since: Instant::now(),
-                permit,
-            });
-            Some(Arc::clone(&pool.freed))
+            pool.idle.entry(key).or_default().push(idle);
         });
-        if let Some(freed) = kept {
-            freed.notify_one();
-        }
     }
 
     /// A fresh-enough idle connection for exactly this key: the newest one that carries
@@ -447,22 +538,8 @@ impl Pools {
                 tracing::debug!(addr = %key.addr, error = %e, "reset failed; connection closed");
                 return;
             }
-            let addr = key.addr.clone();
-            let kept = pools.with_master(&addr, |pool| {
-                if pool.idle_count >= pools.limits.load().max_idle_per_master {
-                    return None;
-                }
-                pool.idle_count += 1;
-                pool.idle.entry(key).or_default().push(Idle {
-                    conn,
-                    since: Instant::now(),
-                    permit,
-                });
-                Some(Arc::clone(&pool.freed))
-            });
-            if let Some(freed) = kept {
-                freed.notify_one();
-            }
+            let max_idle = pools.limits.load().max_idle_per_master;
+            pools.put_back(key, conn, permit, max_idle);
         });
     }
 

@@ -292,10 +292,31 @@ impl SessionBackends {
             .iter()
             .find(|(s, _, _)| *s == shard)
             .and_then(|&(_, serial, uses)| self.pools.take_back(&key, serial, uses));
-        let conn = match back {
+        let mut conn = match back {
             Some(conn) => Ok(conn),
-            None => self.pools.checkout(key, &login, self.fingerprint).await,
+            None => {
+                self.pools
+                    .checkout(key.clone(), &login, self.fingerprint)
+                    .await
+            }
         };
+        // One that would need a reset it cannot have (another session's USE on a login
+        // without a database) is closed, and another one taken.
+        for _ in 0..MAX_UNRESETTABLE {
+            match &conn {
+                Ok(c)
+                    if c.conn.carried.state != self.fingerprint
+                        && c.conn.carried.database_changed
+                        && key.database.is_none() =>
+                {
+                    conn = self
+                        .pools
+                        .checkout(key.clone(), &login, self.fingerprint)
+                        .await;
+                }
+                _ => break,
+            }
+        }
         let mut conn = conn.map_err(|source| {
             let failure = Failure::Checkout {
                 shard: info.name.clone(),
@@ -346,6 +367,7 @@ impl SessionBackends {
             conn.conn.carried = crate::backend::carried::Carried::fresh();
         }
         conn.conn.carried.state = self.fingerprint;
+        conn.conn.carried.database_changed = self.current_db.is_some();
         Ok(conn)
     }
 
@@ -441,6 +463,28 @@ impl SessionBackends {
                 self.last_insert_ids.push((shard, value));
             }
         }
+        self.return_all();
+        Ok(captured)
+    }
+
+    /// Session pooling: gives the connections back (carrying the session's state) while
+    /// the session has run nothing but session state on them (`SET`, `USE`): a client
+    /// that logs in and sets its driver's defaults holds no backend connection until its
+    /// first statement, which takes one carrying that state (the same one, if nobody used
+    /// it since).
+    pub fn give_back_unused(&mut self) {
+        if self.mode == PoolMode::Session && self.used.is_empty() && !self.conns.is_empty() {
+            self.return_all();
+        }
+    }
+
+    /// Whether a statement beyond session state ran on a connection the session holds.
+    pub fn has_used(&self) -> bool {
+        !self.used.is_empty()
+    }
+
+    /// Every connection back to the pool as it is, each remembered for a take-back.
+    fn return_all(&mut self) {
         self.given_back.clear();
         self.used.clear();
         for (shard, conn, _) in self.conns.drain(..) {
@@ -448,7 +492,6 @@ impl SessionBackends {
                 .push((shard, conn.conn.serial, conn.conn.uses));
             self.pools.give_back(conn);
         }
-        Ok(captured)
     }
 
     /// Takes back the connection to `shard` the session gave back last, if nobody used it
@@ -540,6 +583,7 @@ impl SessionBackends {
         };
         for (_, conn, _) in &mut self.conns {
             conn.conn.carried.state = self.fingerprint;
+            conn.conn.carried.database_changed = self.current_db.is_some();
         }
     }
 
@@ -662,6 +706,10 @@ async fn read_last_insert_id(
             )
         })
 }
+
+/// Connections closed in a row because they could not be reset, before the next one is
+/// taken as it is (its reset then fails with a clear error).
+const MAX_UNRESETTABLE: usize = 8;
 
 /// Most distinct session-state statements a session may record for replay.
 pub const MAX_REPLAY: usize = 256;

@@ -1,5 +1,7 @@
 //! Transaction pooling, the session's side (`pool.mode = "transaction"`; docs/sharding.md,
-//! "Pool modes"). After each command the session gives its backend connections back
+//! "Pool modes"), and in session pooling the connections of a session that has run
+//! nothing but session state so far (given back too: a client that only set its
+//! driver's defaults holds none). After each command the session gives its backend connections back
 //! unless something ties it to them: an open transaction (the server's IN_TRANS flag),
 //! `LOCK TABLES`, an open cursor, or state that cannot follow it to another connection
 //! ([`Pin`], for the rest of the session). What can follow it does: the replayable state
@@ -211,6 +213,13 @@ impl<S: ClientStream> Session<S> {
         seq: u8,
     ) -> Result<bool, End> {
         if self.backends.mode() != PoolMode::Transaction {
+            // Session pooling: only a session that has run nothing but session state
+            // gives its connections back (`after_command`), unless that state pins.
+            if !self.backends.has_used() && (cmd == COM_QUERY || cmd == COM_STMT_PREPARE) {
+                if let Some(why) = pin_for(text, self.dialect) {
+                    self.multiplex.pin(why);
+                }
+            }
             return Ok(true);
         }
         self.multiplex.reads_insert_id = local::mentions_last_insert_id(text);
@@ -293,6 +302,9 @@ impl<S: ClientStream> Session<S> {
     /// session is free, after reading what the last statement left for the next one.
     pub(super) async fn after_command(&mut self, seq: u8) -> Result<(), End> {
         if self.backends.mode() != PoolMode::Transaction {
+            if self.is_free() {
+                self.backends.give_back_unused();
+            }
             return Ok(());
         }
         let capture = self.multiplex.capture.take();
