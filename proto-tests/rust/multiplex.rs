@@ -346,3 +346,101 @@ async fn two_hundred_clients_share_eight_backend_connections() {
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM noise").await.unwrap();
     assert_eq!(n, Some(2000));
 }
+
+#[tokio::test]
+async fn an_open_cursor_keeps_the_connection_until_the_statement_is_closed() {
+    use crate::raw::{execute, fetch, prepare, stmt_id, RawClient};
+    use dbrouter::protocol::response::ResponseKind;
+    let db = "mx_cursor";
+    setup(db).await;
+    let router = router("mx_cursor_svc", 1, 10_000).await;
+    let mut r = RawClient::connect(&router.addr, "app", APP_PASSWORD, Some(db)).await;
+    let mut d = RawClient::connect(&master_addr(), "dbrouter", "dbrouter-secret", Some(db)).await;
+    let sql = "SELECT note FROM items ORDER BY id";
+    let (rp, dp) = (
+        r.command(&prepare(sql), ResponseKind::Prepare).await,
+        d.command(&prepare(sql), ResponseKind::Prepare).await,
+    );
+    let (rid, did) = (stmt_id(&rp[0]), stmt_id(&dp[0]));
+    let opened = r.command(&execute(rid, true), ResponseKind::Execute).await;
+    assert_eq!(
+        opened,
+        d.command(&execute(did, true), ResponseKind::Execute).await
+    );
+    // Another session wants the only connection: it waits while the cursor is open.
+    let opts = router.app_opts(Some(db));
+    let other = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut c = Conn::new(mysql_async::Opts::from(opts)).await.unwrap();
+        c.query_drop("SELECT 1").await.unwrap();
+        started.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let rows = r.command(&fetch(rid, 2), ResponseKind::Fetch).await;
+        assert_eq!(rows, d.command(&fetch(did, 2), ResponseKind::Fetch).await);
+    }
+    assert!(
+        !other.is_finished(),
+        "the cursor's connection went to another session"
+    );
+    // Closing the statement (no answer) frees the session; its next command gives the
+    // connection back.
+    let mut close = vec![0x19];
+    close.extend_from_slice(&rid.to_le_bytes());
+    r.send(&close).await;
+    let pong = r.command(&[0x0e], ResponseKind::Single).await;
+    assert_eq!(pong[0][0], 0x00);
+    let waited = tokio::time::timeout(Duration::from_secs(5), other)
+        .await
+        .expect("the other session got the connection")
+        .unwrap();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+}
+
+#[tokio::test]
+async fn in_session_pooling_clients_that_only_set_their_defaults_hold_no_connection() {
+    let svc = "mx_defaults_svc";
+    fresh_service_user(svc).await;
+    let router = TestRouter::start(RouterSettings {
+        service_user: svc.into(),
+        service_password: "svc-secret".into(),
+        sharding: "[sharding]\nunlisted_tables = \"global\"\n\n[pool]\nmode = \"session\"\nmax_per_shard = 2\nwait_ms = 2000\n\n[health]\ninterval_ms = 0\n".into(),
+        ..Default::default()
+    });
+    // Fifty clients set their driver's defaults, as Python's drivers do after login: a
+    // pool of two serves them all, and none keeps a connection afterwards. (Raw clients:
+    // mysql_async runs a query of its own after login.)
+    use crate::raw::RawClient;
+    use dbrouter::protocol::response::ResponseKind;
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        let mut c = RawClient::connect(&router.addr, "app", APP_PASSWORD, Some("app")).await;
+        let names = if i % 2 == 0 { "utf8mb4" } else { "latin1" };
+        for sql in [
+            format!("SET NAMES {names}"),
+            "SET autocommit = 0".to_string(),
+        ] {
+            let mut q = vec![0x03];
+            q.extend_from_slice(sql.as_bytes());
+            let ok = c.command(&q, ResponseKind::Query).await;
+            assert_eq!(ok[0][0], 0x00, "{sql}: {ok:?}");
+        }
+        clients.push(c);
+    }
+    assert!(backend_connections(svc).await <= 2);
+    // A SET MariaDB refuses is refused at once, as directly.
+    let err = clients[2]
+        .command(b"\x03SET no_such_variable = 1", ResponseKind::Query)
+        .await;
+    let err = dbrouter::protocol::packets::parse_err(&err[0]).expect("an ERR");
+    assert_eq!(err.code, 1193);
+    // Their state is there on first real use, as MariaDB answered it.
+    for (i, c) in clients.iter_mut().enumerate().take(2) {
+        let q = b"\x03SELECT CONCAT(@@character_set_client, ' ', @@autocommit)";
+        let rows = c.command(q, ResponseKind::Query).await;
+        let names = if i % 2 == 0 { "utf8mb4" } else { "latin1" };
+        let row = c.first_row(&rows);
+        assert!(row.ends_with(format!("{names} OFF").as_bytes()), "{row:?}");
+    }
+}

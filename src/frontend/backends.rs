@@ -124,6 +124,9 @@ pub struct SessionBackends {
     /// Connections given back after the last statement, as (shard, serial, uses): taken
     /// back for a statement that reads what the last one left (warnings, `ROW_COUNT()`).
     given_back: Vec<(ShardId, u64, u64)>,
+    /// The pool key and login of each master the session used, built once per login
+    /// (a transaction-pooling session takes a connection per statement).
+    logins: Vec<(PoolKey, LoginOptions)>,
     /// `timeouts.backend_read_ms` as the session's config snapshot has it.
     backend_read: std::time::Duration,
     login: LoginState,
@@ -159,6 +162,7 @@ impl SessionBackends {
             last_insert_ids: Vec::new(),
             insert_changed: Vec::new(),
             given_back: Vec::new(),
+            logins: Vec::new(),
             backend_read,
             login,
             conns: Vec::new(),
@@ -273,30 +277,51 @@ impl SessionBackends {
             self.discard(shard);
         }
         if !self.conns.iter().any(|(s, _, _)| *s == shard) {
-            let conn = self.open(table, shard).await?;
+            let master = table
+                .shard(shard)
+                .map(|s| s.master.as_str())
+                .unwrap_or_default();
+            let login = match self.logins.iter().position(|(k, _)| k.addr == master) {
+                Some(at) => at,
+                None => {
+                    self.logins.push(self.login.pool_login(master));
+                    self.logins.len() - 1
+                }
+            };
+            let conn = self.open(table, shard, login).await?;
             self.conns.push((shard, conn, 0));
         }
         self.get(shard)
             .ok_or_else(|| ClientError::Internal("backend connection vanished".into()).into())
     }
 
-    async fn open(&self, table: &RoutingTable, shard: ShardId) -> Result<PooledConn, Failure> {
+    /// A connection to `shard` (pool key and login: `self.logins[login]`), brought to the
+    /// session's state.
+    async fn open(
+        &self,
+        table: &RoutingTable,
+        shard: ShardId,
+        login: usize,
+    ) -> Result<PooledConn, Failure> {
         let info = table
             .shard(shard)
             .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
         let identity = &self.login.identity;
-        let (key, login) = self.login.pool_login(&info.master);
+        let (key, login) = self
+            .logins
+            .get(login)
+            .ok_or_else(|| ClientError::Internal("no login for the shard".into()))?;
         // The connection the last statement left its state on, if nobody took it since.
         let back = self
             .given_back
             .iter()
             .find(|(s, _, _)| *s == shard)
-            .and_then(|&(_, serial, uses)| self.pools.take_back(&key, serial, uses));
+            .and_then(|&(_, serial, uses)| self.pools.take_back(key, serial, uses));
         let mut conn = match back {
             Some(conn) => Ok(conn),
             None => {
                 self.pools
-                    .checkout(key.clone(), &login, self.fingerprint)
+                    .checkout(key.clone(), login, self.fingerprint)
                     .await
             }
         };
@@ -311,7 +336,7 @@ impl SessionBackends {
                 {
                     conn = self
                         .pools
-                        .checkout(key.clone(), &login, self.fingerprint)
+                        .checkout(key.clone(), login, self.fingerprint)
                         .await;
                 }
                 _ => break,
@@ -495,20 +520,19 @@ impl SessionBackends {
     }
 
     /// Takes back the connection to `shard` the session gave back last, if nobody used it
-    /// since; holds none for `shard` otherwise. `Err` when the topology moved on (the
-    /// connection goes to a server that is no longer the master).
-    pub fn take_back(&mut self, table: &RoutingTable, shard: ShardId) -> Result<(), Failure> {
+    /// since (and `table` still names its server as the shard's master); holds none for
+    /// `shard` otherwise.
+    pub fn take_back(&mut self, table: &RoutingTable, shard: ShardId) {
         let Some(&(_, serial, uses)) = self.given_back.iter().find(|(s, _, _)| *s == shard) else {
-            return Ok(());
+            return;
         };
-        let info = table
-            .shard(shard)
-            .ok_or_else(|| ClientError::Internal(format!("unknown shard id {shard}")))?;
+        let Some(info) = table.shard(shard) else {
+            return;
+        };
         let (key, _) = self.login.pool_login(&info.master);
         if let Some(conn) = self.pools.take_back(&key, serial, uses) {
             self.conns.push((shard, conn, 0));
         }
-        Ok(())
     }
 
     /// Whether the session holds a connection to `shard` now.
@@ -677,6 +701,7 @@ impl SessionBackends {
     pub fn relogin(&mut self, login: LoginState) {
         self.release_all(true);
         self.clear_state();
+        self.logins.clear();
         self.login = login;
     }
 }

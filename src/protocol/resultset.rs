@@ -116,6 +116,23 @@ mod tests {
     use crate::protocol::response::{ResponseKind, ResponseTracker, Step};
 
     #[test]
+    fn the_single_value_of_a_one_by_one_result_is_read_in_every_framing() {
+        for bits in 0..8u8 {
+            let format = ResultFormat {
+                deprecate_eof: bits & 1 != 0,
+                metadata_flag: bits & 2 != 0,
+                extended_metadata: bits & 4 != 0,
+            };
+            let one = text_result_set(&["v"], &[vec![Some("42".into())]], 2, format);
+            assert_eq!(single_value(&one), Some(&b"42"[..]));
+            let null = text_result_set(&["v"], &[vec![None]], 2, format);
+            assert_eq!(single_value(&null), None);
+            let two_columns = text_result_set(&["v", "w"], &[vec![None, None]], 2, format);
+            assert_eq!(single_value(&two_columns), None);
+        }
+    }
+
+    #[test]
     fn result_set_is_well_formed() {
         for bits in 0..8u8 {
             let format = ResultFormat {

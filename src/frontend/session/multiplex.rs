@@ -250,10 +250,7 @@ impl<S: ClientStream> Session<S> {
                     return Ok(false);
                 }
                 if self.backends.can_take_back(shard) {
-                    if let Err(failure) = self.backends.take_back(table, shard) {
-                        self.reply_failure(seq, failure).await?;
-                        return Ok(false);
-                    }
+                    self.backends.take_back(table, shard);
                     if !self.backends.holds(shard) {
                         let err = RouteError::Statement(PREVIOUS_GONE);
                         self.reply_error(seq, err.into()).await?;
