@@ -94,11 +94,20 @@ pub struct PoolLimits {
 }
 
 impl PoolLimits {
-    /// The limits `[pool]` and `[timeouts]` of a config set (idle connections live 5 min).
+    /// The limits `[pool]` and `[timeouts]` of a config set (idle connections live 5 min;
+    /// in transaction pooling up to `max_per_shard` of them are kept).
     pub fn from_config(config: &crate::config::Config) -> Self {
         PoolLimits {
             max_per_master: config.pool.max_per_shard,
-            max_idle_per_master: config.pool.max_idle_per_shard,
+            // In transaction pooling the idle connections are the working set that
+            // sessions take and give back between transactions: all of them are kept.
+            max_idle_per_master: match config.pool.mode {
+                crate::config::PoolMode::Session => config.pool.max_idle_per_shard,
+                crate::config::PoolMode::Transaction => config
+                    .pool
+                    .max_idle_per_shard
+                    .max(config.pool.max_per_shard),
+            },
             wait: Duration::from_millis(config.pool.wait_ms),
             max_waiting: config.pool.max_waiting_per_shard,
             idle_timeout: Duration::from_secs(300),
@@ -434,9 +443,9 @@ impl Pools {
             key,
             _permit: permit,
         } = conn;
-        // Idle ones are bounded by the connections allowed (in use plus idle), which a
-        // shrinking reload may have lowered: the surplus closes.
-        let max = self.limits.load().max_per_master;
+        // Idle ones are bounded by `max_idle_per_master` (in transaction pooling all the
+        // connections allowed: `PoolLimits::from_config`); the surplus closes.
+        let max = self.limits.load().max_idle_per_master;
         self.put_back(key, conn, permit, max);
     }
 
