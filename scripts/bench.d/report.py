@@ -659,6 +659,8 @@ def build_report(rows, meta):
                      "share the same cores: compare builds within one run, never absolute numbers across runs.")
     failed = [r for r in rows if r["status"] != "ok"]
     lines.append(f"- Failed runs: {len(failed)}.")
+    if meta.get("WARNING"):
+        lines.append(f"- **{meta['WARNING']}**")
     md.extend(lines)
     md.append("")
     return "\n".join(md)
@@ -822,6 +824,8 @@ def main():
     if rerr:
         md.append("- ERR packets the routers sent themselves during runs (`dbrouter_errors_sent_total`, by kind): "
                   + "; ".join(rerr) + ".")
+    if meta.get("WARNING"):
+        md.append(f"- **{meta['WARNING']}**")
     if meta.get("ANALYSIS"):
         md.append(meta["ANALYSIS"])
     if args.perf and os.path.exists(args.perf):
