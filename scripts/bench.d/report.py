@@ -35,6 +35,10 @@ T3_THREADS = 16
 def use_variants(meta):
     """The router variants of a run (BENCH_VARIANTS: meta VARIANTS=…) become targets after dbrouter."""
     names = meta.get("VARIANTS", "").split()
+    # The cluster's router named with what it ran, beside the variants' settings.
+    st = dict(kv.split("=", 1) for kv in meta.get("DBROUTER_SETTINGS", "").split() if "=" in kv)
+    if names and st.get("pool.mode"):
+        TARGET_LABEL["dbrouter"] = f"dbrouter ({st['pool.mode']}, pool {st.get('pool.max_per_shard', '?')})"
     for n in names:
         if n not in TARGETS:
             TARGETS.insert(TARGETS.index("floor"), n)
@@ -42,14 +46,15 @@ def use_variants(meta):
     return names
 
 
-def variant_lines(meta):
-    """Markdown: what each router ran with — the cluster's dbrouter and each variant's settings."""
+def variant_lines(meta, with_cluster=True):
+    """Markdown: what each router ran with — the cluster's dbrouter (when it was a target) and each
+    variant's settings."""
     names = meta.get("VARIANTS", "").split()
     md = []
-    if meta.get("DBROUTER_SETTINGS") or names:
+    if (with_cluster and meta.get("DBROUTER_SETTINGS")) or names:
         md.append("| router target | settings given | settings in effect (defaults included) | binary |")
         md.append("|---|---|---|---|")
-        if meta.get("DBROUTER_SETTINGS"):
+        if with_cluster and meta.get("DBROUTER_SETTINGS"):
             md.append(f"| dbrouter (the dev cluster's) | – | `{meta['DBROUTER_SETTINGS']}` | the cluster's |")
         for n in names:
             frm = meta.get(f"VARIANT_{n}_FROM", "")
@@ -532,7 +537,7 @@ def build_report(rows, meta):
             md.append(f"{name} does not know some settings of the cluster's config and ran without them: "
                       f"`{b(name, 'DROPPED')}`.")
             md.append("")
-    vl = variant_lines(meta)
+    vl = variant_lines(meta, "dbrouter" in run_targets)
     if meta.get("VARIANTS"):
         md.append("Router variants (`BENCH_VARIANTS`, more targets started from the cluster's config with these settings):")
         md.append("")
@@ -743,7 +748,7 @@ def main():
                   f"sysbench at the largest thread count takes one connection per thread, and sysbench prepares its "
                   f"statements on each), HAProxy `maxconn {meta.get('HAPROXY_MAXCONN', '?')}`, open-files limit "
                   f"{meta.get('ULIMIT_NOFILE', '?')} for sysbench and the routers the script starts.")
-    vl = variant_lines(meta)
+    vl = variant_lines(meta, any(r["target"] == "dbrouter" for r in rows))
     if vl:
         md.append("")
         names = meta.get("VARIANTS", "").split()
