@@ -22,12 +22,31 @@ the backend connection after the login. The phases:
 
 Results: a JSON file and the Markdown section "## Connection scale" (printed; written to
 docs/benchmarks.md with --doc).
+
+With --active N, another test instead (ActiveBench): many clients, few of them busy, as an
+application fleet with a driver's connection pool looks to the router.
+
+  1. log the clients in, a batch at a time (stopping at a batch with failures, a limit), each
+     followed by what a driver sends right after its login (--after-login, by default as the
+     Python drivers do: SET NAMES utf8mb4, SET autocommit = 1);
+  2. all of them idle for a moment;
+  3. N of them run point selects (`SELECT c FROM <table> WHERE id = <random>`, text protocol as
+     Python drivers send them) in a loop for --active-time seconds, the others staying idle;
+  4. all of them idle again, then all closed.
+
+Throughout it samples twice a second the router's RSS and its pool of the global shard's
+master (in use, idle, waiting: the router's /metrics), and at each step counts the router's
+established TCP connections to that master exactly (/proc/<pid>/fd against /proc/net/tcp) and
+the master's process list for the application account. Results: JSON, and the subsection
+"### <mode> pooling" of the section "## Idle and active clients" (the other mode's subsection
+is kept, so that one run per mode fills the section).
 """
 import argparse
 import asyncio
 import hashlib
 import json
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -35,6 +54,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import replace_section  # noqa: E402
+from run_one import router_metrics, tcp_conns_to, tcp_remote  # noqa: E402
 
 CLIENT_LONG_PASSWORD = 0x1
 CLIENT_LONG_FLAG = 0x4
@@ -461,6 +481,294 @@ class Bench:
         res["per_connection_kib"] = {"logged_in": per_logged, "held_at_login": per_held, "all_open": per_all}
         return res
 
+# --- many clients, few active (--active) -------------------------------------------------------
+
+def processlist_count(args, user):
+    """Connections of `user` in the master's process list (the backend account has PROCESS)."""
+    try:
+        out = subprocess.run(
+            ["mariadb", "--no-defaults", f"-h{args.master_host}", f"-P{args.master_port}",
+             f"-u{args.backend_user}", f"-p{args.backend_password}", "--batch", "--skip-column-names",
+             "-e", f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{user}'"],
+            capture_output=True, text=True, timeout=10)
+        return int(out.stdout.strip())
+    except Exception:
+        return None
+
+
+def lat_summary(values):
+    if not values:
+        return None
+    v = sorted(values)
+
+    def q(p):
+        return v[max(0, min(len(v) - 1, -(-len(v) * p // 100) - 1))] * 1e3
+    return {"n": len(v), "p50_ms": q(50), "p95_ms": q(95), "p99_ms": q(99), "max_ms": v[-1] * 1e3,
+            "avg_ms": sum(v) / len(v) * 1e3}
+
+
+class ActiveBench(Bench):
+    """--active N: all clients logged in the way a driver does it, N of them busy."""
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.remote = tcp_remote(f"{args.master_host}:{args.master_port}")
+        self.samples = []
+        self.phase = "baseline"
+        self.sampling = True
+
+    def pool(self):
+        return router_metrics(self.a.metrics, self.a.shard) if self.a.metrics else None
+
+    def sample_once(self):
+        m = self.pool()
+        return {"t_s": round(time.monotonic() - self.t_start, 2), "phase": self.phase,
+                "rss_kib": rss_kib(self.pid),
+                "in_use": m["in_use"] if m else None, "idle": m["idle"] if m else None,
+                "waiting": m["waiting"] if m else None}
+
+    async def sampler(self):
+        loop = asyncio.get_running_loop()
+        while self.sampling:
+            self.samples.append(await loop.run_in_executor(None, self.sample_once))
+            await asyncio.sleep(0.5)
+
+    def state(self, name, **extra):
+        """A step: RSS, fds, the router's exact TCP connections to the master, its pool, the
+        master's process list for the application account."""
+        m = self.pool()
+        return self.snap(name, master_rss_kib=rss_kib(self.a.master_pid) if self.a.master_pid else None,
+                         backend_tcp=tcp_conns_to(self.pid, self.remote),
+                         pool_in_use=m["in_use"] if m else None, pool_idle=m["idle"] if m else None,
+                         pool_waiting=m["waiting"] if m else None,
+                         processlist_app=processlist_count(self.a, self.a.user),
+                         errors_sent=m["errors"] if m else None, **extra)
+
+    async def login_driver(self, sem):
+        """login_one, then the statements a driver sends right after its login."""
+        conn, outcome, secs = await self.login_one(sem)
+        if not conn:
+            return None, outcome, secs
+        t0 = time.perf_counter() - secs
+        for sql in self.a.after_login:
+            try:
+                await asyncio.wait_for(conn.query(sql), self.a.timeout)
+            except Exception as e:  # noqa: BLE001
+                conn.close()
+                return None, f"{sql}: {outcome_of(e)}", time.perf_counter() - t0
+        return conn, "ok", time.perf_counter() - t0
+
+    async def active_loop(self, conn, t_end, lat, errs, per_s, t0, rng):
+        a = self.a
+        loop = asyncio.get_running_loop()
+        table, rows, think = a.table, a.rows, a.think_ms / 1000.0
+        try:
+            async with asyncio.timeout_at(t_end + a.timeout):
+                while loop.time() < t_end:
+                    sql = f"SELECT c FROM {table} WHERE id = {rng.randint(1, rows)}"
+                    t = time.perf_counter()
+                    try:
+                        await conn.query(sql)
+                    except MySQLError as e:
+                        k = outcome_of(e)
+                        errs[k] = errs.get(k, 0) + 1
+                        continue
+                    done = time.perf_counter()
+                    lat.append(done - t)
+                    sec = int(done - t0)
+                    per_s[sec] = per_s.get(sec, 0) + 1
+                    if think:
+                        await asyncio.sleep(think)
+            return True
+        except Exception as e:  # noqa: BLE001 — timeout, connection lost: counted, client gone
+            k = outcome_of(e)
+            errs[k] = errs.get(k, 0) + 1
+            conn.close()
+            return False
+
+    async def run(self):
+        a = self.a
+        res = self.res
+        res["kind"] = "active"
+        res["config"] = {
+            "clients": a.conns, "active": a.active, "active_time_s": a.active_time, "think_ms": a.think_ms,
+            "after_login": a.after_login, "table": a.table, "rows": a.rows, "batch": a.batch,
+            "concurrency_login": a.concurrency_login, "mode": a.mode, "settings": a.settings,
+        }
+        res["mariadb_max_connections"] = mariadb_var(a, "max_connections")
+        for _ in range(3):
+            c, outcome, _ = await self.login_one()
+            if not c:
+                raise SystemExit(f"connections: cannot log in to dbrouter {a.host}:{a.port}: {outcome}")
+            res.setdefault("router_connection_id_at_start", c.conn_id)
+            await c.query(f"SELECT c FROM {a.table} WHERE id = 1")
+            await c.quit()
+        await asyncio.sleep(0.5)
+        self.state("baseline")
+        sampler = asyncio.create_task(self.sampler())
+
+        # 1. Log in like a driver, a batch at a time, until all are in or a batch has failures.
+        self.phase = "login"
+        logged, lat, failures = [], [], {}
+        limit_hit = False
+        t0 = time.monotonic()
+        while len(logged) < a.conns:
+            n = min(a.batch, a.conns - len(logged))
+            sem = asyncio.Semaphore(a.concurrency_login)
+            results = await asyncio.gather(*(self.login_driver(sem) for _ in range(n)))
+            logged += [c for c, _, _ in results if c]
+            lat += [s for c, _, s in results if c]
+            bad = {}
+            for c, o, s in results:
+                if not c:
+                    bad.setdefault(o, []).append(s)
+            if bad:
+                limit_hit = True
+                failures = {o: {"count": len(v), **summary_ms(v)} for o, v in bad.items()}
+                break
+        self.state("logged_in", clients=len(logged), limit_hit=limit_hit, failures=failures,
+                   seconds=round(time.monotonic() - t0, 2), login_latency=summary_ms(lat))
+
+        # 2. All idle for a moment.
+        self.phase = "idle"
+        await asyncio.sleep(a.settle)
+        self.state("idle", clients=len(logged))
+
+        # 3. The first `active` of them busy, the rest idle.
+        busy = logged[:a.active]
+        self.phase = "active"
+        loop = asyncio.get_running_loop()
+        lat_q, errs, per_s = [], {}, {}
+        rng = random.Random(20)
+        t_act = time.perf_counter()
+        t_end = loop.time() + a.active_time
+        alive = await asyncio.gather(*(self.active_loop(c, t_end, lat_q, errs, per_s, t_act, rng) for c in busy))
+        secs = time.perf_counter() - t_act
+        full = [per_s.get(i, 0) for i in range(int(a.active_time))]
+        self.state("active_end", clients=len(logged), active=len(busy), seconds=round(secs, 2),
+                   queries=len(lat_q), qps=round(len(lat_q) / secs, 1) if secs else None,
+                   latency=lat_summary(lat_q), errors=errs, clients_lost=sum(1 for x in alive if not x),
+                   qps_per_second_min=min(full) if full else None, qps_per_second_max=max(full) if full else None)
+
+        # 4. All idle again (the end), then all closed.
+        self.phase = "after"
+        await asyncio.sleep(a.settle)
+        self.state("end", clients=len(logged))
+        for c in logged:
+            await c.quit()
+        self.phase = "closed"
+        await asyncio.sleep(a.settle)
+        self.state("closed")
+        self.sampling = False
+        await sampler
+        res["samples"] = self.samples
+        return res
+
+
+def markdown_active(res, meta):
+    """The subsection '### <mode> pooling' of '## Idle and active clients', and the section's intro."""
+    c = res["config"]
+    ph = res["phases"]
+    samples = res.get("samples", [])
+    mode = c.get("mode") or "?"
+    intro = ["## Idle and active clients", ""]
+    intro.append("`scripts/bench-connections` with `BENCH_CONNS_ACTIVE` (`scripts/bench.d/connections.py`, one "
+                 "asyncio process): many clients log in the way a driver does — the handshake with "
+                 "`mysql_native_password`, then right away the statements a Python driver sends (`SET NAMES "
+                 "utf8mb4`, `SET autocommit = 1`) — and stay connected; then a few of them run point selects "
+                 "(`SELECT c FROM <table> WHERE id = <random>`, text protocol, back to back) for a while, the "
+                 "others staying idle; then all idle again. It reports the backend connections the router holds to "
+                 "the global shard's master at each step and at the peak, the router's RSS, and the active "
+                 "clients' QPS and latency, per pool mode (one subsection per `[pool] mode`, each from its own "
+                 "run). Backend connections: the router process's established TCP connections to the master, "
+                 "counted exactly at each step (`/proc/<pid>/fd` against `/proc/net/tcp`); in use / idle: its "
+                 "`dbrouter_pool_connections_in_use` / `_idle` (sampled twice a second for the peaks); the "
+                 "master's process list for the application account as a cross-check (with `[auth] identity = "
+                 "\"client\"` the router's connections log in as that account). The load generator is one Python "
+                 "process on the same cores as the router and MariaDB: QPS is bounded by it, and latency "
+                 "includes its own event-loop delay; compare the modes, not absolute numbers.")
+    md = [f"### {mode} pooling", ""]
+    md.append("```sh")
+    md.append(meta.get("COMMAND", "scripts/bench-connections"))
+    md.append("```")
+    md.append("")
+    md.append(f"Measured {meta.get('DATE', '?')} on {meta.get('MACHINE', '?')}; dbrouter {meta.get('DBROUTER_BUILD', '?')}. "
+              f"Router: {meta.get('ROUTER', 'the dev cluster’s')}, settings `{c.get('settings') or '?'}`; "
+              f"the master has `max_connections = {res.get('mariadb_max_connections')}`. {c['clients']} clients, "
+              f"{c['active']} of them active for {c['active_time_s']} s"
+              + (f" with {c['think_ms']} ms between queries" if c.get("think_ms") else "")
+              + f"; after the login each sends {', '.join(f'`{s}`' for s in c['after_login']) or 'nothing'}.")
+    md.append("")
+    li = ph["logged_in"]
+    if li["limit_hit"]:
+        md.append(f"**Logins hit a limit after {li['clients']} clients** (batches of {c['batch']}, "
+                  f"{c['concurrency_login']} at a time): "
+                  f"{failures_text({o: v['count'] for o, v in li['failures'].items()})}. The rest of the test "
+                  f"ran with those {li['clients']}.")
+    else:
+        md.append(f"**All {li['clients']} clients logged in** and sent their statements (batches of {c['batch']}, "
+                  f"{c['concurrency_login']} at a time, in {li['seconds']} s; login + statements p50 "
+                  f"{fmt_ms(li['login_latency'], 'p50_ms')} ms, p99 {fmt_ms(li['login_latency'], 'p99_ms')} ms).")
+    md.append("")
+
+    def peak(phases, key):
+        vals = [s[key] for s in samples if s.get(key) is not None and (phases is None or s["phase"] in phases)]
+        return max(vals) if vals else None
+
+    def peak_open(phases):
+        vals = [s["in_use"] + s["idle"] for s in samples
+                if s.get("in_use") is not None and s.get("idle") is not None and (phases is None or s["phase"] in phases)]
+        return max(vals) if vals else None
+
+    def v(x):
+        return "–" if x is None else str(x)
+
+    md.append("| step | clients connected | active | backend conns to the master | pool in use / idle / waiting "
+              "| master process list (app, all routers) | router RSS | master RSS |")
+    md.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def row(label, d, clients, active):
+        md.append(f"| {label} | {clients} | {active} | {v(d.get('backend_tcp'))} | {v(d.get('pool_in_use'))} / "
+                  f"{v(d.get('pool_idle'))} / {v(d.get('pool_waiting'))} | {v(d.get('processlist_app'))} | "
+                  f"{d['rss_kib'] / 1024:.1f} MiB | {fmt_mib(d.get('master_rss_kib'))} |")
+    act = ph["active_end"]
+    row("baseline (3 warm-up logins, closed)", ph["baseline"], 0, 0)
+    row("all logged in, statements sent", li, li["clients"], 0)
+    row(f"idle ({c.get('settle_s', 2)} s later)", ph["idle"], ph["idle"]["clients"], 0)
+    row("end of the active phase", act, act["clients"], act["active"])
+    row("idle again (the end)", ph["end"], ph["end"]["clients"], 0)
+    row("all closed", ph["closed"], 0, 0)
+    rss_peak = peak(None, "rss_kib")
+    md.append(f"| **peak while logging in** (samples) | | | {v(peak_open({'login'}))} | {v(peak({'login'}, 'in_use'))} / – / "
+              f"{v(peak({'login'}, 'waiting'))} | | {fmt_mib(peak({'login'}, 'rss_kib'))} | |")
+    md.append(f"| **peak while active** (samples) | | {act['active']} | {v(peak_open({'active'}))} | "
+              f"{v(peak({'active'}, 'in_use'))} / – / {v(peak({'active'}, 'waiting'))} | | {fmt_mib(peak({'active'}, 'rss_kib'))} | |")
+    md.append("")
+    md.append("(Backend conns: this router's TCP connections to the master, counted at each step; in the peak rows, the "
+              "largest in use + idle of its pool in the samples taken twice a second. The master's process list counts "
+              "every router's connections as the application account — the dev cluster's router keeps its idle pool "
+              "when the test runs a router of its own.)")
+    md.append("")
+    lat = act.get("latency") or {}
+    md.append("| active clients | seconds | queries | QPS | QPS per second min–max | p50 ms | p95 ms | p99 ms | max ms | errors | clients lost |")
+    md.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    qps = f"{act['qps']:.0f}" if act.get("qps") else "–"
+    md.append(f"| {act['active']} | {act['seconds']} | {act['queries']} | {qps} | "
+              f"{v(act.get('qps_per_second_min'))}–{v(act.get('qps_per_second_max'))} | {fmt_ms(lat, 'p50_ms')} | "
+              f"{fmt_ms(lat, 'p95_ms')} | {fmt_ms(lat, 'p99_ms')} | {fmt_ms(lat, 'max_ms')} | "
+              f"{failures_text(act.get('errors'))} | {act.get('clients_lost', 0)} |")
+    md.append("")
+    e0, e1 = ph["baseline"].get("errors_sent") or {}, ph["closed"].get("errors_sent") or {}
+    sent = {k: int(e1[k] - e0.get(k, 0)) for k in e1 if e1[k] - e0.get(k, 0) > 0}
+    md.append(f"ERR packets the router sent itself during the test (`dbrouter_errors_sent_total`): {failures_text(sent)}. "
+              f"Router RSS peak {fmt_mib(rss_peak)}.")
+    md.append("")
+    return "\n".join(intro), "\n".join(md)
+
+
+def fmt_mib(kib):
+    return "–" if kib is None else f"{kib / 1024:.1f} MiB"
+
 
 def fmt_ms(s, key):
     if not s:
@@ -606,6 +914,7 @@ def main():
     ap.add_argument("--pid", type=int, required=True, help="dbrouter's pid")
     ap.add_argument("--master-host", required=True)
     ap.add_argument("--master-port", type=int, required=True)
+    ap.add_argument("--master-pid", type=int, default=0, help="the master's mariadbd (its RSS in --active)")
     ap.add_argument("--backend-user", required=True)
     ap.add_argument("--backend-password", required=True)
     ap.add_argument("--conns", type=int, default=10000)
@@ -622,9 +931,31 @@ def main():
     ap.add_argument("--handshake-ms", type=int, default=10000)
     ap.add_argument("--meta", help="KEY=VALUE file (COMMAND, DATE, MACHINE, DBROUTER_BUILD)")
     ap.add_argument("--out-dir", required=True)
-    ap.add_argument("--doc", help="docs/benchmarks.md to update (section '## Connection scale')")
+    ap.add_argument("--doc", help="docs/benchmarks.md to update (section '## Connection scale', or with "
+                                  "--active '## Idle and active clients')")
+    ap.add_argument("--active", type=int, default=0,
+                    help="the other test: this many of the clients busy, the rest idle (0: the scale test)")
+    ap.add_argument("--active-time", type=float, default=30, help="seconds of the active phase")
+    ap.add_argument("--think-ms", type=float, default=0, help="pause of an active client between its queries")
+    ap.add_argument("--after-login", action="append", default=None,
+                    help="a statement each client sends right after its login (repeatable; "
+                         "default: SET NAMES utf8mb4 and SET autocommit = 1)")
+    ap.add_argument("--no-after-login", action="store_true", help="send nothing after the login")
+    ap.add_argument("--table", default="bench_conns", help="table of the point selects: id INT key, c column")
+    ap.add_argument("--rows", type=int, default=10000, help="its rows, ids 1..rows")
+    ap.add_argument("--metrics", help="the router's /metrics URL (pool in use / idle / waiting)")
+    ap.add_argument("--shard", default="shard1", help="the shard of the table (its master is --master-*)")
+    ap.add_argument("--mode", default="", help="the router's [pool] mode, for the report")
+    ap.add_argument("--settings", default="", help="the router's settings, for the report")
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds of idle between the steps")
     args = ap.parse_args()
+    if args.no_after_login:
+        args.after_login = []
+    elif args.after_login is None:
+        args.after_login = ["SET NAMES utf8mb4", "SET autocommit = 1"]
 
+    if args.active > 0:
+        return main_active(args)
     res = asyncio.run(Bench(args).run())
     meta = {}
     if args.meta and os.path.exists(args.meta):
@@ -642,6 +973,32 @@ def main():
     if args.doc:
         replace_section(args.doc, "Connection scale", text)
         print(f"connections: updated section '## Connection scale' of {args.doc}", file=sys.stderr)
+    return 0
+
+
+def main_active(args):
+    res = asyncio.run(ActiveBench(args).run())
+    res["config"]["settle_s"] = args.settle
+    meta = {}
+    if args.meta and os.path.exists(args.meta):
+        with open(args.meta) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    meta[k] = v
+    with open(os.path.join(args.out_dir, "active.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    intro, sub = markdown_active(res, meta)
+    with open(os.path.join(args.out_dir, "active.md"), "w") as f:
+        f.write(intro + "\n\n" + sub)
+    print(sub)
+    if args.doc:
+        mode = args.mode or "?"
+        others = tuple(f"{m} pooling" for m in ("session", "transaction") if m != mode)
+        replace_section(args.doc, "Idle and active clients", intro + "\n\n" + sub, before="TLS cost",
+                        keep=others + ("Analysis",))
+        print(f"connections: updated section '## Idle and active clients' (### {mode} pooling) of {args.doc}",
+              file=sys.stderr)
     return 0
 
 

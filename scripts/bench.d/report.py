@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "haproxy", "dbrouter", "floor"]
+TARGETS = ["direct", "haproxy", "dbrouter", "floor"]  # + the variants of a run, after dbrouter (use_variants)
 TARGET_LABEL = {
     "direct": "MariaDB direct",
     "haproxy": "HAProxy (TCP relay)",
@@ -30,6 +30,50 @@ T1_THREADS = (16, 64)
 T2_CPU_VS_HAPROXY = 1.5          # proxy CPU per query <= 1.5x HAProxy's
 T3_ADDED_P99_US = 50.0           # p99 added over direct <= 50 us at 16 threads
 T3_THREADS = 16
+
+
+def use_variants(meta):
+    """The router variants of a run (BENCH_VARIANTS: meta VARIANTS=…) become targets after dbrouter."""
+    names = meta.get("VARIANTS", "").split()
+    # The cluster's router named with what it ran, beside the variants' settings.
+    st = dict(kv.split("=", 1) for kv in meta.get("DBROUTER_SETTINGS", "").split() if "=" in kv)
+    if names and st.get("pool.mode"):
+        TARGET_LABEL["dbrouter"] = f"dbrouter ({st['pool.mode']}, pool {st.get('pool.max_per_shard', '?')})"
+    for n in names:
+        if n not in TARGETS:
+            TARGETS.insert(TARGETS.index("floor"), n)
+            TARGET_LABEL[n] = f"dbrouter {n}"
+    return names
+
+
+def variant_lines(meta, with_cluster=True):
+    """Markdown: what each router ran with — the cluster's dbrouter (when it was a target) and each
+    variant's settings."""
+    names = meta.get("VARIANTS", "").split()
+    md = []
+    if (with_cluster and meta.get("DBROUTER_SETTINGS")) or names:
+        md.append("| router target | settings given | settings in effect (defaults included) | binary |")
+        md.append("|---|---|---|---|")
+        if with_cluster and meta.get("DBROUTER_SETTINGS"):
+            md.append(f"| dbrouter (the dev cluster's) | – | `{meta['DBROUTER_SETTINGS']}` | the cluster's |")
+        for n in names:
+            frm = meta.get(f"VARIANT_{n}_FROM", "")
+            binp = meta.get(f"VARIANT_{n}_BIN", "")
+            btxt = f"build {frm}" if frm and not frm.startswith("/") else (binp or "?")
+            if not frm:
+                btxt = "the cluster's dbrouter's"
+            md.append(f"| {n} | `{meta.get(f'VARIANT_{n}_SET', '')}` | `{meta.get(f'VARIANT_{n}_SETTINGS', '?')}` | {btxt} |")
+    return md
+
+
+def backend_cell(a, tg):
+    """'open / in use' backend connections to shard1's master (medians of the per-run maxima)."""
+    if a.get("backend") is None:
+        return "–"
+    cell = f0(a["backend"])
+    if a.get("in_use") is not None:
+        cell += f" / {f0(a['in_use'])}"
+    return cell
 
 
 def replace_section(doc_path, title, body, before=None, keep=("Analysis",)):
@@ -154,6 +198,10 @@ def aggregate(rows):
             "bytes_out": med(num(r.get("server_bytes_out_per_query")) for r in ok),
             "foreign": med(num(r["foreign_cpu_s"]) for r in ok),
             "errors": sum(int(num(r["ignored_errors"]) or 0) for r in ok),
+            "backend": med(num(r.get("backend_conns_max")) for r in ok),
+            "in_use": med(num(r.get("pool_in_use_max")) for r in ok),
+            "waiting": max((num(r.get("pool_waiting_max")) or 0 for r in ok), default=None),
+            "router_errors": sorted({r.get("router_errors") for r in rs if r.get("router_errors") not in (None, "", "none")}),
         }
     return agg
 
@@ -185,8 +233,8 @@ def cells(agg):
 def tables(agg):
     tests, threads = cells(agg)
     out = []
-    out.append("| test | threads | target | QPS (median) | QPS min–max | p50 µs | p95 µs | p99 µs | proxy CPU µs/query | MariaDB CPU µs/query | MariaDB bytes in / out per query |")
-    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| test | threads | target | QPS (median) | QPS min–max | p50 µs | p95 µs | p99 µs | proxy CPU µs/query | MariaDB CPU µs/query | MariaDB bytes in / out per query | backend conns |")
+    out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in tests:
         for n in threads:
             for tg in TARGETS:
@@ -194,13 +242,14 @@ def tables(agg):
                 if not a:
                     continue
                 if a["ok"] == 0:
-                    out.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | | |")
+                    out.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | | | |")
                     continue
                 rng = f"{f0(a['qps_min'])}–{f0(a['qps_max'])}" if a["ok"] > 1 else "–"
                 cpu = "–" if tg == "direct" else f2(a["cpu"])
                 note = "" if a["ok"] == a["runs"] else f" ({a['runs'] - a['ok']} of {a['runs']} runs failed)"
                 out.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {f0(a['p50'])} | {f0(a['p95'])} "
-                           f"| {f0(a['p99'])} | {cpu} | {f2(a['server_cpu'])} | {f0(a['bytes_in'])} / {f0(a['bytes_out'])} |")
+                           f"| {f0(a['p99'])} | {cpu} | {f2(a['server_cpu'])} | {f0(a['bytes_in'])} / {f0(a['bytes_out'])} "
+                           f"| {backend_cell(a, tg)} |")
     table1 = "\n".join(out)
 
     out = []
@@ -371,6 +420,10 @@ def plots(agg, out_dir, png_dir):
         ]
         styles = {"direct": 'lc rgb "#1b9e77" pt 7', "haproxy": 'lc rgb "#d95f02" pt 5', "dbrouter": 'lc rgb "#7570b3" pt 9',
                   "floor": 'lc rgb "#999999" pt 13 dt 2'}
+        palette = ["#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#666666"]
+        for i, tg in enumerate(t for t in TARGETS if t not in styles):
+            styles[tg] = f'lc rgb "{palette[i % len(palette)]}" pt {11 + 2 * (i % 3)} dt {2 + i % 3}'
+
         for t in tests:
             dat = os.path.join(data_dir, f"{t}.dat")
             gp.append(f'set title "{t}" noenhanced')
@@ -379,7 +432,7 @@ def plots(agg, out_dir, png_dir):
                 if tg not in shown or (col == 2 and tg == "direct"):
                     continue
                 c = 2 + i * 3 + col
-                series.append(f'"{dat}" using 1:{c} with linespoints lw 2 ps 1.2 {styles[tg]} title "{TARGET_LABEL[tg]}"')
+                series.append(f'"{dat}" using 1:{c} with linespoints lw 2 ps 1.2 {styles[tg]} title "{TARGET_LABEL[tg]}" noenhanced')
             gp.append("plot " + ", \\\n     ".join(series))
         gp.append("unset multiplot")
         script = os.path.join(data_dir, name.replace(".png", ".gp"))
@@ -484,6 +537,12 @@ def build_report(rows, meta):
             md.append(f"{name} does not know some settings of the cluster's config and ran without them: "
                       f"`{b(name, 'DROPPED')}`.")
             md.append("")
+    vl = variant_lines(meta, "dbrouter" in run_targets)
+    if meta.get("VARIANTS"):
+        md.append("Router variants (`BENCH_VARIANTS`, more targets started from the cluster's config with these settings):")
+        md.append("")
+        md.extend(vl)
+        md.append("")
     md.append("To re-run: build each commit in a worktree of its own, start a dev cluster, run the command.")
     md.append("")
     md.append("```sh")
@@ -516,8 +575,8 @@ def build_report(rows, meta):
     md.append("### Results (median over repeats)")
     md.append("")
     md.append("| test | threads | target | QPS (median) | QPS min–max | CPU µs/query (median) | CPU µs/query min–max "
-              "| p50 µs | p99 µs | foreign cores (median, max) |")
-    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| p50 µs | p99 µs | foreign cores (median, max) | backend conns |")
+    md.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in tests:
         for n in threads:
             for tg in run_targets:
@@ -525,7 +584,7 @@ def build_report(rows, meta):
                 if not a:
                     continue
                 if a["ok"] == 0:
-                    md.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | |")
+                    md.append(f"| {t} | {n} | {tg} | failed ({a['runs']} runs) | | | | | | | |")
                     continue
                 ok = [r for r in rows if r["test"] == t and int(r["threads"]) == n and r["target"] == tg and r["status"] == "ok"]
                 cpus = [num(r["proxy_cpu_us_per_query"]) for r in ok if num(r["proxy_cpu_us_per_query"]) is not None]
@@ -537,7 +596,7 @@ def build_report(rows, meta):
                       if num(r["foreign_cpu_s"]) is not None and num(r["seconds"])]
                 fct = f"{statistics.median(fc):.2f}, {max(fc):.2f}" if fc else "–"
                 md.append(f"| {t} | {n} | {tg}{note} | {f0(a['qps'])} | {rng} | {cpu} | {crng} | {f0(a['p50'])} "
-                          f"| {f0(a['p99'])} | {fct} |")
+                          f"| {f0(a['p99'])} | {fct} | {backend_cell(a, tg)} |")
     md.append("")
     summary = []
     for o in others:
@@ -605,6 +664,8 @@ def build_report(rows, meta):
                      "share the same cores: compare builds within one run, never absolute numbers across runs.")
     failed = [r for r in rows if r["status"] != "ok"]
     lines.append(f"- Failed runs: {len(failed)}.")
+    if meta.get("WARNING"):
+        lines.append(f"- **{meta['WARNING']}**")
     md.extend(lines)
     md.append("")
     return "\n".join(md)
@@ -622,6 +683,7 @@ def main():
 
     rows = load(args.tsv)
     meta = read_meta(args.meta)
+    use_variants(meta)
     if meta.get("BUILDS"):
         text = build_report(rows, meta)
         with open(os.path.join(args.out_dir, "report.md"), "w") as f:
@@ -671,6 +733,34 @@ def main():
               "`Bytes_received` / `Bytes_sent` counters around the run, read as root over its socket): equal "
               "for all targets when the proxy is transparent. sysbench uses its defaults otherwise (server-side prepared statements, "
               "`--rand-type=special`). The raw per-run TSV and sysbench logs are under `$DBR_STATE/bench/`.")
+    md.append("")
+    md.append("**Backend conns** = the connections a target held to shard1's master during a run: the largest of "
+              "~10 samples per run of the target process's established TCP connections to the master "
+              "(`/proc/<pid>/fd` against `/proc/net/tcp`; for `direct`, sysbench's own), median over the repeats. "
+              "For a dbrouter, \"open / in use\": in use = the largest `dbrouter_pool_connections_in_use{shard=\"shard1\"}` "
+              "of its `/metrics` in the same samples; the rest of the open ones are idle in its pool (up to "
+              "`pool.max_idle_per_shard`, kept from earlier runs).")
+    mc = meta.get("MASTER_MAX_CONNECTIONS")
+    if mc:
+        md.append("")
+        md.append(f"For the run shard1's master had `max_connections = {mc}` and `max_prepared_stmt_count = "
+                  f"{meta.get('MASTER_MAX_PREPARED', '?')}` (`SET GLOBAL` by the script, set back at the end: direct "
+                  f"sysbench at the largest thread count takes one connection per thread, and sysbench prepares its "
+                  f"statements on each), HAProxy `maxconn {meta.get('HAPROXY_MAXCONN', '?')}`, open-files limit "
+                  f"{meta.get('ULIMIT_NOFILE', '?')} for sysbench and the routers the script starts.")
+    vl = variant_lines(meta, any(r["target"] == "dbrouter" for r in rows))
+    if vl:
+        md.append("")
+        names = meta.get("VARIANTS", "").split()
+        if names:
+            md.append(f"**Router variants** ({', '.join(f'`{n}`' for n in names)}): more dbrouter processes started by "
+                      "the script (`BENCH_VARIANTS`), each from the cluster's config with the settings given "
+                      "(ports of their own; same backends, topology and accounts), interleaved with the other "
+                      "targets, their order rotating from repeat to repeat. What each router ran with:")
+        else:
+            md.append("What the dbrouter target ran with:")
+        md.append("")
+        md.extend(vl)
     rate = meta.get("BENCH_LATENCY_RATE", "0")
     if rate not in ("", "0"):
         md.append("")
@@ -734,6 +824,13 @@ def main():
               "machines. Compare ratios within one run, never absolute numbers across runs." + noise)
     md.append(f"- Failed runs: {len(failed)}; errors ignored and retried by sysbench (deadlocks in the write "
               f"tests): {errors}.")
+    rerr = [f"{k[2]} {k[0]}/{k[1]}: {', '.join(v['router_errors'])}" for k, v in sorted(agg.items(), key=lambda kv: (test_rank(kv[0][0]), kv[0][1], TARGETS.index(kv[0][2]) if kv[0][2] in TARGETS else 99))
+            if v.get("router_errors")]
+    if rerr:
+        md.append("- ERR packets the routers sent themselves during runs (`dbrouter_errors_sent_total`, by kind): "
+                  + "; ".join(rerr) + ".")
+    if meta.get("WARNING"):
+        md.append(f"- **{meta['WARNING']}**")
     if meta.get("ANALYSIS"):
         md.append(meta["ANALYSIS"])
     if args.perf and os.path.exists(args.perf):

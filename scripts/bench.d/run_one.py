@@ -8,6 +8,14 @@ Bytes_received / Bytes_sent counters (what crossed the wire per query, whoever i
 between) and Ssl_accepts (TLS handshakes the server ran), then parses sysbench's report: queries,
 transactions, errors, and p50/p95/p99 from the latency histogram of that same run.
 
+Backend connections: given --backend HOST:PORT (shard1's master), it samples during the run
+how many established TCP connections the target holds to that server — the proxy's, or
+sysbench's own for a target without a proxy (/proc/<pid>/fd against /proc/net/tcp: exact per
+process, where the server's process list would mix routers that log in as the same account) —
+and keeps the largest count. Given --metrics (a dbrouter's /metrics), it also keeps the largest
+dbrouter_pool_connections_in_use and dbrouter_pool_waiting of that shard, and the ERR packets
+the router sent itself during the run (dbrouter_errors_sent_total, by kind).
+
 Latency is per sysbench *event*: one statement for oltp_point_select, one transaction
 (BEGIN … COMMIT) for the other oltp_* tests.
 """
@@ -16,9 +24,13 @@ import math
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -29,6 +41,7 @@ COLUMNS = [
     "proxy_cpu_us_per_query", "server_cpu_s", "server_cpu_us_per_query",
     "sysbench_cpu_s", "host_busy_s", "foreign_cpu_s", "quiet_wait_s", "started", "log",
     "server_bytes_in_per_query", "server_bytes_out_per_query", "server_ssl_accepts",
+    "backend_conns_max", "backend_samples", "pool_in_use_max", "pool_waiting_max", "router_errors",
 ]
 
 
@@ -64,6 +77,98 @@ def server_bytes(socket):
         return int(values["Bytes_received"]), int(values["Bytes_sent"]), int(values.get("Ssl_accepts", 0))
     except (KeyError, ValueError):
         return None
+
+
+def tcp_remote(addr):
+    """HOST:PORT as /proc/net/tcp writes a remote address (IPv4, e.g. 0100007F:0CF7)."""
+    host, port = addr.rsplit(":", 1)
+    ip = struct.unpack("=I", socket.inet_aton(host))[0]
+    return f"{ip:08X}:{int(port):04X}"
+
+
+def tcp_conns_to(pid, remote):
+    """Established TCP connections of process `pid` to `remote` (tcp_remote form); None if gone."""
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    try:
+        with open(f"/proc/{pid}/net/tcp") as f:
+            next(f, None)
+            for line in f:
+                p = line.split()
+                # sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                if len(p) > 9 and p[3] == "01" and p[2] == remote and p[9] in inodes:
+                    n += 1
+    except OSError:
+        return None
+    return n
+
+
+def router_metrics(url, shard):
+    """{"in_use", "idle", "waiting": the pool of `shard`, "errors": {kind: count}} from a
+    dbrouter's /metrics; None if unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 — a missed sample is no failure of the run
+        return None
+    in_use = idle = waiting = 0
+    errors = {}
+    label = f'shard="{shard}"'
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        if name.startswith("dbrouter_pool_connections_in_use{") and label in name:
+            in_use += v
+        elif name.startswith("dbrouter_pool_connections_idle{") and label in name:
+            idle += v
+        elif name.startswith("dbrouter_pool_waiting{") and label in name:
+            waiting += v
+        elif name.startswith("dbrouter_errors_sent_total{"):
+            m = re.search(r'kind="([^"]*)"', name)
+            if m:
+                errors[m.group(1)] = errors.get(m.group(1), 0) + v
+    return {"in_use": int(in_use), "idle": int(idle), "waiting": int(waiting), "errors": errors}
+
+
+class Sampler(threading.Thread):
+    """Samples the backend connections of a run every `every` seconds until stopped."""
+
+    def __init__(self, pid, remote, metrics, shard, every):
+        super().__init__(daemon=True)
+        self.pid, self.remote, self.metrics, self.shard, self.every = pid, remote, metrics, shard, every
+        self.stop = threading.Event()
+        self.conns, self.in_use, self.waiting = [], [], []
+
+    def sample(self):
+        if self.pid and self.remote:
+            n = tcp_conns_to(self.pid, self.remote)
+            if n is not None:
+                self.conns.append(n)
+        if self.metrics:
+            m = router_metrics(self.metrics, self.shard)
+            if m:
+                self.in_use.append(m["in_use"])
+                self.waiting.append(m["waiting"])
+
+    def run(self):
+        while not self.stop.wait(self.every):
+            self.sample()
 
 
 def host_busy_ticks():
@@ -147,6 +252,10 @@ def main():
                     help="wait up to this many seconds for the host to be quiet before the run")
     ap.add_argument("--quiet-cores", type=float, default=0.3,
                     help="quiet = less than this many cores busy over one second")
+    ap.add_argument("--backend", help="HOST:PORT of the server behind the target (shard1's master): "
+                                      "sample the target's connections to it during the run")
+    ap.add_argument("--metrics", help="the target's dbrouter /metrics URL: sample its pool of --shard")
+    ap.add_argument("--shard", default="shard1", help="the shard whose pool --metrics samples")
     args = ap.parse_args()
 
     our = [int(p) for p in args.our_pids.split(",") if p]
@@ -184,6 +293,7 @@ def main():
         time.sleep(0.5)  # let them attach
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    errors0 = router_metrics(args.metrics, args.shard) if args.metrics else None
     bytes0 = server_bytes(args.server_socket)
     before = {p: proc_ticks(p) for p in watched}
     busy0 = host_busy_ticks()
@@ -193,12 +303,20 @@ def main():
         log.flush()
         child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  cwd=args.ssl_dir or None)
+        # Backend connections: the proxy's, or sysbench's own without one; ~10 samples a run.
+        sampler = Sampler(args.proxy_pid or child.pid, tcp_remote(args.backend) if args.backend else None,
+                          args.metrics, args.shard, min(2.0, max(0.25, args.time / 10.0)))
+        sampler.start()
         try:
             _, status, rusage = os.wait4(child.pid, 0)
         except KeyboardInterrupt:
             child.kill()
             raise
+        finally:
+            sampler.stop.set()
     elapsed = time.monotonic() - t0
+    sampler.join(timeout=10)
+    errors1 = router_metrics(args.metrics, args.shard) if args.metrics else None
     if perf:
         for p in (perf, pstat):
             p.send_signal(signal.SIGINT)
@@ -271,6 +389,14 @@ def main():
         "server_bytes_in_per_query": (bytes1[0] - bytes0[0]) / queries if bytes0 and bytes1 and queries else None,
         "server_bytes_out_per_query": (bytes1[1] - bytes0[1]) / queries if bytes0 and bytes1 and queries else None,
         "server_ssl_accepts": bytes1[2] - bytes0[2] if bytes0 and bytes1 else None,
+        "backend_conns_max": max(sampler.conns) if sampler.conns else None,
+        "backend_samples": len(sampler.conns) or None,
+        "pool_in_use_max": max(sampler.in_use) if sampler.in_use else None,
+        "pool_waiting_max": max(sampler.waiting) if sampler.waiting else None,
+        "router_errors": (",".join(f"{k}:{int(errors1['errors'][k] - errors0['errors'].get(k, 0))}"
+                                   for k in sorted(errors1["errors"])
+                                   if errors1["errors"][k] - errors0["errors"].get(k, 0) > 0) or "none")
+        if errors0 and errors1 else None,
     }
 
     def fmt(v):
@@ -312,6 +438,17 @@ def main():
                  + f"  foreign {foreign / row['seconds']:4.2f} cores")
         if errors:
             line += f"  ignored errors {int(errors)}"
+        if row["backend_conns_max"] is not None:
+            line += f"  backend conns {row['backend_conns_max']}"
+            if row["pool_in_use_max"] is not None:
+                line += f" (in use {row['pool_in_use_max']})"
+        if row["router_errors"] not in (None, "none"):
+            line += f"  router errors {row['router_errors']}"
+    else:
+        # Why: sysbench's first FATAL line (e.g. the server refusing a connection).
+        why = next((l.strip() for l in text.splitlines() if "FATAL" in l), "")
+        if why:
+            line += f" {why[:200]}"
     print(line, flush=True)
     return 0 if ok else 1
 
