@@ -654,13 +654,18 @@ pub fn push_reset(pipeline: &mut Pipeline, key: &PoolKey) {
         cmd.extend_from_slice(db.as_bytes());
         pipeline.push(cmd, ResponseKind::Single, Expect::Ok);
     }
+    // The login's collation, and its character set for the client and the results, as a
+    // login with it sets them (`character_set_client = <id>` would take only a character
+    // set's default collation id: 224, utf8mb4_unicode_ci, is refused).
     let c = key.collation;
-    let mut set = vec![COM_QUERY];
-    set.extend_from_slice(
-        format!("SET character_set_client = {c}, character_set_results = {c}, collation_connection = {c}")
-            .as_bytes(),
-    );
-    pipeline.push(set, ResponseKind::Query, Expect::Ok);
+    for sql in [
+        format!("SET collation_connection = {c}"),
+        "SET character_set_client = @@character_set_connection, character_set_results = @@character_set_connection".to_string(),
+    ] {
+        let mut set = vec![COM_QUERY];
+        set.extend_from_slice(sql.as_bytes());
+        pipeline.push(set, ResponseKind::Query, Expect::Ok);
+    }
     if key.database.is_none() {
         let check = b"\x03SELECT DATABASE() IS NULL".to_vec();
         pipeline.push(check, ResponseKind::Query, Expect::Row(b"\x011"));
