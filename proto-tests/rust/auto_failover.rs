@@ -349,3 +349,62 @@ async fn a_second_loss_within_the_interval_disarms_the_shard_until_it_is_armed()
     assert!(!out.contains("DISARMED"), "{out}");
     restart_in_slave_role(&cmdline);
 }
+
+/// A master out of connections refuses the routers' probes with ERR 1040: it answered, so
+/// it runs, and it is not failed over (found by the transaction-pooling benchmarks, where
+/// the pools of several routers filled a master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_out_of_connections_is_not_failed_over() {
+    let cluster = PrivateCluster::start("autofull");
+    let root = "/dbrouter/autofull";
+    let url = format!("zk://{}{root}", cluster.var("DBR_ZK"));
+    create_writes_table(&cluster).await;
+    let extra = auto_config(1_000);
+    let r1 = start_router_with(&cluster, root, &url, &extra);
+    let _r2 = second_router(&cluster, root, &extra);
+    let old = current_master(&url, "shard1").await;
+    wait_semi_sync_seen(&r1, &old).await;
+    let (host, port) = old.rsplit_once(':').unwrap();
+    let opts_as = |user: &str, password: &str| {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname(host.to_string())
+            .tcp_port(port.parse().unwrap())
+            .user(Some(user.to_string()))
+            .pass(Some(password.to_string()))
+    };
+    let mut admin = Conn::new(opts_as("dbrouter_admin", "admin-secret"))
+        .await
+        .unwrap();
+    admin
+        .query_drop("SET GLOBAL max_connections = 10")
+        .await
+        .unwrap();
+    // Full for every account the probes may use (a privileged one gets one more).
+    let mut fillers = Vec::new();
+    for (user, password) in [
+        ("dbrouter", "dbrouter-secret"),
+        ("dbrouter_admin", "admin-secret"),
+    ] {
+        loop {
+            match Conn::new(opts_as(user, password)).await {
+                Ok(c) => fillers.push(c),
+                Err(e) => {
+                    assert_eq!(server_error(e).0, 1040);
+                    break;
+                }
+            }
+            assert!(fillers.len() < 30, "the master never refused a connection");
+        }
+    }
+    // Refused for well over auto_after_ms (1.5 s), by both routers.
+    tokio::time::sleep(Duration::from_millis(6_000)).await;
+    let now = current_master(&url, "shard1").await;
+    for c in fillers {
+        let _ = c.disconnect().await;
+    }
+    admin
+        .query_drop("SET GLOBAL max_connections = 500")
+        .await
+        .unwrap();
+    assert_eq!(now, old, "a master out of connections was failed over");
+}

@@ -148,7 +148,8 @@ fn frame(payloads: &[Vec<u8>], first_seq: u8) -> Vec<u8> {
 
 /// The fake server's own answer to what the router sends on every backend connection
 /// besides client statements: the dialect query after login and after a pool reset,
-/// the reset itself (COM_RESET_CONNECTION, COM_INIT_DB, `SET character_set_client …`,
+/// the reset itself (COM_RESET_CONNECTION, COM_INIT_DB, `SET collation_connection …`,
+/// `SET character_set_client …`,
 /// `SELECT DATABASE() IS NULL`) and COM_PING. `None` for anything else.
 fn housekeeping(command: &[u8], format: ResultFormat) -> Option<Reply> {
     match command.first()? {
@@ -166,7 +167,9 @@ fn housekeeping(command: &[u8], format: ResultFormat) -> Option<Reply> {
                     SERVER_STATUS_AUTOCOMMIT,
                     format,
                 )))
-            } else if sql.starts_with("SET character_set_client = ") {
+            } else if sql.starts_with("SET collation_connection = ")
+                || sql.starts_with("SET character_set_client = ")
+            {
                 Some(Reply::Packets(vec![ok()]))
             } else if sql == "SELECT DATABASE() IS NULL" {
                 Some(rows(format, "DATABASE() IS NULL", &["1"]))

@@ -42,6 +42,10 @@ pub struct Health {
     pub last_error: Option<String>,
 }
 
+/// MariaDB's refusals of a login for lack of connections: 1040 (max_connections), 1203
+/// and 1226 (the account's max_user_connections).
+const FULL: [u16; 3] = [1040, 1203, 1226];
+
 /// Probes one server: reachability, round trip, read_only, GTID positions, semi-sync,
 /// replication threads and lag. Never fails: an unreachable server is a result.
 pub async fn probe(
@@ -57,7 +61,20 @@ pub async fn probe(
     };
     let result: Result<(), String> = async {
         let o = opts(addr, user, password, tls)?;
-        let mut c = within(timeout, "connect", Conn::new(o)).await?;
+        let t0 = Instant::now();
+        let mut c = match tokio::time::timeout(timeout, Conn::new(o)).await {
+            Ok(Ok(c)) => c,
+            // It answered, so it runs: out of connections (a pool above its
+            // max_connections, a connection storm) is no lost master, and must never be
+            // failed over.
+            Ok(Err(mysql_async::Error::Server(e))) if FULL.contains(&e.code) => {
+                h.reachable = true;
+                h.rtt_us = t0.elapsed().as_micros() as u64;
+                return Err(format!("connect: the server is up but refused the probe: {e}"));
+            }
+            Ok(Err(e)) => return Err(format!("connect: {e}")),
+            Err(_) => return Err(format!("connect: no answer within {timeout:?}")),
+        };
         let t0 = Instant::now();
         within(timeout, "ping", c.query_drop("SELECT 1")).await?;
         h.rtt_us = t0.elapsed().as_micros() as u64;
