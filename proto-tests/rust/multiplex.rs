@@ -444,3 +444,29 @@ async fn in_session_pooling_clients_that_only_set_their_defaults_hold_no_connect
         assert!(row.ends_with(format!("{names} OFF").as_bytes()), "{row:?}");
     }
 }
+
+#[tokio::test]
+async fn a_statement_shared_by_sessions_answers_each_with_its_own_types() {
+    let router = router("mx_types_svc", 2, 10_000).await;
+    // Metadata caching would let the server leave out definitions it sent another
+    // session: transaction pooling does not offer it (mysql_async asks for it).
+    // Sessions that prepared the same text share its server statement on each connection;
+    // one that executes it after another must still get the definitions of its answer
+    // (with metadata caching the server would leave them out, and the client would read
+    // the row with the DOUBLE its own prepare announced).
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16i64 {
+        let opts = router.app_opts(Some("app"));
+        tasks.spawn(async move {
+            let mut c = Conn::new(mysql_async::Opts::from(opts)).await.unwrap();
+            for j in 0..40i64 {
+                let v: Option<i64> = c.exec_first("SELECT ? + ?", (i, j)).await.unwrap();
+                assert_eq!(v, Some(i + j));
+            }
+            c.disconnect().await.unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}

@@ -382,7 +382,12 @@ async fn mariadb_metadata_caching_matches_direct_byte_for_byte() {
     d0.query_drop("INSERT INTO t SELECT seq, CONCAT('n', seq) FROM seq_1_to_25")
         .await
         .unwrap();
-    let router = cluster_router_addr();
+    // Session pooling: transaction pooling does not offer metadata caching (multiplex.rs).
+    let own = TestRouter::start(RouterSettings {
+        sharding: "[sharding]\nunlisted_tables = \"global\"\n\n[pool]\nmode = \"session\"\n".into(),
+        ..Default::default()
+    });
+    let router = own.addr.clone();
     let mut r = RawClient::connect_with(&router, "app", APP_PASSWORD, Some("t_meta"), cache).await;
     let mut d = RawClient::connect_with(
         &master_addr(),

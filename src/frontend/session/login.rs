@@ -41,12 +41,21 @@ pub(super) async fn connection_phase(
     if config.server.compression {
         offered |= CapabilityFlags::CLIENT_COMPRESS;
     }
+    // Metadata caching (MARIADB_CLIENT_CACHE_METADATA) lets the server leave out column
+    // definitions a statement sent before: in transaction pooling a server statement is
+    // shared by the sessions that prepared its text, and the definitions it sent another
+    // session may not be those this client holds (`SELECT ? + ?` executed with other
+    // types). Not offered then: every result carries its definitions.
+    let mut mariadb_offered = ctx.mariadb_capabilities;
+    if config.pool.mode == crate::config::PoolMode::Transaction {
+        mariadb_offered.remove(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA);
+    }
     let hello = greeting(
         connection_id,
         &ctx.server_version,
         &scramble,
         offered,
-        ctx.mariadb_capabilities,
+        mariadb_offered,
         ctx.server_collation,
         method.plugin_name(),
     );
@@ -93,7 +102,7 @@ pub(super) async fn connection_phase(
         .contains(CapabilityFlags::CLIENT_COMPRESS)
         && offered.contains(CapabilityFlags::CLIENT_COMPRESS);
     login.capabilities &= offered_capabilities();
-    login.mariadb_capabilities &= ctx.mariadb_capabilities;
+    login.mariadb_capabilities &= mariadb_offered;
     let (seq, account, identity) = authenticate(client, ctx, &login, &scramble, seq, peer).await?;
     let account_session = admit(client, ctx, &account, seq).await?;
 
