@@ -39,7 +39,12 @@ async fn router_with_private_user(tag: &str, extra: &str) -> (TestRouter, String
         service_user: user.clone(),
         service_password: "svc-secret".into(),
         server_extra: extra.into(),
-        sharding: format!("{}\n[pool]\nmax_idle_per_shard = 0\n", defaults.sharding),
+        sharding: format!(
+            // Session pooling: a connection closed at once when its session ends (no idle
+            // kept) shows that nothing leaked.
+            "{}\n[pool]\nmode = \"session\"\nmax_idle_per_shard = 0\n",
+            defaults.sharding
+        ),
         ..defaults
     });
     (router, user)
@@ -106,7 +111,12 @@ async fn a_client_stuck_mid_packet_is_closed_after_net_read_ms() {
         service_user: user.into(),
         service_password: "svc-secret".into(),
         timeouts: "net_read_ms = 500".into(),
-        sharding: format!("{}\n[pool]\nmax_idle_per_shard = 0\n", defaults.sharding),
+        sharding: format!(
+            // Session pooling: a connection closed at once when its session ends (no idle
+            // kept) shows that nothing leaked.
+            "{}\n[pool]\nmode = \"session\"\nmax_idle_per_shard = 0\n",
+            defaults.sharding
+        ),
         ..defaults
     });
     let mut raw = RawClient::connect(&router.addr, "app", APP_PASSWORD, None).await;

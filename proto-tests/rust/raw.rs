@@ -20,6 +20,8 @@ pub struct RawClient {
     pub login_ok: Vec<u8>,
     /// The id in the server's greeting.
     pub connection_id: u32,
+    /// The MariaDB extended capabilities the server's greeting offered.
+    pub offered: MariadbCapabilities,
 }
 
 impl RawClient {
@@ -53,6 +55,7 @@ impl RawClient {
         let format = conn.result_format();
         RawClient {
             connection_id: conn.connection_id,
+            offered: conn.server_mariadb_capabilities,
             login_ok: conn.login_ok.clone(),
             io: conn.io,
             format,

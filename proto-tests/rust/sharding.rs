@@ -632,12 +632,13 @@ async fn idle_logged_in_clients_hold_no_backend_connection() {
     let user = "svc_idle_login";
     fresh_service_user(user).await;
     let mut settings = two_shards(&format!(
-        "{SHARDING}\n[pool]\nmax_per_shard = 2\nmax_idle_per_shard = 0\n"
+        "{SHARDING}\n[pool]\nmode = \"session\"\nmax_per_shard = 2\nmax_idle_per_shard = 0\n"
     ));
     settings.service_user = user.into();
     settings.service_password = "svc-secret".into();
     let router = TestRouter::start(settings);
-    // Far more logged-in clients than the pool has connections: logins check the database
+    // (Session pooling: a returned connection is closed, none kept idle; transaction
+    // pooling keeps its working set: multiplex.rs.) Far more logged-in clients than the pool has connections: logins check the database
     // with a pooled connection and give it back. (Raw clients: mysql_async runs a
     // statement right after connecting.)
     let mut clients = Vec::new();
