@@ -162,6 +162,8 @@ struct MasterPool {
     queue: std::collections::VecDeque<Waiter>,
     /// Checkouts waiting now.
     waiting: usize,
+    /// Checkouts waiting now, by key.
+    waiting_keys: HashMap<PoolKey, usize>,
 }
 
 /// A checkout in a master's queue: a connection of its key given back is sent to it.
@@ -245,6 +247,7 @@ impl Pools {
                 freed: Arc::new(Notify::new()),
                 queue: std::collections::VecDeque::new(),
                 waiting: 0,
+                waiting_keys: HashMap::new(),
             });
         f(pool)
     }
@@ -277,11 +280,11 @@ impl Pools {
             let notified = freed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Counted per key, not found by a walk of the queue: a thousand clients may
+            // wait on a few dozen connections.
             let ahead = queued.is_none()
                 && self.with_master(&key.addr, |pool| {
-                    pool.queue
-                        .iter()
-                        .any(|w| w.key == key && !w.handoff.is_closed())
+                    pool.waiting_keys.get(&key).is_some_and(|n| *n > 0)
                 });
             if !ahead {
                 if let Some(idle) = self.take_idle(&key, state) {
@@ -338,7 +341,7 @@ impl Pools {
                             return Err(pool.waiting);
                         }
                         pool.waiting += 1;
-                        pool.queue.retain(|w| !w.handoff.is_closed());
+                        *pool.waiting_keys.entry(key.clone()).or_default() += 1;
                         pool.queue.push_back(Waiter {
                             key: key.clone(),
                             handoff,
@@ -357,7 +360,7 @@ impl Pools {
                     queued.insert(Queued {
                         waiting: Waiting {
                             pools: self,
-                            addr: key.addr.clone(),
+                            key: key.clone(),
                             since: tokio::time::Instant::now(),
                         },
                         handoff: Some(wait),
@@ -687,14 +690,20 @@ async fn run_reset(conn: &mut BackendConn, pipeline: Pipeline) -> Result<(), Pip
 /// an error, or abandoned by its session), its wait recorded.
 struct Waiting<'a> {
     pools: &'a Pools,
-    addr: String,
+    key: PoolKey,
     since: tokio::time::Instant,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.pools.with_master(&self.addr, |pool| {
-            pool.waiting = pool.waiting.saturating_sub(1)
+        self.pools.with_master(&self.key.addr, |pool| {
+            pool.waiting = pool.waiting.saturating_sub(1);
+            if let Some(n) = pool.waiting_keys.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    pool.waiting_keys.remove(&self.key);
+                }
+            }
         });
         crate::metrics::pool_waited(self.since.elapsed().as_secs_f64());
     }
