@@ -29,7 +29,10 @@ fn mapped(packets: Vec<Vec<u8>>, own_id: u32) -> Vec<Vec<u8>> {
             let mut out = Vec::with_capacity(p.len());
             let mut i = 0;
             while i < p.len() {
-                if p[i..].starts_with(&text) {
+                // The id as a whole number only (id 295 is no part of 4294967295).
+                let whole = (i == 0 || !p[i - 1].is_ascii_digit())
+                    && !p.get(i + text.len()).is_some_and(u8::is_ascii_digit);
+                if whole && p[i..].starts_with(&text) {
                     // A length-encoded string of the id: its length byte goes too.
                     if out.last() == Some(&(text.len() as u8)) {
                         out.pop();
