@@ -426,15 +426,7 @@ impl Pools {
             pool.idle_count -= 1;
             Some(list.swap_remove(at))
         })?;
-        let conn = idle.conn.bring_home().ok()?;
-        if conn.io.looks_closed() {
-            return None;
-        }
-        Some(PooledConn {
-            conn,
-            key: key.clone(),
-            _permit: idle.permit,
-        })
+        lend(idle, key)
     }
 
     /// Takes a connection back from a session in transaction pooling, with the session

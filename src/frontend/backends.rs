@@ -281,13 +281,7 @@ impl SessionBackends {
                 .shard(shard)
                 .map(|s| s.master.as_str())
                 .unwrap_or_default();
-            let login = match self.logins.iter().position(|(k, _)| k.addr == master) {
-                Some(at) => at,
-                None => {
-                    self.logins.push(self.login.pool_login(master));
-                    self.logins.len() - 1
-                }
-            };
+            let login = self.login_for(master);
             let conn = self.open(table, shard, login).await?;
             self.conns.push((shard, conn, 0));
         }
@@ -529,9 +523,20 @@ impl SessionBackends {
         let Some(info) = table.shard(shard) else {
             return;
         };
-        let (key, _) = self.login.pool_login(&info.master);
-        if let Some(conn) = self.pools.take_back(&key, serial, uses) {
+        let at = self.login_for(&info.master);
+        if let Some(conn) = self.pools.take_back(&self.logins[at].0, serial, uses) {
             self.conns.push((shard, conn, 0));
+        }
+    }
+
+    /// The index in `logins` of the pool key and login for `master`, built on first use.
+    fn login_for(&mut self, master: &str) -> usize {
+        match self.logins.iter().position(|(k, _)| k.addr == master) {
+            Some(at) => at,
+            None => {
+                self.logins.push(self.login.pool_login(master));
+                self.logins.len() - 1
+            }
         }
     }
 

@@ -115,14 +115,18 @@ mod tests {
     use super::*;
     use crate::protocol::response::{ResponseKind, ResponseTracker, Step};
 
+    /// Every framing a client may negotiate.
+    fn every_format() -> impl Iterator<Item = ResultFormat> {
+        (0..8u8).map(|bits| ResultFormat {
+            deprecate_eof: bits & 1 != 0,
+            metadata_flag: bits & 2 != 0,
+            extended_metadata: bits & 4 != 0,
+        })
+    }
+
     #[test]
     fn the_single_value_of_a_one_by_one_result_is_read_in_every_framing() {
-        for bits in 0..8u8 {
-            let format = ResultFormat {
-                deprecate_eof: bits & 1 != 0,
-                metadata_flag: bits & 2 != 0,
-                extended_metadata: bits & 4 != 0,
-            };
+        for format in every_format() {
             let one = text_result_set(&["v"], &[vec![Some("42".into())]], 2, format);
             assert_eq!(single_value(&one), Some(&b"42"[..]));
             let null = text_result_set(&["v"], &[vec![None]], 2, format);
@@ -134,12 +138,7 @@ mod tests {
 
     #[test]
     fn result_set_is_well_formed() {
-        for bits in 0..8u8 {
-            let format = ResultFormat {
-                deprecate_eof: bits & 1 != 0,
-                metadata_flag: bits & 2 != 0,
-                extended_metadata: bits & 4 != 0,
-            };
+        for format in every_format() {
             let rows = [vec![Some("1".into()), None]];
             let packets = text_result_set(&["a", "b"], &rows, LOCAL_STATUS, format);
             let mut t = ResponseTracker::new(ResponseKind::Query, format);
