@@ -480,7 +480,7 @@ impl<S: ClientStream> Session<S> {
             other => other.map(drop),
         };
         if result.is_ok() {
-            result = self.after_command(seq).await;
+            result = self.after_command().await;
         }
         self.me.end();
         self.table = Some(table);

@@ -297,7 +297,7 @@ impl<S: ClientStream> Session<S> {
 
     /// After a command in transaction pooling: gives the connections back when the
     /// session is free, after reading what the last statement left for the next one.
-    pub(super) async fn after_command(&mut self, seq: u8) -> Result<(), End> {
+    pub(super) async fn after_command(&mut self) -> Result<(), End> {
         if self.backends.mode() != PoolMode::Transaction {
             if self.is_free() {
                 self.backends.give_back_unused();
@@ -316,14 +316,16 @@ impl<S: ClientStream> Session<S> {
                 Ok(())
             }
             Err((shard, source)) => {
-                // Reading LAST_INSERT_ID() failed: the connection is gone, and with it what
-                // the session would read next; the client hears it on its next command.
+                // Reading what the statement left (LAST_INSERT_ID(), warnings) failed: that
+                // connection is closed, and what the session would read next went with it.
+                // The statement's answer is out already, so no second one: the session
+                // ends, as when a server closed its connection while the client idled.
                 let name = self.ctx.routing.load().shard_name(shard).to_string();
-                let failure = Failure::Replay {
-                    shard: name,
-                    source,
-                };
-                Err(self.backend_failed(shard, seq, failure).await)
+                warn!(parent: &self.span, shard = %name, error = %source, "a backend connection failed after the statement; closing the session");
+                self.ctx.health.suspect();
+                Err(End::Closed(
+                    "a backend connection failed after the statement; the session's state on it is gone",
+                ))
             }
         }
     }
