@@ -379,10 +379,20 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// A pool checkout for master `addr` had to wait for a free slot.
-pub fn pool_wait(addr: &str) {
-    if enabled() {
-        counter(POOL_WAITS, vec![Label::new("addr", addr.to_string())]).increment(1);
+/// A pool checkout for master `addr` had to wait for a free slot (`handle`: that master's
+/// counter, registered here on its first use).
+pub fn pool_wait(handle: &mut Option<Counter>, addr: &str) {
+    if !enabled() {
+        return;
+    }
+    if handle.is_none() && recorder().is_some() {
+        *handle = Some(counter(
+            POOL_WAITS,
+            vec![Label::new("addr", addr.to_string())],
+        ));
+    }
+    if let Some(c) = handle {
+        c.increment(1);
     }
 }
 
@@ -427,8 +437,12 @@ pub fn pinned_sessions() -> Vec<(&'static str, usize)> {
 
 /// A pool checkout left the wait queue after `seconds` (with a connection or not).
 pub fn pool_waited(seconds: f64) {
+    static HANDLE: OnceLock<Histogram> = OnceLock::new();
     if let Some(r) = recorder().filter(|_| enabled()) {
-        r.register_histogram(&Key::from_static_name(POOL_WAIT_DURATION), &metadata())
+        HANDLE
+            .get_or_init(|| {
+                r.register_histogram(&Key::from_static_name(POOL_WAIT_DURATION), &metadata())
+            })
             .record(seconds);
     }
 }
@@ -748,7 +762,8 @@ mod tests {
         let started = Instant::now();
         statement(3, "shardX", "ok", started);
         error_sent("route");
-        pool_wait("127.0.0.1:1");
+        pool_wait(&mut None, "127.0.0.1:1");
+        pool_waited(0.001);
         let before = open_connections();
         let guard = ConnectionGuard::new();
         assert_eq!(open_connections(), before + 1);

@@ -194,6 +194,8 @@ def aggregate(rows):
             "p99_all": [num(r["p99_us"]) for r in ok if num(r["p99_us"]) is not None],
             "cpu": med(num(r["proxy_cpu_us_per_query"]) for r in ok),
             "server_cpu": med(num(r["server_cpu_us_per_query"]) for r in ok),
+            "sysbench_cpu": med(num(r["sysbench_cpu_s"]) / num(r["queries"]) * 1e6 for r in ok
+                                if num(r.get("sysbench_cpu_s")) is not None and num(r["queries"])),
             "bytes_in": med(num(r.get("server_bytes_in_per_query")) for r in ok),
             "bytes_out": med(num(r.get("server_bytes_out_per_query")) for r in ok),
             "foreign": med(num(r["foreign_cpu_s"]) for r in ok),
@@ -267,6 +269,47 @@ def tables(agg):
                 f"| {fsigned(diff(r.get('p50'), d.get('p50')))} | {fsigned(diff(h.get('p50'), d.get('p50')))} |")
     table2 = "\n".join(out)
     return table1, table2
+
+
+def cpu_budget(agg, targets, cores):
+    """Where the host's CPU went per query, by process, and the QPS ceiling it leaves.
+
+    On a host that runs the load generator, the database and the proxy, QPS ≤ cores × 1e6 /
+    (µs of CPU per query of all three). "Free-proxy ceiling" drops the proxy's share: the QPS
+    that target's run would reach if its proxy cost nothing while sysbench and MariaDB cost
+    what they did in that run — no proxy on these cores can beat it.
+    """
+    tests, threads = cells(agg)
+    out = [f"| test | threads | target | QPS | CPU µs per query: sysbench | MariaDB | proxy | sum "
+           f"| free-proxy ceiling ({cores} cores) | QPS / ceiling |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in tests:
+        for n in threads:
+            for tg in targets:
+                a = agg.get((t, n, tg))
+                if not a or a["ok"] == 0 or a.get("sysbench_cpu") is None or a["server_cpu"] is None:
+                    continue
+                proxy = 0.0 if tg == "direct" else (a["cpu"] or 0.0)
+                load = a["sysbench_cpu"] + a["server_cpu"]
+                ceiling = cores * 1e6 / load if load else None
+                out.append(f"| {t} | {n} | {tg} | {f0(a['qps'])} | {f2(a['sysbench_cpu'])} | {f2(a['server_cpu'])} "
+                           f"| {'–' if tg == 'direct' else f2(proxy)} | {f2(load + proxy)} | {f0(ceiling)} "
+                           f"| {fratio(ratio(a['qps'], ceiling))} |")
+    return "\n".join(out)
+
+
+def budget_section(agg, targets, meta):
+    """The "CPU budget" subsection of a report, or [] when the run has no sysbench CPU."""
+    cores = int(meta.get("CORES") or os.cpu_count() or 1)
+    table = cpu_budget(agg, targets, cores)
+    if table.count("\n") < 2:
+        return []
+    return ["### CPU budget (median over repeats)", "",
+            "CPU per query of each process on the host (utime+stime over the run, divided by sysbench's "
+            "query count; sysbench's from its own rusage, start-up included), and the QPS that target's run "
+            f"would have reached on {cores} fully busy cores had its proxy cost nothing: "
+            "cores × 10⁶ / (sysbench + MariaDB µs per query). No proxy sharing these cores can pass it.",
+            "", table, ""]
 
 
 def verdict(ok):
@@ -617,6 +660,7 @@ def build_report(rows, meta):
                 md.append(f"| {t} | {n} | {fratio(q)} | {', '.join(f'{v:.3f}' for v in pq) or '–'} | {direction(pq)} "
                           f"| {fratio(c)} | {', '.join(f'{v:.3f}' for v in pc) or '–'} | {direction(pc)} |")
         md.append("")
+    md.extend(budget_section(agg, run_targets, meta))
     md.append("### Reading these numbers")
     md.append("")
     # Noise: how far each target's own repeats moved (max - min over median), per cell.
@@ -805,6 +849,7 @@ def main():
         names = [os.path.basename(p) for p in pngs]
         md.append(" ".join(f"![{n}]({n})" for n in names))
         md.append("")
+    md.extend(budget_section(agg, TARGETS, meta))
     md.append("### Reading these numbers")
     md.append("")
     noise = ""

@@ -13,8 +13,9 @@
 //! capability flags, collation and initial database.
 //!
 //! A checkout that finds every connection of the master in use waits in the master's
-//! queue (woken in arrival order when a connection comes back or a slot frees), at most
-//! `pool.wait_ms`, and at most `pool.max_waiting_per_shard` checkouts wait at once.
+//! queue (woken in arrival order when a connection comes back or a slot frees, a waiter on
+//! the returning thread first within a bound: [`super::queue`]), at most `pool.wait_ms`,
+//! and at most `pool.max_waiting_per_shard` checkouts wait at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use super::connection::{connect, BackendConn, BackendError, LoginOptions};
 use super::exchange::ExchangeError;
 use super::pipeline::{Expect, Pipeline, PipelineError};
+use super::queue::{pick_waiter, Waiter};
 use crate::net::{NetError, Slots};
 use crate::protocol::command::{COM_INIT_DB, COM_QUERY, COM_RESET_CONNECTION};
 use crate::protocol::response::ResponseKind;
@@ -159,17 +161,14 @@ struct MasterPool {
     /// Woken (one waiter at a time) when a slot frees: a connection closed.
     freed: Arc<Notify>,
     /// Checkouts waiting for a connection given back, in arrival order.
-    queue: std::collections::VecDeque<Waiter>,
+    queue: std::collections::VecDeque<Waiter<Idle>>,
     /// Checkouts waiting now.
     waiting: usize,
     /// Checkouts waiting now, by key.
     waiting_keys: HashMap<PoolKey, usize>,
-}
-
-/// A checkout in a master's queue: a connection of its key given back is sent to it.
-struct Waiter {
-    key: PoolKey,
-    handoff: tokio::sync::oneshot::Sender<Idle>,
+    /// `dbrouter_pool_waits_total` of this master, registered at its first wait (at a
+    /// thousand clients on a few dozen connections nearly every statement waits).
+    wait_counter: Option<::metrics::Counter>,
 }
 
 /// This checkout's place in the queue.
@@ -181,9 +180,16 @@ struct Queued<'a> {
 
 /// An idle or handed-over connection made the caller's: registered with its thread's
 /// runtime; None when its server closed it meanwhile (seen without a round trip).
+///
+/// The check costs a syscall (a peek) only when it may find something: a connection that
+/// idled on this thread is peeked only if the thread's reactor saw it readable (bytes or
+/// the server's FIN) since its last answer was read; one moved here from another thread
+/// has no readiness yet and is always peeked. (In transaction pooling that peek was one
+/// of seven syscalls per statement.)
 fn lend(idle: Idle, key: &PoolKey) -> Option<PooledConn> {
+    let moved = !idle.conn.is_home();
     match idle.conn.bring_home() {
-        Ok(conn) if conn.io.looks_closed() => {
+        Ok(conn) if (moved || conn.io.may_have_input()) && conn.io.looks_closed() => {
             crate::metrics::pool_discarded(&key.addr);
             None
         }
@@ -248,6 +254,7 @@ impl Pools {
                 queue: std::collections::VecDeque::new(),
                 waiting: 0,
                 waiting_keys: HashMap::new(),
+                wait_counter: None,
             });
         f(pool)
     }
@@ -342,10 +349,8 @@ impl Pools {
                         }
                         pool.waiting += 1;
                         *pool.waiting_keys.entry(key.clone()).or_default() += 1;
-                        pool.queue.push_back(Waiter {
-                            key: key.clone(),
-                            handoff,
-                        });
+                        pool.queue.push_back(Waiter::new(key.clone(), handoff));
+                        crate::metrics::pool_wait(&mut pool.wait_counter, &key.addr);
                         Ok(())
                     });
                     if let Err(queue) = admitted {
@@ -356,7 +361,6 @@ impl Pools {
                             waiting: queue,
                         });
                     }
-                    crate::metrics::pool_wait(&key.addr);
                     queued.insert(Queued {
                         waiting: Waiting {
                             pools: self,
@@ -404,7 +408,7 @@ impl Pools {
                     // Closed meanwhile: back in the queue, at its end.
                     let (handoff, wait) = tokio::sync::oneshot::channel();
                     self.with_master(&key.addr, |pool| {
-                        pool.queue.push_back(Waiter { key: key.clone(), handoff })
+                        pool.queue.push_back(Waiter::new(key.clone(), handoff))
                     });
                     q.handoff = Some(wait);
                 }
@@ -455,16 +459,7 @@ impl Pools {
             permit,
         };
         self.with_master(&addr, |pool| {
-            let mut at = 0;
-            while at < pool.queue.len() {
-                if pool.queue[at].handoff.is_closed() {
-                    pool.queue.remove(at);
-                    continue;
-                }
-                if pool.queue[at].key != key {
-                    at += 1;
-                    continue;
-                }
+            while let Some(at) = pick_waiter(&mut pool.queue, &key) {
                 let Some(waiter) = pool.queue.remove(at) else {
                     break;
                 };

@@ -286,6 +286,14 @@ impl PacketConn<super::BackendIo> {
     pub fn looks_closed(&self) -> bool {
         !self.rbuf.is_empty() || self.stream.looks_closed()
     }
+
+    /// Whether anything may have arrived since the last answer was read: unread bytes, or
+    /// the reactor of the thread the socket is registered with saw it readable (bytes or
+    /// EOF). No syscall. False is reliable only for a socket registered with the calling
+    /// thread since before it went idle (a fresh registration has seen nothing yet).
+    pub fn may_have_input(&self) -> bool {
+        !self.rbuf.is_empty() || self.stream.may_have_input()
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> PacketConn<super::ClientIo<T>> {

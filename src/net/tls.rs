@@ -417,6 +417,17 @@ impl Rehomable {
         }
     }
 
+    /// Whether the runtime's reactor saw the socket readable since a read last drained it
+    /// (tokio clears read readiness on a short read or `WouldBlock`); no syscall.
+    pub fn may_have_input(&self) -> bool {
+        let Some(stream) = &self.0 else {
+            return true;
+        };
+        // Nobody waits to read an idle connection: the no-op waker replaces none.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        stream.poll_read_ready(&mut cx).is_ready()
+    }
+
     fn get(&mut self) -> io::Result<&mut tokio::net::TcpStream> {
         self.0
             .as_mut()
@@ -479,6 +490,15 @@ impl BackendIo {
         match self {
             MaybeTls::Plain(s) => s.looks_closed(),
             MaybeTls::Tls(t) => t.get_ref().0.looks_closed(),
+            MaybeTls::Switching => true,
+        }
+    }
+
+    /// See [`Rehomable::may_have_input`] (under TLS: the socket below it).
+    pub fn may_have_input(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.may_have_input(),
+            MaybeTls::Tls(t) => t.get_ref().0.may_have_input(),
             MaybeTls::Switching => true,
         }
     }
