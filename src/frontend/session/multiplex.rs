@@ -201,6 +201,34 @@ fn reads_found_rows(sql: &[u8]) -> bool {
 const PREVIOUS_GONE: &str = "this statement reads what the previous statement left on its backend connection (ROW_COUNT(), FOUND_ROWS(), warnings, GET DIAGNOSTICS), and transaction pooling (pool.mode = \"transaction\") gave that connection to another session meanwhile: run both statements in one transaction (BEGIN … COMMIT), or use SQL_CALC_FOUND_ROWS / read the counts from the OK packet";
 
 impl<S: ClientStream> Session<S> {
+    /// The id of `prepare` in the statement cache of the session's connection to `shard`
+    /// (transaction pooling), prepared under the session's state.
+    pub(super) fn cached_statement(&mut self, shard: ShardId, prepare: &[u8]) -> Option<u32> {
+        let state = self.backends.fingerprint();
+        let conn = self.backends.pooled(shard)?;
+        conn.conn.carried.statements.get(state, prepare)
+    }
+
+    /// Records a statement just prepared on the session's connection to `shard` in that
+    /// connection's cache (transaction pooling), closing what it pushes out.
+    pub(super) async fn cache_statement(&mut self, shard: ShardId, prepare: &[u8], id: u32) {
+        if self.backends.mode() != PoolMode::Transaction {
+            return;
+        }
+        let state = self.backends.fingerprint();
+        let Some(conn) = self.backends.pooled(shard) else {
+            return;
+        };
+        let evicted = conn.conn.carried.statements.insert(state, prepare, id);
+        for old in evicted {
+            let mut close = vec![COM_STMT_CLOSE];
+            close.extend_from_slice(&old.to_le_bytes());
+            conn.conn.io.queue(0, &close);
+        }
+        // A failure here shows on the next command.
+        let _ = conn.conn.io.flush().await;
+    }
+
     /// Before a command in transaction pooling: what its text pins, whether it reads
     /// `LAST_INSERT_ID()`, and — for one that reads the previous statement's state — the
     /// previous statement's connection taken back, or the statement refused (`Err`, its

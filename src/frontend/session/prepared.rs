@@ -349,34 +349,6 @@ impl<S: ClientStream> Session<S> {
         Ok(Some((id, packets)))
     }
 
-    /// The id of `prepare` in the statement cache of the session's connection to `shard`
-    /// (transaction pooling), prepared under the session's state.
-    fn cached_statement(&mut self, shard: ShardId, prepare: &[u8]) -> Option<u32> {
-        let state = self.backends.fingerprint();
-        let conn = self.backends.pooled(shard)?;
-        conn.conn.carried.statements.get(state, prepare)
-    }
-
-    /// Records a statement just prepared on the session's connection to `shard` in that
-    /// connection's cache (transaction pooling), closing what it pushes out.
-    async fn cache_statement(&mut self, shard: ShardId, prepare: &[u8], id: u32) {
-        if self.backends.mode() != PoolMode::Transaction {
-            return;
-        }
-        let state = self.backends.fingerprint();
-        let Some(conn) = self.backends.pooled(shard) else {
-            return;
-        };
-        let evicted = conn.conn.carried.statements.insert(state, prepare, id);
-        for old in evicted {
-            let mut close = vec![COM_STMT_CLOSE];
-            close.extend_from_slice(&old.to_le_bytes());
-            conn.conn.io.queue(0, &close);
-        }
-        // A failure here shows on the next command.
-        let _ = conn.conn.io.flush().await;
-    }
-
     async fn close_on(&mut self, table: &RoutingTable, shard: ShardId, backend_id: u32) {
         let mut close = vec![COM_STMT_CLOSE];
         close.extend_from_slice(&backend_id.to_le_bytes());
