@@ -364,14 +364,7 @@ async fn a_master_out_of_connections_is_not_failed_over() {
     let _r2 = second_router(&cluster, root, &extra);
     let old = current_master(&url, "shard1").await;
     wait_semi_sync_seen(&r1, &old).await;
-    let (host, port) = old.rsplit_once(':').unwrap();
-    let opts_as = |user: &str, password: &str| {
-        mysql_async::OptsBuilder::default()
-            .ip_or_hostname(host.to_string())
-            .tcp_port(port.parse().unwrap())
-            .user(Some(user.to_string()))
-            .pass(Some(password.to_string()))
-    };
+    let opts_as = |user: &str, password: &str| account_opts_at(&old, user, password);
     let mut admin = Conn::new(opts_as("dbrouter_admin", "admin-secret"))
         .await
         .unwrap();

@@ -422,14 +422,7 @@ async fn a_master_out_of_connections_makes_logins_wait_for_a_free_one() {
     holder.query_drop("SELECT 1").await.unwrap();
     // Fill the master: its smallest max_connections (10), then direct connections of the
     // service account until the master refuses one.
-    let (host, port) = global.rsplit_once(':').unwrap();
-    let opts_as = |user: &str, password: &str| {
-        mysql_async::OptsBuilder::default()
-            .ip_or_hostname(host.to_string())
-            .tcp_port(port.parse().unwrap())
-            .user(Some(user.to_string()))
-            .pass(Some(password.to_string()))
-    };
+    let opts_as = |user: &str, password: &str| account_opts_at(&global, user, password);
     let admin_opts = opts_as("dbrouter_admin", "admin-secret");
     let mut admin = Conn::new(admin_opts.clone()).await.unwrap();
     admin

@@ -51,16 +51,20 @@ fn split(addr: &str) -> (String, u16) {
     (h.to_string(), p.parse().expect("port"))
 }
 
-/// Options for the `app` account through a router at `addr`.
-pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
+/// Options for an account over TCP to the server or router at `addr` (no database).
+pub fn account_opts_at(addr: &str, user: &str, password: &str) -> OptsBuilder {
     let (host, port) = split(addr);
     OptsBuilder::default()
         .ip_or_hostname(host)
         .tcp_port(port)
-        .user(Some("app"))
-        .pass(Some(APP_PASSWORD))
-        .db_name(db)
+        .user(Some(user))
+        .pass(Some(password))
         .prefer_socket(false)
+}
+
+/// Options for the `app` account through a router at `addr`.
+pub fn app_opts(addr: &str, db: Option<&str>) -> OptsBuilder {
+    account_opts_at(addr, "app", APP_PASSWORD).db_name(db)
 }
 
 /// Options for the `app` account directly on shard 1's master (what the router's
@@ -76,14 +80,7 @@ pub fn direct_opts(db: Option<&str>) -> OptsBuilder {
 
 /// Options for the admin account directly on the server at `addr`.
 pub fn admin_opts_at(addr: &str, db: Option<&str>) -> OptsBuilder {
-    let (host, port) = split(addr);
-    OptsBuilder::default()
-        .ip_or_hostname(host)
-        .tcp_port(port)
-        .user(Some("dbrouter_admin"))
-        .pass(Some("admin-secret"))
-        .db_name(db)
-        .prefer_socket(false)
+    account_opts_at(addr, "dbrouter_admin", "admin-secret").db_name(db)
 }
 
 /// A direct admin connection to shard 1's master (the admin account: the router's service

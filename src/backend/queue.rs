@@ -40,7 +40,7 @@ impl<T> Waiter<T> {
 /// thread (an eventfd write): at 256 clients on 32 connections half of all hand-offs did,
 /// ~1.4 extra syscalls per statement. Preferring the same thread lets a waiter be passed
 /// over only by waiters that queued less than this after it.
-pub(super) const SAME_THREAD_SLACK: Duration = Duration::from_millis(2);
+const SAME_THREAD_SLACK: Duration = Duration::from_millis(2);
 
 /// How far past the first waiter of its key [`pick_waiter`] looks for one on the
 /// returning thread (the queue may hold thousands).

@@ -18,6 +18,7 @@
 
 use super::*;
 use crate::config::PoolMode;
+use crate::protocol::command::stmt_close;
 use crate::router::contains_ignore_case;
 
 /// Why a session keeps its backend connections for the rest of its life (until
@@ -221,9 +222,7 @@ impl<S: ClientStream> Session<S> {
         };
         let evicted = conn.conn.carried.statements.insert(state, prepare, id);
         for old in evicted {
-            let mut close = vec![COM_STMT_CLOSE];
-            close.extend_from_slice(&old.to_le_bytes());
-            conn.conn.io.queue(0, &close);
+            conn.conn.io.queue(0, &stmt_close(old));
         }
         // A failure here shows on the next command.
         let _ = conn.conn.io.flush().await;

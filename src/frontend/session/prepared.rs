@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 
 use crate::error::ClientError;
-use crate::protocol::command::{COM_STMT_CLOSE, COM_STMT_RESET};
+use crate::protocol::command::{stmt_close, COM_STMT_RESET};
 use crate::protocol::execute::{
     bulk_param_values, param_value, parse_bulk_head, parse_head, set_stmt_id, stmt_id,
     with_bulk_types, BulkHead, ExecuteError, ExecuteHead, ParamValue,
@@ -350,10 +350,8 @@ impl<S: ClientStream> Session<S> {
     }
 
     async fn close_on(&mut self, table: &RoutingTable, shard: ShardId, backend_id: u32) {
-        let mut close = vec![COM_STMT_CLOSE];
-        close.extend_from_slice(&backend_id.to_le_bytes());
         if let Ok(io) = self.backends.connection(table, shard).await {
-            io.queue(0, &close);
+            io.queue(0, &stmt_close(backend_id));
             let _ = io.flush().await;
         }
     }
@@ -748,10 +746,8 @@ impl<S: ClientStream> Session<S> {
             if self.backends.generation(b.shard) != Some(b.generation) {
                 continue;
             }
-            let mut cmd = vec![COM_STMT_CLOSE];
-            cmd.extend_from_slice(&b.id.to_le_bytes());
             if let Some(io) = self.backends.get(b.shard) {
-                io.queue(0, &cmd);
+                io.queue(0, &stmt_close(b.id));
                 // A failure here shows on the next command to that shard.
                 let _ = io.flush().await;
             }
