@@ -161,7 +161,7 @@ struct MasterPool {
     /// Woken (one waiter at a time) when a slot frees: a connection closed.
     freed: Arc<Notify>,
     /// Checkouts waiting for a connection given back, in arrival order.
-    queue: std::collections::VecDeque<Waiter<Idle>>,
+    queue: std::collections::VecDeque<Waiter<PoolKey, Idle>>,
     /// Checkouts waiting now.
     waiting: usize,
     /// Checkouts waiting now, by key.

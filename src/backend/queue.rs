@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::pool::PoolKey;
-
-/// A checkout in a master's queue: a connection (`T`) of its key given back is sent to it.
-pub(super) struct Waiter<T> {
+/// A checkout in a master's queue: a connection (`T`) of its key (`K`, the pool's key)
+/// given back is sent to it.
+pub(super) struct Waiter<K, T> {
     /// The pool key the checkout needs.
-    pub key: PoolKey,
+    pub key: K,
     /// Where the connection goes; closed when the checkout gave up.
     pub handoff: oneshot::Sender<T>,
     /// The serving thread the checkout runs on.
@@ -22,9 +21,9 @@ pub(super) struct Waiter<T> {
     since: Instant,
 }
 
-impl<T> Waiter<T> {
+impl<K, T> Waiter<K, T> {
     /// A checkout queued now by the calling thread.
-    pub fn new(key: PoolKey, handoff: oneshot::Sender<T>) -> Self {
+    pub fn new(key: K, handoff: oneshot::Sender<T>) -> Self {
         Waiter {
             key,
             handoff,
@@ -49,7 +48,10 @@ const SAME_THREAD_SCAN: usize = 64;
 /// The waiter a connection of `key` given back on this thread goes to: the first one of
 /// that key, or a later one on this thread that queued at most [`SAME_THREAD_SLACK`]
 /// after it. Waiters whose checkout gave up are removed on the way.
-pub(super) fn pick_waiter<T>(queue: &mut VecDeque<Waiter<T>>, key: &PoolKey) -> Option<usize> {
+pub(super) fn pick_waiter<K: PartialEq, T>(
+    queue: &mut VecDeque<Waiter<K, T>>,
+    key: &K,
+) -> Option<usize> {
     let here = std::thread::current().id();
     let mut first: Option<(usize, Instant)> = None;
     let mut at = 0;
@@ -83,30 +85,19 @@ pub(super) fn pick_waiter<T>(queue: &mut VecDeque<Waiter<T>>, key: &PoolKey) -> 
 mod tests {
     use super::*;
 
-    fn key(user: &str) -> PoolKey {
-        PoolKey {
-            addr: "127.0.0.1:3306".into(),
-            user: user.into(),
-            capabilities: 0,
-            mariadb_capabilities: 0,
-            collation: 45,
-            database: None,
-        }
-    }
-
     /// A waiter of `key` on thread `home`, queued `after_ms` after `t0`; its receiver is
     /// kept open by the returned list.
     fn waiter(
-        key: &PoolKey,
+        key: &'static str,
         home: std::thread::ThreadId,
         t0: Instant,
         after_ms: u64,
         open: &mut Vec<oneshot::Receiver<()>>,
-    ) -> Waiter<()> {
+    ) -> Waiter<&'static str, ()> {
         let (handoff, rx) = oneshot::channel();
         open.push(rx);
         Waiter {
-            key: key.clone(),
+            key,
             handoff,
             home,
             since: t0 + Duration::from_millis(after_ms),
@@ -122,42 +113,42 @@ mod tests {
     #[test]
     fn a_returned_connection_prefers_a_waiter_on_its_own_thread_within_the_slack() {
         let (here, other) = threads();
-        let (k, j) = (key("app"), key("other"));
+        let (k, j) = ("app", "other");
         let t0 = Instant::now();
         let mut open = Vec::new();
 
         // The first waiter of the key is on another thread; one here queued 1 ms later.
         let mut q = VecDeque::from([
-            waiter(&j, here, t0, 0, &mut open),
-            waiter(&k, other, t0, 0, &mut open),
-            waiter(&k, here, t0, 1, &mut open),
+            waiter(j, here, t0, 0, &mut open),
+            waiter(k, other, t0, 0, &mut open),
+            waiter(k, here, t0, 1, &mut open),
         ]);
         assert_eq!(pick_waiter(&mut q, &k), Some(2));
         // Queued too long after the first one: the first one gets it.
         let mut q = VecDeque::from([
-            waiter(&k, other, t0, 0, &mut open),
-            waiter(&k, here, t0, 5, &mut open),
+            waiter(k, other, t0, 0, &mut open),
+            waiter(k, here, t0, 5, &mut open),
         ]);
         assert_eq!(pick_waiter(&mut q, &k), Some(0));
         // Nobody of the key here: the first one of the key, wherever it is.
         let mut q = VecDeque::from([
-            waiter(&j, other, t0, 0, &mut open),
-            waiter(&k, other, t0, 3, &mut open),
+            waiter(j, other, t0, 0, &mut open),
+            waiter(k, other, t0, 3, &mut open),
         ]);
         assert_eq!(pick_waiter(&mut q, &k), Some(1));
-        assert_eq!(pick_waiter(&mut q, &key("nobody")), None);
+        assert_eq!(pick_waiter(&mut q, &"nobody"), None);
 
         // A waiter whose checkout gave up (receiver dropped) is removed on the way.
         let (gone, rx) = oneshot::channel();
         drop(rx);
         let mut q = VecDeque::from([
             Waiter {
-                key: k.clone(),
+                key: k,
                 handoff: gone,
                 home: here,
                 since: t0,
             },
-            waiter(&k, other, t0, 0, &mut open),
+            waiter(k, other, t0, 0, &mut open),
         ]);
         assert_eq!(pick_waiter(&mut q, &k), Some(0));
         assert_eq!(q.len(), 1);
@@ -166,13 +157,13 @@ mod tests {
     #[test]
     fn the_look_for_a_same_thread_waiter_is_bounded() {
         let (here, other) = threads();
-        let k = key("app");
+        let k = "app";
         let t0 = Instant::now();
         let mut open = Vec::new();
-        let mut q: VecDeque<Waiter<()>> = (0..SAME_THREAD_SCAN + 1)
-            .map(|_| waiter(&k, other, t0, 0, &mut open))
+        let mut q: VecDeque<Waiter<&str, ()>> = (0..SAME_THREAD_SCAN + 1)
+            .map(|_| waiter(k, other, t0, 0, &mut open))
             .collect();
-        q.push_back(waiter(&k, here, t0, 0, &mut open));
+        q.push_back(waiter(k, here, t0, 0, &mut open));
         assert_eq!(pick_waiter(&mut q, &k), Some(0));
     }
 }
