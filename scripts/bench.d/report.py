@@ -15,12 +15,13 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "haproxy", "dbrouter", "floor"]  # + the variants of a run, after dbrouter (use_variants)
+TARGETS = ["direct", "haproxy", "dbrouter", "floor", "pipefloor"]  # + the variants of a run, after dbrouter (use_variants)
 TARGET_LABEL = {
     "direct": "MariaDB direct",
     "haproxy": "HAProxy (TCP relay)",
     "dbrouter": "dbrouter",
     "floor": "smallest relay (examples/relay_floor.rs)",
+    "pipefloor": "pipelining floor (examples/pipeline_floor.rs)",
 }
 TEST_ORDER = ["oltp_point_select", "oltp_read_only", "oltp_write_only", "oltp_read_write"]
 
@@ -462,7 +463,8 @@ def plots(agg, out_dir, png_dir):
             "set format y \"%.0f\"" if col != 2 else "set format y \"%.1f\"",
         ]
         styles = {"direct": 'lc rgb "#1b9e77" pt 7', "haproxy": 'lc rgb "#d95f02" pt 5', "dbrouter": 'lc rgb "#7570b3" pt 9',
-                  "floor": 'lc rgb "#999999" pt 13 dt 2'}
+                  "floor": 'lc rgb "#999999" pt 13 dt 2',
+                  "pipefloor": 'lc rgb "#666666" pt 12 dt 3'}
         palette = ["#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#666666"]
         for i, tg in enumerate(t for t in TARGETS if t not in styles):
             styles[tg] = f'lc rgb "{palette[i % len(palette)]}" pt {11 + 2 * (i % 3)} dt {2 + i % 3}'
