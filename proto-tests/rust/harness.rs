@@ -555,6 +555,17 @@ pub struct CutProxy {
 impl CutProxy {
     /// Starts forwarding from `127.0.0.1:port` to `target`.
     pub async fn start_at(port: u16, target: String) -> Self {
+        Self::forward(port, target, None).await
+    }
+
+    /// Starts forwarding from a fresh port to `target`, and closes a forwarded connection
+    /// (both sides, without passing them on) as soon as the bytes towards `target` contain
+    /// `pattern`: a server that dies just as it is sent one particular command.
+    pub async fn start_cutting_on(target: String, pattern: &'static [u8]) -> Self {
+        Self::forward(0, target, Some(pattern)).await
+    }
+
+    async fn forward(port: u16, target: String, cut_on: Option<&'static [u8]>) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
@@ -570,9 +581,36 @@ impl CutProxy {
                         let mut stop = watch.clone();
                         tokio::spawn(async move {
                             let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                                _ = stop.wait_for(|c| *c) => {}
+                            match cut_on {
+                                None => tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                                    _ = stop.wait_for(|c| *c) => {}
+                                },
+                                Some(pattern) => {
+                                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                                    let (mut in_r, mut in_w) = inbound.split();
+                                    let (mut out_r, mut out_w) = outbound.split();
+                                    let towards_target = async {
+                                        let mut buf = vec![0u8; 64 * 1024];
+                                        loop {
+                                            let n = match in_r.read(&mut buf).await {
+                                                Ok(0) | Err(_) => return,
+                                                Ok(n) => n,
+                                            };
+                                            if buf[..n].windows(pattern.len()).any(|w| w == pattern) {
+                                                return;
+                                            }
+                                            if out_w.write_all(&buf[..n]).await.is_err() {
+                                                return;
+                                            }
+                                        }
+                                    };
+                                    tokio::select! {
+                                        _ = towards_target => {}
+                                        _ = tokio::io::copy(&mut out_r, &mut in_w) => {}
+                                        _ = stop.wait_for(|c| *c) => {}
+                                    }
+                                }
                             }
                         });
                     }

@@ -254,6 +254,49 @@ async fn what_a_statement_leaves_for_the_next_one_is_read_where_it_is() {
     mine.query_drop("COMMIT").await.unwrap();
 }
 
+/// When reading what a statement left for the next one fails — here its warnings, on a
+/// connection that dies just as the router sends `SHOW WARNINGS` — the statement's own
+/// answer is out already, so no second one: the session ends (its next command fails on a
+/// closed connection, never answered from elsewhere), and only that session ends; the
+/// others are served on connections that work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_while_reading_what_a_statement_left_ends_only_that_session() {
+    let proxy = CutProxy::start_cutting_on(master_addr(), b"SHOW WARNINGS").await;
+    let router = TestRouter::start(RouterSettings {
+        master: proxy.addr.clone(),
+        sharding: "[sharding]\nunlisted_tables = \"global\"\n\n[pool]\nmode = \"transaction\"\nmax_per_shard = 2\nwait_ms = 3000\n\n[health]\ninterval_ms = 0\n".into(),
+        ..Default::default()
+    });
+    let mut mine = router.app_conn(None).await;
+    let mut other = router.app_conn(None).await;
+    assert_eq!(rows(&mut other, "SELECT 'before'").await, [["before"]]);
+    // Division by zero: a NULL and a warning, so the router reads SHOW WARNINGS there
+    // before the connection goes back.
+    assert_eq!(rows(&mut mine, "SELECT 1/0").await, [["NULL"]]);
+    let err = mine
+        .query_drop("SELECT 1")
+        .await
+        .expect_err("the session whose connection died after its statement must have ended");
+    assert!(
+        !matches!(err, mysql_async::Error::Server(_)),
+        "the next statement was answered instead of failing: {err:?}"
+    );
+    // The other session, and new ones, are served; the dead connection is never lent.
+    for i in 0..4 {
+        assert_eq!(
+            rows(&mut other, &format!("SELECT {i}")).await,
+            [[i.to_string()]]
+        );
+        let mut fresh = router.app_conn(None).await;
+        assert_eq!(rows(&mut fresh, "SELECT 'fresh'").await, [["fresh"]]);
+    }
+    let log = router.log_text();
+    assert!(
+        log.contains("a backend connection failed after the statement"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn prepared_statements_follow_the_session_across_connections() {
     let db = "mx_prep";

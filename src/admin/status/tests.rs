@@ -1,5 +1,6 @@
 //! Unit tests of the status page: escaping, the HTML and JSON renderings, dates.
 
+use super::html::utc;
 use super::*;
 
 fn server(addr: &str, role: &str) -> ServerStatus {
