@@ -43,12 +43,6 @@ pub const COM_STMT_EXECUTE: u8 = 0x17;
 pub const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
 /// COM_STMT_CLOSE: deallocate a prepared statement (no response).
 pub const COM_STMT_CLOSE: u8 = 0x19;
-
-/// The COM_STMT_CLOSE payload that closes statement `id` (the server sends no answer).
-pub fn stmt_close(id: u32) -> [u8; 5] {
-    let [a, b, c, d] = id.to_le_bytes();
-    [COM_STMT_CLOSE, a, b, c, d]
-}
 /// COM_STMT_RESET: reset a prepared statement's long data and cursor.
 pub const COM_STMT_RESET: u8 = 0x1a;
 /// COM_SET_OPTION: turn multi-statements on or off.
@@ -61,6 +55,12 @@ pub const COM_BINLOG_DUMP_GTID: u8 = 0x1e;
 pub const COM_RESET_CONNECTION: u8 = 0x1f;
 /// COM_STMT_BULK_EXECUTE: MariaDB array binding (needs an extended capability).
 pub const COM_STMT_BULK_EXECUTE: u8 = 0xfa;
+
+/// The COM_STMT_CLOSE payload that closes statement `id` (the server sends no answer).
+pub fn stmt_close(id: u32) -> [u8; 5] {
+    let [a, b, c, d] = id.to_le_bytes();
+    [COM_STMT_CLOSE, a, b, c, d]
+}
 
 /// The protocol name of a command byte, for logs and error messages.
 pub fn name(command: u8) -> &'static str {
